@@ -1,0 +1,209 @@
+"""Composition root: builds the Application and is the only place that registers handlers."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.context import BuurtApplication, BuurtContext, Services
+from bot.i18n import N_, Translator
+from bot.persistence import SqlPersistence
+from bot.settings import Settings
+from conversations import group, my_reports, onboarding, report
+from storage.db import Database
+from storage.residents import get_resident
+from storage.wijken import WijkSpec, sync_wijken
+
+log = logging.getLogger(__name__)
+
+# (command, description) per scope; descriptions are translated per language.
+PRIVATE_COMMANDS = (
+    ("melden", N_("Report an early signal")),
+    ("mijnmeldingen", N_("Your reports and their status")),
+    ("taal", N_("Choose your language")),
+    ("start", N_("Welcome and choose your wijk")),
+    ("help", N_("What this bot can do")),
+    ("annuleren", N_("Stop what you are doing")),
+)
+GROUP_COMMANDS = (
+    ("melden", N_("Report privately to the wijk team")),
+    ("help", N_("What this bot can do")),
+)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    token: str | None = None,
+    base_url: str | None = None,
+    base_file_url: str | None = None,
+    rate_limiter: bool = True,
+) -> BuurtApplication:
+    """Build the bot: settings and database in, a ready (not yet initialised) Application out.
+
+    ``token`` and the URLs override the settings (the emulator and tests use this).
+    """
+    secret = settings.telegram.token
+    token = token or (secret.get_secret_value() if secret else None)
+    if not token:
+        raise ValueError("no bot token configured (telegram.token)")
+    database = db or Database(settings.database.url, echo=settings.database.echo)
+    builder = (
+        ApplicationBuilder()
+        .application_class(BuurtApplication)
+        .token(token)
+        .base_url(base_url or settings.telegram.base_url)
+        .base_file_url(base_file_url or settings.telegram.base_file_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
+        .context_types(ContextTypes(context=BuurtContext))
+        .persistence(SqlPersistence(database))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    application = builder.build()
+    assert isinstance(application, BuurtApplication)
+    application.services = Services(settings=settings, db=database)
+    _register_handlers(application)
+    return application
+
+
+def _register_handlers(application: BuurtApplication) -> None:
+    # Group -1 runs first for every update: know the user's language before anything answers.
+    application.add_handler(TypeHandler(Update, _remember_language), group=-1)
+    # Group 0: at most one handler answers. Conversations first, so their steps win over the
+    # general commands; the catch-alls come last.
+    for handler in report.build_handlers():
+        application.add_handler(handler)
+    for handler in onboarding.build_handlers():
+        application.add_handler(handler)
+    for handler in my_reports.build_handlers():
+        application.add_handler(handler)
+    for handler in group.build_handlers():
+        application.add_handler(handler)
+    application.add_handler(CallbackQueryHandler(_stale_button))
+    application.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.COMMAND,
+            _unknown_command,
+        )
+    )
+    application.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND,
+            _outside_conversation,
+        )
+    )
+    application.add_error_handler(_on_error)
+
+
+async def _post_init(application: Any) -> None:
+    """Mirror the configured wijken and publish the command menus."""
+    assert isinstance(application, BuurtApplication)
+    settings, db = application.services.settings, application.services.db
+    async with db.begin() as session:
+        await sync_wijken(
+            session,
+            (WijkSpec(w.slug, w.name, w.group_chat_id) for w in settings.wijken),
+        )
+    await publish_commands(application)
+
+
+async def publish_commands(application: BuurtApplication) -> None:
+    """Set the command menus per scope (private, groups) and language (nl default, en)."""
+    default = application.services.settings.default_language
+    for language in ("nl", "en"):
+        t = Translator(language)
+        code = None if language == default else language
+        private = [BotCommand(c, t(d)) for c, d in PRIVATE_COMMANDS]
+        groups = [BotCommand(c, t(d)) for c, d in GROUP_COMMANDS]
+        await application.bot.set_my_commands(
+            private, scope=BotCommandScopeAllPrivateChats(), language_code=code
+        )
+        await application.bot.set_my_commands(
+            groups, scope=BotCommandScopeAllGroupChats(), language_code=code
+        )
+
+
+async def _post_shutdown(application: Any) -> None:
+    """Close the database connections."""
+    assert isinstance(application, BuurtApplication)
+    await application.services.db.dispose()
+
+
+async def _remember_language(update: Update, context: BuurtContext) -> None:
+    """Load a private chatter's language once: stored choice, else Telegram's, else default."""
+    data = context.user_data
+    chat = update.effective_chat
+    user = update.effective_user
+    if data is None or user is None or "lang" in data or chat is None or chat.type != "private":
+        return
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user.id)
+    data["lang"] = resident.language if resident else context.language_for(update)
+
+
+async def _stale_button(update: Update, context: BuurtContext) -> None:
+    """A button nothing handles any more (old message, finished flow, forged data)."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer(context.t("This button is no longer active."), show_alert=True)
+
+
+async def _unknown_command(update: Update, context: BuurtContext) -> None:
+    """A command the bot does not know."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(context.t("I don't know that command. /help shows what I can do."))
+
+
+async def _outside_conversation(update: Update, context: BuurtContext) -> None:
+    """A message outside any flow: point to what the bot can do."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t(
+            "I only understand commands. Want to report something? Use /melden. "
+            "/help shows everything I can do."
+        )
+    )
+
+
+async def _on_error(update: object, context: BuurtContext) -> None:
+    """Log the error with its update and tell the user something kind in their language."""
+    log.error("error while handling an update", exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    if update.effective_chat.type != "private":
+        return
+    try:
+        t = context.t if context.user_data is not None else Translator("nl")
+        text = t(
+            "Sorry, something went wrong on our side. What you entered so far is kept; "
+            "please try again in a moment."
+        )
+        await context.bot.send_message(update.effective_chat.id, text)
+    except (TelegramError, RuntimeError, KeyError) as exc:
+        log.warning("could not tell the user about the error: %s", html.escape(str(exc)))

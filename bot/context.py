@@ -1,0 +1,75 @@
+"""The typed custom context every callback receives, and the services it reaches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.i18n import Translator, normalise_language
+from bot.settings import Settings
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from telegram import Update
+
+
+@dataclass
+class Services:
+    """Shared services, created before the application starts and closed after it stops."""
+
+    settings: Settings
+    db: Database
+
+
+class BuurtApplication(
+    Application[ExtBot[None], "BuurtContext", dict[str, Any], dict[str, Any], dict[str, Any], Any]
+):
+    """The Application, with its services and write-through persistence."""
+
+    services: Services
+
+    async def process_update(self, update: object) -> None:
+        """Process one update, then store conversation and user data right away."""
+        await super().process_update(update)
+        if self.persistence is not None:
+            await self.update_persistence()
+
+
+class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], dict[str, Any]]):
+    """CallbackContext with the services, the user's language and a translator."""
+
+    @property
+    def services(self) -> Services:
+        """The application's shared services."""
+        return cast("BuurtApplication", self.application).services
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings."""
+        return self.services.settings
+
+    @property
+    def db(self) -> Database:
+        """The database (open a unit of work with ``async with context.db.begin()``)."""
+        return self.services.db
+
+    @property
+    def lang(self) -> str:
+        """The language of the user this update is about."""
+        data = self.user_data
+        if data is not None and data.get("lang"):
+            return str(data["lang"])
+        return self.settings.default_language
+
+    @property
+    def t(self) -> Translator:
+        """Translator for the user's language: ``context.t("Hello {name}", name=...)``."""
+        return Translator(self.lang)
+
+    def language_for(self, update: Update) -> str:
+        """The language to use for ``update`` before the user chose one."""
+        user = update.effective_user
+        code = user.language_code if user else None
+        return normalise_language(code, self.settings.default_language)

@@ -1,0 +1,193 @@
+"""/start, /help and /taal: welcome, who sees what, choosing the wijk and the language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.context import BuurtContext
+from bot.i18n import LANGUAGES, Html, Translator
+from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard
+from storage.residents import ensure_resident, set_language, set_wijk
+from storage.wijken import active_wijken, get_wijk, wijk_by_slug
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+ONBOARDING = "onboarding"
+
+
+def privacy_statement(t: Translator) -> str:
+    """The short 'who sees what' statement shown at /start."""
+    return t(
+        "<b>Who sees what</b>\n"
+        "• Your reports go to the wijkagent and the opbouwwerker of your wijk. By default they "
+        "do not see who you are; only if you choose so do they see your Telegram name.\n"
+        "• Nothing you report is ever shown in the neighbourhood group.\n"
+        "• We store only your Telegram id, your language, your wijk and what you report."
+    )
+
+
+def help_text(t: Translator) -> str:
+    """What the bot can do, for /help and after onboarding."""
+    return t(
+        "<b>What I can do</b>\n"
+        "/melden: report an early signal (a quarrel, noise, children without supervision, "
+        "graffiti, ...)\n"
+        "/mijnmeldingen: see your reports and what happened to them\n"
+        "/taal: choose your language\n"
+        "/start: welcome and choose your wijk\n"
+        "/annuleren: stop what you are doing\n"
+        "/help: this list\n\n"
+        "In danger? Always call 112 first."
+    )
+
+
+async def start(update: Update, context: BuurtContext) -> None:
+    """/start [payload]: welcome, privacy, then the wijk and the language."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None and context.user_data is not None
+    payload = context.args[0] if context.args else ""
+    async with context.db.begin() as session:
+        known = "lang" in context.user_data
+        resident = await ensure_resident(session, user.id, context.language_for(update))
+        if not known:
+            context.user_data["lang"] = resident.language
+        wijken = await active_wijken(session)
+        if payload.startswith("w-"):
+            chosen = await wijk_by_slug(session, payload[2:])
+            if chosen is not None:
+                await set_wijk(session, resident, chosen.id)
+        if resident.wijk_id is None and len(wijken) == 1:
+            await set_wijk(session, resident, wijken[0].id)
+        current = await get_wijk(session, resident.wijk_id) if resident.wijk_id else None
+    t = context.t
+    await message.reply_text(
+        t(
+            "<b>Welcome to Buurtsignaal.</b>\n"
+            "Here you can report early signs of trouble in your neighbourhood, so the wijkagent "
+            "and the opbouwwerker can act before it grows.\n\n{privacy}",
+            privacy=Html(privacy_statement(t)),
+        )
+    )
+    if not wijken:
+        await message.reply_text(
+            t("This bot has no wijk configured yet. Please tell the administrator.")
+        )
+        return
+    if current is None or not current.active:
+        context.user_data[ONBOARDING] = True
+        await message.reply_text(
+            t("Which wijk do you live in?"),
+            reply_markup=keyboard(((w.name, f"start:wijk:{w.id}") for w in wijken), columns=2),
+        )
+        return
+    if len(wijken) > 1:
+        await message.reply_text(
+            t("Your wijk: <b>{wijk}</b>.", wijk=current.name),
+            reply_markup=keyboard([(t("Choose another wijk"), "start:wijken")]),
+        )
+    if not known:
+        context.user_data[ONBOARDING] = True
+        await _ask_language(update, context)
+        return
+    await message.reply_text(help_text(t))
+
+
+async def _ask_language(update: Update, context: BuurtContext) -> None:
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t("Which language do you prefer?"), reply_markup=language_keyboard("taal")
+    )
+
+
+async def choose_wijken(update: Update, context: BuurtContext) -> None:
+    """Show the wijken to pick another one."""
+    query = update.callback_query
+    assert query is not None
+    async with context.db.begin() as session:
+        wijken = await active_wijken(session)
+    await query.answer()
+    await query.edit_message_text(
+        context.t("Which wijk do you live in?"),
+        reply_markup=keyboard(((w.name, f"start:wijk:{w.id}") for w in wijken), columns=2),
+    )
+
+
+async def on_wijk(update: Update, context: BuurtContext) -> None:
+    """A wijk was chosen."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    assert context.user_data is not None
+    value = query.data.rsplit(":", 1)[1]
+    t = context.t
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(value)) if value.isdigit() else None
+        if wijk is None or not wijk.active:
+            await query.answer(t("This wijk is not available."), show_alert=True)
+            return
+        resident = await ensure_resident(session, user.id, context.lang)
+        await set_wijk(session, resident, wijk.id)
+        name = wijk.name
+    await query.answer()
+    await query.edit_message_text(t("Your wijk: <b>{wijk}</b>.", wijk=name))
+    if context.user_data.get(ONBOARDING):
+        await _ask_language(update, context)
+
+
+async def taal(update: Update, context: BuurtContext) -> None:
+    """/taal: choose a language."""
+    await _ask_language(update, context)
+
+
+async def on_language(update: Update, context: BuurtContext) -> None:
+    """A language was chosen: store it and answer in it."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    assert context.user_data is not None
+    code = query.data.rsplit(":", 1)[1]
+    if code not in LANGUAGES:
+        await query.answer(context.t("This button is no longer active."), show_alert=True)
+        return
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, user.id, code)
+        await set_language(session, resident, code)
+    context.user_data["lang"] = code
+    t = context.t
+    await query.answer()
+    await query.edit_message_text(t("Language: {language}.", language=LANGUAGE_NAMES[code]))
+    message = update.effective_message
+    assert message is not None
+    if context.user_data.pop(ONBOARDING, False):
+        await message.reply_text(t("You're all set. {help}", help=Html(help_text(t))))
+
+
+async def help_command(update: Update, context: BuurtContext) -> None:
+    """/help: what the bot can do."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(help_text(context.t))
+
+
+async def nothing_to_cancel(update: Update, context: BuurtContext) -> None:
+    """/annuleren outside any flow."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(context.t("There is nothing to cancel right now."))
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """Handlers for /start, /help, /taal and their buttons."""
+    return [
+        CommandHandler("start", start, filters=PRIVATE),
+        CommandHandler("help", help_command, filters=PRIVATE),
+        CommandHandler("taal", taal, filters=PRIVATE),
+        CommandHandler("annuleren", nothing_to_cancel, filters=PRIVATE),
+        CallbackQueryHandler(on_wijk, pattern=r"^start:wijk:\d+$"),
+        CallbackQueryHandler(choose_wijken, pattern=r"^start:wijken$"),
+        CallbackQueryHandler(on_language, pattern=r"^taal:[a-z]{2}$"),
+    ]

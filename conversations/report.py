@@ -1,0 +1,689 @@
+"""/melden: a resident reports an early signal, step by step, in a private chat.
+
+Safety first (112 when someone is in danger), then category, a behaviour-first description,
+place, time, frequency, an optional photo and whether professionals may make contact. A
+summary lets every field be changed before the report is stored. The draft lives in
+``user_data["melden"]``, which the SQL persistence writes through after every update, so a
+restart continues where the resident was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import warnings
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import (
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from telegram.warnings import PTBUserWarning
+
+from bot.context import BuurtContext
+from bot.i18n import Html, Translator, escape
+from conversations.ui import CATEGORY_LABELS, category_label, keyboard
+from storage.residents import ensure_resident
+from storage.signals import CATEGORIES, NewSignal, create_signal
+from storage.wijken import active_wijken, get_wijk
+
+DRAFT = "melden"
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+MAX_PLACE = 300
+MAX_WHEN = 300
+MIN_DESCRIPTION = 5
+
+# Conversation states: one per question.
+SAFETY, WIJK, CATEGORY, DESCRIPTION, LOCATION = (
+    "safety",
+    "wijk",
+    "category",
+    "description",
+    "location",
+)
+WHEN, WHEN_TEXT, FREQUENCY, PHOTO, CONTACT = "when", "when_text", "frequency", "photo", "contact"
+SUMMARY = "summary"
+ORDER = (SAFETY, WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT, SUMMARY)
+EDITABLE = (WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT)
+
+Draft = dict[str, Any]
+Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, object]]
+
+
+def _draft(context: BuurtContext) -> Draft | None:
+    data = context.user_data
+    return None if data is None else data.get(DRAFT)
+
+
+def _data(draft: Draft, step: str, value: str = "") -> str:
+    """Callback data for a button of this draft: ``melden:<nonce>:<step>:<value>``."""
+    return f"melden:{draft['nonce']}:{step}:{value}"
+
+
+def _pattern(step: str) -> str:
+    return rf"^melden:[0-9a-f]{{8}}:{step}:"
+
+
+def _location_button(t: Translator) -> str:
+    return "📍 " + t("Share my location")
+
+
+# --- questions -------------------------------------------------------------------------
+
+
+async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
+    """The text and keyboard that ask ``step``."""
+    t = context.t
+    if step == SAFETY:
+        return t(
+            "<b>First: is anyone in danger right now?</b>\n"
+            "For example violence, a threat, a fire or someone who is unwell."
+        ), keyboard(
+            [
+                (t("Yes, there is danger now"), _data(draft, SAFETY, "yes")),
+                (t("No, nobody is in danger"), _data(draft, SAFETY, "no")),
+            ]
+        )
+    if step == WIJK:
+        async with context.db.begin() as session:
+            wijken = await active_wijken(session)
+        return t("Which wijk is it about?"), keyboard(
+            ((w.name, _data(draft, WIJK, str(w.id))) for w in wijken), columns=2
+        )
+    if step == CATEGORY:
+        return t("What is it about?"), keyboard(
+            ((category_label(t, code), _data(draft, CATEGORY, code)) for code in CATEGORIES),
+            columns=2,
+        )
+    if step == DESCRIPTION:
+        return t(
+            "<b>What happened?</b> Describe what you saw or heard: what people did, where and "
+            "when.\nPlease describe behaviour, not what people look like or where they come "
+            "from. (At most {limit} characters.)",
+            limit=context.settings.reports.max_text_length,
+        ), None
+    if step == LOCATION:
+        markup = ReplyKeyboardMarkup(
+            [[KeyboardButton(_location_button(t), request_location=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+            input_field_placeholder=t("Street or place"),
+        )
+        return t(
+            "<b>Where was it?</b> Share a location with the button below, or type a street "
+            "or place (for example: Dorpsstraat near the playground)."
+        ), markup
+    if step == WHEN:
+        return t("<b>When did it happen?</b>"), keyboard(
+            [
+                (t("Right now"), _data(draft, WHEN, "now")),
+                (t("Today"), _data(draft, WHEN, "today")),
+                (t("Earlier"), _data(draft, WHEN, "earlier")),
+            ],
+            columns=3,
+        )
+    if step == WHEN_TEXT:
+        return t("When was it, roughly? For example: last Saturday evening."), None
+    if step == FREQUENCY:
+        return t("<b>How often does this happen?</b>"), keyboard(
+            [
+                (t("This is the first time"), _data(draft, FREQUENCY, "first")),
+                (t("It happens more often"), _data(draft, FREQUENCY, "recurring")),
+            ]
+        )
+    if step == PHOTO:
+        return t(
+            "<b>A photo?</b> (optional) Send one photo of the damage or the place.\n"
+            "Please do not photograph people."
+        ), keyboard([(t("Skip"), _data(draft, PHOTO, "skip"))])
+    if step == CONTACT:
+        return t(
+            "<b>May the professionals contact you?</b>\n"
+            "Pseudonymous (recommended): the wijkagent and opbouwwerker see your report but "
+            "not who you are; they can still reply to you through this bot.\n"
+            "Contactable: they also see your Telegram name so they can reach you directly."
+        ), keyboard(
+            [
+                (t("Pseudonymous"), _data(draft, CONTACT, "no")),
+                (t("You may contact me"), _data(draft, CONTACT, "yes")),
+            ]
+        )
+    if step == SUMMARY:
+        return await _summary(context, draft)
+    raise ValueError(step)
+
+
+async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
+    t = context.t
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(draft["wijk_id"]))
+    if draft.get("lat") is not None:
+        place = t(
+            "location shared ({lat}, {lon})", lat=f"{draft['lat']:.5f}", lon=f"{draft['lon']:.5f}"
+        )
+    else:
+        place = escape(draft.get("place") or "")
+    when = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}[draft["occurred"]]
+    if draft["occurred"] == "earlier" and draft.get("occurred_text"):
+        when = f"{when}: {escape(draft['occurred_text'])}"
+    lines = [
+        t("<b>Your report</b>: please check it."),
+        "",
+        t("<b>Wijk:</b> {wijk}", wijk=wijk.name if wijk else "?"),
+        t("<b>What:</b> {category}", category=category_label(t, draft["category"])),
+        t("<b>Description:</b> {text}", text=draft["description"]),
+        t("<b>Where:</b> {place}", place=Html(place)),
+        t("<b>When:</b> {when}", when=Html(when)),
+        t(
+            "<b>How often:</b> {frequency}",
+            frequency=t("This is the first time")
+            if draft["frequency"] == "first"
+            else t("It happens more often"),
+        ),
+        t("<b>Photo:</b> {photo}", photo=t("yes") if draft.get("photo") else t("no")),
+        t(
+            "<b>Contact:</b> {contact}",
+            contact=t("you may contact me") if draft["contactable"] else t("pseudonymous"),
+        ),
+        "",
+        t("Change something with the buttons, or send the report."),
+    ]
+    edit_labels = {
+        WIJK: t("Wijk"),
+        CATEGORY: t("What"),
+        DESCRIPTION: t("Description"),
+        LOCATION: t("Where"),
+        WHEN: t("When"),
+        FREQUENCY: t("How often"),
+        PHOTO: t("Photo"),
+        CONTACT: t("Contact"),
+    }
+    editable = [s for s in EDITABLE if s != WIJK or draft.get("wijk_choice")]
+    buttons = [("✏️ " + edit_labels[s], _data(draft, SUMMARY, f"edit-{s}")) for s in editable]
+    markup = keyboard(buttons, columns=2)
+    markup = InlineKeyboardMarkup(
+        [
+            *markup.inline_keyboard,
+            keyboard([("✅ " + t("Send report"), _data(draft, SUMMARY, "send"))]).inline_keyboard[
+                0
+            ],
+            keyboard([("✖️ " + t("Cancel"), _data(draft, SUMMARY, "cancel"))]).inline_keyboard[0],
+        ]
+    )
+    return "\n".join(lines), markup
+
+
+async def _ask(message: Message, context: BuurtContext, draft: Draft, step: str) -> str:
+    """Send the question for ``step``, remember it as the current step, return the state."""
+    text, markup = await _question(context, draft, step)
+    draft["step"] = step
+    await message.reply_text(text, reply_markup=markup)
+    return step
+
+
+def _next_step(draft: Draft, done: str) -> str:
+    """The step after ``done``: back to the summary when editing, else the next question."""
+    if draft.get("editing") or done == CONTACT:
+        return SUMMARY
+    index = ORDER.index(done) + 1
+    step = ORDER[index]
+    if step == WIJK and draft.get("wijk_id") is not None:
+        step = ORDER[index + 1]
+    return step
+
+
+async def _advance(update: Update, context: BuurtContext, draft: Draft, done: str) -> str:
+    step = _next_step(draft, done)
+    if step == SUMMARY:
+        draft["editing"] = False
+    message = update.effective_message
+    assert message is not None
+    return await _ask(message, context, draft, step)
+
+
+async def _close_question(update: Update, context: BuurtContext, draft: Draft, choice: str) -> None:
+    """Replace the question's buttons with the answer given (the buttons are now spent)."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    text, _ = await _question(context, draft, draft["step"])
+    await query.edit_message_text(f"{text}\n\n✔️ {choice}", reply_markup=None)
+
+
+def _choice(update: Update, draft: Draft) -> str | None:
+    """The value of a pressed button, or None when the button belongs to another draft."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _, nonce, _, value = query.data.split(":", 3)
+    return value if nonce == draft.get("nonce") else None
+
+
+# --- entry and the steps -----------------------------------------------------------------
+
+
+async def start(update: Update, context: BuurtContext) -> str | int:
+    """/melden: begin a report with the safety question."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None and context.user_data is not None
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, user.id, context.language_for(update))
+        wijken = await active_wijken(session)
+        resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
+    t = context.t
+    if not wijken:
+        await message.reply_text(
+            t(
+                "This bot has no wijk configured yet, so reports cannot be made. Please tell the administrator."
+            )
+        )
+        return ConversationHandler.END
+    wijk_id = resident_wijk or (wijken[0].id if len(wijken) == 1 else None)
+    draft: Draft = {
+        "nonce": secrets.token_hex(4),
+        "wijk_id": wijk_id,
+        "wijk_choice": len(wijken) > 1,
+        "editing": False,
+    }
+    context.user_data[DRAFT] = draft
+    await message.reply_text(
+        t(
+            "Thank you for reporting. A few short questions follow; you can stop at any time "
+            "with /annuleren."
+        )
+    )
+    return await _ask(message, context, draft, SAFETY)
+
+
+async def on_safety(update: Update, context: BuurtContext) -> str | int:
+    """Danger now: only the emergency numbers. Otherwise on to the report."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value not in ("yes", "no"):
+        return await stale_button(update, context)
+    t = context.t
+    if value == "yes":
+        await _close_question(update, context, draft, t("Yes, there is danger now"))
+        assert context.user_data is not None
+        context.user_data.pop(DRAFT, None)
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(
+            t(
+                "<b>Call 112 now.</b> Police, fire brigade and ambulance come fastest that way.\n"
+                "No emergency but you do want the police? Call 0900-8844.\n\n"
+                "When everyone is safe again, you can report what happened with /melden."
+            )
+        )
+        return ConversationHandler.END
+    await _close_question(update, context, draft, t("No, nobody is in danger"))
+    return await _advance(update, context, draft, SAFETY)
+
+
+async def on_wijk(update: Update, context: BuurtContext) -> str | int:
+    """A wijk was chosen."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value is None or not value.isdigit():
+        return await stale_button(update, context)
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(value))
+    if wijk is None or not wijk.active:
+        return await stale_button(update, context)
+    draft["wijk_id"] = wijk.id
+    await _close_question(update, context, draft, wijk.name)
+    return await _advance(update, context, draft, WIJK)
+
+
+async def on_category(update: Update, context: BuurtContext) -> str | int:
+    """A category was chosen."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value not in CATEGORY_LABELS:
+        return await stale_button(update, context)
+    draft["category"] = value
+    await _close_question(update, context, draft, category_label(context.t, value))
+    return await _advance(update, context, draft, CATEGORY)
+
+
+async def on_description(update: Update, context: BuurtContext) -> str | int:
+    """The description, as typed."""
+    draft = _draft(context)
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    if draft is None:
+        return ConversationHandler.END
+    text = message.text.strip()
+    limit = context.settings.reports.max_text_length
+    t = context.t
+    if len(text) > limit:
+        await message.reply_text(
+            t(
+                "That text is {length} characters long; the maximum is {limit}. Your message "
+                "is still above, so you can copy it, shorten it and send it again.",
+                length=len(text),
+                limit=limit,
+            )
+        )
+        return DESCRIPTION
+    if len(text) < MIN_DESCRIPTION:
+        await message.reply_text(t("Please describe in a few words what happened."))
+        return DESCRIPTION
+    draft["description"] = text
+    return await _advance(update, context, draft, DESCRIPTION)
+
+
+async def on_location(update: Update, context: BuurtContext) -> str | int:
+    """A shared location."""
+    draft = _draft(context)
+    message = update.effective_message
+    assert message is not None and message.location is not None
+    if draft is None:
+        return ConversationHandler.END
+    draft["lat"] = message.location.latitude
+    draft["lon"] = message.location.longitude
+    draft["place"] = None
+    await message.reply_text(context.t("📍 Location received."), reply_markup=ReplyKeyboardRemove())
+    return await _advance(update, context, draft, LOCATION)
+
+
+async def on_place(update: Update, context: BuurtContext) -> str | int:
+    """A typed street or place."""
+    draft = _draft(context)
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    if draft is None:
+        return ConversationHandler.END
+    t = context.t
+    text = message.text.strip()
+    if text == _location_button(t):
+        await message.reply_text(
+            t("Your app did not share a location. Please type the street or place instead.")
+        )
+        return LOCATION
+    if len(text) > MAX_PLACE:
+        await message.reply_text(
+            t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
+        )
+        return LOCATION
+    draft["place"] = text
+    draft["lat"] = draft["lon"] = None
+    await message.reply_text(t("Place noted."), reply_markup=ReplyKeyboardRemove())
+    return await _advance(update, context, draft, LOCATION)
+
+
+async def on_when(update: Update, context: BuurtContext) -> str | int:
+    """Now, today or earlier."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value not in ("now", "today", "earlier"):
+        return await stale_button(update, context)
+    t = context.t
+    labels = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}
+    draft["occurred"] = value
+    await _close_question(update, context, draft, labels[value])
+    if value == "earlier":
+        message = update.effective_message
+        assert message is not None
+        return await _ask(message, context, draft, WHEN_TEXT)
+    draft["occurred_text"] = None
+    return await _advance(update, context, draft, WHEN)
+
+
+async def on_when_text(update: Update, context: BuurtContext) -> str | int:
+    """When it happened, in the resident's words."""
+    draft = _draft(context)
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    if draft is None:
+        return ConversationHandler.END
+    text = message.text.strip()
+    if len(text) > MAX_WHEN:
+        await message.reply_text(
+            context.t("Please keep it short: at most {limit} characters.", limit=MAX_WHEN)
+        )
+        return WHEN_TEXT
+    draft["occurred_text"] = text
+    return await _advance(update, context, draft, WHEN)
+
+
+async def on_frequency(update: Update, context: BuurtContext) -> str | int:
+    """First time or more often."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value not in ("first", "recurring"):
+        return await stale_button(update, context)
+    t = context.t
+    draft["frequency"] = value
+    label = t("This is the first time") if value == "first" else t("It happens more often")
+    await _close_question(update, context, draft, label)
+    return await _advance(update, context, draft, FREQUENCY)
+
+
+async def on_photo(update: Update, context: BuurtContext) -> str | int:
+    """A photo (or an image sent as a file)."""
+    draft = _draft(context)
+    message = update.effective_message
+    assert message is not None
+    if draft is None:
+        return ConversationHandler.END
+    if message.photo:
+        draft["photo"] = message.photo[-1].file_id
+    elif message.document is not None:
+        draft["photo"] = message.document.file_id
+    await message.reply_text(context.t("📷 Photo received."))
+    return await _advance(update, context, draft, PHOTO)
+
+
+async def on_photo_skip(update: Update, context: BuurtContext) -> str | int:
+    """No photo."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value != "skip":
+        return await stale_button(update, context)
+    draft["photo"] = None
+    await _close_question(update, context, draft, context.t("No photo"))
+    return await _advance(update, context, draft, PHOTO)
+
+
+async def on_contact(update: Update, context: BuurtContext) -> str | int:
+    """Pseudonymous or contactable."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    if draft is None or value not in ("yes", "no"):
+        return await stale_button(update, context)
+    t = context.t
+    draft["contactable"] = value == "yes"
+    await _close_question(
+        update, context, draft, t("You may contact me") if value == "yes" else t("Pseudonymous")
+    )
+    return await _advance(update, context, draft, CONTACT)
+
+
+async def on_summary(update: Update, context: BuurtContext) -> str | int:
+    """Change a field, send the report, or cancel."""
+    draft = _draft(context)
+    value = _choice(update, draft) if draft else None
+    query = update.callback_query
+    assert query is not None
+    if draft is None or value is None:
+        return await stale_button(update, context)
+    message = update.effective_message
+    assert message is not None
+    if value.startswith("edit-") and value[5:] in EDITABLE:
+        await query.answer()
+        await query.edit_message_reply_markup(reply_markup=None)
+        draft["editing"] = True
+        return await _ask(message, context, draft, value[5:])
+    if value == "cancel":
+        await query.answer()
+        await query.edit_message_reply_markup(reply_markup=None)
+        return await _cancelled(message, context)
+    if value != "send":
+        return await stale_button(update, context)
+    return await _send(update, context, draft)
+
+
+async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
+    query = update.callback_query
+    user = update.effective_user
+    message = update.effective_message
+    assert query is not None and user is not None and message is not None
+    assert context.user_data is not None
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, user.id, context.lang)
+        signal = await create_signal(
+            session,
+            NewSignal(
+                wijk_id=int(draft["wijk_id"]),
+                resident_id=resident.id,
+                category=draft["category"],
+                description=draft["description"],
+                latitude=draft.get("lat"),
+                longitude=draft.get("lon"),
+                location_text=draft.get("place"),
+                occurred=draft["occurred"],
+                occurred_text=draft.get("occurred_text"),
+                frequency=draft["frequency"],
+                photo_file_id=draft.get("photo"),
+                contactable=bool(draft["contactable"]),
+            ),
+            year=dt.datetime.now(context.settings.tz).year,
+        )
+        reference = signal.reference
+    context.user_data.pop(DRAFT, None)
+    t = context.t
+    await query.answer(t("Report sent"))
+    await query.edit_message_reply_markup(reply_markup=None)
+    who = (
+        t("They can see that you are willing to be contacted.")
+        if draft["contactable"]
+        else t("They do not see who you are.")
+    )
+    await message.reply_text(
+        t(
+            "Thank you. Your report has been saved as <b>{reference}</b>.\n"
+            "The wijkagent and the opbouwwerker of your wijk receive it. {who}\n"
+            "Follow what happens with /mijnmeldingen.",
+            reference=reference,
+            who=Html(who),
+        )
+    )
+    return ConversationHandler.END
+
+
+async def _cancelled(message: Message, context: BuurtContext) -> int:
+    assert context.user_data is not None
+    context.user_data.pop(DRAFT, None)
+    await message.reply_text(
+        context.t("Report cancelled. Nothing has been saved."), reply_markup=ReplyKeyboardRemove()
+    )
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: BuurtContext) -> int:
+    """/annuleren: stop the report; nothing is stored."""
+    message = update.effective_message
+    assert message is not None
+    return await _cancelled(message, context)
+
+
+async def resume(update: Update, context: BuurtContext) -> str | int:
+    """/melden while a report is under way: ask the current question again."""
+    draft = _draft(context)
+    message = update.effective_message
+    assert message is not None
+    if draft is None or "step" not in draft:
+        return await start(update, context)
+    await message.reply_text(
+        context.t("You were already making a report; let's continue where you were.")
+    )
+    return await _ask(message, context, draft, draft["step"])
+
+
+async def unexpected(update: Update, context: BuurtContext) -> str | int | None:
+    """Something this step cannot use (a sticker, a file, text where a button is expected)."""
+    draft = _draft(context)
+    message = update.effective_message
+    if draft is None or message is None or "step" not in draft:
+        return None
+    t = context.t
+    step = draft["step"]
+    if step in (DESCRIPTION, WHEN_TEXT):
+        hint = t("Please send this as a text message.")
+    elif step == LOCATION:
+        hint = t("Please share a location or type a street or place.")
+    elif step == PHOTO:
+        hint = t("Please send a photo, or press Skip.")
+    else:
+        hint = t("Please choose one of the buttons.")
+    await message.reply_text(hint)
+    return await _ask(message, context, draft, step)
+
+
+async def stale_button(update: Update, context: BuurtContext) -> None:
+    """A button from an earlier step, an old report or forged data: explain, change nothing."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(
+            context.t("This button is no longer active. Please use the latest question."),
+            show_alert=True,
+        )
+    return None
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """The /melden conversation."""
+    text = PRIVATE & filters.TEXT & ~filters.COMMAND
+    image = PRIVATE & (filters.PHOTO | filters.Document.IMAGE)
+
+    def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
+        return CallbackQueryHandler(callback, pattern=_pattern(step))
+
+    # Buttons are tracked per chat and user, not per message, on purpose: every button carries
+    # the draft's nonce instead. PTB warns about that combination; the warning is expected.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        conversation: ConversationHandler[Any] = ConversationHandler(
+            entry_points=[CommandHandler("melden", start, filters=PRIVATE)],
+            states={
+                SAFETY: [buttons(SAFETY, on_safety)],
+                WIJK: [buttons(WIJK, on_wijk)],
+                CATEGORY: [buttons(CATEGORY, on_category)],
+                DESCRIPTION: [MessageHandler(text, on_description)],
+                LOCATION: [
+                    MessageHandler(PRIVATE & filters.LOCATION, on_location),
+                    MessageHandler(text, on_place),
+                ],
+                WHEN: [buttons(WHEN, on_when)],
+                WHEN_TEXT: [MessageHandler(text, on_when_text)],
+                FREQUENCY: [buttons(FREQUENCY, on_frequency)],
+                PHOTO: [MessageHandler(image, on_photo), buttons(PHOTO, on_photo_skip)],
+                CONTACT: [buttons(CONTACT, on_contact)],
+                SUMMARY: [buttons(SUMMARY, on_summary)],
+            },
+            fallbacks=[
+                CommandHandler("annuleren", cancel, filters=PRIVATE),
+                CommandHandler("melden", resume, filters=PRIVATE),
+                CallbackQueryHandler(stale_button, pattern=r"^melden:"),
+                MessageHandler(PRIVATE & ~filters.COMMAND, unexpected),
+            ],
+            name="melden",
+            persistent=True,
+            allow_reentry=False,
+        )
+    return [conversation]

@@ -1,0 +1,44 @@
+"""Key/value rows behind the python-telegram-bot persistence (JSON data per kind and key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import BotState, utcnow
+
+
+async def load_kind(session: AsyncSession, kind: str) -> dict[str, Any]:
+    """All stored entries of one kind, by key."""
+    rows = await session.execute(select(BotState.key, BotState.data).where(BotState.kind == kind))
+    return {key: data for key, data in rows.all()}
+
+
+async def load_one(session: AsyncSession, kind: str, key: str) -> Any | None:
+    """One entry, or None."""
+    row = await session.get(BotState, (kind, key))
+    return None if row is None else row.data
+
+
+async def save(session: AsyncSession, kind: str, key: str, data: Any) -> None:
+    """Insert or replace an entry."""
+    row = await session.get(BotState, (kind, key))
+    if row is None:
+        session.add(BotState(kind=kind, key=key, data=data))
+    else:
+        row.data = data
+        row.updated_at = utcnow()
+
+
+async def drop(session: AsyncSession, kind: str, key: str) -> None:
+    """Remove an entry if it exists."""
+    await session.execute(delete(BotState).where(BotState.kind == kind, BotState.key == key))
+
+
+async def drop_prefix(session: AsyncSession, kind: str, prefix: str) -> None:
+    """Remove every entry of a kind whose key starts with ``prefix``."""
+    await session.execute(
+        delete(BotState).where(BotState.kind == kind, BotState.key.startswith(prefix))
+    )

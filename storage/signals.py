@@ -1,0 +1,146 @@
+"""Signals: what residents report, with reference numbers and a status history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import ReferenceCounter, Signal, SignalEvent
+
+# The seed categories, in the order residents see them.
+CATEGORIES: tuple[str, ...] = (
+    "burenruzie",
+    "geluidsoverlast",
+    "kinderen_zonder_toezicht",
+    "intimidatie",
+    "bekladding",
+    "vernieling",
+    "anders",
+)
+OCCURRED = ("now", "today", "earlier")
+FREQUENCIES = ("first", "recurring")
+STATUSES = ("nieuw", "in_behandeling", "afgehandeld")
+REFERENCE_PREFIX = "BS"
+
+
+@dataclass(frozen=True)
+class NewSignal:
+    """A complete report as the resident confirmed it."""
+
+    wijk_id: int
+    resident_id: int | None
+    category: str
+    description: str
+    occurred: str
+    frequency: str
+    contactable: bool
+    latitude: float | None = None
+    longitude: float | None = None
+    location_text: str | None = None
+    occurred_text: str | None = None
+    photo_file_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"unknown category {self.category!r}")
+        if self.occurred not in OCCURRED:
+            raise ValueError(f"unknown occurred {self.occurred!r}")
+        if self.frequency not in FREQUENCIES:
+            raise ValueError(f"unknown frequency {self.frequency!r}")
+        if self.latitude is None and not self.location_text:
+            raise ValueError("a signal needs a location or a place description")
+
+
+async def next_number(session: AsyncSession, prefix: str) -> int:
+    """Atomically take the next number of a sequence (works on SQLite and PostgreSQL)."""
+    for _ in range(3):
+        taken = await session.scalar(
+            update(ReferenceCounter)
+            .where(ReferenceCounter.prefix == prefix)
+            .values(value=ReferenceCounter.value + 1)
+            .returning(ReferenceCounter.value)
+        )
+        if taken is not None:
+            return int(taken)
+        try:
+            async with session.begin_nested():
+                await session.execute(insert(ReferenceCounter).values(prefix=prefix, value=1))
+            return 1
+        except IntegrityError:  # someone else created the counter first; take the next one
+            continue
+    raise RuntimeError(f"could not take a number for {prefix}")
+
+
+async def create_signal(
+    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime | None = None
+) -> Signal:
+    """Store a confirmed report with a fresh reference number and its first history entry."""
+    prefix = f"{REFERENCE_PREFIX}-{year}"
+    number = await next_number(session, prefix)
+    signal = Signal(
+        reference=f"{prefix}-{number:04d}",
+        wijk_id=new.wijk_id,
+        resident_id=new.resident_id,
+        category=new.category,
+        description=new.description,
+        latitude=new.latitude,
+        longitude=new.longitude,
+        location_text=new.location_text,
+        occurred=new.occurred,
+        occurred_text=new.occurred_text,
+        frequency=new.frequency,
+        photo_file_id=new.photo_file_id,
+        contactable=new.contactable,
+        status="nieuw",
+    )
+    if now is not None:
+        signal.created_at = now
+        signal.updated_at = now
+    signal.history.append(
+        SignalEvent(kind="created", to_status="nieuw", actor="resident", **_at(now))
+    )
+    session.add(signal)
+    await session.flush()
+    return signal
+
+
+def _at(now: dt.datetime | None) -> dict[str, dt.datetime]:
+    return {} if now is None else {"at": now}
+
+
+async def signals_of_resident(
+    session: AsyncSession, resident_id: int, *, limit: int = 20
+) -> Sequence[Signal]:
+    """The resident's own reports, newest first."""
+    result = await session.scalars(
+        select(Signal)
+        .where(Signal.resident_id == resident_id)
+        .order_by(Signal.created_at.desc(), Signal.id.desc())
+        .limit(limit)
+    )
+    return result.all()
+
+
+async def count_signals_of_resident(session: AsyncSession, resident_id: int) -> int:
+    """How many reports a resident has made in total."""
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Signal).where(Signal.resident_id == resident_id)
+        )
+        or 0
+    )
+
+
+async def signal_by_reference(session: AsyncSession, reference: str) -> Signal | None:
+    """A signal with its history by reference number (case-insensitive)."""
+    return await session.scalar(
+        select(Signal)
+        .where(Signal.reference == reference.strip().upper())
+        .options(selectinload(Signal.history))
+    )
