@@ -46,11 +46,13 @@ migrate: install
 run: install
 	$(BIN)/buurtsignaal --config $(CONFIG) run
 
-## translations: refresh the catalog template and the nl/en catalogs, then compile them
+## translations: refresh the catalog template and the nl/en catalogs (read at run time)
 translations: dev
-	$(BIN)/pybabel extract -F babel.cfg -o bot/locales/messages.pot --no-location --omit-header .
-	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales -D messages --omit-header --no-fuzzy-matching
-	$(BIN)/pybabel compile -d bot/locales -D messages
+	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ -k ngettext:1,2 --no-location --no-wrap \
+		--omit-header -o bot/locales/messages.pot .
+	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales -D messages \
+		--no-location --no-wrap --no-fuzzy-matching --ignore-obsolete
+	@echo "Now translate the empty msgstr entries; tests/test_i18n.py lists any that are missing."
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

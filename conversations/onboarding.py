@@ -10,7 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import BuurtContext
 from bot.i18n import LANGUAGES, Html, Translator
 from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard
-from storage.residents import ensure_resident, set_language, set_wijk
+from storage.residents import ensure_resident, get_resident, set_language, set_wijk
 from storage.wijken import active_wijken, get_wijk, wijk_by_slug
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -50,10 +50,8 @@ async def start(update: Update, context: BuurtContext) -> None:
     assert message is not None and user is not None and context.user_data is not None
     payload = context.args[0] if context.args else ""
     async with context.db.begin() as session:
-        known = "lang" in context.user_data
-        resident = await ensure_resident(session, user.id, context.language_for(update))
-        if not known:
-            context.user_data["lang"] = resident.language
+        first_time = await get_resident(session, user.id) is None
+        resident = await ensure_resident(session, user.id, context.lang)
         wijken = await active_wijken(session)
         if payload.startswith("w-"):
             chosen = await wijk_by_slug(session, payload[2:])
@@ -77,7 +75,7 @@ async def start(update: Update, context: BuurtContext) -> None:
         )
         return
     if current is None or not current.active:
-        context.user_data[ONBOARDING] = True
+        context.user_data[ONBOARDING] = first_time
         await message.reply_text(
             t("Which wijk do you live in?"),
             reply_markup=keyboard(((w.name, f"start:wijk:{w.id}") for w in wijken), columns=2),
@@ -88,7 +86,7 @@ async def start(update: Update, context: BuurtContext) -> None:
             t("Your wijk: <b>{wijk}</b>.", wijk=current.name),
             reply_markup=keyboard([(t("Choose another wijk"), "start:wijken")]),
         )
-    if not known:
+    if first_time:
         context.user_data[ONBOARDING] = True
         await _ask_language(update, context)
         return

@@ -22,6 +22,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
+    User,
 )
 from telegram.ext import (
     BaseHandler,
@@ -154,8 +155,8 @@ async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str
         return t(
             "<b>May the professionals contact you?</b>\n"
             "Pseudonymous (recommended): the wijkagent and opbouwwerker see your report but "
-            "not who you are; they can still reply to you through this bot.\n"
-            "Contactable: they also see your Telegram name so they can reach you directly."
+            "not who you are.\n"
+            "Contactable: they also see your Telegram name, so they can reach you directly."
         ), keyboard(
             [
                 (t("Pseudonymous"), _data(draft, CONTACT, "no")),
@@ -561,6 +562,7 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 frequency=draft["frequency"],
                 photo_file_id=draft.get("photo"),
                 contactable=bool(draft["contactable"]),
+                contact_name=_contact_name(user) if draft["contactable"] else None,
             ),
             year=dt.datetime.now(context.settings.tz).year,
         )
@@ -584,6 +586,12 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
         )
     )
     return ConversationHandler.END
+
+
+def _contact_name(user: User) -> str:
+    """How professionals can find a contactable reporter: name and @username if any."""
+    name = user.full_name
+    return f"{name} (@{user.username})" if user.username else name
 
 
 async def _cancelled(message: Message, context: BuurtContext) -> int:

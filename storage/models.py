@@ -103,6 +103,8 @@ class Signal(Base):
     frequency: Mapped[str] = mapped_column(String(10))
     photo_file_id: Mapped[str | None] = mapped_column(String(200))
     contactable: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only when the resident chose to be contactable: their Telegram name and @username.
+    contact_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="nieuw")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -45,6 +45,7 @@ class NewSignal:
     location_text: str | None = None
     occurred_text: str | None = None
     photo_file_id: str | None = None
+    contact_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -53,6 +54,8 @@ class NewSignal:
             raise ValueError(f"unknown occurred {self.occurred!r}")
         if self.frequency not in FREQUENCIES:
             raise ValueError(f"unknown frequency {self.frequency!r}")
+        if self.contact_name and not self.contactable:
+            raise ValueError("a pseudonymous signal keeps no contact details")
         if self.latitude is None and not self.location_text:
             raise ValueError("a signal needs a location or a place description")
 
@@ -97,6 +100,7 @@ async def create_signal(
         frequency=new.frequency,
         photo_file_id=new.photo_file_id,
         contactable=new.contactable,
+        contact_name=new.contact_name,
         status="nieuw",
     )
     if now is not None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 10:02:28.724702
+Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("frequency", sa.String(length=10), nullable=False),
         sa.Column("photo_file_id", sa.String(length=200), nullable=True),
         sa.Column("contactable", sa.Boolean(), nullable=False),
+        sa.Column("contact_name", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", storage.models.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,91 @@
+"""Shared fixtures: the emulator, settings on a fresh database, and the bot under test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.emulator import BotApiEmulator
+from bot.settings import Settings
+from tests.harness import BotUnderTest
+
+pytest_plugins = ["tests.pgserver"]
+
+ADMIN_ID = 900001
+WIJKEN = [{"name": "Schilderswijk", "slug": "schilderswijk", "group_chat_id": -1001}]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings from the developer's shell must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith("BUURTSIGNAAL_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: SQLite in a temp dir, and a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'buurtsignaal.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database only (for tests that do not need both backends)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'buurtsignaal.db'}"
+
+
+def make_settings(db_url: str, **overrides: Any) -> Settings:
+    """Settings for a test: one wijk and one admin unless told otherwise."""
+    values: dict[str, Any] = {
+        "database": {"url": db_url},
+        "admins": [ADMIN_ID],
+        "wijken": WIJKEN,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    """The local Bot API, listening on a free loopback port."""
+    async with BotApiEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """Default test settings on the parametrised database."""
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator, settings: Settings) -> AsyncIterator[BotUnderTest]:
+    """The started bot; stopped cleanly afterwards."""
+    under_test = BotUnderTest(emulator, settings)
+    await under_test.start()
+    yield under_test
+    await under_test.stop()
+
+
+@pytest.fixture
+async def start_bot(
+    emulator: BotApiEmulator,
+) -> AsyncIterator[Callable[[Settings], Awaitable[BotUnderTest]]]:
+    """Start bots with custom settings: ``bot = await start_bot(make_settings(url, ...))``."""
+    started: list[BotUnderTest] = []
+
+    async def _start(settings: Settings) -> BotUnderTest:
+        under_test = BotUnderTest(emulator, settings)
+        started.append(under_test)
+        return await under_test.start()
+
+    yield _start
+    for under_test in started:
+        await under_test.stop()

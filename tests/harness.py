@@ -1,0 +1,203 @@
+"""Drive the real Application against the Bot API emulator and read what happened.
+
+Tests read as transcripts::
+
+    anna = bot.resident(1001, "Anna")
+    reply = await anna.says("/melden")
+    assert "in gevaar" in reply.text
+    await anna.taps("Nee, niemand is in gevaar")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+
+from bot.app import build_application
+from bot.context import BuurtApplication
+from bot.emulator import BotApiEmulator, BotMessage
+from bot.settings import Settings
+from storage import migrate
+from storage.db import Database
+
+
+@dataclass
+class Reply:
+    """What the bot did in answer to one user action."""
+
+    messages: list[BotMessage] = field(default_factory=list)
+    edited: list[BotMessage] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The plain text of every new message, one after another."""
+        return "\n".join(m.plain_text for m in self.messages)
+
+    @property
+    def last(self) -> BotMessage:
+        """The last new message."""
+        assert self.messages, "the bot sent nothing"
+        return self.messages[-1]
+
+    @property
+    def alert(self) -> str:
+        """The text of the callback answer (toast or alert), if any."""
+        return "\n".join(self.alerts)
+
+
+class BotUnderTest:
+    """The real Application on a real database, talking to the emulator over HTTP."""
+
+    def __init__(self, emulator: BotApiEmulator, settings: Settings) -> None:
+        self.emulator = emulator
+        self.settings = settings
+        self.app: BuurtApplication | None = None
+        self.db: Database | None = None
+
+    async def start(self) -> BotUnderTest:
+        """Migrate the database, build, initialise and start the application."""
+        await asyncio.to_thread(migrate.upgrade, self.settings.database.url)
+        self.db = Database(self.settings.database.url)
+        self.app = build_application(
+            self.settings,
+            db=self.db,
+            token=self.emulator.token,
+            base_url=self.emulator.base_url,
+            base_file_url=self.emulator.base_file_url,
+        )
+        # The same order as Application.run_polling: initialize, post_init, start.
+        await self.app.initialize()
+        if self.app.post_init is not None:
+            await self.app.post_init(self.app)
+        await self.app.start()
+        return self
+
+    async def stop(self) -> None:
+        """Stop cleanly, as on a normal shutdown."""
+        if self.app is not None:
+            app, self.app = self.app, None
+            await app.stop()
+            await app.shutdown()
+            if app.post_shutdown is not None:
+                await app.post_shutdown(app)
+
+    async def crash(self) -> None:
+        """Drop the application without any shutdown work, as when the process is killed."""
+        if self.app is not None:
+            app, self.app = self.app, None
+            # Stop its background tasks so the test stays clean, but never flush anything:
+            # a killed process gets no chance to.
+            app.persistence = None  # type: ignore[assignment]
+            await app.stop()
+            await app.shutdown()
+            assert self.db is not None
+            await self.db.dispose()
+
+    async def restart(self, *, crash: bool = False) -> None:
+        """Stop (or crash) and start a fresh application on the same database."""
+        await (self.crash() if crash else self.stop())
+        await self.start()
+
+    async def process(self, update: dict[str, Any]) -> None:
+        """Feed one update (as the emulator built it) through the application."""
+        assert self.app is not None, "bot not started"
+        await self.app.process_update(Update.de_json(update, self.app.bot))
+
+    def user(self, user_id: int, first_name: str, language_code: str | None = "nl") -> Person:
+        """A person who talks to the bot in a private chat."""
+        self.emulator.add_user(user_id, first_name, language_code=language_code)
+        return Person(self, user_id, first_name)
+
+
+class Person:
+    """One user, sending messages and pressing buttons in their private chat (or a group)."""
+
+    def __init__(self, bot: BotUnderTest, user_id: int, name: str) -> None:
+        self.bot = bot
+        self.id = user_id
+        self.name = name
+        self.chat_id = user_id
+
+    @property
+    def emulator(self) -> BotApiEmulator:
+        """The emulator the person talks through."""
+        return self.bot.emulator
+
+    async def _act(self, update: dict[str, Any]) -> Reply:
+        emu = self.emulator
+        sent_before = len(emu.sent)
+        calls_before = len(emu.calls)
+        answers_before = len(emu.callback_answers)
+        await self.bot.process(update)
+        reply = Reply(messages=[m for m in emu.sent[sent_before:] if m.chat_id == self.chat_id])
+        edited_ids = {
+            int(c.params["message_id"])
+            for c in emu.calls[calls_before:]
+            if c.method.startswith("editMessage") and "message_id" in c.params
+        }
+        reply.edited = [emu.message(self.chat_id, mid) for mid in sorted(edited_ids)]
+        reply.alerts = [
+            str(a.get("text", "")) for a in emu.callback_answers[answers_before:] if a.get("text")
+        ]
+        return reply
+
+    async def says(self, text: str) -> Reply:
+        """Send a text message (commands included)."""
+        return await self._act(
+            self.emulator.text(self.id, text, chat_id=self.chat_id, enqueue=False)
+        )
+
+    async def shares_location(self, latitude: float, longitude: float) -> Reply:
+        """Share a location."""
+        return await self._act(
+            self.emulator.location(
+                self.id, latitude, longitude, chat_id=self.chat_id, enqueue=False
+            )
+        )
+
+    async def sends_photo(self, content: bytes, caption: str | None = None) -> Reply:
+        """Send a photo."""
+        return await self._act(
+            self.emulator.photo(
+                self.id, content, caption=caption, chat_id=self.chat_id, enqueue=False
+            )
+        )
+
+    async def sends_sticker(self) -> Reply:
+        """Send a sticker (unexpected media)."""
+        return await self._act(self.emulator.sticker(self.id, chat_id=self.chat_id, enqueue=False))
+
+    async def sends_document(self, content: bytes, file_name: str, mime_type: str) -> Reply:
+        """Send a file."""
+        return await self._act(
+            self.emulator.document(
+                self.id, content, file_name, mime_type, chat_id=self.chat_id, enqueue=False
+            )
+        )
+
+    def last_with_buttons(self) -> BotMessage:
+        """The newest bot message in this chat that still has inline buttons."""
+        for message in reversed(self.emulator.messages(self.chat_id)):
+            if message.buttons and any(data for row in message.buttons for _, data in row):
+                return message
+        raise AssertionError("no message with buttons in this chat")
+
+    async def taps(self, label: str, *, message: BotMessage | None = None) -> Reply:
+        """Press the button whose label contains ``label`` on the newest message with buttons."""
+        target = message or self.last_with_buttons()
+        for row in target.buttons:
+            for text, data in row:
+                if label.lower() in text.lower():
+                    return await self.presses(target.message_id, data)
+        labels = [text for row in target.buttons for text, _ in row]
+        raise AssertionError(f"no button {label!r} on message {target.message_id}: {labels}")
+
+    async def presses(self, message_id: int, data: str) -> Reply:
+        """Send callback data for a message, as a (possibly forged or stale) button press."""
+        return await self._act(
+            self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False)
+        )
