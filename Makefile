@@ -24,6 +24,7 @@ dev: $(VENV)/.dev-installed
 
 ## demo: install, migrate the local SQLite database and open the terminal chat with the bot
 demo: install
+	@test -f $(CONFIG) || { cp config.example.toml $(CONFIG); echo "Created $(CONFIG) from config.example.toml"; }
 	$(BIN)/buurtsignaal --config $(CONFIG) migrate
 	$(BIN)/buurtsignaal --config $(CONFIG) shell
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database is up to date (revision {migrate.head_revision()})")
         return 0
     if args.command == "shell":
-        from bot.shell import run_shell  # noqa: PLC0415  (the emulator is only needed here)
+        from bot.shell import run_shell
 
         return asyncio.run(run_shell(settings))
     return run(settings, config=args.config or DEFAULT_CONFIG_PATH, migrate_db=not args.no_migrate)
@@ -109,7 +109,7 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
             return 3
         log.info("migrating the database to the newest schema")
         migrate.upgrade(settings.database.url)
-    from bot.app import build_application  # noqa: PLC0415
+    from bot.app import build_application
 
     application = build_application(settings)
     application.run_polling(allowed_updates=Update.ALL_TYPES)

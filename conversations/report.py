@@ -32,7 +32,6 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-
 from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
@@ -289,7 +288,8 @@ async def start(update: Update, context: BuurtContext) -> str | int:
     if not wijken:
         await message.reply_text(
             t(
-                "This bot has no wijk configured yet, so reports cannot be made. Please tell the administrator."
+                "This bot has no wijk configured yet, so reports cannot be made. "
+                "Please tell the administrator."
             )
         )
         return ConversationHandler.END

@@ -1,0 +1,83 @@
+"""Every user-facing text is translated into Dutch and English, with the same placeholders."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+
+from bot.i18n import LANGUAGES, Translator, escape, load_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYWORDS = {"t": None, "N_": None, "ngettext": (1, 2)}
+
+
+def _source_messages() -> set[str | tuple[str, ...]]:
+    found: set[str | tuple[str, ...]] = set()
+    for folder in ("bot", "conversations"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / folder,
+            method_map=[("**.py", "python")],
+            keywords=KEYWORDS,
+            comment_tags=(),
+        ):
+            if isinstance(message, tuple):
+                found.add(tuple(m for m in message if m))
+            elif message:
+                found.add(message)
+    return found
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_in_the_code_is_translated(language: str) -> None:
+    catalog = load_catalog(language)
+    missing = []
+    for message in sorted(_source_messages(), key=str):
+        entry = catalog.get(message if isinstance(message, str) else message[0])
+        strings = [] if entry is None else entry.string
+        strings = [strings] if isinstance(strings, str) else list(strings)
+        if entry is None or entry.fuzzy or not all(strings) or not strings:
+            missing.append(message)
+    assert not missing, (
+        f"{len(missing)} message(s) without a {language} translation; run `make translations` "
+        f"and translate them: {missing[:5]}"
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_translations_keep_the_placeholders(language: str) -> None:
+    for entry in load_catalog(language):
+        if not entry.id or not entry.string:
+            continue
+        ids = [entry.id] if isinstance(entry.id, str) else list(entry.id)
+        strings = [entry.string] if isinstance(entry.string, str) else list(entry.string)
+        expected = _fields(ids[-1]) | ({"n"} if len(ids) > 1 else set())
+        for text in strings:
+            assert _fields(text) <= expected, f"{language}: {text!r} uses unknown placeholders"
+            assert _fields(ids[0]) - {"n"} <= _fields(text) | {"n"}, (
+                f"{language}: {text!r} drops a placeholder of {ids[0]!r}"
+            )
+
+
+def test_dutch_is_the_default_and_english_differs() -> None:
+    assert Translator("nl")("Report sent") == "Melding verstuurd"
+    assert Translator("en")("Report sent") == "Report sent"
+    assert Translator("xx")("Report sent") == "Melding verstuurd"
+
+
+def test_values_are_html_escaped() -> None:
+    text = Translator("nl")("<b>Description:</b> {text}", text="<script> & co")
+    assert text == "<b>Beschrijving:</b> &lt;script&gt; &amp; co"
+    assert escape("a < b") == "a &lt; b"
+
+
+def test_catalogs_have_no_duplicates() -> None:
+    for language in LANGUAGES:
+        ids = [str(m.id) for m in load_catalog(language) if m.id]
+        assert len(ids) == len(set(ids)), language
