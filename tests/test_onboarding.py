@@ -1,0 +1,144 @@
+"""/start, /help, /taal, deep links, the group, command menus and the error handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+
+from bot.settings import Settings
+from storage.models import BotState, Resident
+from tests.conftest import make_settings
+from tests.harness import BotUnderTest
+
+TWO_WIJKEN = [
+    {"name": "Schilderswijk", "slug": "schilderswijk", "group_chat_id": -1001},
+    {"name": "Transvaal", "slug": "transvaal"},
+]
+
+
+async def resident(bot: BotUnderTest, telegram_id: int) -> Resident | None:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        return await session.scalar(select(Resident).where(Resident.telegram_id == telegram_id))
+
+
+async def test_start_welcomes_explains_privacy_and_asks_language(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/start")
+    assert "Welkom bij Buurtsignaal." in reply.text
+    assert "Wie ziet wat" in reply.text
+    assert "Niets van wat je meldt, komt ooit in de buurtgroep." in reply.text
+    assert "Welke taal heeft je voorkeur?" in reply.text  # one wijk: no wijk question
+    assert reply.last.button_labels == ["Nederlands", "English"]
+    stored = await resident(bot, 1001)
+    assert stored is not None and stored.wijk is not None
+    assert stored.wijk.slug == "schilderswijk"
+
+    reply = await anna.taps("English")
+    assert reply.edited[0].plain_text == "Language: English."
+    assert "You're all set." in reply.text
+    assert "/melden: report an early signal" in reply.text
+    stored = await resident(bot, 1001)
+    assert stored is not None and stored.language == "en"
+
+    reply = await anna.says("/start")  # a returning resident gets no questions
+    assert "Welcome to Buurtsignaal." in reply.text
+    assert "Which language" not in reply.text
+
+
+async def test_taal_switches_language_everywhere(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna", language_code="en")
+    reply = await anna.says("/help")
+    assert "What I can do" in reply.text  # Telegram's language is used until one is chosen
+    reply = await anna.says("/taal")
+    reply = await anna.taps("Nederlands")
+    assert reply.edited[0].plain_text == "Taal: Nederlands."
+    reply = await anna.says("/help")
+    assert "Wat ik kan" in reply.text
+    await bot.restart()
+    reply = await anna.says("/help")
+    assert "Wat ik kan" in reply.text  # remembered across a restart
+
+
+async def test_several_wijken_choose_and_deep_link(
+    db_url: str, start_bot: Callable[[Settings], Awaitable[BotUnderTest]]
+) -> None:
+    bot = await start_bot(make_settings(db_url, wijken=TWO_WIJKEN))
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/start")
+    assert "In welke wijk woon je?" in reply.text
+    assert reply.last.button_labels == ["Schilderswijk", "Transvaal"]
+    reply = await anna.taps("Transvaal")
+    assert reply.edited[0].plain_text == "Je wijk: Transvaal."
+    assert "Welke taal" in reply.text
+    stored = await resident(bot, 1001)
+    assert stored is not None and stored.wijk is not None and stored.wijk.slug == "transvaal"
+
+    # A deep link from the Schilderswijk group selects that wijk.
+    bram = bot.user(1002, "Bram")
+    reply = await bram.says("/start w-schilderswijk")
+    assert "Je wijk: Schilderswijk." in reply.text
+    stored = await resident(bot, 1002)
+    assert stored is not None and stored.wijk is not None and stored.wijk.slug == "schilderswijk"
+    # An unknown payload is ignored politely.
+    cor = bot.user(1003, "Cor")
+    reply = await cor.says("/start w-atlantis")
+    assert "In welke wijk woon je?" in reply.text
+    # A forged wijk button.
+    reply = await cor.presses(reply.last.message_id, "start:wijk:999")
+    assert "niet beschikbaar" in reply.alert
+
+
+async def test_group_gets_only_a_deep_link(bot: BotUnderTest) -> None:
+    emu = bot.emulator
+    emu.add_group(-1001, "Buurtgroep Schilderswijk")
+    anna = bot.user(1001, "Anna")
+    anna.chat_id = -1001
+    reply = await anna.says("/melden@" + emu.bot_username)
+    assert "privégesprek" in reply.text
+    [[(label, url)]] = reply.last.buttons
+    assert label == "Open een privégesprek"
+    assert url == f"https://t.me/{emu.bot_username}?start=w-schilderswijk"
+    # Ordinary chatter is ignored: nothing is sent and nothing is stored about the speaker.
+    reply = await anna.says("Heeft iemand een ladder te leen?")
+    assert reply.messages == []
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        rows = (await session.scalars(select(BotState).where(BotState.kind == "user"))).all()
+    assert rows == []
+
+
+async def test_unknown_command_and_loose_text(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/vliegtuig")
+    assert "Dat commando ken ik niet" in reply.text
+    reply = await anna.says("hallo?")
+    assert "Wil je iets melden? Gebruik /melden." in reply.text
+    reply = await anna.presses(1, "taal:xx")
+    assert "werkt niet meer" in reply.alert
+
+
+async def test_command_menus_per_scope_and_language(bot: BotUnderTest) -> None:
+    emu = bot.emulator
+    private_nl = emu.commands_for({"type": "all_private_chats"}, "")
+    private_en = emu.commands_for({"type": "all_private_chats"}, "en")
+    groups_nl = emu.commands_for({"type": "all_group_chats"}, "")
+    assert private_nl is not None and private_en is not None and groups_nl is not None
+    assert {c["command"] for c in private_nl} >= {"melden", "mijnmeldingen", "taal", "help"}
+    assert {"command": "melden", "description": "Meld een vroeg signaal"} in private_nl
+    assert {"command": "melden", "description": "Report an early signal"} in private_en
+    assert [c["command"] for c in groups_nl] == ["melden", "help"]
+
+
+async def test_errors_get_a_kind_answer_and_keep_the_draft(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/melden")
+    await anna.taps("Nee, niemand is in gevaar")
+    await anna.taps("Bekladding")
+    bot.emulator.fail_next("sendMessage", status=400, description="Bad Request: chat not found")
+    reply = await anna.says("Tags op de speeltuinmuur.")
+    assert "er ging aan onze kant iets mis" in reply.text
+    reply = await anna.says("/melden")  # the description was kept before the send failed
+    assert "we gaan verder waar je was" in reply.text
+    assert "Waar was het?" in reply.text

@@ -1,0 +1,155 @@
+"""Storage functions on SQLite and PostgreSQL: references, history, wijken, persistence rows."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.persistence import SqlPersistence
+from storage import migrate
+from storage.db import Database
+from storage.models import Signal, SignalEvent
+from storage.residents import ensure_resident, get_resident
+from storage.signals import NewSignal, create_signal, signal_by_reference, signals_of_resident
+from storage.wijken import WijkSpec, active_wijken, sync_wijken, wijk_by_group
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    await asyncio.to_thread(migrate.upgrade, db_url)
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+async def _wijk_id(db: Database) -> int:
+    async with db.begin() as session:
+        [wijk] = await sync_wijken(session, [WijkSpec("noord", "Noord", -100)])
+        return wijk.id
+
+
+def _new(wijk_id: int, resident_id: int | None = None, **changes: object) -> NewSignal:
+    values: dict[str, object] = {
+        "wijk_id": wijk_id,
+        "resident_id": resident_id,
+        "category": "geluidsoverlast",
+        "description": "Harde muziek",
+        "occurred": "now",
+        "frequency": "first",
+        "contactable": False,
+        "location_text": "Dorpsstraat",
+    }
+    values.update(changes)
+    return NewSignal(**values)  # type: ignore[arg-type]
+
+
+async def test_references_count_up_per_year(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    references = []
+    for year in (2026, 2026, 2027, 2026):
+        async with db.begin() as session:
+            references.append((await create_signal(session, _new(wijk_id), year=year)).reference)
+    assert references == ["BS-2026-0001", "BS-2026-0002", "BS-2027-0001", "BS-2026-0003"]
+
+
+async def test_concurrent_reports_get_distinct_references(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+
+    async def one() -> str:
+        async with db.begin() as session:
+            return (await create_signal(session, _new(wijk_id), year=2026)).reference
+
+    references = await asyncio.gather(*(one() for _ in range(8)))
+    assert sorted(references) == [f"BS-2026-{n:04d}" for n in range(1, 9)]
+
+
+async def test_signal_history_and_lookup(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    when = dt.datetime(2026, 3, 1, 22, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    async with db.begin() as session:
+        resident = await ensure_resident(session, 7_000_000_001, "nl")
+        created = await create_signal(session, _new(wijk_id, resident.id), year=2026, now=when)
+    async with db.begin() as session:
+        found = await signal_by_reference(session, created.reference.lower())
+        assert found is not None
+        assert found.created_at == when  # aware, in UTC, the same moment
+        assert found.created_at.tzinfo == dt.UTC
+        assert [(e.kind, e.to_status, e.actor) for e in found.history] == [
+            ("created", "nieuw", "resident")
+        ]
+        mine = await signals_of_resident(session, resident.id)
+        assert [s.reference for s in mine] == [created.reference]
+
+
+async def test_telegram_ids_are_bigint(db: Database) -> None:
+    big = 2**40 + 12345
+    async with db.begin() as session:
+        await ensure_resident(session, big, "en")
+    async with db.begin() as session:
+        found = await get_resident(session, big)
+    assert found is not None and found.telegram_id == big and found.language == "en"
+
+
+async def test_foreign_keys_are_enforced(db: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with db.begin() as session:
+            session.add(SignalEvent(signal_id=999_999, kind="created", actor="resident"))
+
+
+async def test_deleting_a_resident_keeps_their_signal(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    async with db.begin() as session:
+        resident = await ensure_resident(session, 42, "nl")
+        await create_signal(session, _new(wijk_id, resident.id), year=2026)
+    async with db.begin() as session:
+        await session.delete(await get_resident(session, 42))
+    async with db.begin() as session:
+        [signal] = (await session.scalars(select(Signal))).all()
+    assert signal.resident_id is None
+
+
+def test_new_signal_validates() -> None:
+    with pytest.raises(ValueError, match="category"):
+        _new(1, category="weer")
+    with pytest.raises(ValueError, match="location"):
+        _new(1, location_text=None)
+    with pytest.raises(ValueError, match="contact"):
+        _new(1, contact_name="Anna")
+
+
+async def test_wijken_follow_the_configuration(db: Database) -> None:
+    async with db.begin() as session:
+        await sync_wijken(session, [WijkSpec("noord", "Noord", -100), WijkSpec("zuid", "Zuid")])
+    async with db.begin() as session:
+        active = await sync_wijken(session, [WijkSpec("zuid", "Zuid-Oost")])
+        assert [(w.slug, w.name) for w in active] == [("zuid", "Zuid-Oost")]
+        assert await wijk_by_group(session, -100) is None  # noord is no longer served
+    async with db.begin() as session:
+        assert [w.slug for w in await active_wijken(session)] == ["zuid"]
+
+
+async def test_persistence_round_trip(db: Database) -> None:
+    persistence = SqlPersistence(db)
+    await persistence.update_conversation("melden", (5, 5), "description")
+    await persistence.update_conversation("melden", (6, 6), "summary")
+    await persistence.update_conversation("other", (5, 5), "x")
+    await persistence.update_user_data(5, {"lang": "en", "melden": {"category": "anders"}})
+    await persistence.update_user_data(6, {})
+    await persistence.update_chat_data(-100, {"k": [1, 2]})
+    await persistence.update_bot_data({"digest": "2026-11-26"})
+
+    fresh = SqlPersistence(db)
+    assert await fresh.get_conversations("melden") == {(5, 5): "description", (6, 6): "summary"}
+    assert await fresh.get_user_data() == {5: {"lang": "en", "melden": {"category": "anders"}}}
+    assert await fresh.get_chat_data() == {-100: {"k": [1, 2]}}
+    assert await fresh.get_bot_data() == {"digest": "2026-11-26"}
+
+    await fresh.update_conversation("melden", (5, 5), None)
+    await fresh.drop_user_data(5)
+    assert await fresh.get_conversations("melden") == {(6, 6): "summary"}
+    assert await fresh.get_user_data() == {}
