@@ -82,7 +82,8 @@ def build_application(
         .post_shutdown(_post_shutdown)
     )
     if rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        # PTB types the builder's rate limiter by its generic argument; any limiter is fine.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, BuurtApplication)
     application.services = Services(settings=settings, db=database)

@@ -52,12 +52,11 @@ def _table(language: str) -> dict[Any, Any]:
     for message in load_catalog(language):
         if not message.id or message.fuzzy:
             continue
-        if message.pluralizable:
-            strings = [s for s in message.string if s]
-            if strings:
-                table[tuple(message.id)] = tuple(message.string)
-        elif message.string:
-            table[message.id] = message.string
+        if isinstance(message.id, str):
+            if message.string:
+                table[message.id] = message.string
+        elif message.string and all(message.string):
+            table[tuple(message.id)] = tuple(message.string)
     return table
 
 

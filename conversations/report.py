@@ -275,7 +275,7 @@ def _choice(update: Update, draft: Draft) -> str | None:
 # --- entry and the steps -----------------------------------------------------------------
 
 
-async def start(update: Update, context: BuurtContext) -> str | int:
+async def start(update: Update, context: BuurtContext) -> str | int | None:
     """/melden: begin a report with the safety question."""
     message = update.effective_message
     user = update.effective_user
@@ -310,12 +310,13 @@ async def start(update: Update, context: BuurtContext) -> str | int:
     return await _ask(message, context, draft, SAFETY)
 
 
-async def on_safety(update: Update, context: BuurtContext) -> str | int:
+async def on_safety(update: Update, context: BuurtContext) -> str | int | None:
     """Danger now: only the emergency numbers. Otherwise on to the report."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value not in ("yes", "no"):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     t = context.t
     if value == "yes":
         await _close_question(update, context, draft, t("Yes, there is danger now"))
@@ -335,33 +336,36 @@ async def on_safety(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, SAFETY)
 
 
-async def on_wijk(update: Update, context: BuurtContext) -> str | int:
+async def on_wijk(update: Update, context: BuurtContext) -> str | int | None:
     """A wijk was chosen."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value is None or not value.isdigit():
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     async with context.db.begin() as session:
         wijk = await get_wijk(session, int(value))
     if wijk is None or not wijk.active:
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     draft["wijk_id"] = wijk.id
     await _close_question(update, context, draft, wijk.name)
     return await _advance(update, context, draft, WIJK)
 
 
-async def on_category(update: Update, context: BuurtContext) -> str | int:
+async def on_category(update: Update, context: BuurtContext) -> str | int | None:
     """A category was chosen."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value not in CATEGORY_LABELS:
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     draft["category"] = value
     await _close_question(update, context, draft, category_label(context.t, value))
     return await _advance(update, context, draft, CATEGORY)
 
 
-async def on_description(update: Update, context: BuurtContext) -> str | int:
+async def on_description(update: Update, context: BuurtContext) -> str | int | None:
     """The description, as typed."""
     draft = _draft(context)
     message = update.effective_message
@@ -388,7 +392,7 @@ async def on_description(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, DESCRIPTION)
 
 
-async def on_location(update: Update, context: BuurtContext) -> str | int:
+async def on_location(update: Update, context: BuurtContext) -> str | int | None:
     """A shared location."""
     draft = _draft(context)
     message = update.effective_message
@@ -402,7 +406,7 @@ async def on_location(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, LOCATION)
 
 
-async def on_place(update: Update, context: BuurtContext) -> str | int:
+async def on_place(update: Update, context: BuurtContext) -> str | int | None:
     """A typed street or place."""
     draft = _draft(context)
     message = update.effective_message
@@ -427,12 +431,13 @@ async def on_place(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, LOCATION)
 
 
-async def on_when(update: Update, context: BuurtContext) -> str | int:
+async def on_when(update: Update, context: BuurtContext) -> str | int | None:
     """Now, today or earlier."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value not in ("now", "today", "earlier"):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     t = context.t
     labels = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}
     draft["occurred"] = value
@@ -445,7 +450,7 @@ async def on_when(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, WHEN)
 
 
-async def on_when_text(update: Update, context: BuurtContext) -> str | int:
+async def on_when_text(update: Update, context: BuurtContext) -> str | int | None:
     """When it happened, in the resident's words."""
     draft = _draft(context)
     message = update.effective_message
@@ -462,12 +467,13 @@ async def on_when_text(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, WHEN)
 
 
-async def on_frequency(update: Update, context: BuurtContext) -> str | int:
+async def on_frequency(update: Update, context: BuurtContext) -> str | int | None:
     """First time or more often."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value not in ("first", "recurring"):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     t = context.t
     draft["frequency"] = value
     label = t("This is the first time") if value == "first" else t("It happens more often")
@@ -475,7 +481,7 @@ async def on_frequency(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, FREQUENCY)
 
 
-async def on_photo(update: Update, context: BuurtContext) -> str | int:
+async def on_photo(update: Update, context: BuurtContext) -> str | int | None:
     """A photo (or an image sent as a file)."""
     draft = _draft(context)
     message = update.effective_message
@@ -490,23 +496,25 @@ async def on_photo(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, PHOTO)
 
 
-async def on_photo_skip(update: Update, context: BuurtContext) -> str | int:
+async def on_photo_skip(update: Update, context: BuurtContext) -> str | int | None:
     """No photo."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value != "skip":
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     draft["photo"] = None
     await _close_question(update, context, draft, context.t("No photo"))
     return await _advance(update, context, draft, PHOTO)
 
 
-async def on_contact(update: Update, context: BuurtContext) -> str | int:
+async def on_contact(update: Update, context: BuurtContext) -> str | int | None:
     """Pseudonymous or contactable."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     if draft is None or value not in ("yes", "no"):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     t = context.t
     draft["contactable"] = value == "yes"
     await _close_question(
@@ -515,14 +523,15 @@ async def on_contact(update: Update, context: BuurtContext) -> str | int:
     return await _advance(update, context, draft, CONTACT)
 
 
-async def on_summary(update: Update, context: BuurtContext) -> str | int:
+async def on_summary(update: Update, context: BuurtContext) -> str | int | None:
     """Change a field, send the report, or cancel."""
     draft = _draft(context)
     value = _choice(update, draft) if draft else None
     query = update.callback_query
     assert query is not None
     if draft is None or value is None:
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     message = update.effective_message
     assert message is not None
     if value.startswith("edit-") and value[5:] in EDITABLE:
@@ -535,7 +544,8 @@ async def on_summary(update: Update, context: BuurtContext) -> str | int:
         await query.edit_message_reply_markup(reply_markup=None)
         return await _cancelled(message, context)
     if value != "send":
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     return await _send(update, context, draft)
 
 
@@ -610,7 +620,7 @@ async def cancel(update: Update, context: BuurtContext) -> int:
     return await _cancelled(message, context)
 
 
-async def resume(update: Update, context: BuurtContext) -> str | int:
+async def resume(update: Update, context: BuurtContext) -> str | int | None:
     """/melden while a report is under way: ask the current question again."""
     draft = _draft(context)
     message = update.effective_message
