@@ -35,7 +35,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
-from bot.i18n import Html, Translator, escape
+from bot.i18n import N_, Html, Translator, escape
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, create_signal
@@ -61,7 +61,19 @@ ORDER = (SAFETY, WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, 
 EDITABLE = (WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT)
 
 Draft = dict[str, Any]
-Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, object]]
+State = str | int | None  # None keeps the conversation where it is
+Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, State]]
+Step = Callable[[Update, BuurtContext, Draft, str], Coroutine[Any, Any, State]]
+
+# The buttons of the fixed-choice questions: stored value -> label.
+CHOICES: dict[str, dict[str, str]] = {
+    SAFETY: {"yes": N_("Yes, there is danger now"), "no": N_("No, nobody is in danger")},
+    WHEN: {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")},
+    FREQUENCY: {"first": N_("This is the first time"), "recurring": N_("It happens more often")},
+    PHOTO: {"skip": N_("Skip")},
+    CONTACT: {"no": N_("Pseudonymous"), "yes": N_("You may contact me")},
+}
+CHOICE_COLUMNS = {WHEN: 3}
 
 
 def _draft(context: BuurtContext) -> Draft | None:
@@ -85,6 +97,19 @@ def _location_button(t: Translator) -> str:
 # --- questions -------------------------------------------------------------------------
 
 
+def _label(t: Translator, step: str, value: str) -> str:
+    """The translated label of a fixed choice."""
+    return t(CHOICES[step][value])
+
+
+def _choices(t: Translator, draft: Draft, step: str) -> InlineKeyboardMarkup:
+    """The buttons of a fixed-choice question."""
+    return keyboard(
+        ((t(label), _data(draft, step, value)) for value, label in CHOICES[step].items()),
+        columns=CHOICE_COLUMNS.get(step, 1),
+    )
+
+
 async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
     """The text and keyboard that ask ``step``."""
     t = context.t
@@ -92,12 +117,7 @@ async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str
         return t(
             "<b>First: is anyone in danger right now?</b>\n"
             "For example violence, a threat, a fire or someone who is unwell."
-        ), keyboard(
-            [
-                (t("Yes, there is danger now"), _data(draft, SAFETY, "yes")),
-                (t("No, nobody is in danger"), _data(draft, SAFETY, "no")),
-            ]
-        )
+        ), _choices(t, draft, SAFETY)
     if step == WIJK:
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
@@ -128,40 +148,23 @@ async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str
             "or place (for example: Dorpsstraat near the playground)."
         ), markup
     if step == WHEN:
-        return t("<b>When did it happen?</b>"), keyboard(
-            [
-                (t("Right now"), _data(draft, WHEN, "now")),
-                (t("Today"), _data(draft, WHEN, "today")),
-                (t("Earlier"), _data(draft, WHEN, "earlier")),
-            ],
-            columns=3,
-        )
+        return t("<b>When did it happen?</b>"), _choices(t, draft, WHEN)
     if step == WHEN_TEXT:
         return t("When was it, roughly? For example: last Saturday evening."), None
     if step == FREQUENCY:
-        return t("<b>How often does this happen?</b>"), keyboard(
-            [
-                (t("This is the first time"), _data(draft, FREQUENCY, "first")),
-                (t("It happens more often"), _data(draft, FREQUENCY, "recurring")),
-            ]
-        )
+        return t("<b>How often does this happen?</b>"), _choices(t, draft, FREQUENCY)
     if step == PHOTO:
         return t(
             "<b>A photo?</b> (optional) Send one photo of the damage or the place.\n"
             "Please do not photograph people."
-        ), keyboard([(t("Skip"), _data(draft, PHOTO, "skip"))])
+        ), _choices(t, draft, PHOTO)
     if step == CONTACT:
         return t(
             "<b>May the professionals contact you?</b>\n"
             "Pseudonymous (recommended): the wijkagent and opbouwwerker see your report but "
             "not who you are.\n"
             "Contactable: they also see your Telegram name, so they can reach you directly."
-        ), keyboard(
-            [
-                (t("Pseudonymous"), _data(draft, CONTACT, "no")),
-                (t("You may contact me"), _data(draft, CONTACT, "yes")),
-            ]
-        )
+        ), _choices(t, draft, CONTACT)
     if step == SUMMARY:
         return await _summary(context, draft)
     raise ValueError(step)
@@ -177,7 +180,7 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         )
     else:
         place = escape(draft.get("place") or "")
-    when = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}[draft["occurred"]]
+    when = _label(t, WHEN, draft["occurred"])
     if draft["occurred"] == "earlier" and draft.get("occurred_text"):
         when = f"{when}: {escape(draft['occurred_text'])}"
     lines = [
@@ -188,12 +191,7 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         t("<b>Description:</b> {text}", text=draft["description"]),
         t("<b>Where:</b> {place}", place=Html(place)),
         t("<b>When:</b> {when}", when=Html(when)),
-        t(
-            "<b>How often:</b> {frequency}",
-            frequency=t("This is the first time")
-            if draft["frequency"] == "first"
-            else t("It happens more often"),
-        ),
+        t("<b>How often:</b> {frequency}", frequency=_label(t, FREQUENCY, draft["frequency"])),
         t("<b>Photo:</b> {photo}", photo=t("yes") if draft.get("photo") else t("no")),
         t(
             "<b>Contact:</b> {contact}",
@@ -213,18 +211,17 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         CONTACT: t("Contact"),
     }
     editable = [s for s in EDITABLE if s != WIJK or draft.get("wijk_choice")]
-    buttons = [("✏️ " + edit_labels[s], _data(draft, SUMMARY, f"edit-{s}")) for s in editable]
-    markup = keyboard(buttons, columns=2)
-    markup = InlineKeyboardMarkup(
+    edits = keyboard(
+        (("✏️ " + edit_labels[s], _data(draft, SUMMARY, f"edit-{s}")) for s in editable),
+        columns=2,
+    )
+    finish = keyboard(
         [
-            *markup.inline_keyboard,
-            keyboard([("✅ " + t("Send report"), _data(draft, SUMMARY, "send"))]).inline_keyboard[
-                0
-            ],
-            keyboard([("✖️ " + t("Cancel"), _data(draft, SUMMARY, "cancel"))]).inline_keyboard[0],
+            ("✅ " + t("Send report"), _data(draft, SUMMARY, "send")),
+            ("✖️ " + t("Cancel"), _data(draft, SUMMARY, "cancel")),
         ]
     )
-    return "\n".join(lines), markup
+    return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
 
 
 async def _ask(message: Message, context: BuurtContext, draft: Draft, step: str) -> str:
@@ -275,7 +272,7 @@ def _choice(update: Update, draft: Draft) -> str | None:
 # --- entry and the steps -----------------------------------------------------------------
 
 
-async def start(update: Update, context: BuurtContext) -> str | int | None:
+async def start(update: Update, context: BuurtContext) -> State:
     """/melden: begin a report with the safety question."""
     message = update.effective_message
     user = update.effective_user
@@ -310,39 +307,56 @@ async def start(update: Update, context: BuurtContext) -> str | int | None:
     return await _ask(message, context, draft, SAFETY)
 
 
-async def on_safety(update: Update, context: BuurtContext) -> str | int | None:
+def _button_step(
+    step: str, valid: Callable[[str], bool] | None = None
+) -> Callable[[Step], Callback]:
+    """Guard a button handler: stale, double-tapped or forged presses get a polite refusal."""
+
+    def decorate(handle: Step) -> Callback:
+        async def callback(update: Update, context: BuurtContext) -> State:
+            draft = _draft(context)
+            value = _choice(update, draft) if draft else None
+            ok = valid(value) if valid and value is not None else value in CHOICES.get(step, {})
+            if draft is None or value is None or not ok:
+                await stale_button(update, context)
+                return None
+            return await handle(update, context, draft, value)
+
+        callback.__doc__ = handle.__doc__
+        return callback
+
+    return decorate
+
+
+async def _chosen(
+    update: Update, context: BuurtContext, draft: Draft, step: str, value: str
+) -> State:
+    """Show the chosen answer on the question and go on."""
+    await _close_question(update, context, draft, _label(context.t, step, value))
+    return await _advance(update, context, draft, step)
+
+
+@_button_step(SAFETY)
+async def on_safety(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Danger now: only the emergency numbers. Otherwise on to the report."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value not in ("yes", "no"):
-        await stale_button(update, context)
-        return None
-    t = context.t
-    if value == "yes":
-        await _close_question(update, context, draft, t("Yes, there is danger now"))
-        assert context.user_data is not None
-        context.user_data.pop(DRAFT, None)
-        message = update.effective_message
-        assert message is not None
-        await message.reply_text(
-            t(
-                "<b>Call 112 now.</b> Police, fire brigade and ambulance come fastest that way.\n"
-                "No emergency but you do want the police? Call 0900-8844.\n\n"
-                "When everyone is safe again, you can report what happened with /melden."
-            )
+    if value == "no":
+        return await _chosen(update, context, draft, SAFETY, value)
+    await _close_question(update, context, draft, _label(context.t, SAFETY, value))
+    assert context.user_data is not None and update.effective_message is not None
+    context.user_data.pop(DRAFT, None)
+    await update.effective_message.reply_text(
+        context.t(
+            "<b>Call 112 now.</b> Police, fire brigade and ambulance come fastest that way.\n"
+            "No emergency but you do want the police? Call 0900-8844.\n\n"
+            "When everyone is safe again, you can report what happened with /melden."
         )
-        return ConversationHandler.END
-    await _close_question(update, context, draft, t("No, nobody is in danger"))
-    return await _advance(update, context, draft, SAFETY)
+    )
+    return ConversationHandler.END
 
 
-async def on_wijk(update: Update, context: BuurtContext) -> str | int | None:
+@_button_step(WIJK, str.isdigit)
+async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value is None or not value.isdigit():
-        await stale_button(update, context)
-        return None
     async with context.db.begin() as session:
         wijk = await get_wijk(session, int(value))
     if wijk is None or not wijk.active:
@@ -353,19 +367,15 @@ async def on_wijk(update: Update, context: BuurtContext) -> str | int | None:
     return await _advance(update, context, draft, WIJK)
 
 
-async def on_category(update: Update, context: BuurtContext) -> str | int | None:
+@_button_step(CATEGORY, CATEGORY_LABELS.__contains__)
+async def on_category(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A category was chosen."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value not in CATEGORY_LABELS:
-        await stale_button(update, context)
-        return None
     draft["category"] = value
     await _close_question(update, context, draft, category_label(context.t, value))
     return await _advance(update, context, draft, CATEGORY)
 
 
-async def on_description(update: Update, context: BuurtContext) -> str | int | None:
+async def on_description(update: Update, context: BuurtContext) -> State:
     """The description, as typed."""
     draft = _draft(context)
     message = update.effective_message
@@ -392,7 +402,7 @@ async def on_description(update: Update, context: BuurtContext) -> str | int | N
     return await _advance(update, context, draft, DESCRIPTION)
 
 
-async def on_location(update: Update, context: BuurtContext) -> str | int | None:
+async def on_location(update: Update, context: BuurtContext) -> State:
     """A shared location."""
     draft = _draft(context)
     message = update.effective_message
@@ -406,7 +416,7 @@ async def on_location(update: Update, context: BuurtContext) -> str | int | None
     return await _advance(update, context, draft, LOCATION)
 
 
-async def on_place(update: Update, context: BuurtContext) -> str | int | None:
+async def on_place(update: Update, context: BuurtContext) -> State:
     """A typed street or place."""
     draft = _draft(context)
     message = update.effective_message
@@ -431,26 +441,19 @@ async def on_place(update: Update, context: BuurtContext) -> str | int | None:
     return await _advance(update, context, draft, LOCATION)
 
 
-async def on_when(update: Update, context: BuurtContext) -> str | int | None:
-    """Now, today or earlier."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value not in ("now", "today", "earlier"):
-        await stale_button(update, context)
-        return None
-    t = context.t
-    labels = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}
+@_button_step(WHEN)
+async def on_when(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Now, today or earlier (then: when, in the resident's words)."""
     draft["occurred"] = value
-    await _close_question(update, context, draft, labels[value])
-    if value == "earlier":
-        message = update.effective_message
-        assert message is not None
-        return await _ask(message, context, draft, WHEN_TEXT)
-    draft["occurred_text"] = None
-    return await _advance(update, context, draft, WHEN)
+    if value != "earlier":
+        draft["occurred_text"] = None
+        return await _chosen(update, context, draft, WHEN, value)
+    await _close_question(update, context, draft, _label(context.t, WHEN, value))
+    assert update.effective_message is not None
+    return await _ask(update.effective_message, context, draft, WHEN_TEXT)
 
 
-async def on_when_text(update: Update, context: BuurtContext) -> str | int | None:
+async def on_when_text(update: Update, context: BuurtContext) -> State:
     """When it happened, in the resident's words."""
     draft = _draft(context)
     message = update.effective_message
@@ -467,21 +470,14 @@ async def on_when_text(update: Update, context: BuurtContext) -> str | int | Non
     return await _advance(update, context, draft, WHEN)
 
 
-async def on_frequency(update: Update, context: BuurtContext) -> str | int | None:
+@_button_step(FREQUENCY)
+async def on_frequency(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """First time or more often."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value not in ("first", "recurring"):
-        await stale_button(update, context)
-        return None
-    t = context.t
     draft["frequency"] = value
-    label = t("This is the first time") if value == "first" else t("It happens more often")
-    await _close_question(update, context, draft, label)
-    return await _advance(update, context, draft, FREQUENCY)
+    return await _chosen(update, context, draft, FREQUENCY, value)
 
 
-async def on_photo(update: Update, context: BuurtContext) -> str | int | None:
+async def on_photo(update: Update, context: BuurtContext) -> State:
     """A photo (or an image sent as a file)."""
     draft = _draft(context)
     message = update.effective_message
@@ -496,57 +492,38 @@ async def on_photo(update: Update, context: BuurtContext) -> str | int | None:
     return await _advance(update, context, draft, PHOTO)
 
 
-async def on_photo_skip(update: Update, context: BuurtContext) -> str | int | None:
+@_button_step(PHOTO)
+async def on_photo_skip(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """No photo."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value != "skip":
-        await stale_button(update, context)
-        return None
     draft["photo"] = None
-    await _close_question(update, context, draft, context.t("No photo"))
-    return await _advance(update, context, draft, PHOTO)
+    return await _chosen(update, context, draft, PHOTO, value)
 
 
-async def on_contact(update: Update, context: BuurtContext) -> str | int | None:
+@_button_step(CONTACT)
+async def on_contact(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Pseudonymous or contactable."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
-    if draft is None or value not in ("yes", "no"):
-        await stale_button(update, context)
-        return None
-    t = context.t
     draft["contactable"] = value == "yes"
-    await _close_question(
-        update, context, draft, t("You may contact me") if value == "yes" else t("Pseudonymous")
-    )
-    return await _advance(update, context, draft, CONTACT)
+    return await _chosen(update, context, draft, CONTACT, value)
 
 
-async def on_summary(update: Update, context: BuurtContext) -> str | int | None:
+def _summary_action(value: str) -> bool:
+    return value in ("send", "cancel") or value.removeprefix("edit-") in EDITABLE
+
+
+@_button_step(SUMMARY, _summary_action)
+async def on_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Change a field, send the report, or cancel."""
-    draft = _draft(context)
-    value = _choice(update, draft) if draft else None
     query = update.callback_query
-    assert query is not None
-    if draft is None or value is None:
-        await stale_button(update, context)
-        return None
     message = update.effective_message
-    assert message is not None
-    if value.startswith("edit-") and value[5:] in EDITABLE:
-        await query.answer()
-        await query.edit_message_reply_markup(reply_markup=None)
-        draft["editing"] = True
-        return await _ask(message, context, draft, value[5:])
+    assert query is not None and message is not None
+    if value == "send":
+        return await _send(update, context, draft)
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
     if value == "cancel":
-        await query.answer()
-        await query.edit_message_reply_markup(reply_markup=None)
         return await _cancelled(message, context)
-    if value != "send":
-        await stale_button(update, context)
-        return None
-    return await _send(update, context, draft)
+    draft["editing"] = True
+    return await _ask(message, context, draft, value.removeprefix("edit-"))
 
 
 async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
@@ -620,7 +597,7 @@ async def cancel(update: Update, context: BuurtContext) -> int:
     return await _cancelled(message, context)
 
 
-async def resume(update: Update, context: BuurtContext) -> str | int | None:
+async def resume(update: Update, context: BuurtContext) -> State:
     """/melden while a report is under way: ask the current question again."""
     draft = _draft(context)
     message = update.effective_message
@@ -633,7 +610,7 @@ async def resume(update: Update, context: BuurtContext) -> str | int | None:
     return await _ask(message, context, draft, draft["step"])
 
 
-async def unexpected(update: Update, context: BuurtContext) -> str | int | None:
+async def unexpected(update: Update, context: BuurtContext) -> State:
     """Something this step cannot use (a sticker, a file, text where a button is expected)."""
     draft = _draft(context)
     message = update.effective_message
