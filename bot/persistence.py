@@ -8,6 +8,7 @@ unclean one, loses nothing a resident typed.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ from storage import bot_state
 from storage.db import Database
 
 USER, CHAT, BOT, CONVERSATION = "user", "chat", "bot", "conversation"
+_MISSING = object()
 
 
 def _conversation_key(name: str, key: ConversationKey) -> str:
@@ -37,18 +39,29 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
         self.db = db
         # One writer at a time: SQLite allows a single writer, and ordering keeps it simple.
         self._write_lock = asyncio.Lock()
+        # What is stored now, so unchanged rows are not written again and absent ones not
+        # deleted again (every group message marks its sender's empty user data).
+        self._stored: dict[tuple[str, str], Any] = {}
 
     async def _load(self, kind: str) -> dict[str, Any]:
         async with self.db.begin() as session:
-            return await bot_state.load_kind(session, kind)
+            rows = await bot_state.load_kind(session, kind)
+        self._stored.update({(kind, key): copy.deepcopy(data) for key, data in rows.items()})
+        return rows
 
     async def _save(self, kind: str, key: str, data: Any) -> None:
+        if self._stored.get((kind, key), _MISSING) == data:
+            return
         async with self._write_lock, self.db.begin() as session:
             await bot_state.save(session, kind, key, data)
+        self._stored[(kind, key)] = copy.deepcopy(data)
 
     async def _drop(self, kind: str, key: str) -> None:
+        if (kind, key) not in self._stored:
+            return
         async with self._write_lock, self.db.begin() as session:
             await bot_state.drop(session, kind, key)
+        self._stored.pop((kind, key), None)
 
     async def get_user_data(self) -> dict[int, dict[str, Any]]:
         """All users' data."""
