@@ -338,7 +338,7 @@ class ShellSession:
         return f"({names.get(message.kind, message.kind)})"
 
     def _button_lines(self, message: BotMessage) -> list[str]:
-        """The inline buttons, numbered like :press expects, and url buttons with their URL."""
+        """The inline buttons, numbered as typing N presses them, and url buttons with their URL."""
         lines: list[str] = []
         number = 0
         start_link = f"https://t.me/{self.emu.bot_username}?start="
@@ -526,7 +526,10 @@ class ShellSession:
         except (LookupError, ValueError) as exc:
             self.write(f"(lukt niet: {exc})")
             return
+        events = self._events
         await self.settle()
+        if self._events == events:
+            self.write("(geen reactie van de bot)")
 
     async def _send_text(self, text: str) -> None:
         """A text message from the current person in the current chat."""
@@ -745,14 +748,15 @@ class ShellSession:
     async def run(self, reader: _LineReader, interrupted: asyncio.Event) -> None:
         """Read and carry out lines until :stop, end of input or Ctrl-C."""
         self.write(self.banner())
-        stop = asyncio.ensure_future(interrupted.wait())
+        stop: asyncio.Future[Any] = asyncio.ensure_future(interrupted.wait())
         try:
             while self.running and not interrupted.is_set():
                 self.out.write(self.prompt)
                 self.out.flush()
                 self._at_prompt = True
                 pending = reader.readline()
-                await asyncio.wait({pending, stop}, return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[Any]] = {pending, stop}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 self._at_prompt = False
                 if not pending.done():
                     self.out.write("\n")
@@ -790,22 +794,31 @@ def _quiet_library_logs() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _ctrl_c_sets(event: asyncio.Event, *, enabled: bool) -> Iterator[None]:
-    """Let Ctrl-C set ``event`` (a clean stop) instead of cancelling everything."""
+    """Let the first Ctrl-C set ``event`` (a clean stop); a second one interrupts as usual."""
     loop = asyncio.get_running_loop()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
     previous = signal.getsignal(signal.SIGINT)
-    try:
-        loop.add_signal_handler(signal.SIGINT, event.set)
-    except (NotImplementedError, RuntimeError, ValueError):  # e.g. Windows: keep the default
-        yield
-        return
+
+    def restore() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    def first_ctrl_c() -> None:
+        event.set()
+        restore()
+
+    installed = False
+    if enabled and threading.current_thread() is threading.main_thread():
+        try:
+            loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
+            installed = True
+        except (NotImplementedError, RuntimeError, ValueError):  # e.g. Windows: keep the default
+            pass
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        signal.signal(signal.SIGINT, previous)
+        if installed:
+            restore()
 
 
 @contextlib.asynccontextmanager

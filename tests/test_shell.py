@@ -154,6 +154,7 @@ async def test_without_wijken_and_admins_it_says_so_and_still_runs(sqlite_url: s
         "3",
         ":chat groep",
         ":nieuwlid",
+        "hallo allemaal",
         ":als admin",
     )
     assert code == 0
@@ -164,6 +165,9 @@ async def test_without_wijken_and_admins_it_says_so_and_still_runs(sqlite_url: s
     assert "nog geen wijk ingesteld, dus melden kan nog niet" in transcript
     assert "Anna> 3\n(er zijn hier geen knoppen" in transcript
     assert "in de groep Buurtgroep (demo)" in transcript
+    assert "Anna (groep)> :nieuwlid\n" in transcript
+    # The bot ignores group chatter; the shell says so instead of staying silent.
+    assert "Anna (groep)> hallo allemaal\n(geen reactie van de bot)" in transcript
     assert "Je bent nu Beheerder (id 900001), in de groep Buurtgroep (demo)." in transcript
 
 
