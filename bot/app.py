@@ -6,12 +6,7 @@ import html
 import logging
 from typing import Any
 
-from telegram import (
-    BotCommand,
-    BotCommandScopeAllGroupChats,
-    BotCommandScopeAllPrivateChats,
-    Update,
-)
+from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -25,30 +20,18 @@ from telegram.ext import (
     filters,
 )
 
+from bot.commands import publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
-from bot.i18n import N_, Translator
+from bot.i18n import Translator
 from bot.persistence import SqlPersistence
 from bot.settings import Settings
-from conversations import group, my_reports, onboarding, report
+from conversations import cases, digest, group, my_reports, onboarding, report, roles
+from storage import access
 from storage.db import Database
 from storage.residents import get_resident
 from storage.wijken import WijkSpec, sync_wijken
 
 log = logging.getLogger(__name__)
-
-# (command, description) per scope; descriptions are translated per language.
-PRIVATE_COMMANDS = (
-    ("melden", N_("Report an early signal")),
-    ("mijnmeldingen", N_("Your reports and their status")),
-    ("taal", N_("Choose your language")),
-    ("start", N_("Welcome and choose your wijk")),
-    ("help", N_("What this bot can do")),
-    ("annuleren", N_("Stop what you are doing")),
-)
-GROUP_COMMANDS = (
-    ("melden", N_("Report privately to the wijk team")),
-    ("help", N_("What this bot can do")),
-)
 
 
 def build_application(
@@ -96,8 +79,10 @@ def _register_handlers(application: BuurtApplication) -> None:
     application.add_handler(TypeHandler(Update, _remember_language), group=-1)
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
-    for handler in report.build_handlers():
-        application.add_handler(handler)
+    # Professional features come before onboarding: /start with an invite code is theirs.
+    for feature in (report, roles, cases, digest):
+        for handler in feature.build_handlers():
+            application.add_handler(handler)
     for handler in onboarding.build_handlers():
         application.add_handler(handler)
     for handler in my_reports.build_handlers():
@@ -130,22 +115,26 @@ async def _post_init(application: Any) -> None:
             (WijkSpec(w.slug, w.name, w.group_chat_id) for w in settings.wijken),
         )
     await publish_commands(application)
+    # Jobs are (re)built from the database at every start, so a restart sends nothing twice
+    # and misses nothing.
+    for feature in (cases, digest):
+        await feature.start_jobs(application)
 
 
 async def publish_commands(application: BuurtApplication) -> None:
-    """Set the command menus per scope (private, groups) and language (nl default, en)."""
-    default = application.services.settings.default_language
-    for language in ("nl", "en"):
-        t = Translator(language)
-        code = None if language == default else language
-        private = [BotCommand(c, t(d)) for c, d in PRIVATE_COMMANDS]
-        groups = [BotCommand(c, t(d)) for c, d in GROUP_COMMANDS]
-        await application.bot.set_my_commands(
-            private, scope=BotCommandScopeAllPrivateChats(), language_code=code
-        )
-        await application.bot.set_my_commands(
-            groups, scope=BotCommandScopeAllGroupChats(), language_code=code
-        )
+    """Set the default command menus, and the personal ones of admins and professionals."""
+    settings, db = application.services.settings, application.services.db
+    await publish_default_menus(application.bot, settings.default_language)
+    async with db.begin() as session:
+        people = [
+            await access.person(session, telegram_id, settings.admins)
+            for telegram_id in {
+                *settings.admins,
+                *(g.telegram_id for g in await access.all_grants(session)),
+            }
+        ]
+    for someone in people:
+        await publish_personal_menu(application.bot, someone, settings.default_language)
 
 
 async def _post_shutdown(application: Any) -> None:

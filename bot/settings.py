@@ -103,6 +103,22 @@ class ReportSettings(_Section):
     max_text_length: int = Field(default=1000, ge=50, le=3500)
 
 
+class ProfessionalSettings(_Section):
+    """Promises and timings for the professionals' work."""
+
+    response_days: int = Field(default=2, ge=1, le=30)
+    invite_hours: int = Field(default=72, ge=1, le=24 * 30)
+    followup_days: int = Field(default=3, ge=1, le=60)
+
+
+class HotspotSettings(_Section):
+    """When recurring signals count as a hotspot (defaults for every wijk)."""
+
+    min_signals: int = Field(default=3, ge=2, le=50)
+    days: int = Field(default=14, ge=1, le=365)
+    radius_m: int = Field(default=150, ge=10, le=5000)
+
+
 class WijkSettings(_Section):
     """One neighbourhood the bot serves."""
 
@@ -110,6 +126,8 @@ class WijkSettings(_Section):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
     group_chat_id: int | None = None
     digest_time: dt.time = dt.time(8, 0)
+    hotspot_min_signals: int | None = Field(default=None, ge=2, le=50)
+    hotspot_days: int | None = Field(default=None, ge=1, le=365)
 
 
 class Settings(BaseSettings):
@@ -129,6 +147,8 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     database: DatabaseSettings = DatabaseSettings()
     reports: ReportSettings = ReportSettings()
+    professionals: ProfessionalSettings = ProfessionalSettings()
+    hotspots: HotspotSettings = HotspotSettings()
     timezone: str = "Europe/Amsterdam"
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)

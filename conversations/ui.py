@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Html, Translator, escape
+from storage.models import Signal
 
 CATEGORY_LABELS: dict[str, str] = {
     "burenruzie": N_("Neighbour quarrel"),
@@ -67,3 +68,46 @@ def local_date(moment: dt.datetime, tz: dt.tzinfo) -> str:
 def local_datetime(moment: dt.datetime, tz: dt.tzinfo) -> str:
     """A date and time as residents write it: 26-11-2026 14:05."""
     return moment.astimezone(tz).strftime("%d-%m-%Y %H:%M")
+
+
+ROLE_LABELS: dict[str, str] = {
+    "wijkagent": N_("wijkagent"),
+    "opbouwwerker": N_("opbouwwerker"),
+    "bemiddelaar": N_("mediation coordinator"),
+    "organisator": N_("koffie organiser"),
+    "sleutelfiguur": N_("key figure"),
+    "beheerder": N_("wijk administrator"),
+}
+
+
+def role_label(t: Translator, role: str) -> str:
+    """The translated name of a role."""
+    return t(ROLE_LABELS.get(role, role))
+
+
+def not_allowed(t: Translator) -> str:
+    """The one answer to anything a person may not do: it reveals nothing."""
+    return t("Sorry, that is not something I can do for you.")
+
+
+def signal_place(t: Translator, signal: Signal) -> str:
+    """Where a signal happened, for professionals (escaped)."""
+    if signal.location_text:
+        return escape(signal.location_text)
+    if signal.latitude is not None and signal.longitude is not None:
+        return t(
+            "location {lat}, {lon}", lat=f"{signal.latitude:.5f}", lon=f"{signal.longitude:.5f}"
+        )
+    return "?"
+
+
+def signal_line(t: Translator, signal: Signal) -> str:
+    """One line about a signal for professionals: reference, category, place, how often."""
+    often = t("recurring") if signal.frequency == "recurring" else t("first time")
+    return t(
+        "<b>{reference}</b> · {category} · {place} · {often}",
+        reference=signal.reference,
+        category=category_label(t, signal.category),
+        place=Html(signal_place(t, signal)),
+        often=often,
+    )

@@ -108,8 +108,18 @@ class Signal(Base):
     status: Mapped[str] = mapped_column(String(20), default="nieuw")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Case handling: who took it (a professional's Telegram id), and the follow-up question.
+    assigned_to: Mapped[int | None] = mapped_column(BigInteger)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    followup_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    followup_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    followup_answer: Mapped[str | None] = mapped_column(String(10))
+    hotspot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("hotspots.id", ondelete="SET NULL"), index=True
+    )
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
+    resident: Mapped[Resident | None] = relationship(lazy="joined")
     history: Mapped[list[SignalEvent]] = relationship(
         back_populates="signal", cascade="all, delete-orphan", order_by="SignalEvent.id"
     )
@@ -150,3 +160,106 @@ class BotState(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     data: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+ROLES: tuple[str, ...] = (
+    "wijkagent",
+    "opbouwwerker",
+    "bemiddelaar",
+    "organisator",
+    "sleutelfiguur",
+    "beheerder",
+)
+
+
+class RoleGrant(Base):
+    """A professional role of one person in one wijk, granted through an invite."""
+
+    __tablename__ = "roles"
+    __table_args__ = (
+        CheckConstraint(
+            "role in ('wijkagent', 'opbouwwerker', 'bemiddelaar', 'organisator', "
+            "'sleutelfiguur', 'beheerder')",
+            name="role",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"), index=True)
+    # The first name the professional uses in Telegram; shown to colleagues and admins only.
+    display_name: Mapped[str] = mapped_column(String(100))
+    granted_by: Mapped[int | None] = mapped_column(BigInteger)
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[int | None] = mapped_column(BigInteger)
+
+    wijk: Mapped[Wijk] = relationship(lazy="joined")
+
+
+class Invite(Base):
+    """A single-use, expiring deep-link code that grants a role in a wijk."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"))
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    used_by: Mapped[int | None] = mapped_column(BigInteger)
+
+    wijk: Mapped[Wijk] = relationship(lazy="joined")
+
+
+class AuditEntry(Base):
+    """Who changed whose role, and when. Never deleted by retention."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[int | None] = mapped_column(BigInteger)
+    role: Mapped[str | None] = mapped_column(String(20))
+    wijk_id: Mapped[int | None] = mapped_column(ForeignKey("wijken.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(String(300))
+
+
+class DigestDelivery(Base):
+    """Per wijk and recipient: up to which moment signals have been delivered in a digest."""
+
+    __tablename__ = "digest_deliveries"
+
+    wijk_id: Mapped[int] = mapped_column(
+        ForeignKey("wijken.id", ondelete="CASCADE"), primary_key=True
+    )
+    recipient: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    covered_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Hotspot(Base):
+    """Signals of one category recurring near one place; alerted once, shown until calm."""
+
+    __tablename__ = "hotspots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(40))
+    # A normalised street name, or None when the hotspot is found by distance.
+    place_key: Mapped[str | None] = mapped_column(String(300))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(300))
+    first_signal_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_signal_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    alerted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    calmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    wijk: Mapped[Wijk] = relationship(lazy="joined")

@@ -201,3 +201,21 @@ class Person:
         return await self._act(
             self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False)
         )
+
+
+async def grant_role(
+    bot: BotUnderTest, person: Person, role: str, wijk_slug: str = "schilderswijk"
+) -> None:
+    """Give ``person`` a role directly in the database (tests of other features use this;
+    the invite flow itself is tested in test_roles.py)."""
+    from sqlalchemy import select
+
+    from storage.models import RoleGrant, Wijk
+
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        wijk = await session.scalar(select(Wijk).where(Wijk.slug == wijk_slug))
+        assert wijk is not None, wijk_slug
+        session.add(
+            RoleGrant(telegram_id=person.id, role=role, wijk_id=wijk.id, display_name=person.name)
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -81,3 +82,15 @@ def test_catalogs_have_no_duplicates() -> None:
     for language in LANGUAGES:
         ids = [str(m.id) for m in load_catalog(language) if m.id]
         assert len(ids) == len(set(ids)), language
+
+
+def test_translators_are_called_t_so_their_messages_are_extracted() -> None:
+    """`pybabel extract` only sees t("..."), N_("...") and ngettext(...): a translator bound to
+    another name (say their_t("...")) would silently never be translated."""
+    offenders = []
+    for folder in ("bot", "conversations"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if re.search(r"\b\w+_t\(\s*[\"']", line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}")
+    assert not offenders, f"call translators t(...): {offenders}"

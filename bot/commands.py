@@ -1,0 +1,99 @@
+"""Command menus: per scope (private chats, groups, one person's chat) and per language."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+)
+from telegram.error import TelegramError
+
+from bot.i18n import LANGUAGES, N_, Translator
+from storage.access import Permission, Person
+
+log = logging.getLogger(__name__)
+
+Menu = Sequence[tuple[str, str]]
+
+PRIVATE_COMMANDS: Menu = (
+    ("melden", N_("Report an early signal")),
+    ("mijnmeldingen", N_("Your reports and their status")),
+    ("taal", N_("Choose your language")),
+    ("start", N_("Welcome and choose your wijk")),
+    ("help", N_("What this bot can do")),
+    ("annuleren", N_("Stop what you are doing")),
+)
+GROUP_COMMANDS: Menu = (
+    ("melden", N_("Report privately to the wijk team")),
+    ("help", N_("What this bot can do")),
+)
+# Extra commands by permission, shown only in the menu of people who hold it.
+PROFESSIONAL_COMMANDS: dict[Permission, Menu] = {
+    Permission.DIGEST: (("overzicht", N_("The digest of your wijk, now")),),
+    Permission.SIGNALS: (
+        ("open", N_("Open signals of your wijk")),
+        ("melding", N_("One signal: /melding BS-2026-0001")),
+    ),
+    Permission.EXPORT: (("export", N_("Signals as a CSV file: /export [from] [to]")),),
+}
+ADMIN_COMMANDS: Menu = (
+    ("uitnodigen", N_("Invite a professional: /uitnodigen <role> <wijk>")),
+    ("rollen", N_("Roles: list and revoke")),
+)
+
+
+def _commands(t: Translator, menus: Iterable[Menu]) -> list[BotCommand]:
+    seen: dict[str, BotCommand] = {}
+    for menu in menus:
+        for command, description in menu:
+            seen.setdefault(command, BotCommand(command, t(description)))
+    return list(seen.values())
+
+
+def personal_menu(person: Person) -> list[Menu]:
+    """The menus a person should see in their private chat."""
+    menus: list[Menu] = [PRIVATE_COMMANDS]
+    for permission, menu in PROFESSIONAL_COMMANDS.items():
+        if person.may(permission):
+            menus.append(menu)
+    if person.may_manage_roles():
+        menus.append(ADMIN_COMMANDS)
+    return menus
+
+
+async def publish_default_menus(bot: Bot, default_language: str) -> None:
+    """Everyone's menus: private chats and groups, in every language."""
+    for language in LANGUAGES:
+        t = Translator(language)
+        code = None if language == default_language else language
+        await bot.set_my_commands(
+            _commands(t, [PRIVATE_COMMANDS]),
+            scope=BotCommandScopeAllPrivateChats(),
+            language_code=code,
+        )
+        await bot.set_my_commands(
+            _commands(t, [GROUP_COMMANDS]), scope=BotCommandScopeAllGroupChats(), language_code=code
+        )
+
+
+async def publish_personal_menu(bot: Bot, person: Person, default_language: str) -> None:
+    """A professional's or admin's own menu; residents fall back to the default menu."""
+    menus = personal_menu(person)
+    scope = BotCommandScopeChat(person.telegram_id)
+    try:
+        for language in LANGUAGES:
+            code = None if language == default_language else language
+            if len(menus) == 1:
+                await bot.delete_my_commands(scope=scope, language_code=code)
+            else:
+                await bot.set_my_commands(
+                    _commands(Translator(language), menus), scope=scope, language_code=code
+                )
+    except TelegramError as exc:  # e.g. an admin who never opened a chat with the bot
+        log.info("no personal command menu for %s: %s", person.telegram_id, exc)

@@ -1,0 +1,309 @@
+"""Roles by invite: /uitnodigen, redeeming /start inv-<code>, /rollen with revoking.
+
+Admins (from the configuration) manage roles in every wijk, a beheerder in their own wijk.
+Every change is written to the audit log by storage.access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.commands import publish_personal_menu
+from bot.context import BuurtContext
+from bot.i18n import Html, Translator
+from conversations.ui import keyboard, local_date, local_datetime, not_allowed, role_label
+from storage import access
+from storage.models import ROLES, RoleGrant, Wijk
+from storage.wijken import active_wijken
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+INVITE_PREFIX = "inv-"
+
+
+def _find_wijk(wijken: list[Wijk], name: str) -> Wijk | None:
+    wanted = name.strip().lower()
+    for wijk in wijken:
+        if wanted in (wijk.slug, wijk.name.lower()):
+            return wijk
+    return None
+
+
+def _usage(t: Translator, wijken: list[Wijk]) -> str:
+    return t(
+        "Use: /uitnodigen &lt;role&gt; &lt;wijk&gt;, for example /uitnodigen wijkagent {slug}\n"
+        "Roles: {roles}\nWijken: {wijken}",
+        slug=wijken[0].slug if wijken else "noord",
+        roles=", ".join(ROLES),
+        wijken=", ".join(f"{w.slug} ({w.name})" for w in wijken) or "-",
+    )
+
+
+async def invite(update: Update, context: BuurtContext) -> None:
+    """/uitnodigen <rol> <wijk>: a single-use, expiring deep link that grants the role."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    args = context.args or []
+    settings = context.settings
+    async with context.db.begin() as session:
+        me = await access.person(session, user.id, settings.admins)
+        if not me.may_manage_roles():
+            await message.reply_text(not_allowed(t))
+            return
+        wijken = [w for w in await active_wijken(session) if me.may_manage_roles(w.id)]
+        wijk = _find_wijk(wijken, " ".join(args[1:])) if len(args) >= 2 else None
+        role = args[0].lower() if args else ""
+        if role not in ROLES or wijk is None:
+            await message.reply_text(_usage(t, wijken))
+            return
+        created = await access.create_invite(
+            session,
+            role=role,
+            wijk_id=wijk.id,
+            created_by=user.id,
+            valid_for=dt.timedelta(hours=settings.professionals.invite_hours),
+        )
+        code, expires, wijk_name = created.code, created.expires_at, wijk.name
+    link = f"https://t.me/{context.bot.username}?start={INVITE_PREFIX}{code}"
+    await message.reply_text(
+        t(
+            "Invite for <b>{role}</b> in <b>{wijk}</b>. It works once and until {expires}.\n"
+            "Send this link only to the person it is meant for:\n{link}",
+            role=role_label(t, role),
+            wijk=wijk_name,
+            expires=local_datetime(expires, settings.tz),
+            link=link,
+        )
+    )
+
+
+async def redeem(update: Update, context: BuurtContext) -> None:
+    """/start inv-<code>: take the role the invite grants, and tell whoever invited."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    code = (context.args or [""])[0].removeprefix(INVITE_PREFIX)
+    settings = context.settings
+    try:
+        async with context.db.begin() as session:
+            grant, used = await access.redeem_invite(
+                session, code, telegram_id=user.id, display_name=user.first_name
+            )
+            role, wijk_name, inviter = grant.role, grant.wijk.name, used.created_by
+            me = await access.person(session, user.id, settings.admins)
+    except access.InviteProblem as problem:
+        reasons = {
+            "unknown": t("This invite link is not valid. Ask for a new one."),
+            "used": t("This invite link has already been used. Ask for a new one."),
+            "expired": t("This invite link has expired. Ask for a new one."),
+        }
+        await message.reply_text(reasons[problem.reason])
+        return
+    await message.reply_text(
+        t(
+            "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
+            role=role_label(t, role),
+            wijk=wijk_name,
+            commands=Html(_what_you_can_do(t, me)),
+        )
+    )
+    await publish_personal_menu(context.bot, me, settings.default_language)
+    try:
+        await context.bot.send_message(
+            inviter,
+            _invite_used(
+                Translator(_language_of(context, inviter)), user.first_name, role, wijk_name
+            ),
+        )
+    except TelegramError:
+        pass  # the inviter may never have opened a chat with the bot; the audit log has it
+
+
+def _invite_used(t: Translator, name: str, role: str, wijk: str) -> str:
+    """Told to whoever invited, in their language."""
+    return t(
+        "{name} used your invite and is now {role} in {wijk}.",
+        name=name,
+        role=role_label(t, role),
+        wijk=wijk,
+    )
+
+
+def _role_ended(t: Translator, role: str, wijk: str) -> str:
+    """Told to someone whose role was revoked, in their language."""
+    return t("Your role as {role} in {wijk} has ended.", role=role_label(t, role), wijk=wijk)
+
+
+def _what_you_can_do(t: Translator, me: access.Person) -> str:
+    lines = []
+    if me.may(access.Permission.DIGEST):
+        lines.append(t("/overzicht: the digest of your wijk, now (it also comes every morning)"))
+    if me.may(access.Permission.SIGNALS):
+        lines.append(t("/open: open signals; /melding BS-2026-0001: one signal"))
+    if me.may(access.Permission.EXPORT):
+        lines.append(t("/export: the signals as a CSV file"))
+    if me.may_manage_roles():
+        lines.append(t("/uitnodigen and /rollen: invite and manage professionals"))
+    return "\n".join(lines)
+
+
+def _language_of(context: BuurtContext, telegram_id: int) -> str:
+    data = context.application.user_data.get(telegram_id, {})
+    return str(data.get("lang") or context.settings.default_language)
+
+
+async def list_roles(update: Update, context: BuurtContext) -> None:
+    """/rollen: who holds which role, with a button to revoke each."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    async with context.db.begin() as session:
+        me = await access.person(session, user.id, context.settings.admins)
+        if not me.may_manage_roles():
+            await message.reply_text(not_allowed(t))
+            return
+        wijken = [w.id for w in await active_wijken(session) if me.may_manage_roles(w.id)]
+        grants = list(await access.all_grants(session, wijken))
+    if not grants:
+        await message.reply_text(t("Nobody holds a role yet. Invite someone with /uitnodigen."))
+        return
+    lines = [t("<b>Roles</b>")]
+    for grant in grants:
+        lines.append(_grant_line(t, grant, context))
+    buttons = [
+        (t("Revoke: {name}, {role}", name=g.display_name, role=role_label(t, g.role)), _revoke(g))
+        for g in grants
+    ]
+    await message.reply_text("\n".join(lines), reply_markup=keyboard(buttons))
+
+
+def _grant_line(t: Translator, grant: RoleGrant, context: BuurtContext) -> str:
+    return t(
+        "{wijk}: {role}: {name} (since {date})",
+        wijk=grant.wijk.name,
+        role=role_label(t, grant.role),
+        name=grant.display_name,
+        date=local_date(grant.granted_at, context.settings.tz),
+    )
+
+
+def _revoke(grant: RoleGrant) -> str:
+    return f"roles:revoke:{grant.id}"
+
+
+async def _allowed_grant(update: Update, context: BuurtContext) -> RoleGrant | None:
+    """The grant a roles button is about, if the presser may manage it; else refuse."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    grant_id = int(query.data.rsplit(":", 1)[1])
+    async with context.db.begin() as session:
+        me = await access.person(session, user.id, context.settings.admins)
+        grant = await session.get(RoleGrant, grant_id)
+    if grant is None or not me.may_manage_roles(grant.wijk_id):
+        await query.answer(not_allowed(context.t), show_alert=True)
+        return None
+    if grant.revoked_at is not None:
+        await query.answer(context.t("This role was already revoked."), show_alert=True)
+        return None
+    return grant
+
+
+async def ask_revoke(update: Update, context: BuurtContext) -> None:
+    """Ask to confirm revoking a role."""
+    grant = await _allowed_grant(update, context)
+    if grant is None:
+        return
+    query = update.callback_query
+    message = update.effective_message
+    assert query is not None and message is not None
+    t = context.t
+    await query.answer()
+    await message.reply_text(
+        t(
+            "Revoke the role of {name} ({role} in {wijk})?",
+            name=grant.display_name,
+            role=role_label(t, grant.role),
+            wijk=grant.wijk.name,
+        ),
+        reply_markup=keyboard(
+            [
+                (t("Yes, revoke"), f"roles:revoke-yes:{grant.id}"),
+                (t("No, keep it"), f"roles:keep:{grant.id}"),
+            ],
+            columns=2,
+        ),
+    )
+
+
+async def confirm_revoke(update: Update, context: BuurtContext) -> None:
+    """Revoke the role, tell the person, and reset their command menu."""
+    grant = await _allowed_grant(update, context)
+    if grant is None:
+        return
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    t = context.t
+    settings = context.settings
+    async with context.db.begin() as session:
+        revoked = await access.revoke(session, grant.id, by=user.id)
+        if revoked is None:
+            await query.answer(t("This role was already revoked."), show_alert=True)
+            return
+        them = await access.person(session, revoked.telegram_id, settings.admins)
+        name, role, wijk, subject = (
+            revoked.display_name,
+            revoked.role,
+            revoked.wijk.name,
+            revoked.telegram_id,
+        )
+    await query.answer()
+    await query.edit_message_text(
+        t(
+            "Revoked: {name} is no longer {role} in {wijk}.",
+            name=name,
+            role=role_label(t, role),
+            wijk=wijk,
+        )
+    )
+    await publish_personal_menu(context.bot, them, settings.default_language)
+    try:
+        await context.bot.send_message(
+            subject, _role_ended(Translator(_language_of(context, subject)), role, wijk)
+        )
+    except TelegramError:
+        pass  # they may have blocked the bot; the audit log records the revocation
+
+
+async def keep(update: Update, context: BuurtContext) -> None:
+    """Do not revoke after all."""
+    grant = await _allowed_grant(update, context)
+    if grant is None:
+        return
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_text(context.t("Nothing changed."))
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """Handlers for invites and roles."""
+    return [
+        CommandHandler(
+            "start", redeem, filters=PRIVATE & filters.Regex(rf"^/start {INVITE_PREFIX}\S+$")
+        ),
+        CommandHandler("uitnodigen", invite, filters=PRIVATE),
+        CommandHandler("rollen", list_roles, filters=PRIVATE),
+        CallbackQueryHandler(ask_revoke, pattern=r"^roles:revoke:\d+$"),
+        CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d+$"),
+        CallbackQueryHandler(keep, pattern=r"^roles:keep:\d+$"),
+    ]
