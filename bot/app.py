@@ -25,7 +25,16 @@ from bot.context import BuurtApplication, BuurtContext, Services
 from bot.i18n import Translator
 from bot.persistence import SqlPersistence
 from bot.settings import Settings
-from conversations import cases, digest, group, my_reports, onboarding, report, roles
+from conversations import (
+    cases,
+    digest,
+    export,
+    group,
+    my_reports,
+    onboarding,
+    report,
+    roles,
+)
 from storage import access
 from storage.db import Database
 from storage.residents import get_resident
@@ -80,7 +89,7 @@ def _register_handlers(application: BuurtApplication) -> None:
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
     # Professional features come before onboarding: /start with an invite code is theirs.
-    for feature in (report, roles, cases, digest):
+    for feature in (report, roles, cases, digest, export):
         for handler in feature.build_handlers():
             application.add_handler(handler)
     for handler in onboarding.build_handlers():

@@ -148,3 +148,17 @@ async def signal_by_reference(session: AsyncSession, reference: str) -> Signal |
         .where(Signal.reference == reference.strip().upper())
         .options(selectinload(Signal.history))
     )
+
+
+async def signals_between(
+    session: AsyncSession, wijk_ids: Sequence[int], start: dt.datetime, end: dt.datetime
+) -> Sequence[Signal]:
+    """Signals of some wijken created in [start, end), oldest first."""
+    result = await session.scalars(
+        select(Signal)
+        .where(
+            Signal.wijk_id.in_(list(wijk_ids)), Signal.created_at >= start, Signal.created_at < end
+        )
+        .order_by(Signal.created_at, Signal.id)
+    )
+    return result.all()
