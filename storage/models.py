@@ -263,3 +263,124 @@ class Hotspot(Base):
     calmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
+
+
+MEDIATION_STAGES: tuple[str, ...] = (
+    "aangemeld",
+    "intake",
+    "gesprek_partij_1",
+    "gesprek_partij_2",
+    "bemiddelingsgesprek",
+    "afspraken",
+    "nazorg",
+    "afgesloten",
+)
+MEDIATION_OUTCOMES: tuple[str, ...] = ("opgelost", "deels_opgelost", "niet_opgelost", "gestopt")
+
+
+class MediationCase(Base):
+    """A request for buurtbemiddeling. Content is seen by the bemiddelaar role only."""
+
+    __tablename__ = "mediation_cases"
+    __table_args__ = (
+        CheckConstraint(
+            "stage in ('aangemeld', 'intake', 'gesprek_partij_1', 'gesprek_partij_2', "
+            "'bemiddelingsgesprek', 'afspraken', 'nazorg', 'afgesloten')",
+            name="stage",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="RESTRICT"), index=True)
+    stage: Mapped[str] = mapped_column(String(30), default="aangemeld")
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    # What the conflict is about, from the intake (None once anonymised).
+    topic: Mapped[str] = mapped_column(String(30))
+    duration: Mapped[str] = mapped_column(String(20))
+    talked: Mapped[str] = mapped_column(String(20))
+    other_party: Mapped[str | None] = mapped_column(Text)
+    # The bemiddelaar who took the case (Telegram id) and the mediators (volunteers' names).
+    coordinator: Mapped[int | None] = mapped_column(BigInteger)
+    mediators: Mapped[str | None] = mapped_column(String(200))
+    # A referral by a professional (always with the resident's consent in the bot).
+    referred_by: Mapped[int | None] = mapped_column(BigInteger)
+    signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    nazorg_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    anonymised_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    wijk: Mapped[Wijk] = relationship(lazy="joined")
+    parties: Mapped[list[MediationParty]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="MediationParty.number"
+    )
+    history: Mapped[list[MediationEvent]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="MediationEvent.id"
+    )
+
+
+class MediationParty(Base):
+    """One side of a mediation: the requester (1) or the neighbour (2)."""
+
+    __tablename__ = "mediation_parties"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    resident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="SET NULL"), index=True
+    )
+    # agreed / declined / call_requested / invited (party 2 before answering)
+    status: Mapped[str] = mapped_column(String(20))
+    contact_via: Mapped[str] = mapped_column(String(10), default="bot")
+    phone: Mapped[str | None] = mapped_column(String(40))
+    reachable: Mapped[str | None] = mapped_column(String(200))
+    consent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    invite_code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    invite_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    nazorg_answer: Mapped[str | None] = mapped_column(String(20))
+    nazorg_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    case: Mapped[MediationCase] = relationship(back_populates="parties")
+    resident: Mapped[Resident | None] = relationship(lazy="joined")
+
+
+class MediationAppointment(Base):
+    """A talk that was planned; both parties (or one) get a reminder the day before."""
+
+    __tablename__ = "mediation_appointments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))  # the stage the talk belongs to
+    # Which parties: "1", "2" or "1,2".
+    parties: Mapped[str] = mapped_column(String(5))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    place: Mapped[str | None] = mapped_column(String(200))
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class MediationEvent(Base):
+    """The case history: stage changes, notes, invites, reminders, anonymisation."""
+
+    __tablename__ = "mediation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))
+    from_stage: Mapped[str | None] = mapped_column(String(30))
+    to_stage: Mapped[str | None] = mapped_column(String(30))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[MediationCase] = relationship(back_populates="history")
