@@ -3,22 +3,18 @@
 Safety first (112 when someone is in danger), then category, a behaviour-first description,
 place, time, frequency, an optional photo and whether professionals may make contact. A
 summary lets every field be changed before the report is stored. The draft lives in
-``user_data["melden"]``, which the SQL persistence writes through after every update, so a
-restart continues where the resident was.
+``user_data["melden"]`` (see conversations.flow), written through to the database after every
+update, so a restart continues where the resident was.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-import warnings
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import (
     InlineKeyboardMarkup,
     KeyboardButton,
-    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -32,62 +28,54 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
+from conversations import digest as early_warning
+from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, create_signal
 from storage.wijken import active_wijken, get_wijk
 
-DRAFT = "melden"
-PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 MAX_PLACE = 300
 MAX_WHEN = 300
 MIN_DESCRIPTION = 5
 
 # Conversation states: one per question.
-SAFETY, WIJK, CATEGORY, DESCRIPTION, LOCATION = (
-    "safety",
-    "wijk",
-    "category",
-    "description",
-    "location",
-)
-WHEN, WHEN_TEXT, FREQUENCY, PHOTO, CONTACT = "when", "when_text", "frequency", "photo", "contact"
-SUMMARY = "summary"
+SAFETY, WIJK, CATEGORY, DESCRIPTION = "safety", "wijk", "category", "description"
+LOCATION, WHEN, WHEN_TEXT, FREQUENCY = "location", "when", "when_text", "frequency"
+PHOTO, CONTACT = "photo", "contact"
 ORDER = (SAFETY, WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT, SUMMARY)
 EDITABLE = (WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT)
 
-Draft = dict[str, Any]
-State = str | int | None  # None keeps the conversation where it is
-Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, State]]
-Step = Callable[[Update, BuurtContext, Draft, str], Coroutine[Any, Any, State]]
-
-# The buttons of the fixed-choice questions: stored value -> label.
-CHOICES: dict[str, dict[str, str]] = {
-    SAFETY: {"yes": N_("Yes, there is danger now"), "no": N_("No, nobody is in danger")},
-    WHEN: {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")},
-    FREQUENCY: {"first": N_("This is the first time"), "recurring": N_("It happens more often")},
-    PHOTO: {"skip": N_("Skip")},
-    CONTACT: {"no": N_("Pseudonymous"), "yes": N_("You may contact me")},
-}
-CHOICE_COLUMNS = {WHEN: 3}
-
-
-def _draft(context: BuurtContext) -> Draft | None:
-    data = context.user_data
-    return None if data is None else data.get(DRAFT)
-
-
-def _data(draft: Draft, step: str, value: str = "") -> str:
-    """Callback data for a button of this draft: ``melden:<nonce>:<step>:<value>``."""
-    return f"melden:{draft['nonce']}:{step}:{value}"
-
-
-def _pattern(step: str) -> str:
-    return rf"^melden:[0-9a-f]{{8}}:{step}:"
+FLOW = GuidedFlow(
+    name="melden",
+    order=ORDER,
+    # The buttons of the fixed-choice questions: stored value -> label.
+    choices={
+        SAFETY: {"yes": N_("Yes, there is danger now"), "no": N_("No, nobody is in danger")},
+        WHEN: {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")},
+        FREQUENCY: {
+            "first": N_("This is the first time"),
+            "recurring": N_("It happens more often"),
+        },
+        PHOTO: {"skip": N_("Skip")},
+        CONTACT: {"no": N_("Pseudonymous"), "yes": N_("You may contact me")},
+    },
+    columns={WHEN: 3},
+    texts=FlowTexts(
+        cancelled=N_("Report cancelled. Nothing has been saved."),
+        resumed=N_("You were already making a report; let's continue where you were."),
+    ),
+    hints={
+        DESCRIPTION: N_("Please send this as a text message."),
+        WHEN_TEXT: N_("Please send this as a text message."),
+        LOCATION: N_("Please share a location or type a street or place."),
+        PHOTO: N_("Please send a photo, or press Skip."),
+    },
+    skip={WIJK: lambda draft: draft.get("wijk_id") is not None},
+)
 
 
 def _location_button(t: Translator) -> str:
@@ -97,36 +85,23 @@ def _location_button(t: Translator) -> str:
 # --- questions -------------------------------------------------------------------------
 
 
-def _label(t: Translator, step: str, value: str) -> str:
-    """The translated label of a fixed choice."""
-    return t(CHOICES[step][value])
-
-
-def _choices(t: Translator, draft: Draft, step: str) -> InlineKeyboardMarkup:
-    """The buttons of a fixed-choice question."""
-    return keyboard(
-        ((t(label), _data(draft, step, value)) for value, label in CHOICES[step].items()),
-        columns=CHOICE_COLUMNS.get(step, 1),
-    )
-
-
-async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
+async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
     """The text and keyboard that ask ``step``."""
     t = context.t
     if step == SAFETY:
         return t(
             "<b>First: is anyone in danger right now?</b>\n"
             "For example violence, a threat, a fire or someone who is unwell."
-        ), _choices(t, draft, SAFETY)
+        ), FLOW.buttons(t, draft, SAFETY)
     if step == WIJK:
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
         return t("Which wijk is it about?"), keyboard(
-            ((w.name, _data(draft, WIJK, str(w.id))) for w in wijken), columns=2
+            ((w.name, FLOW.data(draft, WIJK, str(w.id))) for w in wijken), columns=2
         )
     if step == CATEGORY:
         return t("What is it about?"), keyboard(
-            ((category_label(t, code), _data(draft, CATEGORY, code)) for code in CATEGORIES),
+            ((category_label(t, code), FLOW.data(draft, CATEGORY, code)) for code in CATEGORIES),
             columns=2,
         )
     if step == DESCRIPTION:
@@ -148,26 +123,29 @@ async def _question(context: BuurtContext, draft: Draft, step: str) -> tuple[str
             "or place (for example: Dorpsstraat near the playground)."
         ), markup
     if step == WHEN:
-        return t("<b>When did it happen?</b>"), _choices(t, draft, WHEN)
+        return t("<b>When did it happen?</b>"), FLOW.buttons(t, draft, WHEN)
     if step == WHEN_TEXT:
         return t("When was it, roughly? For example: last Saturday evening."), None
     if step == FREQUENCY:
-        return t("<b>How often does this happen?</b>"), _choices(t, draft, FREQUENCY)
+        return t("<b>How often does this happen?</b>"), FLOW.buttons(t, draft, FREQUENCY)
     if step == PHOTO:
         return t(
             "<b>A photo?</b> (optional) Send one photo of the damage or the place.\n"
             "Please do not photograph people."
-        ), _choices(t, draft, PHOTO)
+        ), FLOW.buttons(t, draft, PHOTO)
     if step == CONTACT:
         return t(
             "<b>May the professionals contact you?</b>\n"
             "Pseudonymous (recommended): the wijkagent and opbouwwerker see your report but "
             "not who you are.\n"
             "Contactable: they also see your Telegram name, so they can reach you directly."
-        ), _choices(t, draft, CONTACT)
+        ), FLOW.buttons(t, draft, CONTACT)
     if step == SUMMARY:
         return await _summary(context, draft)
     raise ValueError(step)
+
+
+FLOW.question = question
 
 
 async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
@@ -180,7 +158,7 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         )
     else:
         place = escape(draft.get("place") or "")
-    when = _label(t, WHEN, draft["occurred"])
+    when = FLOW.label(t, WHEN, draft["occurred"])
     if draft["occurred"] == "earlier" and draft.get("occurred_text"):
         when = f"{when}: {escape(draft['occurred_text'])}"
     lines = [
@@ -191,7 +169,7 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         t("<b>Description:</b> {text}", text=draft["description"]),
         t("<b>Where:</b> {place}", place=Html(place)),
         t("<b>When:</b> {when}", when=Html(when)),
-        t("<b>How often:</b> {frequency}", frequency=_label(t, FREQUENCY, draft["frequency"])),
+        t("<b>How often:</b> {frequency}", frequency=FLOW.label(t, FREQUENCY, draft["frequency"])),
         t("<b>Photo:</b> {photo}", photo=t("yes") if draft.get("photo") else t("no")),
         t(
             "<b>Contact:</b> {contact}",
@@ -212,61 +190,16 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
     }
     editable = [s for s in EDITABLE if s != WIJK or draft.get("wijk_choice")]
     edits = keyboard(
-        (("✏️ " + edit_labels[s], _data(draft, SUMMARY, f"edit-{s}")) for s in editable),
+        (("✏️ " + edit_labels[s], FLOW.data(draft, SUMMARY, f"edit-{s}")) for s in editable),
         columns=2,
     )
     finish = keyboard(
         [
-            ("✅ " + t("Send report"), _data(draft, SUMMARY, "send")),
-            ("✖️ " + t("Cancel"), _data(draft, SUMMARY, "cancel")),
+            ("✅ " + t("Send report"), FLOW.data(draft, SUMMARY, "send")),
+            ("✖️ " + t("Cancel"), FLOW.data(draft, SUMMARY, "cancel")),
         ]
     )
     return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
-
-
-async def _ask(message: Message, context: BuurtContext, draft: Draft, step: str) -> str:
-    """Send the question for ``step``, remember it as the current step, return the state."""
-    text, markup = await _question(context, draft, step)
-    draft["step"] = step
-    await message.reply_text(text, reply_markup=markup)
-    return step
-
-
-def _next_step(draft: Draft, done: str) -> str:
-    """The step after ``done``: back to the summary when editing, else the next question."""
-    if draft.get("editing") or done == CONTACT:
-        return SUMMARY
-    index = ORDER.index(done) + 1
-    step = ORDER[index]
-    if step == WIJK and draft.get("wijk_id") is not None:
-        step = ORDER[index + 1]
-    return step
-
-
-async def _advance(update: Update, context: BuurtContext, draft: Draft, done: str) -> str:
-    step = _next_step(draft, done)
-    if step == SUMMARY:
-        draft["editing"] = False
-    message = update.effective_message
-    assert message is not None
-    return await _ask(message, context, draft, step)
-
-
-async def _close_question(update: Update, context: BuurtContext, draft: Draft, choice: str) -> None:
-    """Replace the question's buttons with the answer given (the buttons are now spent)."""
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    text, _ = await _question(context, draft, draft["step"])
-    await query.edit_message_text(f"{text}\n\n✔️ {choice}", reply_markup=None)
-
-
-def _choice(update: Update, draft: Draft) -> str | None:
-    """The value of a pressed button, or None when the button belongs to another draft."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    _, nonce, _, value = query.data.split(":", 3)
-    return value if nonce == draft.get("nonce") else None
 
 
 # --- entry and the steps -----------------------------------------------------------------
@@ -276,7 +209,7 @@ async def start(update: Update, context: BuurtContext) -> State:
     """/melden: begin a report with the safety question."""
     message = update.effective_message
     user = update.effective_user
-    assert message is not None and user is not None and context.user_data is not None
+    assert message is not None and user is not None
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.language_for(update))
         wijken = await active_wijken(session)
@@ -290,60 +223,28 @@ async def start(update: Update, context: BuurtContext) -> State:
             )
         )
         return ConversationHandler.END
-    wijk_id = resident_wijk or (wijken[0].id if len(wijken) == 1 else None)
-    draft: Draft = {
-        "nonce": secrets.token_hex(4),
-        "wijk_id": wijk_id,
-        "wijk_choice": len(wijken) > 1,
-        "editing": False,
-    }
-    context.user_data[DRAFT] = draft
+    draft = FLOW.new_draft(
+        context,
+        wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
+        wijk_choice=len(wijken) > 1,
+    )
     await message.reply_text(
         t(
             "Thank you for reporting. A few short questions follow; you can stop at any time "
             "with /annuleren."
         )
     )
-    return await _ask(message, context, draft, SAFETY)
+    return await FLOW.ask(message, context, draft, SAFETY)
 
 
-def _button_step(
-    step: str, valid: Callable[[str], bool] | None = None
-) -> Callable[[Step], Callback]:
-    """Guard a button handler: stale, double-tapped or forged presses get a polite refusal."""
-
-    def decorate(handle: Step) -> Callback:
-        async def callback(update: Update, context: BuurtContext) -> State:
-            draft = _draft(context)
-            value = _choice(update, draft) if draft else None
-            ok = valid(value) if valid and value is not None else value in CHOICES.get(step, {})
-            if draft is None or value is None or not ok:
-                await stale_button(update, context)
-                return None
-            return await handle(update, context, draft, value)
-
-        callback.__doc__ = handle.__doc__
-        return callback
-
-    return decorate
-
-
-async def _chosen(
-    update: Update, context: BuurtContext, draft: Draft, step: str, value: str
-) -> State:
-    """Show the chosen answer on the question and go on."""
-    await _close_question(update, context, draft, _label(context.t, step, value))
-    return await _advance(update, context, draft, step)
-
-
-@_button_step(SAFETY)
+@FLOW.button_step(SAFETY)
 async def on_safety(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Danger now: only the emergency numbers. Otherwise on to the report."""
     if value == "no":
-        return await _chosen(update, context, draft, SAFETY, value)
-    await _close_question(update, context, draft, _label(context.t, SAFETY, value))
-    assert context.user_data is not None and update.effective_message is not None
-    context.user_data.pop(DRAFT, None)
+        return await FLOW.chosen(update, context, draft, SAFETY, value)
+    await FLOW.close_question(update, context, draft, FLOW.label(context.t, SAFETY, value))
+    FLOW.drop(context)
+    assert update.effective_message is not None
     await update.effective_message.reply_text(
         context.t(
             "<b>Call 112 now.</b> Police, fire brigade and ambulance come fastest that way.\n"
@@ -354,57 +255,43 @@ async def on_safety(update: Update, context: BuurtContext, draft: Draft, value: 
     return ConversationHandler.END
 
 
-@_button_step(WIJK, str.isdigit)
+@FLOW.button_step(WIJK, str.isdigit)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
     async with context.db.begin() as session:
         wijk = await get_wijk(session, int(value))
     if wijk is None or not wijk.active:
-        await stale_button(update, context)
+        await FLOW.stale_button(update, context)
         return None
     draft["wijk_id"] = wijk.id
-    await _close_question(update, context, draft, wijk.name)
-    return await _advance(update, context, draft, WIJK)
+    await FLOW.close_question(update, context, draft, wijk.name)
+    return await FLOW.advance(update, context, draft, WIJK)
 
 
-@_button_step(CATEGORY, CATEGORY_LABELS.__contains__)
+@FLOW.button_step(CATEGORY, CATEGORY_LABELS.__contains__)
 async def on_category(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A category was chosen."""
     draft["category"] = value
-    await _close_question(update, context, draft, category_label(context.t, value))
-    return await _advance(update, context, draft, CATEGORY)
+    await FLOW.close_question(update, context, draft, category_label(context.t, value))
+    return await FLOW.advance(update, context, draft, CATEGORY)
 
 
-async def on_description(update: Update, context: BuurtContext) -> State:
+@FLOW.text_step(lambda context: context.settings.reports.max_text_length)
+async def on_description(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """The description, as typed."""
-    draft = _draft(context)
-    message = update.effective_message
-    assert message is not None and message.text is not None
-    if draft is None:
-        return ConversationHandler.END
-    text = message.text.strip()
-    limit = context.settings.reports.max_text_length
-    t = context.t
-    if len(text) > limit:
-        await message.reply_text(
-            t(
-                "That text is {length} characters long; the maximum is {limit}. Your message "
-                "is still above, so you can copy it, shorten it and send it again.",
-                length=len(text),
-                limit=limit,
-            )
-        )
-        return DESCRIPTION
     if len(text) < MIN_DESCRIPTION:
-        await message.reply_text(t("Please describe in a few words what happened."))
-        return DESCRIPTION
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(
+            context.t("Please describe in a few words what happened.")
+        )
+        return None
     draft["description"] = text
-    return await _advance(update, context, draft, DESCRIPTION)
+    return await FLOW.advance(update, context, draft, DESCRIPTION)
 
 
 async def on_location(update: Update, context: BuurtContext) -> State:
     """A shared location."""
-    draft = _draft(context)
+    draft = FLOW.draft(context)
     message = update.effective_message
     assert message is not None and message.location is not None
     if draft is None:
@@ -413,73 +300,55 @@ async def on_location(update: Update, context: BuurtContext) -> State:
     draft["lon"] = message.location.longitude
     draft["place"] = None
     await message.reply_text(context.t("📍 Location received."), reply_markup=ReplyKeyboardRemove())
-    return await _advance(update, context, draft, LOCATION)
+    return await FLOW.advance(update, context, draft, LOCATION)
 
 
-async def on_place(update: Update, context: BuurtContext) -> State:
+@FLOW.text_step(MAX_PLACE)
+async def on_place(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """A typed street or place."""
-    draft = _draft(context)
     message = update.effective_message
-    assert message is not None and message.text is not None
-    if draft is None:
-        return ConversationHandler.END
+    assert message is not None
     t = context.t
-    text = message.text.strip()
     if text == _location_button(t):
         await message.reply_text(
             t("Your app did not share a location. Please type the street or place instead.")
         )
-        return LOCATION
-    if len(text) > MAX_PLACE:
-        await message.reply_text(
-            t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
-        )
-        return LOCATION
+        return None
     draft["place"] = text
     draft["lat"] = draft["lon"] = None
     await message.reply_text(t("Place noted."), reply_markup=ReplyKeyboardRemove())
-    return await _advance(update, context, draft, LOCATION)
+    return await FLOW.advance(update, context, draft, LOCATION)
 
 
-@_button_step(WHEN)
+@FLOW.button_step(WHEN)
 async def on_when(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Now, today or earlier (then: when, in the resident's words)."""
     draft["occurred"] = value
     if value != "earlier":
         draft["occurred_text"] = None
-        return await _chosen(update, context, draft, WHEN, value)
-    await _close_question(update, context, draft, _label(context.t, WHEN, value))
+        return await FLOW.chosen(update, context, draft, WHEN, value)
+    await FLOW.close_question(update, context, draft, FLOW.label(context.t, WHEN, value))
     assert update.effective_message is not None
-    return await _ask(update.effective_message, context, draft, WHEN_TEXT)
+    return await FLOW.ask(update.effective_message, context, draft, WHEN_TEXT)
 
 
-async def on_when_text(update: Update, context: BuurtContext) -> State:
+@FLOW.text_step(MAX_WHEN)
+async def on_when_text(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """When it happened, in the resident's words."""
-    draft = _draft(context)
-    message = update.effective_message
-    assert message is not None and message.text is not None
-    if draft is None:
-        return ConversationHandler.END
-    text = message.text.strip()
-    if len(text) > MAX_WHEN:
-        await message.reply_text(
-            context.t("Please keep it short: at most {limit} characters.", limit=MAX_WHEN)
-        )
-        return WHEN_TEXT
     draft["occurred_text"] = text
-    return await _advance(update, context, draft, WHEN)
+    return await FLOW.advance(update, context, draft, WHEN)
 
 
-@_button_step(FREQUENCY)
+@FLOW.button_step(FREQUENCY)
 async def on_frequency(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """First time or more often."""
     draft["frequency"] = value
-    return await _chosen(update, context, draft, FREQUENCY, value)
+    return await FLOW.chosen(update, context, draft, FREQUENCY, value)
 
 
 async def on_photo(update: Update, context: BuurtContext) -> State:
     """A photo (or an image sent as a file)."""
-    draft = _draft(context)
+    draft = FLOW.draft(context)
     message = update.effective_message
     assert message is not None
     if draft is None:
@@ -489,41 +358,33 @@ async def on_photo(update: Update, context: BuurtContext) -> State:
     elif message.document is not None:
         draft["photo"] = message.document.file_id
     await message.reply_text(context.t("📷 Photo received."))
-    return await _advance(update, context, draft, PHOTO)
+    return await FLOW.advance(update, context, draft, PHOTO)
 
 
-@_button_step(PHOTO)
+@FLOW.button_step(PHOTO)
 async def on_photo_skip(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """No photo."""
     draft["photo"] = None
-    return await _chosen(update, context, draft, PHOTO, value)
+    return await FLOW.chosen(update, context, draft, PHOTO, value)
 
 
-@_button_step(CONTACT)
+@FLOW.button_step(CONTACT)
 async def on_contact(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
-    """Pseudonymous or contactable."""
+    """Pseudonymous or contactable; then the summary."""
     draft["contactable"] = value == "yes"
-    return await _chosen(update, context, draft, CONTACT, value)
+    return await FLOW.chosen(update, context, draft, CONTACT, value)
 
 
 def _summary_action(value: str) -> bool:
     return value in ("send", "cancel") or value.removeprefix("edit-") in EDITABLE
 
 
-@_button_step(SUMMARY, _summary_action)
+@FLOW.button_step(SUMMARY, _summary_action)
 async def on_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Change a field, send the report, or cancel."""
-    query = update.callback_query
-    message = update.effective_message
-    assert query is not None and message is not None
     if value == "send":
         return await _send(update, context, draft)
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
-    if value == "cancel":
-        return await _cancelled(message, context)
-    draft["editing"] = True
-    return await _ask(message, context, draft, value.removeprefix("edit-"))
+    return await FLOW.edit_or_finish(update, context, draft, value)
 
 
 async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
@@ -531,7 +392,6 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     user = update.effective_user
     message = update.effective_message
     assert query is not None and user is not None and message is not None
-    assert context.user_data is not None
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.lang)
         signal = await create_signal(
@@ -554,7 +414,9 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             year=dt.datetime.now(context.settings.tz).year,
         )
         reference = signal.reference
-    context.user_data.pop(DRAFT, None)
+        # Early warning: does this signal make (or join) a hotspot? Same unit of work.
+        new_hotspot = await early_warning.check_hotspot(context, session, signal)
+    FLOW.drop(context)
     t = context.t
     await query.answer(t("Report sent"))
     await query.edit_message_reply_markup(reply_markup=None)
@@ -572,6 +434,8 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             who=Html(who),
         )
     )
+    if new_hotspot is not None:
+        await early_warning.announce_hotspot(context, new_hotspot)
     return ConversationHandler.END
 
 
@@ -581,79 +445,16 @@ def _contact_name(user: User) -> str:
     return f"{name} (@{user.username})" if user.username else name
 
 
-async def _cancelled(message: Message, context: BuurtContext) -> int:
-    assert context.user_data is not None
-    context.user_data.pop(DRAFT, None)
-    await message.reply_text(
-        context.t("Report cancelled. Nothing has been saved."), reply_markup=ReplyKeyboardRemove()
-    )
-    return ConversationHandler.END
-
-
-async def cancel(update: Update, context: BuurtContext) -> int:
-    """/annuleren: stop the report; nothing is stored."""
-    message = update.effective_message
-    assert message is not None
-    return await _cancelled(message, context)
-
-
-async def resume(update: Update, context: BuurtContext) -> State:
-    """/melden while a report is under way: ask the current question again."""
-    draft = _draft(context)
-    message = update.effective_message
-    assert message is not None
-    if draft is None or "step" not in draft:
-        return await start(update, context)
-    await message.reply_text(
-        context.t("You were already making a report; let's continue where you were.")
-    )
-    return await _ask(message, context, draft, draft["step"])
-
-
-async def unexpected(update: Update, context: BuurtContext) -> State:
-    """Something this step cannot use (a sticker, a file, text where a button is expected)."""
-    draft = _draft(context)
-    message = update.effective_message
-    if draft is None or message is None or "step" not in draft:
-        return None
-    t = context.t
-    step = draft["step"]
-    if step in (DESCRIPTION, WHEN_TEXT):
-        hint = t("Please send this as a text message.")
-    elif step == LOCATION:
-        hint = t("Please share a location or type a street or place.")
-    elif step == PHOTO:
-        hint = t("Please send a photo, or press Skip.")
-    else:
-        hint = t("Please choose one of the buttons.")
-    await message.reply_text(hint)
-    return await _ask(message, context, draft, step)
-
-
-async def stale_button(update: Update, context: BuurtContext) -> None:
-    """A button from an earlier step, an old report or forged data: explain, change nothing."""
-    query = update.callback_query
-    if query is not None:
-        await query.answer(
-            context.t("This button is no longer active. Please use the latest question."),
-            show_alert=True,
-        )
-    return None
-
-
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The /melden conversation."""
     text = PRIVATE & filters.TEXT & ~filters.COMMAND
     image = PRIVATE & (filters.PHOTO | filters.Document.IMAGE)
 
     def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
-        return CallbackQueryHandler(callback, pattern=_pattern(step))
+        return CallbackQueryHandler(callback, pattern=FLOW.pattern(step))
 
-    # Buttons are tracked per chat and user, not per message, on purpose: every button carries
-    # the draft's nonce instead. PTB warns about that combination; the warning is expected.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
-        conversation: ConversationHandler[Any] = ConversationHandler(
+    return [
+        FLOW.conversation(
             entry_points=[CommandHandler("melden", start, filters=PRIVATE)],
             states={
                 SAFETY: [buttons(SAFETY, on_safety)],
@@ -671,14 +472,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                 CONTACT: [buttons(CONTACT, on_contact)],
                 SUMMARY: [buttons(SUMMARY, on_summary)],
             },
-            fallbacks=[
-                CommandHandler("annuleren", cancel, filters=PRIVATE),
-                CommandHandler("melden", resume, filters=PRIVATE),
-                CallbackQueryHandler(stale_button, pattern=r"^melden:"),
-                MessageHandler(PRIVATE & ~filters.COMMAND, unexpected),
-            ],
-            name="melden",
-            persistent=True,
-            allow_reentry=False,
+            command="melden",
+            start=start,
         )
-    return [conversation]
+    ]
