@@ -30,6 +30,7 @@ from conversations import (
     digest,
     export,
     group,
+    mediation,
     my_reports,
     onboarding,
     report,
@@ -89,7 +90,7 @@ def _register_handlers(application: BuurtApplication) -> None:
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
     # Professional features come before onboarding: /start with an invite code is theirs.
-    for feature in (report, roles, cases, digest, export):
+    for feature in (report, mediation, roles, cases, digest, export):
         for handler in feature.build_handlers():
             application.add_handler(handler)
     for handler in onboarding.build_handlers():

@@ -68,6 +68,11 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
         """Translator for the user's language: ``context.t("Hello {name}", name=...)``."""
         return Translator(self.lang)
 
+    def translator_for(self, telegram_id: int) -> Translator:
+        """A translator in the language of someone else (for messages to other chats)."""
+        data = self.application.user_data.get(telegram_id) or {}
+        return Translator(str(data.get("lang") or self.settings.default_language))
+
     def language_for(self, update: Update) -> str:
         """The language to use for ``update`` before the user chose one."""
         user = update.effective_user

@@ -119,6 +119,15 @@ class HotspotSettings(_Section):
     radius_m: int = Field(default=150, ge=10, le=5000)
 
 
+class MediationSettings(_Section):
+    """Buurtbemiddeling: promises, follow-up and how long closed cases are kept."""
+
+    intake_days: int = Field(default=5, ge=1, le=30)
+    nazorg_weeks: int = Field(default=4, ge=2, le=6)
+    invite_days: int = Field(default=30, ge=1, le=120)
+    retention_days: int = Field(default=730, ge=30, le=3650)
+
+
 class WijkSettings(_Section):
     """One neighbourhood the bot serves."""
 
@@ -149,6 +158,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = ReportSettings()
     professionals: ProfessionalSettings = ProfessionalSettings()
     hotspots: HotspotSettings = HotspotSettings()
+    mediation: MediationSettings = MediationSettings()
     timezone: str = "Europe/Amsterdam"
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)

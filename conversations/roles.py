@@ -118,9 +118,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
     try:
         await context.bot.send_message(
             inviter,
-            _invite_used(
-                Translator(_language_of(context, inviter)), user.first_name, role, wijk_name
-            ),
+            _invite_used(context.translator_for(inviter), user.first_name, role, wijk_name),
         )
     except TelegramError:
         pass  # the inviter may never have opened a chat with the bot; the audit log has it
@@ -152,11 +150,6 @@ def _what_you_can_do(t: Translator, me: access.Person) -> str:
     if me.may_manage_roles():
         lines.append(t("/uitnodigen and /rollen: invite and manage professionals"))
     return "\n".join(lines)
-
-
-def _language_of(context: BuurtContext, telegram_id: int) -> str:
-    data = context.application.user_data.get(telegram_id, {})
-    return str(data.get("lang") or context.settings.default_language)
 
 
 async def list_roles(update: Update, context: BuurtContext) -> None:
@@ -278,7 +271,7 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
     await publish_personal_menu(context.bot, them, settings.default_language)
     try:
         await context.bot.send_message(
-            subject, _role_ended(Translator(_language_of(context, subject)), role, wijk)
+            subject, _role_ended(context.translator_for(subject), role, wijk)
         )
     except TelegramError:
         pass  # they may have blocked the bot; the audit log records the revocation

@@ -1,0 +1,453 @@
+"""/bemiddeling: a resident asks for buurtbemiddeling (the Beter Buren approach).
+
+First what mediation is and is not, then a safety question (unsafe: the police route, no
+mediation), then the intake: topic, how long, whether they talked, who the other party is
+(an address or description, no names), how and when to reach them, and explicit consent.
+The same guided flow as /melden: cancel, change at the summary, survives a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.context import BuurtContext
+from bot.i18n import N_, Html, Translator
+from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
+from conversations.ui import keyboard
+from storage import access
+from storage.mediation import NewMediation, create_case
+from storage.residents import ensure_resident
+from storage.wijken import active_wijken, get_wijk
+
+MAX_OTHER_PARTY = 300
+PHONE_CHARACTERS = set("0123456789+ -()")
+
+INTRO, UNSAFE, WIJK, TOPIC, DURATION = "intro", "unsafe", "wijk", "topic", "duration"
+TALKED, OTHER, VIA, PHONE, REACHABLE, CONSENT = (
+    "talked",
+    "other",
+    "via",
+    "phone",
+    "reachable",
+    "consent",
+)
+ORDER = (INTRO, UNSAFE, WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE, CONSENT, SUMMARY)
+EDITABLE = (WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE)
+
+TOPIC_LABELS = {
+    "geluid": N_("Noise"),
+    "kinderen": N_("Children"),
+    "tuin_parkeren": N_("Garden or parking"),
+    "huisdieren": N_("Pets"),
+    "overlast": N_("Nuisance"),
+    "intimidatie": N_("Intimidation"),
+    "anders": N_("Something else"),
+}
+
+FLOW = GuidedFlow(
+    name="bemiddeling",
+    order=ORDER,
+    choices={
+        INTRO: {"start": N_("I want to ask for mediation"), "stop": N_("Not now")},
+        UNSAFE: {"yes": N_("Yes, someone feels unsafe"), "no": N_("No")},
+        TOPIC: TOPIC_LABELS,
+        DURATION: {
+            "kort": N_("Less than a month"),
+            "maanden": N_("One to six months"),
+            "lang": N_("More than six months"),
+        },
+        TALKED: {
+            "ja": N_("Yes, we talked"),
+            "geprobeerd": N_("I tried, it did not work"),
+            "nee": N_("No, not yet"),
+        },
+        VIA: {"bot": N_("Through this bot"), "telefoon": N_("Call me")},
+        REACHABLE: {
+            "overdag": N_("During the day"),
+            "avond": N_("In the evening"),
+            "altijd": N_("Any time"),
+        },
+        CONSENT: {
+            "yes": N_("Yes, the mediation team may contact me"),
+            "no": N_("No"),
+        },
+    },
+    columns={TOPIC: 2, REACHABLE: 3},
+    texts=FlowTexts(
+        cancelled=N_("Mediation request cancelled. Nothing has been saved."),
+        resumed=N_("You were already asking for mediation; let's continue where you were."),
+    ),
+    hints={
+        OTHER: N_("Please send this as a text message."),
+        PHONE: N_("Please send the phone number as a text message."),
+    },
+    skip={WIJK: lambda draft: draft.get("wijk_id") is not None},
+)
+
+
+def topic_label(t: Translator, topic: str) -> str:
+    """The translated name of a mediation topic."""
+    return t(TOPIC_LABELS.get(topic, topic))
+
+
+def explanation(t: Translator) -> str:
+    """What buurtbemiddeling is and is not (also shown to an invited neighbour)."""
+    return t(
+        "<b>Buurtbemiddeling</b> helps neighbours who have a conflict talk to each other "
+        "again.\n"
+        "• Two trained volunteer mediators first talk with each of you separately; then, if "
+        "you both want to, together. One or two talks are usually enough.\n"
+        "• It is voluntary, free and confidential: what you tell stays with the mediation "
+        "team. The wijkagent and the opbouwwerker do not see it.\n"
+        "• The mediators do not judge who is right; you make the agreements yourselves.\n"
+        "• It is not for violence or threats: then call the police (112 in an emergency, "
+        "otherwise 0900-8844)."
+    )
+
+
+async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
+    """The text and keyboard that ask ``step``."""
+    t = context.t
+    if step == INTRO:
+        return explanation(t), FLOW.buttons(t, draft, INTRO)
+    if step == UNSAFE:
+        return t(
+            "<b>First: does anyone feel unsafe because of this conflict?</b>\n"
+            "For example because of threats, violence or fear of what the neighbour might do."
+        ), FLOW.buttons(t, draft, UNSAFE)
+    if step == WIJK:
+        async with context.db.begin() as session:
+            wijken = await active_wijken(session)
+        return t("Which wijk do you live in?"), keyboard(
+            ((w.name, FLOW.data(draft, WIJK, str(w.id))) for w in wijken), columns=2
+        )
+    if step == TOPIC:
+        return t("<b>What is the conflict about?</b>"), FLOW.buttons(t, draft, TOPIC)
+    if step == DURATION:
+        return t("<b>How long has it been going on?</b>"), FLOW.buttons(t, draft, DURATION)
+    if step == TALKED:
+        return t("<b>Have you talked with your neighbour about it?</b>"), FLOW.buttons(
+            t, draft, TALKED
+        )
+    if step == OTHER:
+        return t(
+            "<b>Who is the other party?</b> An address or a short description is enough, for "
+            "example: the upstairs neighbours at number 14. Names are not needed."
+        ), None
+    if step == VIA:
+        return t("<b>How may the mediation team reach you?</b>"), FLOW.buttons(t, draft, VIA)
+    if step == PHONE:
+        return t("Which phone number may they call? It is only kept for this mediation."), None
+    if step == REACHABLE:
+        return t("<b>When are you best reached?</b>"), FLOW.buttons(t, draft, REACHABLE)
+    if step == CONSENT:
+        return t(
+            "<b>May the mediation team contact you about this request?</b>\n"
+            "Only the mediation coordinator and the two mediators see what you told here."
+        ), FLOW.buttons(t, draft, CONSENT)
+    if step == SUMMARY:
+        return await _summary(context, draft)
+    raise ValueError(step)
+
+
+FLOW.question = question
+
+
+async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
+    t = context.t
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(draft["wijk_id"]))
+    via = FLOW.label(t, VIA, draft["via"])
+    if draft["via"] == "telefoon":
+        via = t("{via}: {phone}", via=via, phone=draft.get("phone", ""))
+    lines = [
+        t("<b>Your mediation request</b>: please check it."),
+        "",
+        t("<b>Wijk:</b> {wijk}", wijk=wijk.name if wijk else "?"),
+        t("<b>About:</b> {topic}", topic=topic_label(t, draft["topic"])),
+        t("<b>Going on for:</b> {duration}", duration=FLOW.label(t, DURATION, draft["duration"])),
+        t(
+            "<b>Talked with the neighbour:</b> {talked}",
+            talked=FLOW.label(t, TALKED, draft["talked"]),
+        ),
+        t("<b>Other party:</b> {other}", other=draft["other"]),
+        t("<b>Contact:</b> {via}", via=Html(via)),
+        t("<b>Best reached:</b> {when}", when=FLOW.label(t, REACHABLE, draft["reachable"])),
+        "",
+        t("Change something with the buttons, or send the request."),
+    ]
+    edit_labels = {
+        WIJK: t("Wijk"),
+        TOPIC: t("About"),
+        DURATION: t("How long"),
+        TALKED: t("Talked"),
+        OTHER: t("Other party"),
+        VIA: t("Contact"),
+        REACHABLE: t("When"),
+    }
+    editable = [s for s in EDITABLE if s != WIJK or draft.get("wijk_choice")]
+    edits = keyboard(
+        (("✏️ " + edit_labels[s], FLOW.data(draft, SUMMARY, f"edit-{s}")) for s in editable),
+        columns=2,
+    )
+    finish = keyboard(
+        [
+            ("✅ " + t("Send request"), FLOW.data(draft, SUMMARY, "send")),
+            ("✖️ " + t("Cancel"), FLOW.data(draft, SUMMARY, "cancel")),
+        ]
+    )
+    return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
+
+
+async def start(update: Update, context: BuurtContext) -> State:
+    """/bemiddeling: explain mediation, then the intake."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, user.id, context.language_for(update))
+        wijken = await active_wijken(session)
+        resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
+    if not wijken:
+        await message.reply_text(
+            context.t("This bot has no wijk configured yet. Please tell the administrator.")
+        )
+        return ConversationHandler.END
+    draft = FLOW.new_draft(
+        context,
+        wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
+        wijk_choice=len(wijken) > 1,
+    )
+    return await FLOW.ask(message, context, draft, INTRO)
+
+
+@FLOW.button_step(INTRO)
+async def on_intro(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Go ahead, or not now."""
+    if value == "start":
+        return await FLOW.chosen(update, context, draft, INTRO, value)
+    await FLOW.close_question(update, context, draft, FLOW.label(context.t, INTRO, value))
+    FLOW.drop(context)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t("All right. You can ask for mediation at any time with /bemiddeling.")
+    )
+    return ConversationHandler.END
+
+
+@FLOW.button_step(UNSAFE)
+async def on_unsafe(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Someone feels unsafe: advice and the police route instead of mediation."""
+    if value == "no":
+        return await FLOW.chosen(update, context, draft, UNSAFE, value)
+    await FLOW.close_question(update, context, draft, FLOW.label(context.t, UNSAFE, value))
+    FLOW.drop(context)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t(
+            "When someone feels unsafe, mediation is not the right first step: safety comes "
+            "first.\n"
+            "• Is there danger right now? <b>Call 112.</b>\n"
+            "• Otherwise call the police on 0900-8844 or talk to your wijkagent; you can also "
+            "report what happened with /melden.\n"
+            "• Victim Support (Slachtofferhulp Nederland, 0900-0101) can help you.\n"
+            "When the situation is safe again, mediation may help after all."
+        )
+    )
+    return ConversationHandler.END
+
+
+@FLOW.button_step(WIJK, str.isdigit)
+async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """A wijk was chosen."""
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(value))
+    if wijk is None or not wijk.active:
+        await FLOW.stale_button(update, context)
+        return None
+    draft["wijk_id"] = wijk.id
+    await FLOW.close_question(update, context, draft, wijk.name)
+    return await FLOW.advance(update, context, draft, WIJK)
+
+
+def _choice_step(step: str, field: str) -> Callback:
+    @FLOW.button_step(step)
+    async def on_choice(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+        """A fixed choice was made."""
+        draft[field] = value
+        return await FLOW.chosen(update, context, draft, step, value)
+
+    return on_choice
+
+
+on_topic = _choice_step(TOPIC, "topic")
+on_duration = _choice_step(DURATION, "duration")
+on_talked = _choice_step(TALKED, "talked")
+on_reachable = _choice_step(REACHABLE, "reachable")
+
+
+@FLOW.text_step(MAX_OTHER_PARTY)
+async def on_other(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """Who the other party is."""
+    draft["other"] = text
+    return await FLOW.advance(update, context, draft, OTHER)
+
+
+@FLOW.button_step(VIA)
+async def on_via(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Through the bot, or by phone (then: which number)."""
+    draft["via"] = value
+    if value == "bot":
+        draft["phone"] = None
+        return await FLOW.chosen(update, context, draft, VIA, value)
+    await FLOW.close_question(update, context, draft, FLOW.label(context.t, VIA, value))
+    assert update.effective_message is not None
+    return await FLOW.ask(update.effective_message, context, draft, PHONE)
+
+
+@FLOW.text_step(40)
+async def on_phone(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """The phone number the resident chooses to give."""
+    digits = [c for c in text if c.isdigit()]
+    if not set(text) <= PHONE_CHARACTERS or not 8 <= len(digits) <= 15:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(
+            context.t("That does not look like a phone number. For example: 06 12345678.")
+        )
+        return None
+    draft["phone"] = text
+    return await FLOW.advance(update, context, draft, VIA)
+
+
+@FLOW.button_step(CONSENT)
+async def on_consent(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Explicit consent, or nothing is sent."""
+    if value == "yes":
+        return await FLOW.chosen(update, context, draft, CONSENT, value)
+    await FLOW.close_question(update, context, draft, FLOW.label(context.t, CONSENT, value))
+    FLOW.drop(context)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t(
+            "Without your consent the mediation team cannot contact you, so nothing has been "
+            "saved or sent. You can ask again at any time with /bemiddeling."
+        )
+    )
+    return ConversationHandler.END
+
+
+def _summary_action(value: str) -> bool:
+    return value in ("send", "cancel") or value.removeprefix("edit-") in EDITABLE
+
+
+@FLOW.button_step(SUMMARY, _summary_action)
+async def on_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Change a field, send the request, or cancel."""
+    if value == "send":
+        return await _send(update, context, draft)
+    return await FLOW.edit_or_finish(update, context, draft, value)
+
+
+async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
+    query = update.callback_query
+    user = update.effective_user
+    message = update.effective_message
+    assert query is not None and user is not None and message is not None
+    settings = context.settings
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, user.id, context.lang)
+        case = await create_case(
+            session,
+            NewMediation(
+                wijk_id=int(draft["wijk_id"]),
+                resident_id=resident.id,
+                topic=draft["topic"],
+                duration=draft["duration"],
+                talked=draft["talked"],
+                other_party=draft["other"],
+                contact_via=draft["via"],
+                phone=draft.get("phone") if draft["via"] == "telefoon" else None,
+                reachable=draft["reachable"],
+                referred_by=draft.get("referred_by"),
+                signal_id=draft.get("signal_id"),
+            ),
+            year=dt.datetime.now(settings.tz).year,
+        )
+        reference, topic = case.reference, case.topic
+        coordinators = await access.recipients(session, case.wijk_id, access.Permission.MEDIATION)
+    FLOW.drop(context)
+    t = context.t
+    await query.answer(t("Request sent"))
+    await query.edit_message_reply_markup(reply_markup=None)
+    await message.reply_text(
+        t(
+            "Thank you. Your request has been saved as <b>{reference}</b>.\n"
+            "A coordinator of the mediation team will contact you within {days} working days. "
+            "What you told stays with the mediation team.",
+            reference=reference,
+            days=settings.mediation.intake_days,
+        )
+    )
+    for coordinator in coordinators:
+        try:
+            await context.bot.send_message(
+                coordinator, _new_case_text(context.translator_for(coordinator), reference, topic)
+            )
+        except TelegramError:
+            continue  # the daily overview lists it too
+    return ConversationHandler.END
+
+
+def _new_case_text(t: Translator, reference: str, topic: str) -> str:
+    """Told to the wijk's mediation coordinators, in their language."""
+    return t(
+        "New mediation request <b>{reference}</b> ({topic}). Open it with /zaak {reference}.",
+        reference=reference,
+        topic=topic_label(t, topic),
+    )
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """The /bemiddeling intake conversation."""
+    text = PRIVATE & filters.TEXT & ~filters.COMMAND
+
+    def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
+        return CallbackQueryHandler(callback, pattern=FLOW.pattern(step))
+
+    return [
+        FLOW.conversation(
+            entry_points=[
+                CommandHandler(
+                    "bemiddeling", start, filters=PRIVATE & filters.Regex(r"^/bemiddeling(@\w+)?$")
+                )
+            ],
+            states={
+                INTRO: [buttons(INTRO, on_intro)],
+                UNSAFE: [buttons(UNSAFE, on_unsafe)],
+                WIJK: [buttons(WIJK, on_wijk)],
+                TOPIC: [buttons(TOPIC, on_topic)],
+                DURATION: [buttons(DURATION, on_duration)],
+                TALKED: [buttons(TALKED, on_talked)],
+                OTHER: [MessageHandler(text, on_other)],
+                VIA: [buttons(VIA, on_via)],
+                PHONE: [MessageHandler(text, on_phone)],
+                REACHABLE: [buttons(REACHABLE, on_reachable)],
+                CONSENT: [buttons(CONSENT, on_consent)],
+                SUMMARY: [buttons(SUMMARY, on_summary)],
+            },
+            command="bemiddeling",
+            start=start,
+        )
+    ]

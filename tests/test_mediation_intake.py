@@ -1,0 +1,152 @@
+"""/bemiddeling as a resident experiences it: the intake, the unsafe path, consent, restart."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from storage.models import MediationCase
+from tests.harness import BotUnderTest, Person, grant_role
+
+
+async def cases(bot: BotUnderTest) -> list[MediationCase]:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        result = await session.scalars(
+            select(MediationCase)
+            .options(selectinload(MediationCase.parties), selectinload(MediationCase.history))
+            .order_by(MediationCase.id)
+        )
+        return list(result.all())
+
+
+async def until_other_party(anna: Person) -> None:
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    await anna.taps("Nee")
+    await anna.taps("Geluid")
+    await anna.taps("Langer dan een half jaar")
+    await anna.taps("Geprobeerd")
+
+
+async def test_full_intake(bot: BotUnderTest) -> None:
+    coordinator = bot.user(3001, "Carla")
+    await grant_role(bot, coordinator, "bemiddelaar")
+    agent = bot.user(3002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    anna = bot.user(1001, "Anna")
+
+    reply = await anna.says("/bemiddeling")
+    assert "Twee getrainde vrijwillige bemiddelaars" in reply.text
+    assert "niet voor geweld of bedreiging" in reply.text
+    reply = await anna.taps("Ik wil bemiddeling aanvragen")
+    assert "voelt iemand zich onveilig" in reply.text
+    reply = await anna.taps("Nee")
+    assert "Waar gaat het conflict over?" in reply.text
+    assert "Tuin of parkeren" in reply.last.button_labels
+    reply = await anna.taps("Geluid")
+    assert "Hoe lang speelt het al?" in reply.text
+    reply = await anna.taps("Langer dan een half jaar")
+    assert "met je buur over gepraat" in reply.text
+    reply = await anna.taps("Geprobeerd")
+    assert "Namen zijn niet nodig" in reply.text
+    reply = await anna.says("De bovenburen op nummer 14 <3e verdieping>")
+    assert "Hoe mag het bemiddelingsteam je bereiken?" in reply.text
+    reply = await anna.taps("Bel me")
+    assert "telefoonnummer" in reply.text
+    reply = await anna.says("bel me maar")
+    assert "Dat lijkt geen telefoonnummer" in reply.text
+    reply = await anna.says("06 1234 5678")
+    assert "Wanneer ben je het best bereikbaar?" in reply.text
+    reply = await anna.taps("'s Avonds")
+    assert "Mag het bemiddelingsteam contact met je opnemen" in reply.text
+    reply = await anna.taps("Ja, het bemiddelingsteam mag")
+    summary = reply.last.plain_text
+    for line in (
+        "Over: Geluid",
+        "Speelt al: Langer dan een half jaar",
+        "Met de buur gepraat: Geprobeerd, maar het lukte niet",
+        "Andere partij: De bovenburen op nummer 14 <3e verdieping>",
+        "Contact: Bel me: 06 1234 5678",
+        "Best bereikbaar: 's Avonds",
+    ):
+        assert line in summary
+    reply = await anna.taps("Aanvraag versturen")
+    assert "opgeslagen als BM-2026-0001" in reply.text or "opgeslagen als BM-" in reply.text
+    assert "binnen 5 werkdagen" in reply.text
+
+    [case] = await cases(bot)
+    assert case.stage == "aangemeld"
+    assert (case.topic, case.duration, case.talked) == ("geluid", "lang", "geprobeerd")
+    assert case.other_party == "De bovenburen op nummer 14 <3e verdieping>"
+    [party] = case.parties
+    assert (party.number, party.status, party.contact_via) == (1, "agreed", "telefoon")
+    assert party.phone == "06 1234 5678" and party.reachable == "avond"
+    assert party.consent_at is not None
+    assert [e.kind for e in case.history] == ["created"]
+
+    # The coordinator hears of it; the wijkagent hears nothing.
+    note = bot.emulator.messages(3001)[-1].plain_text
+    assert f"Nieuwe aanvraag voor bemiddeling {case.reference} (Geluid)" in note
+    assert "bovenburen" not in note
+    assert bot.emulator.messages(3002) == []
+
+
+async def test_unsafe_means_police_route_and_nothing_stored(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    reply = await anna.taps("Ja, iemand voelt zich onveilig")
+    assert "Bel 112" in reply.text and "0900-8844" in reply.text
+    assert "Slachtofferhulp" in reply.text
+    assert await cases(bot) == []
+    reply = await anna.says("hallo")
+    assert "Ik begrijp alleen commando's" in reply.text  # the flow has ended
+
+
+async def test_no_consent_no_case(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await until_other_party(anna)
+    await anna.says("Buren links")
+    await anna.taps("Via deze bot")
+    await anna.taps("Maakt niet uit")
+    reply = await anna.taps("Nee")
+    assert "Zonder je toestemming" in reply.text
+    assert await cases(bot) == []
+
+
+async def test_cancel_edit_and_restart(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await until_other_party(anna)
+    await bot.restart(crash=True)
+    reply = await anna.says("Het gezin op de hoek")
+    assert "Hoe mag het bemiddelingsteam je bereiken?" in reply.text
+    await anna.taps("Via deze bot")
+    await bot.restart()
+    await anna.taps("Overdag")
+    await anna.taps("Ja, het bemiddelingsteam mag")
+
+    await anna.taps("Over")
+    reply = await anna.taps("Huisdieren")
+    assert "Over: Huisdieren" in reply.text
+    await anna.taps("Contact")
+    await anna.taps("Bel me")
+    reply = await anna.says("+31 6 12345678")
+    assert "Contact: Bel me: +31 6 12345678" in reply.text
+    await anna.taps("Contact")
+    reply = await anna.taps("Via deze bot")  # the number is dropped again
+    assert "Contact: Via deze bot" in reply.text
+    reply = await anna.says("/bemiddeling")
+    assert "we gaan verder waar je was" in reply.text
+
+    reply = await anna.says("/annuleren")
+    assert "geannuleerd" in reply.text
+    assert await cases(bot) == []
+
+
+async def test_not_now(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/bemiddeling")
+    reply = await anna.taps("Nu niet")
+    assert "altijd bemiddeling aanvragen" in reply.text
+    assert await cases(bot) == []
