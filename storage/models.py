@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -117,6 +118,8 @@ class Signal(Base):
     hotspot_id: Mapped[int | None] = mapped_column(
         ForeignKey("hotspots.id", ondelete="SET NULL"), index=True
     )
+    # Made by a sleutelfiguur for someone else; the sleutelfiguur is the contact.
+    on_behalf: Mapped[bool] = mapped_column(Boolean, default=False)
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
     resident: Mapped[Resident | None] = relationship(lazy="joined")
@@ -194,6 +197,10 @@ class RoleGrant(Base):
     granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_by: Mapped[int | None] = mapped_column(BigInteger)
+    # A sleutelfiguur's personal link (t.me/<bot>?start=sf-<code>) and how often it brought
+    # someone new.
+    link_code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    link_uses: Mapped[int] = mapped_column(Integer, default=0)
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
 
@@ -306,6 +313,8 @@ class MediationCase(Base):
     # A referral by a professional (always with the resident's consent in the bot).
     referred_by: Mapped[int | None] = mapped_column(BigInteger)
     signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id", ondelete="SET NULL"))
+    # Asked for by a sleutelfiguur on behalf of someone else; the sleutelfiguur is the contact.
+    on_behalf: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -384,3 +393,78 @@ class MediationEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     case: Mapped[MediationCase] = relationship(back_populates="history")
+
+
+GATHERING_KINDS: tuple[str, ...] = ("koffie", "spreekuur", "wandeling")
+REPEATS: tuple[str, ...] = ("none", "weekly", "biweekly")
+
+
+class Series(Base):
+    """A planned gathering: a koffiemoment, or the Koppel's spreekuur or walk; once or repeating."""
+
+    __tablename__ = "series"
+    __table_args__ = (
+        CheckConstraint("kind in ('koffie', 'spreekuur', 'wandeling')", name="kind"),
+        CheckConstraint("repeat in ('none', 'weekly', 'biweekly')", name="repeat"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    place: Mapped[str] = mapped_column(String(200))
+    repeat: Mapped[str] = mapped_column(String(10), default="none")
+    first_starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    wijk: Mapped[Wijk] = relationship(lazy="joined")
+
+
+class Moment(Base):
+    """One date of a series (repeating series are filled in a few weeks ahead)."""
+
+    __tablename__ = "moments"
+    __table_args__ = (UniqueConstraint("series_id", "starts_at", name="uq_moments_series_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    place: Mapped[str] = mapped_column(String(200))
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The announcement in the wijk's group, edited in place as sign-ups come in.
+    group_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    group_message_id: Mapped[int | None] = mapped_column(Integer)
+    announced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The short note in the group the day before (spreekuur and walks).
+    previewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    series: Mapped[Series] = relationship(lazy="joined")
+    wijk: Mapped[Wijk] = relationship(lazy="joined")
+
+
+class Signup(Base):
+    """Someone who comes to a koffiemoment (first name only, for the organiser)."""
+
+    __tablename__ = "signups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    moment_id: Mapped[int] = mapped_column(ForeignKey("moments.id", ondelete="CASCADE"), index=True)
+    resident_id: Mapped[int] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    first_name: Mapped[str] = mapped_column(String(64))
+    guests: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reminded_day_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reminded_morning_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    moment: Mapped[Moment] = relationship(lazy="joined")
+    resident: Mapped[Resident] = relationship(lazy="joined")

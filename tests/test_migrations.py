@@ -60,3 +60,32 @@ async def test_fresh_database_is_behind(sqlite_url: str) -> None:
         assert await migrate.current_revision(db.engine) is None
     finally:
         await db.dispose()
+
+
+async def test_upgrade_keeps_existing_rows(db_url: str) -> None:
+    """A database with data from the first release upgrades cleanly (new NOT NULL columns
+    get defaults)."""
+    await asyncio.to_thread(migrate.upgrade, db_url, "0001")
+    db = Database(db_url)
+    try:
+        async with db.begin() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO wijken (id, slug, name, active) VALUES (1, 'noord', 'Noord', true)"
+                )
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO signals (id, reference, wijk_id, category, occurred, frequency,"
+                    " contactable, status, location_text, created_at, updated_at) VALUES"
+                    " (1, 'BS-2026-0001', 1, 'anders', 'now', 'first', false, 'nieuw', 'Plein',"
+                    " '2026-01-01 10:00:00', '2026-01-01 10:00:00')"
+                )
+            )
+        await asyncio.to_thread(migrate.upgrade, db_url)
+        async with db.begin() as session:
+            row = (await session.execute(text("SELECT reference, on_behalf FROM signals"))).one()
+    finally:
+        await db.dispose()
+    assert row[0] == "BS-2026-0001"
+    assert not row[1]
