@@ -30,6 +30,7 @@ from conversations import (
     digest,
     export,
     group,
+    koffie,
     mediation,
     my_reports,
     onboarding,
@@ -90,7 +91,7 @@ def _register_handlers(application: BuurtApplication) -> None:
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
     # Professional features come before onboarding: /start with an invite code is theirs.
-    for feature in (report, mediation, roles, cases, digest, export):
+    for feature in (report, mediation, koffie, roles, cases, digest, export):
         for handler in feature.build_handlers():
             application.add_handler(handler)
     for handler in onboarding.build_handlers():
@@ -127,7 +128,7 @@ async def _post_init(application: Any) -> None:
     await publish_commands(application)
     # Jobs are (re)built from the database at every start, so a restart sends nothing twice
     # and misses nothing.
-    for feature in (cases, digest):
+    for feature in (cases, digest, koffie):
         await feature.start_jobs(application)
 
 

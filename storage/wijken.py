@@ -64,3 +64,13 @@ async def wijk_by_group(session: AsyncSession, chat_id: int) -> Wijk | None:
     return await session.scalar(
         select(Wijk).where(Wijk.group_chat_id == chat_id, Wijk.active.is_(True))
     )
+
+
+async def link_group(session: AsyncSession, wijk_id: int, chat_id: int) -> None:
+    """Make ``chat_id`` the neighbourhood group of a wijk (and of no other wijk)."""
+    for other in (await session.scalars(select(Wijk).where(Wijk.group_chat_id == chat_id))).all():
+        other.group_chat_id = None
+    wijk = await session.get(Wijk, wijk_id)
+    assert wijk is not None
+    wijk.group_chat_id = chat_id
+    await session.flush()

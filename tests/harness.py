@@ -137,7 +137,9 @@ class Person:
         edited_ids = {
             int(c.params["message_id"])
             for c in emu.calls[calls_before:]
-            if c.method.startswith("editMessage") and "message_id" in c.params
+            if c.method.startswith("editMessage")
+            and "message_id" in c.params
+            and str(c.params.get("chat_id")) == str(self.chat_id)
         }
         reply.edited = [emu.message(self.chat_id, mid) for mid in sorted(edited_ids)]
         reply.alerts = [

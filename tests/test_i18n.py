@@ -91,6 +91,6 @@ def test_translators_are_called_t_so_their_messages_are_extracted() -> None:
     for folder in ("bot", "conversations"):
         for path in (ROOT / folder).rglob("*.py"):
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if re.search(r"\b\w+_t\(\s*[\"']", line):
+                if re.search(r"\b(\w+_t|t_\w+)\(\s*[\"']", line):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}")
     assert not offenders, f"call translators t(...): {offenders}"

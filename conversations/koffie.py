@@ -1,0 +1,1259 @@
+"""Koffiemomenten and the Koppel in de wijk.
+
+- Organisers (and the pair) plan a koffiemoment with /koffieplannen: place, date, time, once or
+  every week or two weeks, optional capacity. The pair publishes a spreekuur or walk with
+  /aanwezig. /beheer shows what is planned: who comes (first names only), change or cancel one
+  date or the whole series; cancelling tells everyone who signed up.
+- Residents see the coming koffiemomenten with /koffie, sign up (with guests), cancel, and get
+  an .ics file; /koppel shows when the pair is around.
+- The group gets each new koffiemoment with an "Ik kom" button whose count is edited in place,
+  and a short note the day before a spreekuur or walk.
+- One sweeper job (``koffie:sweep``) does announcements, reminders and notes from the database,
+  so a restart sends nothing twice and misses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from icalendar import Calendar, Event
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.context import BuurtApplication, BuurtContext
+from bot.i18n import N_, Translator
+from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
+from conversations.ui import keyboard, not_allowed
+from storage import access, gatherings
+from storage.models import Moment, Resident, Signup, Wijk, utcnow
+from storage.residents import ensure_resident, get_resident
+from storage.wijken import active_wijken, get_wijk
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 300
+COUNT_DELAY_SECONDS = 2.0  # coalesce "Ik kom" presses into one edit (groups allow 20 per minute)
+MAX_GUESTS = 3
+MAX_PLACE = 200
+KOFFIE_KINDS = ("koffie",)
+PRESENCE_KINDS = ("spreekuur", "wandeling")
+WEEKDAYS = (
+    N_("Monday"),
+    N_("Tuesday"),
+    N_("Wednesday"),
+    N_("Thursday"),
+    N_("Friday"),
+    N_("Saturday"),
+    N_("Sunday"),
+)
+KIND_LABELS = {
+    "koffie": N_("Koffiemoment"),
+    "spreekuur": N_("Spreekuur of the wijkagent and opbouwwerker"),
+    "wandeling": N_("Walk through the wijk with the wijkagent and opbouwwerker"),
+}
+
+
+def clock() -> dt.datetime:
+    """Now (tests replace this to travel in time)."""
+    return utcnow()
+
+
+def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
+    """'Thursday 3-12-2026 10:00' in the reader's language."""
+    local = moment.starts_at.astimezone(tz)
+    return f"{t(WEEKDAYS[local.weekday()])} {local.day}-{local.month}-{local.year} {local:%H:%M}"
+
+
+def kind_label(t: Translator, kind: str) -> str:
+    """The translated name of a kind of gathering."""
+    return t(KIND_LABELS[kind])
+
+
+def ics(t: Translator, moment: Moment, now: dt.datetime) -> bytes:
+    """An iCalendar file for one date."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//Buurtsignaal//koffiemomenten//NL")
+    calendar.add("version", "2.0")
+    event = Event()
+    event.add("uid", f"moment-{moment.id}@buurtsignaal")
+    event.add("dtstamp", now)
+    event.add("dtstart", moment.starts_at)
+    event.add("dtend", moment.starts_at + dt.timedelta(minutes=moment.duration_minutes))
+    event.add("summary", f"{kind_label(t, moment.kind)} {moment.wijk.name}")
+    event.add("location", moment.place)
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+# --- planning: /koffieplannen and /aanwezig ------------------------------------------------
+
+WIJK, KIND, PLACE, DATE, TIME, REPEAT, CAPACITY, CAPACITY_NUMBER = (
+    "wijk",
+    "kind",
+    "place",
+    "date",
+    "time",
+    "repeat",
+    "capacity",
+    "capacity_number",
+)
+PLAN_ORDER = (WIJK, KIND, PLACE, DATE, TIME, REPEAT, CAPACITY, SUMMARY)
+PLAN_EDITABLE = (PLACE, DATE, TIME, REPEAT, CAPACITY)
+
+PLAN = GuidedFlow(
+    name="plannen",
+    order=PLAN_ORDER,
+    choices={
+        KIND: {"spreekuur": N_("Spreekuur"), "wandeling": N_("Walk")},
+        REPEAT: {
+            "none": N_("Once"),
+            "weekly": N_("Every week"),
+            "biweekly": N_("Every two weeks"),
+        },
+        CAPACITY: {"none": N_("No maximum"), "number": N_("Set a maximum")},
+    },
+    columns={REPEAT: 3, KIND: 2},
+    texts=FlowTexts(
+        cancelled=N_("Planning cancelled. Nothing has been saved."),
+        resumed=N_("You were already planning; let's continue where you were."),
+    ),
+    hints={
+        PLACE: N_("Please send this as a text message."),
+        DATE: N_("Please type the date, for example 03-12-2026."),
+        TIME: N_("Please type the time, for example 10:00."),
+        CAPACITY_NUMBER: N_("Please type a number, for example 20."),
+    },
+    skip={
+        WIJK: lambda draft: draft.get("wijk_id") is not None,
+        KIND: lambda draft: draft.get("kind") == "koffie",
+        CAPACITY: lambda draft: draft.get("kind") != "koffie",
+    },
+)
+
+
+async def plan_question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
+    """The text and keyboard that ask ``step``."""
+    t = context.t
+    if step == WIJK:
+        async with context.db.begin() as session:
+            wijken = await active_wijken(session)
+        allowed = set(draft["wijken"])
+        return t("For which wijk?"), keyboard(
+            ((w.name, PLAN.data(draft, WIJK, str(w.id))) for w in wijken if w.id in allowed),
+            columns=2,
+        )
+    if step == KIND:
+        return t("A spreekuur or a walk?"), PLAN.buttons(t, draft, KIND)
+    if step == PLACE:
+        return t("<b>Where?</b> For example: Buurthuis De Mussen, Hobbemastraat 56."), None
+    if step == DATE:
+        return t("<b>Which date?</b> For example 03-12-2026."), None
+    if step == TIME:
+        return t("<b>What time does it start?</b> For example 10:00."), None
+    if step == REPEAT:
+        return t("<b>Once, or repeating?</b>"), PLAN.buttons(t, draft, REPEAT)
+    if step == CAPACITY:
+        return t("<b>Is there a maximum number of people?</b>"), PLAN.buttons(t, draft, CAPACITY)
+    if step == CAPACITY_NUMBER:
+        return t("How many people at most (guests included)?"), None
+    if step == SUMMARY:
+        return await _plan_summary(context, draft)
+    raise ValueError(step)
+
+
+PLAN.question = plan_question
+
+
+def _plan_start(draft: Draft, tz: dt.tzinfo) -> dt.datetime:
+    day = dt.date.fromisoformat(draft["date"])
+    hour, minute = (int(x) for x in draft["time"].split(":"))
+    return dt.datetime.combine(day, dt.time(hour, minute), tz)
+
+
+async def _plan_summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
+    t = context.t
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(draft["wijk_id"]))
+    start = _plan_start(draft, context.settings.tz)
+    capacity = draft.get("capacity")
+    lines = [
+        t(
+            "<b>{kind}</b> in {wijk}: please check.",
+            kind=kind_label(t, draft["kind"]),
+            wijk=wijk.name if wijk else "?",
+        ),
+        t("<b>Where:</b> {place}", place=draft["place"]),
+        t("<b>First date:</b> {date}", date=f"{start:%d-%m-%Y %H:%M}"),
+        t("<b>Repeats:</b> {repeat}", repeat=PLAN.label(t, REPEAT, draft["repeat"])),
+    ]
+    if draft["kind"] == "koffie":
+        lines.append(t("<b>Maximum:</b> {capacity}", capacity=capacity if capacity else t("none")))
+    labels = {
+        PLACE: t("Where"),
+        DATE: t("Date"),
+        TIME: t("Time"),
+        REPEAT: t("Repeats"),
+        CAPACITY: t("Maximum"),
+    }
+    editable = [s for s in PLAN_EDITABLE if s != CAPACITY or draft["kind"] == "koffie"]
+    edits = keyboard(
+        (("✏️ " + labels[s], PLAN.data(draft, SUMMARY, f"edit-{s}")) for s in editable), columns=2
+    )
+    finish = keyboard(
+        [
+            ("✅ " + t("Publish"), PLAN.data(draft, SUMMARY, "send")),
+            ("✖️ " + t("Cancel"), PLAN.data(draft, SUMMARY, "cancel")),
+        ]
+    )
+    return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
+
+
+def _planner(kind: str) -> Callback:
+    permission = access.Permission.KOFFIE if kind == "koffie" else access.Permission.PRESENCE
+
+    async def start(update: Update, context: BuurtContext) -> State:
+        """Plan a koffiemoment (/koffieplannen) or the pair's presence (/aanwezig)."""
+        message = update.effective_message
+        user = update.effective_user
+        assert message is not None and user is not None
+        async with context.db.begin() as session:
+            me = await access.person(session, user.id, context.settings.admins)
+            wijken = sorted(me.wijken_for(permission))
+        if not wijken:
+            await message.reply_text(not_allowed(context.t))
+            return ConversationHandler.END
+        draft = PLAN.new_draft(
+            context,
+            kind=kind if kind == "koffie" else None,
+            wijken=wijken,
+            wijk_id=wijken[0] if len(wijken) == 1 else None,
+            capacity=None,
+        )
+        first = PLAN.next_step(draft, WIJK) if draft["wijk_id"] else WIJK
+        return await PLAN.ask(message, context, draft, first)
+
+    return start
+
+
+start_koffie = _planner("koffie")
+start_presence = _planner("presence")
+
+
+@PLAN.button_step(WIJK, str.isdigit)
+async def on_plan_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """A wijk was chosen (only one the planner may plan for)."""
+    if int(value) not in draft["wijken"]:
+        await PLAN.stale_button(update, context)
+        return None
+    async with context.db.begin() as session:
+        wijk = await get_wijk(session, int(value))
+    if wijk is None or not wijk.active:
+        await PLAN.stale_button(update, context)
+        return None
+    draft["wijk_id"] = wijk.id
+    await PLAN.close_question(update, context, draft, wijk.name)
+    return await PLAN.advance(update, context, draft, WIJK)
+
+
+@PLAN.button_step(KIND)
+async def on_plan_kind(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Spreekuur or walk."""
+    draft["kind"] = value
+    return await PLAN.chosen(update, context, draft, KIND, value)
+
+
+@PLAN.text_step(MAX_PLACE)
+async def on_plan_place(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """Where it is."""
+    draft["place"] = text
+    return await PLAN.advance(update, context, draft, PLACE)
+
+
+def parse_date(text: str) -> dt.date | None:
+    """26-11-2026, 26/11/2026 or 2026-11-26."""
+    for form in ("%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d-%m-%y"):
+        try:
+            return dt.datetime.strptime(text.strip(), form).date()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_time(text: str) -> dt.time | None:
+    """10:00, 10.00 or 10u."""
+    cleaned = text.strip().lower().replace(".", ":").replace("u", ":00").rstrip(":")
+    for form in ("%H:%M", "%H"):
+        try:
+            return dt.datetime.strptime(cleaned, form).time()
+        except ValueError:
+            continue
+    return None
+
+
+@PLAN.text_step(20)
+async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """Which date (today or later)."""
+    day = parse_date(text)
+    message = update.effective_message
+    assert message is not None
+    today = clock().astimezone(context.settings.tz).date()
+    if day is None or day < today:
+        await message.reply_text(
+            context.t(
+                "Please type a date from today on, for example {example}.",
+                example=f"{today + dt.timedelta(days=7):%d-%m-%Y}",
+            )
+        )
+        return None
+    draft["date"] = day.isoformat()
+    return await PLAN.advance(update, context, draft, DATE)
+
+
+@PLAN.text_step(10)
+async def on_plan_time(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """What time."""
+    moment = parse_time(text)
+    message = update.effective_message
+    assert message is not None
+    if moment is None:
+        await message.reply_text(context.t("Please type the time, for example 10:00."))
+        return None
+    draft["time"] = f"{moment:%H:%M}"
+    if _plan_start(draft, context.settings.tz) <= clock():
+        await message.reply_text(
+            context.t("That moment has already passed; please pick a later time.")
+        )
+        return None
+    return await PLAN.advance(update, context, draft, TIME)
+
+
+@PLAN.button_step(REPEAT)
+async def on_plan_repeat(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Once, weekly or every two weeks."""
+    draft["repeat"] = value
+    return await PLAN.chosen(update, context, draft, REPEAT, value)
+
+
+@PLAN.button_step(CAPACITY)
+async def on_plan_capacity(
+    update: Update, context: BuurtContext, draft: Draft, value: str
+) -> State:
+    """No maximum, or type one."""
+    if value == "none":
+        draft["capacity"] = None
+        return await PLAN.chosen(update, context, draft, CAPACITY, value)
+    await PLAN.close_question(update, context, draft, PLAN.label(context.t, CAPACITY, value))
+    assert update.effective_message is not None
+    return await PLAN.ask(update.effective_message, context, draft, CAPACITY_NUMBER)
+
+
+@PLAN.text_step(5)
+async def on_plan_number(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """The maximum number of people."""
+    if not text.isdigit() or not 1 <= int(text) <= 500:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(
+            context.t("Please type a number, for example 20.")
+        )
+        return None
+    draft["capacity"] = int(text)
+    return await PLAN.advance(update, context, draft, CAPACITY)
+
+
+def _plan_action(value: str) -> bool:
+    return value in ("send", "cancel") or value.removeprefix("edit-") in PLAN_EDITABLE
+
+
+@PLAN.button_step(SUMMARY, _plan_action)
+async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """Publish, change something, or cancel."""
+    if value != "send":
+        return await PLAN.edit_or_finish(update, context, draft, value)
+    query = update.callback_query
+    user = update.effective_user
+    message = update.effective_message
+    assert query is not None and user is not None and message is not None
+    settings = context.settings
+    start = _plan_start(draft, settings.tz)
+    permission = (
+        access.Permission.KOFFIE if draft["kind"] == "koffie" else access.Permission.PRESENCE
+    )
+    async with context.db.begin() as session:
+        me = await access.person(session, user.id, settings.admins)
+        if not me.may(permission, int(draft["wijk_id"])):
+            await query.answer(not_allowed(context.t), show_alert=True)
+            return None
+        series = await gatherings.plan(
+            session,
+            wijk_id=int(draft["wijk_id"]),
+            kind=draft["kind"],
+            place=draft["place"],
+            starts_at=start,
+            repeat=draft["repeat"],
+            created_by=user.id,
+            tz=settings.tz,
+            capacity=draft.get("capacity"),
+            now=clock(),
+        )
+        dates = len(
+            await gatherings.upcoming(
+                session, series.wijk_id, [series.kind], now=clock(), within=gatherings.HORIZON
+            )
+        )
+    PLAN.drop(context)
+    t = context.t
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    await message.reply_text(
+        t(
+            "Published: {kind} on {date} at {place}. Manage it with /beheer.",
+            kind=kind_label(t, draft["kind"]),
+            date=f"{start:%d-%m-%Y %H:%M}",
+            place=draft["place"],
+        )
+    )
+    log.info("planned series %s with %s dates", series.id, dates)
+    await sweep(context.application)
+    return ConversationHandler.END
+
+
+# --- residents: /koffie, /koppel, signing up -----------------------------------------------
+
+
+async def _resident_wijk(
+    context: BuurtContext, user_id: int, language: str
+) -> tuple[Resident, Wijk | None]:
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, user_id, language)
+        wijken = await active_wijken(session)
+        wijk = resident.wijk if resident.wijk and resident.wijk.active else None
+        if wijk is None and len(wijken) == 1:
+            wijk = wijken[0]
+        return resident, wijk
+
+
+async def koffie(update: Update, context: BuurtContext) -> None:
+    """/koffie: the coming koffiemomenten of the resident's wijk, to sign up or cancel."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    resident, wijk = await _resident_wijk(context, user.id, context.lang)
+    if wijk is None:
+        await message.reply_text(t("Choose your wijk first with /start."))
+        return
+    tz = context.settings.tz
+    async with context.db.begin() as session:
+        moments = list(await gatherings.upcoming(session, wijk.id, KOFFIE_KINDS, now=clock()))
+        numbers = await gatherings.counts(session, [m.id for m in moments])
+        mine = {
+            m.id
+            for m in moments
+            if (s := await gatherings.signup_of(session, m.id, resident.id))
+            and s.cancelled_at is None
+        }
+    if not moments:
+        await message.reply_text(
+            t("No koffiemomenten are planned in {wijk} for the coming weeks.", wijk=wijk.name)
+        )
+        return
+    lines = [t("<b>Koffiemomenten in {wijk}</b>", wijk=wijk.name)]
+    buttons = []
+    for moment in moments:
+        count = numbers[moment.id].people
+        lines.append(
+            t(
+                "☕ {when}, {place}: {n} coming",
+                when=when_text(t, moment, tz),
+                place=moment.place,
+                n=count,
+            )
+            + (" ✔️" if moment.id in mine else "")
+        )
+        short = moment.starts_at.astimezone(tz).strftime("%d-%m")
+        if moment.id in mine:
+            buttons.append((t("Cancel {date}", date=short), f"koffie:leave:{moment.id}"))
+        else:
+            buttons.append((t("Sign up {date}", date=short), f"koffie:join:{moment.id}"))
+    lines.append(t("Everyone is welcome: come by for a cup of coffee and a chat."))
+    await message.reply_text("\n".join(lines), reply_markup=keyboard(buttons, columns=2))
+
+
+async def koppel(update: Update, context: BuurtContext) -> None:
+    """/koppel: when the wijkagent and opbouwwerker are around in the wijk."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    _, wijk = await _resident_wijk(context, user.id, context.lang)
+    if wijk is None:
+        await message.reply_text(t("Choose your wijk first with /start."))
+        return
+    async with context.db.begin() as session:
+        moments = list(
+            await gatherings.upcoming(
+                session, wijk.id, PRESENCE_KINDS, now=clock(), within=dt.timedelta(weeks=3)
+            )
+        )
+    if not moments:
+        await message.reply_text(
+            t(
+                "The wijkagent and opbouwwerker have not announced a spreekuur or walk in {wijk} "
+                "for the coming weeks. You can always report with /melden.",
+                wijk=wijk.name,
+            )
+        )
+        return
+    lines = [t("<b>The Koppel in {wijk}</b>: drop by.", wijk=wijk.name)]
+    for moment in moments:
+        lines.append(
+            t(
+                "• {kind}: {when}, {place}",
+                kind=kind_label(t, moment.kind),
+                when=when_text(t, moment, context.settings.tz),
+                place=moment.place,
+            )
+        )
+    await message.reply_text("\n".join(lines))
+
+
+def _signed_up_markup(t: Translator, moment: Moment, guests: int) -> InlineKeyboardMarkup:
+    guest_buttons = [
+        (
+            ("✔️ " if n == guests else "") + (t("Just me") if n == 0 else f"+{n}"),
+            f"koffie:guests:{moment.id}:{n}",
+        )
+        for n in range(MAX_GUESTS + 1)
+    ]
+    return InlineKeyboardMarkup(
+        [
+            *keyboard(guest_buttons, columns=4).inline_keyboard,
+            [
+                InlineKeyboardButton(
+                    "📅 " + t("Add to calendar"), callback_data=f"koffie:ics:{moment.id}"
+                ),
+                InlineKeyboardButton(t("Cancel"), callback_data=f"koffie:leave:{moment.id}"),
+            ],
+        ]
+    )
+
+
+async def _join(
+    context: BuurtContext, user_id: int, first_name: str, moment_id: int
+) -> tuple[str, Moment | None, Signup | None]:
+    """Sign up; returns ('ok'|'again'|'full'|'gone'|'other_wijk', moment, signup)."""
+    async with context.db.begin() as session:
+        moment = await gatherings.get_moment(session, moment_id)
+        if (
+            moment is None
+            or moment.kind != "koffie"
+            or moment.cancelled_at
+            or moment.starts_at <= clock()
+        ):
+            return "gone", None, None
+        resident = await ensure_resident(session, user_id, context.lang)
+        try:
+            signup, new = await gatherings.sign_up(
+                session, moment, resident, first_name, now=clock()
+            )
+        except gatherings.Full:
+            return "full", moment, None
+        return ("ok" if new else "again"), moment, signup
+
+
+async def on_join(update: Update, context: BuurtContext) -> None:
+    """Sign up for a koffiemoment from the private chat."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    moment_id = int(query.data.rsplit(":", 1)[1])
+    result, moment, signup = await _join(context, user.id, user.first_name, moment_id)
+    await _answer_join(update, context, result, moment, signup)
+
+
+async def _answer_join(
+    update: Update, context: BuurtContext, result: str, moment: Moment | None, signup: Signup | None
+) -> None:
+    t = context.t
+    query = update.callback_query
+    message = update.effective_message
+    if result == "gone" or moment is None:
+        if query:
+            await query.answer(t("This koffiemoment is no longer planned."), show_alert=True)
+        elif message:
+            await message.reply_text(t("This koffiemoment is no longer planned."))
+        return
+    if result == "full":
+        text = t("Sorry, this koffiemoment is full.")
+        if query:
+            await query.answer(text, show_alert=True)
+        elif message:
+            await message.reply_text(text)
+        return
+    if query:
+        await query.answer(t("You are signed up") if result == "ok" else None)
+    assert message is not None and signup is not None
+    await message.reply_text(
+        t(
+            "You are signed up for the koffiemoment on {when} at {place}. "
+            "You get a reminder the day before and in the morning. Bringing someone?",
+            when=when_text(t, moment, context.settings.tz),
+            place=moment.place,
+        ),
+        reply_markup=_signed_up_markup(t, moment, signup.guests),
+    )
+    schedule_count_update(context.application, moment.id)
+
+
+async def on_guests(update: Update, context: BuurtContext) -> None:
+    """How many people someone brings along."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    _, _, moment_id, guests = query.data.split(":")
+    t = context.t
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user.id)
+        signup = (
+            await gatherings.signup_of(session, int(moment_id), resident.id) if resident else None
+        )
+        if signup is None or signup.cancelled_at is not None or signup.moment.cancelled_at:
+            await query.answer(t("This button is no longer active."), show_alert=True)
+            return
+        try:
+            await gatherings.set_guests(session, signup, min(int(guests), MAX_GUESTS))
+        except gatherings.Full:
+            await query.answer(t("Sorry, there is not enough room for that many."), show_alert=True)
+            return
+        moment = signup.moment
+        now_guests = signup.guests
+    await query.answer(t("Noted"))
+    try:
+        await query.edit_message_reply_markup(reply_markup=_signed_up_markup(t, moment, now_guests))
+    except BadRequest:
+        pass  # the same number pressed again: nothing to change
+    schedule_count_update(context.application, moment.id)
+
+
+async def on_leave(update: Update, context: BuurtContext) -> None:
+    """Cancel a sign-up."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    moment_id = int(query.data.rsplit(":", 1)[1])
+    t = context.t
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user.id)
+        signup = await gatherings.signup_of(session, moment_id, resident.id) if resident else None
+        if signup is None or signup.cancelled_at is not None:
+            await query.answer(t("You were not signed up for this one."), show_alert=True)
+            return
+        await gatherings.cancel_signup(session, signup, now=clock())
+        moment = signup.moment
+    await query.answer(t("Cancelled"))
+    await query.edit_message_reply_markup(reply_markup=None)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        t(
+            "You are no longer signed up for {when}. No reminders will follow.",
+            when=when_text(t, moment, context.settings.tz),
+        )
+    )
+    schedule_count_update(context.application, moment.id)
+
+
+async def on_ics(update: Update, context: BuurtContext) -> None:
+    """Send an .ics calendar file for a date."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    moment_id = int(query.data.rsplit(":", 1)[1])
+    async with context.db.begin() as session:
+        moment = await gatherings.get_moment(session, moment_id)
+    t = context.t
+    if moment is None or moment.cancelled_at is not None:
+        await query.answer(t("This koffiemoment is no longer planned."), show_alert=True)
+        return
+    await query.answer()
+    assert update.effective_message is not None
+    local = moment.starts_at.astimezone(context.settings.tz)
+    await update.effective_message.reply_document(
+        InputFile(ics(t, moment, clock()), filename=f"{moment.kind}-{local:%Y-%m-%d}.ics")
+    )
+
+
+# --- the group: announcement with "Ik kom", count edited in place ------------------------
+
+
+def _announcement(
+    t: Translator, moment: Moment, people: int, tz: dt.tzinfo
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    if moment.cancelled_at is not None:
+        return t(
+            "☕ <s>Koffiemoment {when}, {place}</s>\nThis koffiemoment has been cancelled.",
+            when=when_text(t, moment, tz),
+            place=moment.place,
+        ), None
+    text = t(
+        "☕ <b>Koffiemoment in {wijk}</b>\n{when}, {place}\n"
+        "Everyone is welcome, with the wijkagent and the opbouwwerker. Coming: {n}",
+        wijk=moment.wijk.name,
+        when=when_text(t, moment, tz),
+        place=moment.place,
+        n=people,
+    )
+    return text, InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    t("I'm coming ☕ ({n})", n=people), callback_data=f"koffie:rsvp:{moment.id}"
+                )
+            ]
+        ]
+    )
+
+
+async def on_rsvp(update: Update, context: BuurtContext) -> None:
+    """'Ik kom' in the group: sign up, or open a private chat to finish."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    moment_id = int(query.data.rsplit(":", 1)[1])
+    t = context.t
+    async with context.db.begin() as session:
+        known = await get_resident(session, user.id) is not None
+    if not known:
+        # The bot may not write first: let Telegram open the private chat with a start payload.
+        await query.answer(url=f"https://t.me/{context.bot.username}?start=k-{moment_id}")
+        return
+    result, _, _ = await _join(context, user.id, user.first_name, moment_id)
+    if result == "gone":
+        await query.answer(t("This koffiemoment is no longer planned."), show_alert=True)
+    elif result == "full":
+        await query.answer(t("Sorry, this koffiemoment is full."), show_alert=True)
+    elif result == "again":
+        await query.answer(
+            t("You are already signed up. Cancel with /koffie in a private chat."), show_alert=True
+        )
+    else:
+        await query.answer(
+            t("You are signed up! Reminders come in your private chat with me."), show_alert=True
+        )
+        schedule_count_update(context.application, moment_id)
+
+
+async def join_from_link(update: Update, context: BuurtContext) -> None:
+    """/start k-<id>: finish an 'Ik kom' from the group in the private chat."""
+    user = update.effective_user
+    assert user is not None
+    moment_id = int((context.args or ["k-0"])[0].removeprefix("k-"))
+    result, moment, signup = await _join(context, user.id, user.first_name, moment_id)
+    await _answer_join(update, context, result, moment, signup)
+
+
+def schedule_count_update(
+    application: Application[Any, Any, Any, Any, Any, Any], moment_id: int
+) -> None:
+    """Edit the group announcement soon, once for a burst of presses."""
+    queue = application.job_queue
+    if queue is None:
+        return
+    name = f"koffie:count:{moment_id}"
+    for job in queue.get_jobs_by_name(name):
+        job.schedule_removal()
+    queue.run_once(_update_count, COUNT_DELAY_SECONDS, data=moment_id, name=name)
+
+
+async def _update_count(context: BuurtContext) -> None:
+    """Edit the group announcement with the current count."""
+    assert context.job is not None
+    assert isinstance(context.job.data, int)
+    await refresh_announcement(context.application, context.job.data)
+
+
+async def refresh_announcement(application: Any, moment_id: int) -> None:
+    """Bring a date's group announcement up to date (count, or cancelled)."""
+    assert isinstance(application, BuurtApplication)
+    settings, db = application.services.settings, application.services.db
+    async with db.begin() as session:
+        moment = await gatherings.get_moment(session, moment_id)
+        if moment is None or moment.group_message_id is None or moment.group_chat_id is None:
+            return
+        people = (await gatherings.counts(session, [moment_id]))[moment_id].people
+    text, markup = _announcement(Translator(settings.default_language), moment, people, settings.tz)
+    try:
+        await application.bot.edit_message_text(
+            text,
+            chat_id=moment.group_chat_id,
+            message_id=moment.group_message_id,
+            reply_markup=markup,
+        )
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            log.warning("could not update the announcement of %s: %s", moment_id, exc)
+    except TelegramError as exc:
+        log.warning("could not update the announcement of %s: %s", moment_id, exc)
+
+
+# --- managing: /beheer ----------------------------------------------------------------------
+
+
+async def _manageable(context: BuurtContext, user_id: int) -> set[int]:
+    async with context.db.begin() as session:
+        me = await access.person(session, user_id, context.settings.admins)
+    return me.wijken_for(access.Permission.KOFFIE) | me.wijken_for(access.Permission.PRESENCE)
+
+
+async def manage(update: Update, context: BuurtContext) -> None:
+    """/beheer: the planned dates of the organiser's wijken."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    wijken = await _manageable(context, user.id)
+    if not wijken:
+        await message.reply_text(not_allowed(t))
+        return
+    async with context.db.begin() as session:
+        moments: list[Moment] = []
+        for wijk_id in sorted(wijken):
+            moments.extend(
+                await gatherings.upcoming(
+                    session, wijk_id, KOFFIE_KINDS + PRESENCE_KINDS, now=clock()
+                )
+            )
+        numbers = await gatherings.counts(session, [m.id for m in moments])
+    if not moments:
+        await message.reply_text(t("Nothing is planned. Plan with /koffieplannen or /aanwezig."))
+        return
+    tz = context.settings.tz
+    buttons = [
+        (
+            f"{when_text(t, m, tz)} · {kind_label(t, m.kind)[:20]}"
+            + (f" ({numbers[m.id].people})" if m.kind == "koffie" else ""),
+            f"koffie:m:{m.id}",
+        )
+        for m in sorted(moments, key=lambda m: m.starts_at)
+    ]
+    await message.reply_text(t("<b>Planned</b>: choose a date."), reply_markup=keyboard(buttons))
+
+
+async def _moment_for_manager(update: Update, context: BuurtContext) -> Moment | None:
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    moment_id = int(query.data.rsplit(":", 1)[1])
+    wijken = await _manageable(context, user.id)
+    async with context.db.begin() as session:
+        moment = await gatherings.get_moment(session, moment_id)
+    if moment is None or moment.wijk_id not in wijken:
+        await query.answer(not_allowed(context.t), show_alert=True)
+        return None
+    return moment
+
+
+async def show_moment(update: Update, context: BuurtContext) -> None:
+    """One date for its organiser: who comes (first names), change or cancel."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None and update.effective_message is not None
+    t = context.t
+    async with context.db.begin() as session:
+        people = list(await gatherings.attendees(session, moment.id))
+    lines = [
+        t(
+            "<b>{kind}</b>, {when}, {place}",
+            kind=kind_label(t, moment.kind),
+            when=when_text(t, moment, context.settings.tz),
+            place=moment.place,
+        )
+    ]
+    if moment.cancelled_at is not None:
+        lines.append(t("Cancelled."))
+    if moment.kind == "koffie":
+        total = sum(1 + s.guests for s in people)
+        names = ", ".join(s.first_name + (f" (+{s.guests})" if s.guests else "") for s in people)
+        lines.append(t("Coming: {n} people", n=total))
+        if names:
+            lines.append(t("Who: {names}", names=names))
+    buttons = []
+    if moment.cancelled_at is None:
+        buttons.append((t("Change place or time of this date"), f"koffie:editm:{moment.id}"))
+        buttons.append((t("Cancel this date"), f"koffie:cancel:{moment.id}"))
+        if moment.series.repeat != "none" and moment.series.cancelled_at is None:
+            buttons.append((t("Change the whole series"), f"koffie:edits:{moment.id}"))
+            buttons.append((t("Cancel the whole series"), f"koffie:cancelseries:{moment.id}"))
+    await query.answer()
+    await update.effective_message.reply_text(
+        "\n".join(lines), reply_markup=keyboard(buttons) if buttons else None
+    )
+
+
+async def ask_cancel(update: Update, context: BuurtContext) -> None:
+    """Confirm cancelling a date or a series."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None and query.data is not None and update.effective_message is not None
+    whole = query.data.startswith("koffie:cancelseries:")
+    t = context.t
+    await query.answer()
+    await update.effective_message.reply_text(
+        t("Cancel the whole series? Everyone who signed up for a coming date is told.")
+        if whole
+        else t(
+            "Cancel {when}? Everyone who signed up is told.",
+            when=when_text(t, moment, context.settings.tz),
+        ),
+        reply_markup=keyboard(
+            [
+                (
+                    t("Yes, cancel"),
+                    f"koffie:{'cancelseries' if whole else 'cancel'}-yes:{moment.id}",
+                ),
+                (t("No"), f"koffie:keep:{moment.id}"),
+            ],
+            columns=2,
+        ),
+    )
+
+
+async def confirm_cancel(update: Update, context: BuurtContext) -> None:
+    """Cancel a date or a series and tell everyone who signed up."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    whole = query.data.startswith("koffie:cancelseries-yes:")
+    t = context.t
+    async with context.db.begin() as session:
+        fresh = await gatherings.get_moment(session, moment.id)
+        assert fresh is not None
+        if whole:
+            affected = await gatherings.cancel_series(session, fresh.series, now=clock())
+        elif fresh.cancelled_at is None:
+            affected = [(fresh, await gatherings.cancel_moment(session, fresh, now=clock()))]
+        else:
+            affected = []
+    if not affected:
+        await query.answer(t("This date was already cancelled."), show_alert=True)
+        return
+    await query.answer()
+    await query.edit_message_text(
+        t("Cancelled: {n} date(s). Everyone who signed up has been told.", n=len(affected))
+    )
+    for cancelled, signups in affected:
+        await _tell(context, signups, cancelled, "cancelled")
+        await refresh_announcement(context.application, cancelled.id)
+
+
+async def keep_moment(update: Update, context: BuurtContext) -> None:
+    """Do not cancel after all."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_text(context.t("Nothing changed."))
+
+
+def _cancel_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
+    return t(
+        "The koffiemoment on {when} at {place} has been cancelled. Sorry! "
+        "See /koffie for other dates.",
+        when=when_text(t, moment, tz),
+        place=moment.place,
+    )
+
+
+def _moved_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
+    return t(
+        "Change: the koffiemoment you signed up for is now on {when} at {place}.",
+        when=when_text(t, moment, tz),
+        place=moment.place,
+    )
+
+
+async def _tell(
+    context: BuurtContext, signups: Sequence[Signup], moment: Moment, what: str
+) -> None:
+    tz = context.settings.tz
+    for signup in signups:
+        chat = signup.resident.telegram_id
+        t = context.translator_for(chat)
+        text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
+        try:
+            await context.bot.send_message(chat, text)
+        except TelegramError as exc:
+            log.info("could not tell %s about %s: %s", signup.id, moment.id, exc)
+
+
+# Changing a date or a series: a short typed conversation.
+EDIT_VALUE = "edit_value"
+
+
+async def ask_edit(update: Update, context: BuurtContext) -> State:
+    """Ask for the new place or time of a date or series."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return ConversationHandler.END
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.user_data is not None
+    whole = query.data.startswith("koffie:edits:")
+    context.user_data["koffie_edit"] = {"moment": moment.id, "series": whole}
+    await query.answer()
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t(
+            "Type the new time (for example 10:30), or the new date and time (for example "
+            "03-12-2026 10:30), or the new place. /annuleren to stop."
+        )
+    )
+    return EDIT_VALUE
+
+
+async def on_edit_value(update: Update, context: BuurtContext) -> State:
+    """Apply a new time, date and time, or place; tell whoever signed up."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and message.text is not None and user is not None
+    assert context.user_data is not None
+    edit = context.user_data.get("koffie_edit")
+    if not edit:
+        return ConversationHandler.END
+    t = context.t
+    tz = context.settings.tz
+    text = message.text.strip()
+    wijken = await _manageable(context, user.id)
+    async with context.db.begin() as session:
+        moment = await gatherings.get_moment(session, int(edit["moment"]))
+        if moment is None or moment.wijk_id not in wijken:
+            await message.reply_text(not_allowed(t))
+            return ConversationHandler.END
+        local = moment.starts_at.astimezone(tz)
+        parts = text.split()
+        new_start: dt.datetime | None = None
+        place: str | None = None
+        if len(parts) == 2 and parse_date(parts[0]) and parse_time(parts[1]):
+            new_start = dt.datetime.combine(parse_date(parts[0]), parse_time(parts[1]), tz)  # type: ignore[arg-type]
+        elif len(parts) == 1 and parse_time(parts[0]) and any(c.isdigit() for c in parts[0]):
+            new_start = dt.datetime.combine(local.date(), parse_time(parts[0]), tz)  # type: ignore[arg-type]
+        elif 2 <= len(text) <= MAX_PLACE:
+            place = text
+        else:
+            await message.reply_text(
+                t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
+            )
+            return None
+        if new_start is not None and new_start <= clock():
+            await message.reply_text(t("That moment has already passed; please pick a later time."))
+            return None
+        if edit["series"]:
+            shift = (new_start - moment.starts_at) if new_start else None
+            changed = await gatherings.change_series(
+                session, moment.series, place=place, shift=shift, now=clock()
+            )
+        else:
+            changed = [
+                (
+                    moment,
+                    await gatherings.move_moment(session, moment, starts_at=new_start, place=place),
+                )
+            ]
+    context.user_data.pop("koffie_edit", None)
+    await message.reply_text(
+        t("Changed: {n} date(s). Everyone who signed up has been told.", n=len(changed))
+    )
+    for changed_moment, signups in changed:
+        await _tell(context, signups, changed_moment, "moved")
+        await refresh_announcement(context.application, changed_moment.id)
+    return ConversationHandler.END
+
+
+async def cancel_edit(update: Update, context: BuurtContext) -> int:
+    """/annuleren while changing a date."""
+    assert context.user_data is not None and update.effective_message is not None
+    context.user_data.pop("koffie_edit", None)
+    await update.effective_message.reply_text(context.t("Nothing changed."))
+    return ConversationHandler.END
+
+
+# --- the sweeper: announcements, reminders, the Koppel's day-before notes ------------------
+
+
+def _group_of(moment: Moment) -> int:
+    chat = moment.wijk.group_chat_id
+    assert chat is not None
+    return chat
+
+
+async def sweep(application: Any) -> None:
+    """Announce new koffiemomenten, send due reminders and day-before notes (idempotent)."""
+    assert isinstance(application, BuurtApplication)
+    settings, db = application.services.settings, application.services.db
+    now = clock()
+    tz = settings.tz
+    t = Translator(settings.default_language)
+    async with db.begin() as session:
+        await gatherings.extend_all(session, now=now, tz=tz)
+        announce = [
+            m for m in await gatherings.to_announce(session, now=now) if m.wijk.group_chat_id
+        ]
+        previews = [
+            m for m in await gatherings.to_preview(session, now=now) if m.wijk.group_chat_id
+        ]
+        reminders = await gatherings.due_reminders(session, now=now, tz=tz)
+        numbers = await gatherings.counts(session, [m.id for m in announce])
+    for moment in announce:
+        text, markup = _announcement(t, moment, numbers[moment.id].people, tz)
+        try:
+            sent = await application.bot.send_message(_group_of(moment), text, reply_markup=markup)
+        except TelegramError as exc:
+            log.warning("could not announce %s: %s", moment.id, exc)
+            continue
+        async with db.begin() as session:
+            fresh = await gatherings.get_moment(session, moment.id)
+            if fresh is not None:
+                fresh.announced_at = now
+                fresh.group_chat_id = sent.chat_id
+                fresh.group_message_id = sent.message_id
+    for moment in previews:
+        text = t(
+            "Tomorrow: {kind}, {when}, {place}. Drop by!",
+            kind=kind_label(t, moment.kind),
+            when=when_text(t, moment, tz),
+            place=moment.place,
+        )
+        try:
+            await application.bot.send_message(_group_of(moment), text)
+        except TelegramError as exc:
+            log.warning("could not preview %s: %s", moment.id, exc)
+            continue
+        async with db.begin() as session:
+            fresh = await gatherings.get_moment(session, moment.id)
+            if fresh is not None:
+                fresh.previewed_at = now
+    for reminder in reminders:
+        await _remind(application, reminder, now)
+
+
+async def _remind(
+    application: BuurtApplication, reminder: gatherings.Reminder, now: dt.datetime
+) -> None:
+    """Claim, send, and release the claim only when the send failed for a passing reason."""
+    db, settings = application.services.db, application.services.settings
+    async with db.begin() as session:
+        if not await gatherings.mark_reminded(session, reminder.signup.id, reminder.kind, now=now):
+            return
+    signup = reminder.signup
+    chat = signup.resident.telegram_id
+    data = application.user_data.get(chat) or {}
+    t = Translator(str(data.get("lang") or settings.default_language))
+    moment = signup.moment
+    text = (
+        t(
+            "Reminder: the koffiemoment is today, {when}, at {place}. See you there!",
+            when=when_text(t, moment, settings.tz),
+            place=moment.place,
+        )
+        if reminder.kind == "morning"
+        else t(
+            "Reminder: tomorrow is the koffiemoment, {when}, at {place}.",
+            when=when_text(t, moment, settings.tz),
+            place=moment.place,
+        )
+    )
+    try:
+        await application.bot.send_message(chat, text)
+    except Forbidden:
+        return  # blocked or never started the bot: retrying will not help
+    except TelegramError as exc:
+        log.info("reminder %s for %s failed, will retry: %s", reminder.kind, signup.id, exc)
+        async with db.begin() as session:
+            await gatherings.release_reminder(session, signup.id, reminder.kind)
+
+
+async def _sweep_job(context: BuurtContext) -> None:
+    """The periodic sweep."""
+    await sweep(context.application)
+
+
+async def start_jobs(application: Any) -> None:
+    """Run the sweeper every few minutes, starting now."""
+    assert application.job_queue is not None
+    application.job_queue.run_repeating(
+        _sweep_job, interval=SWEEP_SECONDS, first=1, name="koffie:sweep"
+    )
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """Handlers for koffiemomenten and the Koppel."""
+    text = PRIVATE & filters.TEXT & ~filters.COMMAND
+
+    def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
+        return CallbackQueryHandler(callback, pattern=PLAN.pattern(step))
+
+    planning = PLAN.conversation(
+        entry_points=[
+            CommandHandler("koffieplannen", start_koffie, filters=PRIVATE),
+            CommandHandler("aanwezig", start_presence, filters=PRIVATE),
+        ],
+        states={
+            WIJK: [buttons(WIJK, on_plan_wijk)],
+            KIND: [buttons(KIND, on_plan_kind)],
+            PLACE: [MessageHandler(text, on_plan_place)],
+            DATE: [MessageHandler(text, on_plan_date)],
+            TIME: [MessageHandler(text, on_plan_time)],
+            REPEAT: [buttons(REPEAT, on_plan_repeat)],
+            CAPACITY: [buttons(CAPACITY, on_plan_capacity)],
+            CAPACITY_NUMBER: [MessageHandler(text, on_plan_number)],
+            SUMMARY: [buttons(SUMMARY, on_plan_summary)],
+        },
+        command="koffieplannen",
+        start=start_koffie,
+    )
+    # Started by a button, continued by typing: tracked per chat and user on purpose.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        editing: ConversationHandler[Any] = ConversationHandler(
+            entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d+$")],
+            states={EDIT_VALUE: [MessageHandler(text, on_edit_value)]},
+            fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
+            name="koffie_edit",
+            persistent=True,
+        )
+    return [
+        planning,
+        editing,
+        CommandHandler("start", join_from_link, filters=PRIVATE & filters.Regex(r"^/start k-\d+$")),
+        CommandHandler("koffie", koffie, filters=PRIVATE),
+        CommandHandler("koppel", koppel, filters=PRIVATE),
+        CommandHandler("beheer", manage, filters=PRIVATE),
+        CallbackQueryHandler(on_join, pattern=r"^koffie:join:\d+$"),
+        CallbackQueryHandler(on_guests, pattern=r"^koffie:guests:\d+:\d$"),
+        CallbackQueryHandler(on_leave, pattern=r"^koffie:leave:\d+$"),
+        CallbackQueryHandler(on_ics, pattern=r"^koffie:ics:\d+$"),
+        CallbackQueryHandler(on_rsvp, pattern=r"^koffie:rsvp:\d+$"),
+        CallbackQueryHandler(show_moment, pattern=r"^koffie:m:\d+$"),
+        CallbackQueryHandler(ask_cancel, pattern=r"^koffie:cancel(series)?:\d+$"),
+        CallbackQueryHandler(confirm_cancel, pattern=r"^koffie:cancel(series)?-yes:\d+$"),
+        CallbackQueryHandler(keep_moment, pattern=r"^koffie:keep:\d+$"),
+    ]

@@ -1,0 +1,411 @@
+"""Koffiemomenten and the Koppel's presence: series, their dates, sign-ups and reminders.
+
+Repeating series are filled in a few weeks ahead (``HORIZON``) and extended by a daily job.
+Times are planned in the wijk's local time: a weekly koffiemoment at 10:00 stays at 10:00
+across the change to and from summer time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Moment, Resident, Series, Signup, utcnow
+
+HORIZON = dt.timedelta(weeks=8)
+STEP = {"weekly": dt.timedelta(weeks=1), "biweekly": dt.timedelta(weeks=2)}
+MORNING_HOUR = 8
+
+
+def occurrences(
+    first: dt.datetime, repeat: str, until: dt.datetime, tz: dt.tzinfo
+) -> list[dt.datetime]:
+    """The start times (UTC) of a series from ``first`` up to ``until``, in local wall time."""
+    local = first.astimezone(tz)
+    if repeat == "none":
+        return [first.astimezone(dt.UTC)]
+    step = STEP[repeat]
+    times: list[dt.datetime] = []
+    current = local.replace(tzinfo=None)
+    while True:
+        moment = current.replace(tzinfo=tz).astimezone(dt.UTC)
+        if moment > until:
+            return times
+        times.append(moment)
+        current += step
+
+
+async def _fill(
+    session: AsyncSession, series: Series, until: dt.datetime, tz: dt.tzinfo, now: dt.datetime
+) -> list[Moment]:
+    existing = set(
+        (await session.scalars(select(Moment.starts_at).where(Moment.series_id == series.id))).all()
+    )
+    added = []
+    for starts_at in occurrences(series.first_starts_at, series.repeat, until, tz):
+        if starts_at in existing or starts_at < now:
+            continue
+        moment = Moment(
+            series_id=series.id,
+            wijk_id=series.wijk_id,
+            kind=series.kind,
+            starts_at=starts_at,
+            duration_minutes=series.duration_minutes,
+            place=series.place,
+            capacity=series.capacity,
+        )
+        session.add(moment)
+        added.append(moment)
+    await session.flush()
+    return added
+
+
+async def plan(
+    session: AsyncSession,
+    *,
+    wijk_id: int,
+    kind: str,
+    place: str,
+    starts_at: dt.datetime,
+    repeat: str,
+    created_by: int,
+    tz: dt.tzinfo,
+    capacity: int | None = None,
+    duration_minutes: int = 90,
+    now: dt.datetime | None = None,
+) -> Series:
+    """Plan a gathering, once or repeating, and fill in its dates."""
+    now = now or utcnow()
+    series = Series(
+        wijk_id=wijk_id,
+        kind=kind,
+        place=place,
+        repeat=repeat,
+        first_starts_at=starts_at,
+        duration_minutes=duration_minutes,
+        capacity=capacity,
+        created_by=created_by,
+        created_at=now,
+    )
+    session.add(series)
+    await session.flush()
+    await _fill(session, series, max(starts_at, now) + HORIZON, tz, now)
+    return series
+
+
+async def extend_all(session: AsyncSession, *, now: dt.datetime, tz: dt.tzinfo) -> int:
+    """Add the dates of repeating series up to the horizon; returns how many were added."""
+    series = (
+        await session.scalars(
+            select(Series).where(Series.repeat != "none", Series.cancelled_at.is_(None))
+        )
+    ).all()
+    added = 0
+    for one in series:
+        added += len(await _fill(session, one, now + HORIZON, tz, now))
+    return added
+
+
+async def upcoming(
+    session: AsyncSession,
+    wijk_id: int,
+    kinds: Sequence[str],
+    *,
+    now: dt.datetime,
+    within: dt.timedelta = dt.timedelta(weeks=4),
+) -> Sequence[Moment]:
+    """The coming dates (not cancelled) of some kinds in a wijk, soonest first."""
+    result = await session.scalars(
+        select(Moment)
+        .where(
+            Moment.wijk_id == wijk_id,
+            Moment.kind.in_(list(kinds)),
+            Moment.cancelled_at.is_(None),
+            Moment.starts_at > now,
+            Moment.starts_at <= now + within,
+        )
+        .order_by(Moment.starts_at, Moment.id)
+    )
+    return result.all()
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many sign-ups a date has, and how many people that is with guests."""
+
+    signups: int
+    people: int
+
+
+async def counts(session: AsyncSession, moment_ids: Sequence[int]) -> dict[int, Count]:
+    """Sign-up counts per date (dates without sign-ups are 0)."""
+    rows = await session.execute(
+        select(Signup.moment_id, func.count(), func.coalesce(func.sum(Signup.guests), 0))
+        .where(Signup.moment_id.in_(list(moment_ids)), Signup.cancelled_at.is_(None))
+        .group_by(Signup.moment_id)
+    )
+    found = {mid: Count(int(n), int(n) + int(g)) for mid, n, g in rows.all()}
+    return {mid: found.get(mid, Count(0, 0)) for mid in moment_ids}
+
+
+async def signup_of(session: AsyncSession, moment_id: int, resident_id: int) -> Signup | None:
+    """A resident's sign-up for a date (also a cancelled one)."""
+    return await session.scalar(
+        select(Signup).where(Signup.moment_id == moment_id, Signup.resident_id == resident_id)
+    )
+
+
+class Full(Exception):
+    """The date has reached its capacity."""
+
+
+async def sign_up(
+    session: AsyncSession,
+    moment: Moment,
+    resident: Resident,
+    first_name: str,
+    *,
+    guests: int = 0,
+    now: dt.datetime | None = None,
+) -> tuple[Signup, bool]:
+    """Sign a resident up (again); returns the sign-up and whether it is new."""
+    now = now or utcnow()
+    existing = await signup_of(session, moment.id, resident.id)
+    if existing is not None and existing.cancelled_at is None:
+        return existing, False
+    if moment.capacity is not None:
+        taken = (await counts(session, [moment.id]))[moment.id].people
+        if taken + 1 + guests > moment.capacity:
+            raise Full
+    if existing is None:
+        existing = Signup(moment_id=moment.id, resident_id=resident.id)
+        session.add(existing)
+    existing.first_name = first_name[:64]
+    existing.guests = guests
+    existing.created_at = now
+    existing.cancelled_at = None
+    existing.reminded_day_at = None
+    existing.reminded_morning_at = None
+    await session.flush()
+    return existing, True
+
+
+async def set_guests(session: AsyncSession, signup: Signup, guests: int) -> None:
+    """Change how many people someone brings along (within the capacity)."""
+    moment = signup.moment
+    if moment.capacity is not None:
+        taken = (await counts(session, [moment.id]))[moment.id].people
+        if taken - signup.guests + guests > moment.capacity:
+            raise Full
+    signup.guests = guests
+    await session.flush()
+
+
+async def cancel_signup(session: AsyncSession, signup: Signup, *, now: dt.datetime) -> None:
+    """Cancel a sign-up; no reminders follow."""
+    signup.cancelled_at = now
+    await session.flush()
+
+
+async def attendees(session: AsyncSession, moment_id: int) -> Sequence[Signup]:
+    """Who comes to a date, in sign-up order."""
+    result = await session.scalars(
+        select(Signup)
+        .where(Signup.moment_id == moment_id, Signup.cancelled_at.is_(None))
+        .order_by(Signup.created_at, Signup.id)
+    )
+    return result.all()
+
+
+async def cancel_moment(
+    session: AsyncSession, moment: Moment, *, now: dt.datetime
+) -> Sequence[Signup]:
+    """Cancel one date; returns the sign-ups to tell."""
+    moment.cancelled_at = now
+    await session.flush()
+    return await attendees(session, moment.id)
+
+
+async def cancel_series(
+    session: AsyncSession, series: Series, *, now: dt.datetime
+) -> list[tuple[Moment, Sequence[Signup]]]:
+    """Cancel a series and its coming dates; returns each cancelled date with whom to tell."""
+    series.cancelled_at = now
+    future = (
+        await session.scalars(
+            select(Moment).where(
+                Moment.series_id == series.id,
+                Moment.cancelled_at.is_(None),
+                Moment.starts_at > now,
+            )
+        )
+    ).all()
+    return [(moment, await cancel_moment(session, moment, now=now)) for moment in future]
+
+
+async def move_moment(
+    session: AsyncSession, moment: Moment, *, starts_at: dt.datetime | None, place: str | None
+) -> Sequence[Signup]:
+    """Change one date's time or place; returns the sign-ups to tell."""
+    if starts_at is not None:
+        moment.starts_at = starts_at
+    if place is not None:
+        moment.place = place
+    await session.flush()
+    return await attendees(session, moment.id)
+
+
+async def change_series(
+    session: AsyncSession,
+    series: Series,
+    *,
+    place: str | None,
+    shift: dt.timedelta | None,
+    now: dt.datetime,
+) -> list[tuple[Moment, Sequence[Signup]]]:
+    """Change the place or time of a series and all its coming dates."""
+    if place is not None:
+        series.place = place
+    if shift is not None:
+        series.first_starts_at += shift
+    future = (
+        await session.scalars(
+            select(Moment).where(
+                Moment.series_id == series.id,
+                Moment.cancelled_at.is_(None),
+                Moment.starts_at > now,
+            )
+        )
+    ).all()
+    return [
+        (
+            m,
+            await move_moment(
+                session, m, starts_at=m.starts_at + shift if shift else None, place=place
+            ),
+        )
+        for m in future
+    ]
+
+
+async def get_moment(session: AsyncSession, moment_id: int) -> Moment | None:
+    """A date by id."""
+    return await session.get(Moment, moment_id)
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A reminder that is due: which sign-up, and 'day' (the day before) or 'morning'."""
+
+    signup: Signup
+    kind: str
+
+
+def reminder_times(starts_at: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    """When the day-before and the morning reminder of a date are due (UTC)."""
+    local = starts_at.astimezone(tz)
+    morning = dt.datetime.combine(local.date(), dt.time(MORNING_HOUR), tz)
+    day_before = min(starts_at - dt.timedelta(days=1), morning - dt.timedelta(hours=1))
+    return day_before.astimezone(dt.UTC), min(morning, starts_at).astimezone(dt.UTC)
+
+
+async def due_reminders(
+    session: AsyncSession, *, now: dt.datetime, tz: dt.tzinfo
+) -> list[Reminder]:
+    """Reminders to send now: never twice, never for cancelled sign-ups or dates, and not for a
+    moment that had already passed when someone signed up."""
+    rows = (
+        await session.scalars(
+            select(Signup)
+            .join(Moment)
+            .where(
+                Signup.cancelled_at.is_(None),
+                Moment.cancelled_at.is_(None),
+                Moment.starts_at > now,
+                Moment.starts_at <= now + dt.timedelta(days=2),
+                (Signup.reminded_day_at.is_(None)) | (Signup.reminded_morning_at.is_(None)),
+            )
+            .order_by(Moment.starts_at, Signup.id)
+        )
+    ).all()
+    due = []
+    for signup in rows:
+        day_at, morning_at = reminder_times(signup.moment.starts_at, tz)
+        if now >= morning_at and signup.reminded_morning_at is None:
+            if signup.created_at < morning_at:
+                due.append(Reminder(signup, "morning"))
+        elif now >= day_at and signup.reminded_day_at is None and signup.created_at < day_at:
+            due.append(Reminder(signup, "day"))
+    return due
+
+
+async def mark_reminded(
+    session: AsyncSession, signup_id: int, kind: str, *, now: dt.datetime
+) -> bool:
+    """Claim a reminder before sending it; False when it was already claimed."""
+    signup = await session.get(Signup, signup_id)
+    if signup is None:
+        return False
+    if kind == "morning":
+        if signup.reminded_morning_at is not None:
+            return False
+        signup.reminded_morning_at = now
+        # The day-before reminder is moot once the morning one goes out.
+        signup.reminded_day_at = signup.reminded_day_at or now
+    else:
+        if signup.reminded_day_at is not None:
+            return False
+        signup.reminded_day_at = now
+    await session.flush()
+    return True
+
+
+async def release_reminder(session: AsyncSession, signup_id: int, kind: str) -> None:
+    """Undo a claim after a send failed for a passing reason, so the next sweep retries."""
+    signup = await session.get(Signup, signup_id)
+    if signup is None:
+        return
+    if kind == "morning":
+        signup.reminded_morning_at = None
+    else:
+        signup.reminded_day_at = None
+    await session.flush()
+
+
+async def to_announce(session: AsyncSession, *, now: dt.datetime) -> Sequence[Moment]:
+    """Koffie dates to announce in their group: the next date of each series, once."""
+    rows = (
+        await session.scalars(
+            select(Moment)
+            .where(
+                Moment.kind == "koffie",
+                Moment.cancelled_at.is_(None),
+                Moment.starts_at > now,
+            )
+            .order_by(Moment.series_id, Moment.starts_at)
+        )
+    ).all()
+    nexts: dict[int, Moment] = {}
+    for moment in rows:
+        nexts.setdefault(moment.series_id, moment)
+    return [m for m in nexts.values() if m.announced_at is None]
+
+
+async def to_preview(session: AsyncSession, *, now: dt.datetime) -> Sequence[Moment]:
+    """The Koppel's spreekuur and walks of tomorrow that the group has not been told about."""
+    result = await session.scalars(
+        select(Moment)
+        .where(
+            Moment.kind.in_(["spreekuur", "wandeling"]),
+            Moment.cancelled_at.is_(None),
+            Moment.previewed_at.is_(None),
+            Moment.starts_at > now,
+            Moment.starts_at <= now + dt.timedelta(days=1),
+        )
+        .order_by(Moment.starts_at)
+    )
+    return result.all()

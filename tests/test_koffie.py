@@ -1,0 +1,334 @@
+"""Koffiemomenten and the neighbourhood group, with several residents and a group chat."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import icalendar
+import pytest
+from sqlalchemy import select
+
+from conversations import koffie
+from storage.models import Moment, Signup
+from tests.conftest import ADMIN_ID
+from tests.harness import BotUnderTest, Person, grant_role
+
+GROUP = -1001
+AMS = dt.timezone(dt.timedelta(hours=1))  # winter time in Amsterdam
+
+
+class Clock:
+    """The time the koffie feature sees; tests move it."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    fake = Clock(dt.datetime.now(dt.UTC))
+    monkeypatch.setattr(koffie, "clock", fake)
+    yield fake
+
+
+def in_group(person: Person) -> Person:
+    """The same user, acting in the neighbourhood group."""
+    twin = Person(person.bot, person.id, person.name)
+    twin.chat_id = GROUP
+    return twin
+
+
+async def run_job(bot: BotUnderTest, name: str) -> None:
+    assert bot.app is not None and bot.app.job_queue is not None
+    jobs = bot.app.job_queue.get_jobs_by_name(name)
+    assert jobs, f"no job {name}"
+    await jobs[0].run(bot.app)
+
+
+async def plan_koffie(organiser: Person, day: dt.date, *, repeat: str = "Om de week") -> None:
+    reply = await organiser.says("/koffieplannen")
+    assert "Waar?" in reply.text
+    await organiser.says("Buurthuis De Mussen")
+    reply = await organiser.says(day.strftime("%d-%m-%Y"))
+    assert "Hoe laat" in reply.text
+    await organiser.says("10:00")
+    await organiser.taps(repeat)
+    reply = await organiser.taps("Geen maximum")
+    assert "Buurthuis De Mussen" in reply.text
+    reply = await organiser.taps("Publiceren")
+    assert "Gepubliceerd: Koffiemoment op" in reply.text
+
+
+def group_messages(bot: BotUnderTest) -> list[str]:
+    return [m.plain_text for m in bot.emulator.messages(GROUP)]
+
+
+async def moments(bot: BotUnderTest) -> list[Moment]:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        return list((await session.scalars(select(Moment).order_by(Moment.starts_at))).all())
+
+
+async def test_announcement_sign_ups_cancel_reminders_and_names(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep Schilderswijk")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    bram = bot.user(1002, "Bram")
+    await anna.says("/start")  # Anna has a private chat with the bot; Bram not yet
+
+    day = (clock.now + dt.timedelta(days=10)).date()
+    await plan_koffie(organiser, day)
+    first, second, *_ = await moments(bot)
+    assert (second.starts_at - first.starts_at) == dt.timedelta(weeks=2)
+    [announcement] = emu.messages(GROUP)
+    assert "Koffiemoment in Schilderswijk" in announcement.plain_text
+    assert "Buurthuis De Mussen" in announcement.plain_text
+    assert announcement.button_labels == ["Ik kom ☕ (0)"]
+
+    # Anna presses "Ik kom" in the group: signed up at once.
+    reply = await in_group(anna).taps("Ik kom", message=announcement)
+    assert "Je bent aangemeld!" in reply.alert
+    # Bram never talked to the bot: Telegram opens a private chat with a start payload.
+    answer_count = len(emu.callback_answers)
+    await in_group(bram).presses(announcement.message_id, f"koffie:rsvp:{first.id}")
+    url = emu.callback_answers[answer_count]["url"]
+    assert url == f"https://t.me/{emu.bot_username}?start=k-{first.id}"
+    reply = await bram.says(f"/start k-{first.id}")
+    assert "Je bent aangemeld voor het koffiemoment" in reply.text
+    await bram.taps("+1")  # Bram brings someone
+
+    await run_job(bot, f"koffie:count:{first.id}")
+    announcement = emu.message(GROUP, announcement.message_id)
+    assert "Komen: 3" in announcement.plain_text
+    assert announcement.button_labels == ["Ik kom ☕ (3)"]
+    assert announcement.edited >= 1
+
+    # Anna cancels in her private chat.
+    reply = await anna.says("/koffie")
+    assert "3 komen" in reply.text
+    reply = await anna.taps("Afmelden")
+    assert "Je bent afgemeld" in reply.text
+    await run_job(bot, f"koffie:count:{first.id}")
+    assert "Komen: 2" in emu.message(GROUP, announcement.message_id).plain_text
+
+    # The organiser sees who comes: first names only.
+    await organiser.says("/beheer")
+    reply = await organiser.taps(first.starts_at.astimezone(AMS).strftime("%-d-%-m-%Y"))
+    assert "Komen: 2 mensen" in reply.text
+    assert "Wie: Bram (+1)" in reply.text
+    assert "Anna" not in reply.text
+
+    # Reminders, rebuilt from the database after a restart: the day before, then the morning.
+    await bot.restart(crash=True)
+    clock.now = first.starts_at - dt.timedelta(hours=23)
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")  # a second run sends nothing twice
+    reminders = [m.plain_text for m in emu.messages(1002) if "Herinnering" in m.plain_text]
+    assert reminders == [reminders[0]] and "morgen" in reminders[0]
+    assert not any("Herinnering" in m.plain_text for m in emu.messages(1001))  # cancelled
+    clock.now = first.starts_at - dt.timedelta(hours=2)  # 08:00 on the day
+    await run_job(bot, "koffie:sweep")
+    reminders = [m.plain_text for m in emu.messages(1002) if "Herinnering" in m.plain_text]
+    assert len(reminders) == 2 and "vandaag" in reminders[1]
+
+    # Nothing about reports ever reaches the group.
+    assert all("Herinnering" not in text for text in group_messages(bot))
+
+
+async def test_ics_file_parses(bot: BotUnderTest, clock: Clock) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    day = (clock.now + dt.timedelta(days=5)).date()
+    await plan_koffie(organiser, day, repeat="Eenmalig")
+    [moment] = await moments(bot)
+    await anna.says("/koffie")
+    await anna.taps("Aanmelden")
+    reply = await anna.taps("In je agenda")
+    document = reply.last
+    assert document.file_name == f"koffie-{day.isoformat()}.ics"
+    assert document.file_bytes is not None
+    calendar = icalendar.Calendar.from_ical(document.file_bytes)
+    [event] = calendar.walk("VEVENT")
+    assert event.decoded("dtstart") == moment.starts_at
+    assert event.decoded("dtend") - event.decoded("dtstart") == dt.timedelta(minutes=90)
+    assert str(event.get("location")) == "Buurthuis De Mussen"
+    assert "Schilderswijk" in str(event.get("summary"))
+
+
+async def test_cancel_a_date_tells_everyone(bot: BotUnderTest, clock: Clock) -> None:
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    [moment] = await moments(bot)
+    await anna.says("/koffie")
+    await anna.taps("Aanmelden")
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Deze datum afzeggen")
+    reply = await organiser.taps("Ja, afzeggen")
+    assert "Afgezegd: 1" in reply.edited[-1].plain_text
+    told = emu.messages(1001)[-1].plain_text
+    assert "gaat niet door" in told
+    assert "gaat niet door" in emu.messages(GROUP)[0].plain_text  # the announcement says so
+    assert emu.messages(GROUP)[0].buttons == []
+    clock.now = moment.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    assert emu.messages(1001)[-1].plain_text == told  # no reminder for a cancelled date
+
+
+async def test_change_the_whole_series(bot: BotUnderTest, clock: Clock) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    await anna.says("/koffie")
+    await anna.taps("Aanmelden")
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks wijzigen")
+    reply = await organiser.says("Bibliotheek Schilderswijk")
+    assert "Gewijzigd:" in reply.text
+    assert "nu op" in bot.emulator.messages(1001)[-1].plain_text
+    assert all(m.place == "Bibliotheek Schilderswijk" for m in await moments(bot))
+
+
+async def test_capacity(bot: BotUnderTest, clock: Clock) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await organiser.says("/koffieplannen")
+    await organiser.says("Huiskamer")
+    await organiser.says((clock.now + dt.timedelta(days=4)).strftime("%d-%m-%Y"))
+    await organiser.says("14:00")
+    await organiser.taps("Eenmalig")
+    await organiser.taps("Maximum instellen")
+    await organiser.says("2")
+    await organiser.taps("Publiceren")
+    anna, bram, cor = bot.user(1001, "Anna"), bot.user(1002, "Bram"), bot.user(1003, "Cor")
+    await anna.says("/koffie")
+    await anna.taps("Aanmelden")
+    reply = await anna.taps("+2")
+    assert "niet genoeg plek" in reply.alert
+    await bram.says("/koffie")
+    await bram.taps("Aanmelden")
+    await cor.says("/koffie")
+    reply = await cor.taps("Aanmelden")
+    assert "zit vol" in reply.alert
+
+
+async def test_group_commands_welcome_and_no_report_content(bot: BotUnderTest) -> None:
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    anna = bot.user(1001, "Anna")
+    for command in ("/melden", "/bemiddeling", "/koffie"):
+        reply = await in_group(anna).says(command)
+        [[(_, url)]] = reply.last.buttons
+        assert url == f"https://t.me/{emu.bot_username}?start=w-schilderswijk"
+    # A report made privately never shows up in the group.
+    await anna.says("/melden")
+    await anna.taps("Nee, niemand is in gevaar")
+    await anna.taps("Geluidsoverlast")
+    await anna.says("Geheime beschrijving die niet in de groep mag")
+    await anna.says("Dorpsstraat 1")
+    await anna.taps("Nu")
+    await anna.taps("Dit is de eerste keer")
+    await anna.taps("Overslaan")
+    await anna.taps("Pseudoniem")
+    await anna.taps("Melding versturen")
+    assert all("Geheime" not in text and "Dorpsstraat" not in text for text in group_messages(bot))
+
+    # New members: no welcome while the bot is not an admin, a short one when it is.
+    emu.add_user(1005, "Eva")
+    await bot.process(emu.new_chat_members(GROUP, [1005], enqueue=False))
+    assert not any("Welkom" in text for text in group_messages(bot))
+    emu.set_bot_admin(GROUP, True)
+    await bot.process(emu.new_chat_members(GROUP, [1005], enqueue=False))
+    welcome = emu.messages(GROUP)[-1]
+    assert "Welkom, Eva!" in welcome.plain_text
+    assert welcome.buttons[0][0][1] == f"https://t.me/{emu.bot_username}?start=w-schilderswijk"
+    # Ordinary chatter stays unanswered.
+    before = len(emu.messages(GROUP))
+    await in_group(anna).says("Wie heeft mijn kat gezien?")
+    assert len(emu.messages(GROUP)) == before
+
+
+async def test_link_group_by_admin_only(bot: BotUnderTest) -> None:
+    emu = bot.emulator
+    emu.add_group(-2002, "Nieuwe buurtgroep")
+    admin = bot.user(ADMIN_ID, "Admin")
+    anna = bot.user(1001, "Anna")
+    anna_there = Person(bot, 1001, "Anna")
+    anna_there.chat_id = -2002
+    reply = await anna_there.says("/koppelgroep schilderswijk")
+    assert reply.text == "Sorry, dat kan ik niet voor je doen."
+    admin_there = Person(bot, ADMIN_ID, "Admin")
+    admin_there.chat_id = -2002
+    reply = await admin_there.says("/koppelgroep schilderswijk")
+    assert "nu de buurtgroep van Schilderswijk" in reply.text
+    reply = await anna_there.says("/melden")
+    assert reply.last.buttons[0][0][1].endswith("start=w-schilderswijk")
+    assert admin and anna
+
+
+async def test_koppel_presence_and_day_before_note(bot: BotUnderTest, clock: Clock) -> None:
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    agent = bot.user(4002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/koppel")
+    assert "geen spreekuur of wandeling" in reply.text
+    await agent.says("/aanwezig")
+    await agent.taps("Wandeling")
+    await agent.says("Start bij de speeltuin Jacob Catsstraat")
+    await agent.says((clock.now + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
+    await agent.says("19:30")
+    reply = await agent.taps("Elke week")
+    assert "Wandeling door de wijk" in reply.text
+    await agent.taps("Publiceren")
+    reply = await anna.says("/koppel")
+    assert "Wandeling door de wijk met de wijkagent en opbouwwerker" in reply.text
+    assert "speeltuin Jacob Catsstraat" in reply.text
+    first = (await moments(bot))[0]
+    assert not any("Morgen" in text for text in group_messages(bot))
+    clock.now = first.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")
+    notes = [text for text in group_messages(bot) if text.startswith("Morgen")]
+    assert len(notes) == 1 and "speeltuin" in notes[0]
+
+
+async def test_residents_cannot_plan_or_manage(bot: BotUnderTest, clock: Clock) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    [moment] = await moments(bot)
+    anna = bot.user(1001, "Anna")
+    for command in ("/koffieplannen", "/aanwezig", "/beheer"):
+        reply = await anna.says(command)
+        assert reply.text == "Sorry, dat kan ik niet voor je doen.", command
+    for data in (
+        f"koffie:m:{moment.id}",
+        f"koffie:cancel:{moment.id}",
+        f"koffie:cancel-yes:{moment.id}",
+        f"koffie:cancelseries-yes:{moment.id}",
+        f"koffie:editm:{moment.id}",
+    ):
+        reply = await anna.presses(1, data)
+        assert reply.alert == "Sorry, dat kan ik niet voor je doen.", data
+    [still] = await moments(bot)
+    assert still.cancelled_at is None
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        assert (await session.scalars(select(Signup))).all() == []
