@@ -24,6 +24,9 @@ Menu = Sequence[tuple[str, str]]
 PRIVATE_COMMANDS: Menu = (
     ("melden", N_("Report an early signal")),
     ("mijnmeldingen", N_("Your reports and their status")),
+    ("bemiddeling", N_("Ask for mediation in a conflict with neighbours")),
+    ("koffie", N_("Koffiemomenten in your wijk")),
+    ("koppel", N_("When the wijkagent and opbouwwerker are around")),
     ("taal", N_("Choose your language")),
     ("start", N_("Welcome and choose your wijk")),
     ("help", N_("What this bot can do")),
@@ -31,6 +34,8 @@ PRIVATE_COMMANDS: Menu = (
 )
 GROUP_COMMANDS: Menu = (
     ("melden", N_("Report privately to the wijk team")),
+    ("koffie", N_("Koffiemomenten in your wijk")),
+    ("bemiddeling", N_("Ask for mediation in a conflict with neighbours")),
     ("help", N_("What this bot can do")),
 )
 # Extra commands by permission, shown only in the menu of people who hold it.
@@ -41,6 +46,17 @@ PROFESSIONAL_COMMANDS: dict[Permission, Menu] = {
         ("melding", N_("One signal: /melding BS-2026-0001")),
     ),
     Permission.EXPORT: (("export", N_("Signals as a CSV file: /export [from] [to]")),),
+    Permission.KOFFIE: (
+        ("koffieplannen", N_("Plan a koffiemoment")),
+        ("beheer", N_("Planned koffiemomenten: who comes, change, cancel")),
+    ),
+    Permission.PRESENCE: (("aanwezig", N_("Publish a spreekuur or walk in the wijk")),),
+    Permission.MEDIATION: (
+        ("zaken", N_("Open mediation cases")),
+        ("zaak", N_("One mediation case: /zaak BM-2026-0001")),
+    ),
+    Permission.MEDIATION_COUNTS: (("bemiddelingen", N_("Mediation in your wijk: counts only")),),
+    Permission.ON_BEHALF: (("mijnlink", N_("Your personal link to share")),),
 }
 ADMIN_COMMANDS: Menu = (
     ("uitnodigen", N_("Invite a professional: /uitnodigen <role> <wijk>")),

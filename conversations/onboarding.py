@@ -10,6 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import BuurtContext
 from bot.i18n import LANGUAGES, Html, Translator
 from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard
+from storage import access
 from storage.residents import ensure_resident, get_resident, set_language, set_wijk
 from storage.wijken import active_wijken, get_wijk, wijk_by_slug
 
@@ -35,6 +36,9 @@ def help_text(t: Translator) -> str:
         "/melden: report an early signal (a quarrel, noise, children without supervision, "
         "graffiti, ...)\n"
         "/mijnmeldingen: see your reports and what happened to them\n"
+        "/bemiddeling: ask for mediation in a conflict with neighbours\n"
+        "/koffie: koffiemomenten in your wijk; /koppel: when the wijkagent and opbouwwerker "
+        "are around\n"
         "/taal: choose your language\n"
         "/start: welcome and choose your wijk\n"
         "/annuleren: stop what you are doing\n"
@@ -57,6 +61,13 @@ async def start(update: Update, context: BuurtContext) -> None:
             chosen = await wijk_by_slug(session, payload[2:])
             if chosen is not None:
                 await set_wijk(session, resident, chosen.id)
+        elif payload.startswith(access.KEY_FIGURE_PREFIX):
+            # A sleutelfiguur's personal link: their wijk, and a count (never who came).
+            grant = await access.arrive_via_link(
+                session, payload.removeprefix(access.KEY_FIGURE_PREFIX), new=first_time
+            )
+            if grant is not None and first_time:
+                await set_wijk(session, resident, grant.wijk_id)
         if resident.wijk_id is None and len(wijken) == 1:
             await set_wijk(session, resident, wijken[0].id)
         current = await get_wijk(session, resident.wijk_id) if resident.wijk_id else None

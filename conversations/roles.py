@@ -288,6 +288,42 @@ async def keep(update: Update, context: BuurtContext) -> None:
     await query.edit_message_text(context.t("Nothing changed."))
 
 
+async def my_link(update: Update, context: BuurtContext) -> None:
+    """/mijnlink: a sleutelfiguur's personal link that brings new residents to their wijk."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    async with context.db.begin() as session:
+        grants = [
+            g for g in await access.active_grants(session, user.id) if g.role == "sleutelfiguur"
+        ]
+        if not grants:
+            await message.reply_text(not_allowed(t))
+            return
+        lines = []
+        for grant in grants:
+            code = await access.key_figure_link(session, grant)
+            lines.append(
+                t(
+                    "<b>{wijk}</b>: https://t.me/{bot}?start={prefix}{code}\n"
+                    "It brought {n} new residents so far.",
+                    wijk=grant.wijk.name,
+                    bot=context.bot.username,
+                    prefix=access.KEY_FIGURE_PREFIX,
+                    code=code,
+                    n=grant.link_uses,
+                )
+            )
+    await message.reply_text(
+        t(
+            "Share your personal link with the people you reach. It opens a private chat with "
+            "me in your wijk; nobody sees who used it.\n{links}",
+            links=Html("\n".join(lines)),
+        )
+    )
+
+
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """Handlers for invites and roles."""
     return [
@@ -296,6 +332,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         ),
         CommandHandler("uitnodigen", invite, filters=PRIVATE),
         CommandHandler("rollen", list_roles, filters=PRIVATE),
+        CommandHandler("mijnlink", my_link, filters=PRIVATE),
         CallbackQueryHandler(ask_revoke, pattern=r"^roles:revoke:\d+$"),
         CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d+$"),
         CallbackQueryHandler(keep, pattern=r"^roles:keep:\d+$"),

@@ -193,9 +193,7 @@ async def create_invite(
     )
     session.add(invite)
     await session.flush()
-    await audit(
-        session, "invite_created", actor=created_by, role=role, wijk_id=wijk_id, now=now
-    )
+    await audit(session, "invite_created", actor=created_by, role=role, wijk_id=wijk_id, now=now)
     return invite
 
 
@@ -294,3 +292,29 @@ async def audit_entries(session: AsyncSession, limit: int = 50) -> Sequence[Audi
         select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     )
     return result.all()
+
+
+KEY_FIGURE_PREFIX = "sf-"
+
+
+async def key_figure_link(session: AsyncSession, grant: RoleGrant) -> str:
+    """The sleutelfiguur's personal link code, made on first use."""
+    if grant.link_code is None:
+        grant.link_code = secrets.token_urlsafe(6)
+        await session.flush()
+    return grant.link_code
+
+
+async def arrive_via_link(session: AsyncSession, code: str, *, new: bool) -> RoleGrant | None:
+    """Someone opened a sleutelfiguur's link; counts them when they are new to the bot."""
+    grant = await session.scalar(
+        select(RoleGrant).where(
+            RoleGrant.link_code == code,
+            RoleGrant.role == "sleutelfiguur",
+            RoleGrant.revoked_at.is_(None),
+        )
+    )
+    if grant is not None and new:
+        grant.link_uses += 1
+        await session.flush()
+    return grant

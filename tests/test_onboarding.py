@@ -128,7 +128,7 @@ async def test_command_menus_per_scope_and_language(bot: BotUnderTest) -> None:
     assert {c["command"] for c in private_nl} >= {"melden", "mijnmeldingen", "taal", "help"}
     assert {"command": "melden", "description": "Meld een vroeg signaal"} in private_nl
     assert {"command": "melden", "description": "Report an early signal"} in private_en
-    assert [c["command"] for c in groups_nl] == ["melden", "help"]
+    assert [c["command"] for c in groups_nl] == ["melden", "koffie", "bemiddeling", "help"]
 
 
 async def test_errors_get_a_kind_answer_and_keep_the_draft(bot: BotUnderTest) -> None:

@@ -166,3 +166,35 @@ async def test_stale_revoke_buttons(bot: BotUnderTest) -> None:
     assert "al ingetrokken" in reply.alert
     reply = await admin.presses(1, "roles:revoke-yes:99999")
     assert reply.alert == "Sorry, dat kan ik niet voor je doen."
+
+
+async def test_key_figure_link_brings_residents_to_the_wijk(
+    db_url: str, start_bot: Callable[[Settings], Awaitable[BotUnderTest]]
+) -> None:
+    wijken = [
+        {"name": "Schilderswijk", "slug": "schilderswijk"},
+        {"name": "Transvaal", "slug": "transvaal"},
+    ]
+    bot = await start_bot(make_settings(db_url, wijken=wijken))
+    fatima = bot.user(2020, "Fatima")
+    await grant_role(bot, fatima, "sleutelfiguur", "transvaal")
+    reply = await fatima.says("/mijnlink")
+    match = re.search(r"start=(sf-[\w-]+)", reply.text)
+    assert match, reply.text
+    assert "Transvaal" in reply.text and "0 nieuwe bewoners" in reply.text
+
+    newcomer = bot.user(1050, "Yusuf")
+    reply = await newcomer.says(f"/start {match.group(1)}")
+    assert "In welke wijk woon je?" not in reply.text  # the link chose Transvaal
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        from storage.models import Resident
+
+        resident = await session.scalar(select(Resident).where(Resident.telegram_id == 1050))
+        assert resident is not None and resident.wijk is not None
+        assert resident.wijk.slug == "transvaal"
+    await newcomer.says(f"/start {match.group(1)}")  # coming back does not count twice
+    reply = await fatima.says("/mijnlink")
+    assert "1 nieuwe bewoners" in reply.text
+    reply = await newcomer.says("/mijnlink")
+    assert reply.text == "Sorry, dat kan ik niet voor je doen."
