@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select, update
 
 from bot.settings import Settings
-from storage.models import AuditEntry, Invite, RoleGrant
+from storage.models import AuditEntry, Invite, Resident, RoleGrant
 from tests.conftest import ADMIN_ID, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -188,8 +188,6 @@ async def test_key_figure_link_brings_residents_to_the_wijk(
     assert "In welke wijk woon je?" not in reply.text  # the link chose Transvaal
     assert bot.db is not None
     async with bot.db.begin() as session:
-        from storage.models import Resident
-
         resident = await session.scalar(select(Resident).where(Resident.telegram_id == 1050))
         assert resident is not None and resident.wijk is not None
         assert resident.wijk.slug == "transvaal"
