@@ -34,6 +34,7 @@ from conversations import (
     mediation,
     my_reports,
     onboarding,
+    privacy,
     report,
     roles,
 )
@@ -91,7 +92,7 @@ def _register_handlers(application: BuurtApplication) -> None:
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
     # Professional features come before onboarding: /start with an invite code is theirs.
-    for feature in (report, mediation, koffie, roles, cases, digest, export):
+    for feature in (report, mediation, koffie, roles, cases, digest, export, privacy):
         for handler in feature.build_handlers():
             application.add_handler(handler)
     for handler in onboarding.build_handlers():

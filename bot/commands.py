@@ -28,6 +28,7 @@ PRIVATE_COMMANDS: Menu = (
     ("koffie", N_("Koffiemomenten in your wijk")),
     ("koppel", N_("When the wijkagent and opbouwwerker are around")),
     ("taal", N_("Choose your language")),
+    ("privacy", N_("Who sees what, and how long it is kept")),
     ("start", N_("Welcome and choose your wijk")),
     ("help", N_("What this bot can do")),
     ("annuleren", N_("Stop what you are doing")),

@@ -119,6 +119,14 @@ class HotspotSettings(_Section):
     radius_m: int = Field(default=150, ge=10, le=5000)
 
 
+class RetentionSettings(_Section):
+    """How long personal data is kept; statistics (category, date, wijk) are kept."""
+
+    contact_days: int = Field(default=30, ge=1, le=3650)
+    content_days: int = Field(default=365, ge=7, le=3650)
+    signup_days: int = Field(default=30, ge=1, le=3650)
+
+
 class MediationSettings(_Section):
     """Buurtbemiddeling: promises, follow-up and how long closed cases are kept."""
 
@@ -159,6 +167,7 @@ class Settings(BaseSettings):
     professionals: ProfessionalSettings = ProfessionalSettings()
     hotspots: HotspotSettings = HotspotSettings()
     mediation: MediationSettings = MediationSettings()
+    retention: RetentionSettings = RetentionSettings()
     timezone: str = "Europe/Amsterdam"
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)

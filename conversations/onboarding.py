@@ -9,7 +9,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.context import BuurtContext
 from bot.i18n import LANGUAGES, Html, Translator
-from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard
+from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard, privacy_text
 from storage import access
 from storage.residents import ensure_resident, get_resident, set_language, set_wijk
 from storage.wijken import active_wijken, get_wijk, wijk_by_slug
@@ -18,32 +18,27 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 ONBOARDING = "onboarding"
 
 
-def privacy_statement(t: Translator) -> str:
-    """The short 'who sees what' statement shown at /start."""
-    return t(
-        "<b>Who sees what</b>\n"
-        "• Your reports go to the wijkagent and the opbouwwerker of your wijk. By default they "
-        "do not see who you are; only if you choose so do they see your Telegram name.\n"
-        "• Nothing you report is ever shown in the neighbourhood group.\n"
-        "• We store only your Telegram id, your language, your wijk and what you report."
-    )
-
-
 def help_text(t: Translator) -> str:
     """What the bot can do, for /help and after onboarding."""
-    return t(
-        "<b>What I can do</b>\n"
-        "/melden: report an early signal (a quarrel, noise, children without supervision, "
-        "graffiti, ...)\n"
-        "/mijnmeldingen: see your reports and what happened to them\n"
-        "/bemiddeling: ask for mediation in a conflict with neighbours\n"
-        "/koffie: koffiemomenten in your wijk; /koppel: when the wijkagent and opbouwwerker "
-        "are around\n"
-        "/taal: choose your language\n"
-        "/start: welcome and choose your wijk\n"
-        "/annuleren: stop what you are doing\n"
-        "/help: this list\n\n"
-        "In danger? Always call 112 first."
+    return "\n".join(
+        [
+            t("<b>What I can do</b>"),
+            t(
+                "/melden: report an early signal (a quarrel, noise, children without "
+                "supervision, graffiti, ...)"
+            ),
+            t("/mijnmeldingen: see your reports and what happened to them"),
+            t("/bemiddeling: ask for mediation in a conflict with neighbours"),
+            t("/koffie: koffiemomenten in your wijk"),
+            t("/koppel: when the wijkagent and opbouwwerker are around"),
+            t("/privacy: who sees what; /mijngegevens and /vergeetmij: your data"),
+            t("/taal: choose your language"),
+            t("/start: welcome and choose your wijk"),
+            t("/annuleren: stop what you are doing"),
+            t("/help: this list"),
+            "",
+            t("In danger? Always call 112 first."),
+        ]
     )
 
 
@@ -77,7 +72,7 @@ async def start(update: Update, context: BuurtContext) -> None:
             "<b>Welcome to Buurtsignaal.</b>\n"
             "Here you can report early signs of trouble in your neighbourhood, so the wijkagent "
             "and the opbouwwerker can act before it grows.\n\n{privacy}",
-            privacy=Html(privacy_statement(t)),
+            privacy=Html(privacy_text(t, context.settings, full=False)),
         )
     )
     if not wijken:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import N_, Html, Translator, escape
+from bot.settings import Settings
+from storage.access import PERMISSIONS, Permission
 from storage.models import Signal
 
 CATEGORY_LABELS: dict[str, str] = {
@@ -111,3 +113,115 @@ def signal_line(t: Translator, signal: Signal) -> str:
         place=Html(signal_place(t, signal)),
         often=often,
     )
+
+
+# --- buurtbemiddeling (the intake and the case handling share these) -------------------------
+
+TOPIC_LABELS: dict[str, str] = {
+    "geluid": N_("Noise"),
+    "kinderen": N_("Children"),
+    "tuin_parkeren": N_("Garden or parking"),
+    "huisdieren": N_("Pets"),
+    "overlast": N_("Nuisance"),
+    "intimidatie": N_("Intimidation"),
+    "anders": N_("Something else"),
+}
+DURATION_LABELS: dict[str, str] = {
+    "kort": N_("Less than a month"),
+    "maanden": N_("One to six months"),
+    "lang": N_("More than six months"),
+}
+TALKED_LABELS: dict[str, str] = {
+    "ja": N_("Yes, we talked"),
+    "geprobeerd": N_("I tried, it did not work"),
+    "nee": N_("No, not yet"),
+}
+REACHABLE_LABELS: dict[str, str] = {
+    "overdag": N_("During the day"),
+    "avond": N_("In the evening"),
+    "altijd": N_("Any time"),
+}
+
+
+def topic_label(t: Translator, topic: str) -> str:
+    """The translated name of a mediation topic."""
+    return t(TOPIC_LABELS.get(topic, topic))
+
+
+def mediation_explanation(t: Translator) -> str:
+    """What buurtbemiddeling is and is not (shown to the requester and an invited neighbour)."""
+    return t(
+        "<b>Buurtbemiddeling</b> helps neighbours who have a conflict talk to each other "
+        "again.\n"
+        "• Two trained volunteer mediators first talk with each of you separately; then, if "
+        "you both want to, together. One or two talks are usually enough.\n"
+        "• It is voluntary, free and confidential: what you tell stays with the mediation "
+        "team. The wijkagent and the opbouwwerker do not see it.\n"
+        "• The mediators do not judge who is right; you make the agreements yourselves.\n"
+        "• It is not for violence or threats: then call the police (112 in an emergency, "
+        "otherwise 0900-8844)."
+    )
+
+
+def _roles_with(t: Translator, permission: Permission) -> str:
+    roles = [role_label(t, r) for r, granted in PERMISSIONS.items() if permission in granted]
+    return t(" and ").join([", ".join(roles[:-1]), roles[-1]]) if len(roles) > 1 else roles[0]
+
+
+def privacy_text(t: Translator, settings: Settings, *, full: bool) -> str:
+    """Who sees what, and (in full) how long it is kept: generated from the role table and the
+    configuration, so it stays true when either changes. /start shows the short version."""
+    lines = [
+        t("<b>Who sees what</b>"),
+        t(
+            "• Your reports: the {roles} of your wijk. By default they do not see who you are; "
+            "only if you choose so do they see your Telegram name.",
+            roles=_roles_with(t, Permission.SIGNALS),
+        ),
+        t(
+            "• Mediation requests: only the {roles} and the two mediators. The {counts} see "
+            "only numbers and, for a case they referred, whether it succeeded.",
+            roles=_roles_with(t, Permission.MEDIATION),
+            counts=_roles_with(t, Permission.MEDIATION_COUNTS),
+        ),
+        t(
+            "• Koffiemomenten: the {roles} see your first name when you sign up.",
+            roles=_roles_with(t, Permission.KOFFIE),
+        ),
+        t("• Nothing you report is ever shown in the neighbourhood group."),
+        t("• We store only your Telegram id, your language, your wijk and what you send us."),
+    ]
+    if not full:
+        lines.append(t("More, and how long we keep what: /privacy"))
+        return "\n".join(lines)
+    keep = settings.retention
+    lines += [
+        t.ngettext(
+            "• The administrator of this bot manages roles and sees no report content.",
+            "• The {n} administrators of this bot manage roles; they see no report content.",
+            len(settings.admins),
+        ),
+        "",
+        t("<b>How long we keep it</b>"),
+        t(
+            "• Reports: contact details until {contact} days after a report is closed; the "
+            "description, the typed place and the photo until {content} days after. After that "
+            "only the category, the date and the wijk remain, for statistics.",
+            contact=keep.contact_days,
+            content=keep.content_days,
+        ),
+        t(
+            "• Mediation cases are anonymised {days} days after they are closed.",
+            days=settings.mediation.retention_days,
+        ),
+        t(
+            "• Koffie sign-ups are removed {days} days after the koffiemoment.",
+            days=keep.signup_days,
+        ),
+        t("• A report you are still typing is kept until you send or cancel it."),
+        "",
+        t("<b>Your rights</b>"),
+        t("/mijngegevens: everything we store about you, as a message and as a file."),
+        t("/vergeetmij: remove your personal data."),
+    ]
+    return "\n".join(lines)
