@@ -29,6 +29,8 @@ PRIVATE_COMMANDS: Menu = (
     ("koppel", N_("When the wijkagent and opbouwwerker are around")),
     ("taal", N_("Choose your language")),
     ("privacy", N_("Who sees what, and how long it is kept")),
+    ("mijngegevens", N_("Everything we store about you")),
+    ("vergeetmij", N_("Remove your personal data")),
     ("start", N_("Welcome and choose your wijk")),
     ("help", N_("What this bot can do")),
     ("annuleren", N_("Stop what you are doing")),

@@ -1,14 +1,24 @@
-"""Privacy as a feature: /privacy now; /mijngegevens and /vergeetmij follow in this module."""
+"""Privacy as a feature: /privacy, /mijngegevens and /vergeetmij.
+
+/privacy is generated from the role table and the configuration. /mijngegevens shows
+everything stored about the resident, as a message and as a JSON file, and nothing about
+anyone else. /vergeetmij removes their personal data after an explicit confirmation.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler, filters
+from telegram import InputFile, Update
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
-from conversations.ui import privacy_text
+from bot.i18n import Translator
+from conversations.ui import keyboard, privacy_text
+from storage import access
+from storage.privacy import collect, forget
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
@@ -20,6 +30,135 @@ async def privacy(update: Update, context: BuurtContext) -> None:
     await message.reply_text(privacy_text(context.t, context.settings, full=True))
 
 
+def _summary(t: Translator, data: dict[str, Any]) -> str:
+    lines = [t("<b>What we store about you</b>")]
+    resident = data.get("resident")
+    if resident:
+        lines.append(
+            t(
+                "Language: {language}; wijk: {wijk}; known since {since}.",
+                language=resident["language"],
+                wijk=resident["wijk"] or "-",
+                since=(resident["since"] or "")[:10],
+            )
+        )
+    lines.append(
+        t.ngettext("{n} report", "{n} reports", len(data.get("reports", [])))
+        + ": "
+        + (", ".join(r["reference"] for r in data.get("reports", [])) or "-")
+    )
+    lines.append(
+        t.ngettext("{n} mediation case", "{n} mediation cases", len(data.get("mediation", [])))
+        + ": "
+        + (", ".join(c["reference"] for c in data.get("mediation", [])) or "-")
+    )
+    lines.append(
+        t.ngettext("{n} koffie sign-up", "{n} koffie sign-ups", len(data.get("koffie", [])))
+    )
+    for role in data.get("roles", []):
+        lines.append(t("Role: {role} in {wijk}", role=role["role"], wijk=role["wijk"]))
+    if data.get("unfinished"):
+        lines.append(
+            t("Something you had not finished yet: {what}", what=", ".join(data["unfinished"]))
+        )
+    lines.append(t("Everything in detail is in the attached file."))
+    return "\n".join(lines)
+
+
+async def my_data(update: Update, context: BuurtContext) -> None:
+    """/mijngegevens: everything stored about the resident, as a message and a JSON file."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    async with context.db.begin() as session:
+        data = await collect(session, user.id)
+    if data is None:
+        await message.reply_text(t("We store nothing about you."))
+        return
+    await message.reply_text(_summary(t, data))
+    await message.reply_document(
+        InputFile(
+            json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"),
+            filename="mijngegevens.json",
+        )
+    )
+
+
+async def forget_me(update: Update, context: BuurtContext) -> None:
+    """/vergeetmij: explain what happens and ask to confirm."""
+    message = update.effective_message
+    assert message is not None
+    t = context.t
+    await message.reply_text(
+        t(
+            "<b>Remove your personal data?</b>\n"
+            "• The link between your Telegram account and your reports and mediation cases is "
+            "removed, with your contact details, photos, koffie sign-ups and anything you had "
+            "not finished.\n"
+            "• Open reports stay for the professionals, without you; they can no longer reach "
+            "you. Of closed reports only the category, date, wijk and a rough place remain.\n"
+            "• This cannot be undone."
+        ),
+        reply_markup=keyboard(
+            [
+                (t("Yes, remove my data"), "privacy:forget:yes"),
+                (t("No, keep it"), "privacy:forget:no"),
+            ],
+            columns=2,
+        ),
+    )
+
+
+async def on_forget(update: Update, context: BuurtContext) -> None:
+    """Forget the resident (after the explicit yes) and tell professionals who lose a contact."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    t = context.t
+    if query.data.endswith(":no"):
+        await query.answer()
+        await query.edit_message_text(t("Nothing changed."))
+        return
+    async with context.db.begin() as session:
+        done = await forget(session, user.id)
+        tell: list[tuple[int, str]] = []
+        for wijk_id, reference, assigned in done.tell:
+            people = set(await access.recipients(session, wijk_id, access.Permission.SIGNALS))
+            if assigned:
+                people.add(assigned)
+            tell.extend((person, reference) for person in sorted(people))
+    context.application.drop_user_data(user.id)
+    await query.answer()
+    await query.edit_message_text(
+        t(
+            "Done: your personal data has been removed. If you use the bot again, it treats "
+            "you as new."
+        )
+    )
+    for person, reference in tell:
+        try:
+            await context.bot.send_message(
+                person, _reporter_left(context.translator_for(person), reference)
+            )
+        except TelegramError:
+            continue
+
+
+def _reporter_left(t: Translator, reference: str) -> str:
+    """Told to professionals when a contactable reporter is gone."""
+    return t(
+        "The reporter of {reference} had their data removed and can no longer be reached. "
+        "The report stays open.",
+        reference=reference,
+    )
+
+
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """Handlers for privacy commands."""
-    return [CommandHandler("privacy", privacy, filters=PRIVATE)]
+    return [
+        CommandHandler("privacy", privacy, filters=PRIVATE),
+        CommandHandler("mijngegevens", my_data, filters=PRIVATE),
+        CommandHandler("vergeetmij", forget_me, filters=PRIVATE),
+        CallbackQueryHandler(on_forget, pattern=r"^privacy:forget:(yes|no)$"),
+    ]

@@ -42,3 +42,10 @@ async def drop_prefix(session: AsyncSession, kind: str, prefix: str) -> None:
     await session.execute(
         delete(BotState).where(BotState.kind == kind, BotState.key.startswith(prefix))
     )
+
+
+async def drop_suffix(session: AsyncSession, kind: str, suffix: str) -> None:
+    """Remove every entry of a kind whose key ends with ``suffix``."""
+    await session.execute(
+        delete(BotState).where(BotState.kind == kind, BotState.key.endswith(suffix))
+    )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
 from bot.settings import Settings
+from storage import gatherings
+from storage.models import BotState, Resident, Signal, Signup
 from tests.conftest import make_settings
-from tests.harness import BotUnderTest
+from tests.harness import BotUnderTest, Person, grant_role
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 async def test_privacy_reflects_the_configuration(
@@ -43,3 +52,127 @@ async def test_privacy_in_english(bot: BotUnderTest) -> None:
     reply = await john.says("/privacy")
     assert "The administrator of this bot manages roles" in reply.text
     assert "Koffie sign-ups are removed 30 days after the koffiemoment." in reply.text
+
+
+async def report(person: Person, text: str, *, contactable: bool = False) -> None:
+    await person.says("/melden")
+    await person.taps("Nee, niemand is in gevaar")
+    await person.taps("Geluidsoverlast")
+    await person.says(text)
+    await person.says("Dorpsstraat 12")
+    await person.taps("Nu")
+    await person.taps("Dit is de eerste keer")
+    await person.sends_photo(PNG)
+    await person.taps("Jullie mogen contact opnemen" if contactable else "Pseudoniem")
+    await person.taps("Melding versturen")
+
+
+async def test_my_data_is_complete_and_only_mine(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    bram = bot.user(1002, "Bram")
+    await anna.says("/start")
+    await report(anna, "Harde muziek van Anna's buren", contactable=True)
+    await report(bram, "Bram zag graffiti op de muur")
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    await anna.taps("Nee")
+    await anna.taps("Geluid")
+    await anna.taps("Een tot zes maanden")
+    await anna.taps("Nee, nog niet")
+    await anna.says("De bovenburen")
+    await anna.taps("Via deze bot")
+    await anna.taps("Overdag")
+    await anna.taps("Ja, het bemiddelingsteam mag")
+    await anna.taps("Aanvraag versturen")
+    await anna.says("/melden")  # unfinished
+
+    reply = await anna.says("/mijngegevens")
+    summary, document = reply.messages
+    assert "1 melding: BS-2026-" in summary.plain_text
+    assert "1 bemiddelingszaak: BM-2026-0001" in summary.plain_text
+    assert "Iets wat je nog niet had afgerond: melden" in summary.plain_text
+    assert document.file_name == "mijngegevens.json" and document.file_bytes is not None
+    data = json.loads(document.file_bytes)
+    assert data["telegram_id"] == 1001
+    assert data["resident"]["wijk"] == "Schilderswijk"
+    [mine] = data["reports"]
+    assert mine["description"] == "Harde muziek van Anna's buren"
+    assert mine["contact_name"] == "Anna" and mine["photo"] is True
+    assert data["mediation"][0]["other_party"] == "De bovenburen"
+    assert "Bram" not in document.file_bytes.decode()  # nothing about anyone else
+    assert "graffiti" not in document.file_bytes.decode()
+
+    cor = bot.user(1003, "Cor")
+    reply = await cor.says("/mijngegevens")
+    assert reply.text == "We bewaren niets over je."
+
+
+async def test_forget_me(bot: BotUnderTest) -> None:
+    agent = bot.user(3002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    anna = bot.user(1001, "Anna")
+    await anna.says("/start")
+    await anna.taps("Nederlands")
+    await report(anna, "Open melding van Anna", contactable=True)
+    await report(anna, "Afgehandelde melding van Anna")
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        closed = await session.scalar(
+            select(Signal).where(Signal.description.like("Afgehandelde%"))
+        )
+        assert closed is not None
+        closed.status = "afgehandeld"
+        closed.closed_at = dt.datetime.now(dt.UTC)
+        resident = await session.scalar(select(Resident).where(Resident.telegram_id == 1001))
+        assert resident is not None
+        moment = await gatherings.plan(
+            session,
+            wijk_id=resident.wijk_id or 0,
+            kind="koffie",
+            place="Buurthuis",
+            starts_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=3),
+            repeat="none",
+            created_by=4001,
+            tz=dt.UTC,
+        )
+        [date] = await gatherings.upcoming(
+            session, moment.wijk_id, ["koffie"], now=dt.datetime.now(dt.UTC)
+        )
+        await gatherings.sign_up(session, date, resident, "Anna")
+    await anna.says("/melden")  # an unfinished report
+
+    reply = await anna.says("/vergeetmij")
+    assert "kan niet ongedaan worden gemaakt" in reply.text
+    reply = await anna.taps("Nee, laten staan")
+    assert reply.edited[-1].plain_text == "Er is niets veranderd."
+    await anna.says("/vergeetmij")
+    reply = await anna.taps("Ja, verwijder mijn gegevens")
+    assert "je persoonsgegevens zijn verwijderd" in reply.edited[-1].plain_text
+
+    told = bot.emulator.messages(3002)[-1].plain_text
+    assert "niet meer bereikbaar" in told and "BS-2026-0001" in told
+    async with bot.db.begin() as session:
+        assert (await session.scalars(select(Resident))).all() == []
+        assert (await session.scalars(select(Signup))).all() == []
+        rows = (
+            await session.scalars(select(BotState.key).where(BotState.key.contains("1001")))
+        ).all()
+        assert rows == []
+        signals = (
+            await session.scalars(
+                select(Signal).options(selectinload(Signal.history)).order_by(Signal.id)
+            )
+        ).all()
+    open_one, closed_one = signals
+    assert open_one.resident_id is None and open_one.contact_name is None
+    assert open_one.photo_file_id is None
+    assert open_one.description == "Open melding van Anna"  # stays for the professionals
+    assert open_one.history[-1].kind == "reporter_left"
+    assert closed_one.description is None and closed_one.photo_file_id is None
+    assert closed_one.location_text == "Dorpsstraat"  # a coarse place for statistics
+    assert closed_one.category == "geluidsoverlast"
+
+    reply = await anna.says("/mijngegevens")
+    assert reply.text == "We bewaren niets over je."
+    reply = await anna.says("/start")
+    assert "Welke taal heeft je voorkeur?" in reply.text  # treated as new
