@@ -468,3 +468,12 @@ class Signup(Base):
 
     moment: Mapped[Moment] = relationship(lazy="joined")
     resident: Mapped[Resident] = relationship(lazy="joined")
+
+
+class GuardCount(Base):
+    """How often the profiling guard asked to describe behaviour, per month. No content."""
+
+    __tablename__ = "guard_counts"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
