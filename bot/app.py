@@ -32,6 +32,7 @@ from conversations import (
     group,
     koffie,
     mediation,
+    mediation_cases,
     my_reports,
     onboarding,
     privacy,
@@ -92,7 +93,17 @@ def _register_handlers(application: BuurtApplication) -> None:
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
     # Professional features come before onboarding: /start with an invite code is theirs.
-    for feature in (report, mediation, koffie, roles, cases, digest, export, privacy):
+    for feature in (
+        report,
+        mediation,
+        mediation_cases,
+        koffie,
+        roles,
+        cases,
+        digest,
+        export,
+        privacy,
+    ):
         for handler in feature.build_handlers():
             application.add_handler(handler)
     for handler in onboarding.build_handlers():
@@ -129,7 +140,7 @@ async def _post_init(application: Any) -> None:
     await publish_commands(application)
     # Jobs are (re)built from the database at every start, so a restart sends nothing twice
     # and misses nothing.
-    for feature in (cases, digest, koffie):
+    for feature in (cases, digest, koffie, mediation_cases):
         await feature.start_jobs(application)
 
 

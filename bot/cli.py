@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import sys
@@ -51,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("shell", help="chat with the bot in this terminal (local emulator)")
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser("check-config", help="validate the settings and print them")
+    retention = commands.add_parser(
+        "retention", help="remove personal data whose retention period has ended"
+    )
+    retention.add_argument(
+        "--dry-run", action="store_true", help="only list what the next run would remove"
+    )
     return parser
 
 
@@ -74,11 +81,29 @@ def main(argv: list[str] | None = None) -> int:
         migrate.upgrade(settings.database.url)
         print(f"database is up to date (revision {migrate.head_revision()})")
         return 0
+    if args.command == "retention":
+        return asyncio.run(_retention(settings, dry_run=args.dry_run))
     if args.command == "shell":
         from bot.shell import run_shell
 
         return asyncio.run(run_shell(settings))
     return run(settings, config=args.config or DEFAULT_CONFIG_PATH, migrate_db=not args.no_migrate)
+
+
+async def _retention(settings: Settings, *, dry_run: bool) -> int:
+    """Run (or list) the retention removals and print them, without the removed content."""
+    from conversations.privacy import retention
+
+    db = Database(settings.database.url)
+    try:
+        removals = await retention(db, settings, now=dt.datetime.now(dt.UTC), dry_run=dry_run)
+    finally:
+        await db.dispose()
+    verb = "would remove" if dry_run else "removed"
+    for removal in removals:
+        print(f"{verb} {removal.kind}: {removal.reference} ({removal.detail})")
+    print(f"{len(removals)} item(s) {verb}")
+    return 0
 
 
 def database_behind(settings: Settings) -> bool:

@@ -7,20 +7,25 @@ anyone else. /vergeetmij removes their personal data after an explicit confirmat
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 from typing import Any
 
 from telegram import InputFile, Update
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.context import BuurtContext
+from bot.context import BuurtApplication, BuurtContext
 from bot.i18n import Translator
+from bot.settings import Settings
 from conversations.ui import keyboard, privacy_text
 from storage import access
-from storage.privacy import collect, forget
+from storage.db import Database
+from storage.privacy import Removal, apply_retention, collect, forget, retention_plan
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+log = logging.getLogger(__name__)
 
 
 async def privacy(update: Update, context: BuurtContext) -> None:
@@ -152,6 +157,52 @@ def _reporter_left(t: Translator, reference: str) -> str:
         "The report stays open.",
         reference=reference,
     )
+
+
+def clock() -> dt.datetime:
+    """Now (tests replace this to travel in time)."""
+    return dt.datetime.now(dt.UTC)
+
+
+async def run_retention(application: Any, *, dry_run: bool = False) -> list[Removal]:
+    """Remove (or, dry, list) personal data whose time is up, as configured."""
+    assert isinstance(application, BuurtApplication)
+    return await retention(
+        application.services.db, application.services.settings, now=clock(), dry_run=dry_run
+    )
+
+
+async def retention(
+    db: Database, settings: Settings, *, now: dt.datetime, dry_run: bool
+) -> list[Removal]:
+    """The retention run on a database: what is removed (or would be, with ``dry_run``)."""
+    keep = settings.retention
+    periods = {
+        "contact_days": keep.contact_days,
+        "content_days": keep.content_days,
+        "signup_days": keep.signup_days,
+    }
+    async with db.begin() as session:
+        if dry_run:
+            return await retention_plan(session, now=now, **periods)
+        removed = list(await apply_retention(session, now=now, **periods))
+    if removed:
+        log.info("retention removed %s item(s)", len(removed))
+    return removed
+
+
+async def _retention_job(context: BuurtContext) -> None:
+    """The daily retention run."""
+    await run_retention(context.application)
+
+
+async def start_jobs(application: Any) -> None:
+    """Run retention every night, and once shortly after start-up."""
+    queue = application.job_queue
+    assert queue is not None
+    tz = application.services.settings.tz
+    queue.run_daily(_retention_job, time=dt.time(3, 30, tzinfo=tz), name="privacy:retention")
+    queue.run_once(_retention_job, when=60, name="privacy:retention-start")
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:

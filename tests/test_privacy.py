@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from bot.cli import main
 from bot.settings import Settings
+from conversations import privacy
 from storage import gatherings
 from storage.models import BotState, Resident, Signal, Signup
 from tests.conftest import make_settings
@@ -176,3 +182,54 @@ async def test_forget_me(bot: BotUnderTest) -> None:
     assert reply.text == "We bewaren niets over je."
     reply = await anna.says("/start")
     assert "Welke taal heeft je voorkeur?" in reply.text  # treated as new
+
+
+async def test_retention_removes_on_schedule_and_dry_run_lists_first(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anna = bot.user(1001, "Anna")
+    await report(anna, "Lawaai bij nummer 12 door de buren", contactable=True)
+    # Closed 40 days ago (the CLI below runs at the real "now").
+    closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        signal = await session.scalar(select(Signal))
+        assert signal is not None
+        signal.status = "afgehandeld"
+        signal.closed_at = closed_at
+
+    # 20 days after closing: nothing is due yet.
+    monkeypatch.setattr(privacy, "clock", lambda: closed_at + dt.timedelta(days=20))
+    assert await privacy.run_retention(bot.app) == []
+    # 31 days: the contact details go; the dry run lists that first, without changing anything.
+    monkeypatch.setattr(privacy, "clock", lambda: closed_at + dt.timedelta(days=31))
+    planned = await privacy.run_retention(bot.app, dry_run=True)
+    assert [(r.kind, r.reference) for r in planned] == [("contact", "BS-2026-0001")]
+    async with bot.db.begin() as session:
+        assert (await session.scalar(select(Signal.contact_name))) == "Anna"
+    cli = ["--config", str(write_config(bot)), "retention", "--dry-run"]
+    assert await asyncio.to_thread(main, cli) == 0
+    assert "would remove contact: BS-2026-0001" in capsys.readouterr().out
+    removed = await privacy.run_retention(bot.app)
+    assert [r.kind for r in removed] == ["contact"]
+    assert await privacy.run_retention(bot.app) == []  # nothing twice
+    # After a year: the text and the photo go; statistics stay.
+    monkeypatch.setattr(privacy, "clock", lambda: closed_at + dt.timedelta(days=366))
+    removed = await privacy.run_retention(bot.app)
+    assert [r.kind for r in removed] == ["content"]
+    async with bot.db.begin() as session:
+        signal = await session.scalar(select(Signal).options(selectinload(Signal.history)))
+    assert signal is not None
+    assert signal.description is None and signal.photo_file_id is None
+    assert signal.contact_name is None
+    assert (signal.category, signal.location_text) == ("geluidsoverlast", "Dorpsstraat")
+    kinds = [e.kind for e in signal.history]
+    assert kinds[-2:] == ["retention_contact", "retention_content"]
+    assert all(e.note is None for e in signal.history if e.kind.startswith("retention"))
+
+
+def write_config(bot: BotUnderTest) -> Path:
+    """A config file pointing at the bot's database, for the CLI."""
+    path = Path(tempfile.mkdtemp()) / "config.toml"
+    path.write_text(f'[database]\nurl = "{bot.settings.database.url}"\n', encoding="utf-8")
+    return path
