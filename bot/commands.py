@@ -65,6 +65,9 @@ ADMIN_COMMANDS: Menu = (
     ("uitnodigen", N_("Invite a professional: /uitnodigen <role> <wijk>")),
     ("rollen", N_("Roles: list and revoke")),
 )
+CONFIG_ADMIN_COMMANDS: Menu = (
+    ("profilering", N_("How often the profiling guard asked, per month")),
+)
 
 
 def _commands(t: Translator, menus: Iterable[Menu]) -> list[BotCommand]:
@@ -83,6 +86,8 @@ def personal_menu(person: Person) -> list[Menu]:
             menus.append(menu)
     if person.may_manage_roles():
         menus.append(ADMIN_COMMANDS)
+    if person.is_admin:
+        menus.append(CONFIG_ADMIN_COMMANDS)
     return menus
 
 

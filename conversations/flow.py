@@ -29,6 +29,8 @@ from telegram.warnings import PTBUserWarning
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
 from conversations.ui import keyboard
+from storage.guard import count_guard, mentions_appearance
+from storage.models import utcnow
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 SUMMARY = "summary"
@@ -167,6 +169,44 @@ class GuidedFlow:
             return callback
 
         return decorate
+
+    # --- the profiling guard ------------------------------------------------------------
+
+    async def ask_behaviour(
+        self, update: Update, context: BuurtContext, draft: Draft, step: str, text: str
+    ) -> bool:
+        """Once per draft, when a text describes who people are or look like rather than
+        what they did, ask kindly for behaviour instead. True when it asked (stay on the step).
+
+        Nothing of this is stored with the report; only a monthly count.
+        """
+        if draft.get("guard_asked") or not mentions_appearance(text):
+            return False
+        draft["guard_asked"] = True
+        draft["guard_pending"] = {"step": step, "text": text}
+        async with context.db.begin() as session:
+            await count_guard(session, utcnow())
+        t = context.t
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(
+            t(
+                "Your text says something about where people come from, what they look like "
+                "or what they believe. Could you describe what happened instead: what did "
+                "people do, where and when? That helps the professionals more, and keeps "
+                "anyone from being judged on who they are.\n"
+                "Send your text again, or keep it as it is."
+            ),
+            reply_markup=keyboard([(t("Keep my text"), self.data(draft, step, "keep"))]),
+        )
+        return True
+
+    def kept_text(self, draft: Draft, step: str) -> str | None:
+        """The text the guard asked about, when the resident chose to keep it."""
+        pending = draft.pop("guard_pending", None)
+        if pending and pending.get("step") == step:
+            return str(pending["text"])
+        return None
 
     # --- asking -----------------------------------------------------------------------------
 

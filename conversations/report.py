@@ -285,7 +285,27 @@ async def on_description(update: Update, context: BuurtContext, draft: Draft, te
             context.t("Please describe in a few words what happened.")
         )
         return None
+    if await FLOW.ask_behaviour(update, context, draft, DESCRIPTION, text):
+        return None
+    draft.pop("guard_pending", None)
     draft["description"] = text
+    return await FLOW.advance(update, context, draft, DESCRIPTION)
+
+
+@FLOW.button_step(DESCRIPTION, lambda value: value == "keep")
+async def on_keep_description(
+    update: Update, context: BuurtContext, draft: Draft, value: str
+) -> State:
+    """The resident keeps the text the guard asked about."""
+    text = FLOW.kept_text(draft, DESCRIPTION)
+    if text is None:
+        await FLOW.stale_button(update, context)
+        return None
+    draft["description"] = text
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
     return await FLOW.advance(update, context, draft, DESCRIPTION)
 
 
@@ -460,7 +480,10 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                 SAFETY: [buttons(SAFETY, on_safety)],
                 WIJK: [buttons(WIJK, on_wijk)],
                 CATEGORY: [buttons(CATEGORY, on_category)],
-                DESCRIPTION: [MessageHandler(text, on_description)],
+                DESCRIPTION: [
+                    MessageHandler(text, on_description),
+                    buttons(DESCRIPTION, on_keep_description),
+                ],
                 LOCATION: [
                     MessageHandler(PRIVATE & filters.LOCATION, on_location),
                     MessageHandler(text, on_place),

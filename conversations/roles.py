@@ -18,6 +18,7 @@ from bot.context import BuurtContext
 from bot.i18n import Html, Translator
 from conversations.ui import keyboard, local_date, local_datetime, not_allowed, role_label
 from storage import access
+from storage.guard import guard_counts
 from storage.models import ROLES, RoleGrant, Wijk
 from storage.wijken import active_wijken
 
@@ -324,6 +325,27 @@ async def my_link(update: Update, context: BuurtContext) -> None:
     )
 
 
+async def guard_statistics(update: Update, context: BuurtContext) -> None:
+    """/profilering (admins): how often the profiling guard asked for behaviour, per month."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    if user.id not in context.settings.admins:
+        await message.reply_text(not_allowed(t))
+        return
+    async with context.db.begin() as session:
+        counts = await guard_counts(session)
+    lines = [
+        t(
+            "<b>Profiling guard</b>: how often the bot asked to describe behaviour instead of "
+            "appearance or origin. Nothing else is stored."
+        )
+    ]
+    lines += [f"{month}: {count}" for month, count in counts] or [t("Not yet.")]
+    await message.reply_text("\n".join(lines))
+
+
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """Handlers for invites and roles."""
     return [
@@ -333,6 +355,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("uitnodigen", invite, filters=PRIVATE),
         CommandHandler("rollen", list_roles, filters=PRIVATE),
         CommandHandler("mijnlink", my_link, filters=PRIVATE),
+        CommandHandler("profilering", guard_statistics, filters=PRIVATE),
         CallbackQueryHandler(ask_revoke, pattern=r"^roles:revoke:\d+$"),
         CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d+$"),
         CallbackQueryHandler(keep, pattern=r"^roles:keep:\d+$"),

@@ -17,7 +17,7 @@ from bot.cli import main
 from bot.settings import Settings
 from conversations import privacy
 from storage import gatherings
-from storage.models import BotState, Resident, Signal, Signup
+from storage.models import BotState, GuardCount, Resident, Signal, Signup
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -233,3 +233,70 @@ def write_config(bot: BotUnderTest) -> Path:
     path = Path(tempfile.mkdtemp()) / "config.toml"
     path.write_text(f'[database]\nurl = "{bot.settings.database.url}"\n', encoding="utf-8")
     return path
+
+
+async def finish_report(person: Person) -> None:
+    await person.says("Dorpsstraat 12")
+    await person.taps("Nu")
+    await person.taps("Dit is de eerste keer")
+    await person.taps("Overslaan")
+    await person.taps("Pseudoniem")
+    await person.taps("Melding versturen")
+
+
+async def test_profiling_guard_asks_once_and_counts_only(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    agent = bot.user(3002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    await anna.says("/melden")
+    await anna.taps("Nee, niemand is in gevaar")
+    await anna.taps("Vernieling")
+    reply = await anna.says("Twee Marokkaanse jongens trapten de fietsen om")
+    assert "wat deden mensen, waar en wanneer?" in reply.text
+    assert reply.last.button_labels == ["Mijn tekst zo houden"]
+    assert "Waar was het?" not in reply.text  # still the same step
+    reply = await anna.says("Twee jongens trapten rond 22:00 de fietsen bij de school om")
+    assert "Waar was het?" in reply.text  # the rewritten text is taken
+    await finish_report(anna)
+
+    john = bot.user(1002, "John", language_code="en")
+    await john.says("/melden")
+    await john.taps("No, nobody is in danger")
+    await john.taps("Vandalism")
+    reply = await john.says("The Turkish guys from number 4 broke the bench")
+    assert "what did people do, where and when?" in reply.text
+    reply = await john.taps("Keep my text")
+    assert "Where was it?" in reply.text
+    await john.says("Park bench at the square")
+    await john.taps("Right now")
+    await john.taps("This is the first time")
+    await john.taps("Skip")
+    await john.taps("Pseudonymous")
+    await john.taps("Send report")
+
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        descriptions = (await session.scalars(select(Signal.description).order_by(Signal.id))).all()
+        counts = (await session.scalars(select(GuardCount.count))).all()
+    assert descriptions == [
+        "Twee jongens trapten rond 22:00 de fietsen bij de school om",
+        "The Turkish guys from number 4 broke the bench",
+    ]
+    assert counts == [2]  # only a monthly count
+    # Professionals see nothing of it; an admin sees only the count.
+    assert not any("profilering" in m.plain_text.lower() for m in bot.emulator.messages(3002))
+    admin = bot.user(900001, "Admin")
+    reply = await admin.says("/profilering")
+    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    assert f"{month}: 2" in reply.text
+    reply = await agent.says("/profilering")
+    assert reply.text == "Sorry, dat kan ik niet voor je doen."
+
+
+async def test_guard_leaves_street_names_alone(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/melden")
+    await anna.taps("Nee, niemand is in gevaar")
+    await anna.taps("Bekladding")
+    reply = await anna.says("Tags gespoten op de muur bij de Turfmarkt en de Polenweg")
+    assert "Waar was het?" in reply.text
