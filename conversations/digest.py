@@ -1,16 +1,599 @@
-"""Placeholder: being written in this session (see issue 3)."""
+"""The daily digest, /overzicht, the Monday chart and the early-warning (hotspot) alerts.
+
+Jobs (PTB JobQueue, times in ``settings.tz``):
+
+- ``digest:<slug>``: daily at the wijk's ``digest_time``. Sends every due recipient the digest
+  of the latest slot, retries undelivered hotspot alerts and lets quiet hotspots calm down.
+- ``digest:retry:<slug>``: one-off, :data:`RETRY_DELAY` after a send failed (5xx, network,
+  429 beyond PTB's retries). Does the same as the daily job.
+- At start-up :func:`start_jobs` runs the same work once, right away: a digest missed while the
+  bot was down is sent now.
+
+Exactly once: a recipient is due when their watermark (``covered_until``) is before the latest
+slot; the watermark moves to the slot only after Telegram accepted the digest (see
+storage/digest.py). A recipient who blocked the bot (403) is not retried until the next slot;
+their next digest then covers both days.
+
+``/overzicht`` covers the signals since the asker's last delivered digest (or the last 24
+hours when they never had one) up to now, and moves no watermark.
+
+Jobs read the time through :func:`clock`, which tests replace.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from telegram.ext import BaseHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Update
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import Application, BaseHandler, CommandHandler, filters
+
+from bot.charts import WeeklyChart, weekly_chart_png
+from bot.context import BuurtApplication, BuurtContext
+from bot.i18n import Html, Translator, escape
+from bot.settings import Settings, WijkSettings
+from conversations.ui import category_label, local_date, local_datetime, not_allowed, status_label
+from storage import access, hotspots
+from storage import digest as digests
+from storage.access import Permission
+from storage.digest import Digest, SignalBrief
+from storage.hotspots import HotspotRules, HotspotSummary
+from storage.models import Signal
+from storage.residents import get_resident
+from storage.signals import CATEGORIES
+from storage.wijken import get_wijk, wijk_by_slug
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+RETRY_DELAY = dt.timedelta(minutes=5)
+CHART_WEEKS = 8
+MAX_MESSAGE = 4096
+# How many lines a list may have; shortened step by step until the digest fits one message.
+LIST_LIMITS = (40, 20, 10, 5, 2, 0)
+MAX_REFERENCES = 10
+
+
+def clock() -> dt.datetime:
+    """Now (UTC). Jobs ask this function, so tests can move time."""
+    return dt.datetime.now(dt.UTC)
+
+
+# --- settings per wijk ----------------------------------------------------------------------
+
+
+def wijk_settings(settings: Settings, slug: str | None) -> WijkSettings | None:
+    """The configuration of a wijk by slug."""
+    return next((w for w in settings.wijken if w.slug == slug), None)
+
+
+def hotspot_rules(settings: Settings, slug: str | None) -> HotspotRules:
+    """The hotspot rules of a wijk: its own values, else the defaults."""
+    wijk = wijk_settings(settings, slug)
+    defaults = settings.hotspots
+    return HotspotRules(
+        min_signals=(wijk.hotspot_min_signals if wijk else None) or defaults.min_signals,
+        days=(wijk.hotspot_days if wijk else None) or defaults.days,
+        radius_m=defaults.radius_m,
+    )
+
+
+# --- texts ----------------------------------------------------------------------------------
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _place(t: Translator, place: str | None, lat: float | None, lon: float | None) -> str:
+    if place:
+        return escape(place)
+    if lat is not None and lon is not None:
+        return t("location {lat}, {lon}", lat=f"{lat:.5f}", lon=f"{lon:.5f}")
+    return "?"
+
+
+def _age(t: Translator, signal: SignalBrief, now: dt.datetime) -> str:
+    days = max(0, (now - signal.created_at).days)
+    if days == 0:
+        return t("less than a day old")
+    return t.ngettext("{n} day old", "{n} days old", days)
+
+
+def _contact(t: Translator, signal: SignalBrief) -> str:
+    if not signal.contact_name:
+        return ""
+    return " · " + t("contact: {name}", name=signal.contact_name)
+
+
+def _new_line(t: Translator, signal: SignalBrief) -> str:
+    often = t("recurring") if signal.frequency == "recurring" else t("first time")
+    line = t(
+        "<b>{reference}</b> · {category} · {place} · {often}",
+        reference=signal.reference,
+        category=category_label(t, signal.category),
+        place=Html(_place(t, signal.place, signal.latitude, signal.longitude)),
+        often=often,
+    )
+    if signal.status != "nieuw":
+        line += " · " + escape(status_label(t, signal.status))
+    return "• " + line + _contact(t, signal)
+
+
+def _open_line(t: Translator, signal: SignalBrief, now: dt.datetime) -> str:
+    line = t(
+        "<b>{reference}</b> · {category} · {status} · {age}",
+        reference=signal.reference,
+        category=category_label(t, signal.category),
+        status=status_label(t, signal.status),
+        age=_age(t, signal, now),
+    )
+    if signal.overdue:
+        line = "⚠️ " + line
+    return "• " + line + _contact(t, signal)
+
+
+def hotspot_place(t: Translator, hotspot: HotspotSummary) -> str:
+    """Where a hotspot is (escaped)."""
+    if hotspot.by_distance:
+        return _place(t, None, hotspot.latitude, hotspot.longitude)
+    return escape(hotspot.label)
+
+
+def _references(references: Sequence[str]) -> str:
+    shown = ", ".join(references[:MAX_REFERENCES])
+    if len(references) > MAX_REFERENCES:
+        shown += ", …"
+    return shown
+
+
+def _hotspot_line(t: Translator, hotspot: HotspotSummary, tz: dt.tzinfo) -> str:
+    return "• " + t(
+        "{category} at {place}: {count} since {first} ({references})",
+        category=category_label(t, hotspot.category),
+        place=Html(hotspot_place(t, hotspot)),
+        count=t.ngettext("{n} signal", "{n} signals", hotspot.signals),
+        first=local_date(hotspot.first_signal_at, tz),
+        references=_references(hotspot.references),
+    )
+
+
+def _limited(lines: list[str], limit: int, t: Translator) -> list[str]:
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], t("… and {n} more", n=len(lines) - limit)]
+
+
+def _signed(delta: int) -> str:
+    return f"+{delta}" if delta > 0 else ("±0" if delta == 0 else f"−{-delta}")
+
+
+def render_digest(
+    t: Translator, digest: Digest, *, tz: dt.tzinfo, scheduled: bool, limit: int = 40
+) -> str:
+    """The digest as one HTML message, lists cut to ``limit`` lines each."""
+    lines: list[str] = []
+    if scheduled:
+        lines.append(t("📋 <b>Daily digest {wijk}</b>", wijk=digest.wijk_name))
+        lines.append(
+            t(
+                "Signals from {since} to {until}",
+                since=local_datetime(digest.since, tz),
+                until=local_datetime(digest.until, tz),
+            )
+        )
+    else:
+        lines.append(t("📋 <b>Overview {wijk}</b>, now", wijk=digest.wijk_name))
+        lines.append(t("New signals since {since}", since=local_datetime(digest.since, tz)))
+    lines.append("")
+    if digest.new:
+        counts = " · ".join(
+            f"{escape(category_label(t, code))} {n}" for code, n in digest.new_by_category
+        )
+        lines.append(
+            t.ngettext("<b>{n} new signal</b>", "<b>{n} new signals</b>", digest.new_count)
+            + f" ({counts})"
+        )
+        lines.extend(_limited([_new_line(t, s) for s in digest.new], limit, t))
+    else:
+        lines.append(t("No new signals."))
+    lines.append("")
+    if digest.overdue:
+        lines.append(
+            "⚠️ "
+            + t.ngettext(
+                "<b>{n} overdue</b>: still new after {days} working days: {references}",
+                "<b>{n} overdue</b>: still new after {days} working days: {references}",
+                len(digest.overdue),
+                days=digest.response_days,
+                references=_references([s.reference for s in digest.overdue]),
+            )
+        )
+    if digest.open:
+        lines.append(t.ngettext("<b>{n} still open</b>", "<b>{n} still open</b>", len(digest.open)))
+        lines.extend(_limited([_open_line(t, s, digest.now) for s in digest.open], limit, t))
+    else:
+        lines.append(t("No open signals."))
+    if digest.hotspots:
+        lines.append("")
+        lines.append(
+            "🔁 " + t.ngettext("<b>{n} hotspot</b>", "<b>{n} hotspots</b>", len(digest.hotspots))
+        )
+        lines.extend(_limited([_hotspot_line(t, h, tz) for h in digest.hotspots], limit, t))
+    lines.append("")
+    lines.append(
+        t(
+            "Trend: {now} new in this period, {before} in the period before ({delta}).",
+            now=digest.new_count,
+            before=digest.previous_count,
+            delta=_signed(digest.trend),
+        )
+    )
+    return "\n".join(lines)
+
+
+def digest_text(t: Translator, digest: Digest, *, tz: dt.tzinfo, scheduled: bool) -> str:
+    """The digest, shortened until it fits one Telegram message."""
+    for limit in LIST_LIMITS:
+        text = render_digest(t, digest, tz=tz, scheduled=scheduled, limit=limit)
+        if _utf16(text) <= MAX_MESSAGE:
+            return text
+    return text[: MAX_MESSAGE - 1] + "…"  # unreachable with sane data; never send too much
+
+
+def _alert_period(t: Translator, hotspot: HotspotSummary, *, tz: dt.tzinfo, days: int) -> str:
+    count = t.ngettext("{n} signal", "{n} signals", hotspot.signals)
+    first = local_date(hotspot.first_signal_at, tz)
+    last = local_date(hotspot.last_signal_at, tz)
+    if first == last:
+        return t(
+            "<b>Signals:</b> {count} on {date} (counted over {days} days)",
+            count=count,
+            date=first,
+            days=days,
+        )
+    return t(
+        "<b>Signals:</b> {count} between {first} and {last} (counted over {days} days)",
+        count=count,
+        first=first,
+        last=last,
+        days=days,
+    )
+
+
+def alert_text(t: Translator, hotspot: HotspotSummary, *, tz: dt.tzinfo, days: int) -> str:
+    """The one early-warning message of a new hotspot (no resident identity)."""
+    lines = [
+        t(
+            "⚠️ <b>Early warning: {category} keeps coming back</b>",
+            category=category_label(t, hotspot.category),
+        ),
+        t(
+            "<b>Where:</b> {place} ({wijk})",
+            place=Html(hotspot_place(t, hotspot)),
+            wijk=hotspot.wijk_name,
+        ),
+        _alert_period(t, hotspot, tz=tz, days=days),
+        t("<b>References:</b> {references}", references=_references(hotspot.references)),
+    ]
+    if hotspot.recurring:
+        lines.append(
+            t.ngettext(
+                "{n} of them reports that it happens more often.",
+                "{n} of them report that it happens more often.",
+                hotspot.recurring,
+            )
+        )
+    lines.append("")
+    lines.append(
+        t(
+            "You get this alert once. The hotspot stays in your daily digest until it has "
+            "been quiet for {days} days. /overzicht shows the overview now.",
+            days=days,
+        )
+    )
+    return "\n".join(lines)
+
+
+def weekly_chart(t: Translator, wijk_name: str, weeks: Sequence[digests.WeekCounts]) -> WeeklyChart:
+    """The Monday picture's data with translated texts (plain text, not HTML)."""
+    series: dict[str, tuple[str, list[int]]] = {}
+    codes = list(CATEGORIES) + sorted({c for w in weeks for c in w.counts} - set(CATEGORIES))
+    for code in codes:
+        series[code] = (category_label(t, code), [w.counts.get(code, 0) for w in weeks])
+    return WeeklyChart(
+        title=t("Signals per week: {wijk}", wijk=Html(wijk_name)),
+        x_label=t("ISO week (starting Monday)"),
+        y_label=t("Number of signals"),
+        week_labels=[
+            t("wk {week}", week=w.week) + "\n" + w.monday.strftime("%d-%m") for w in weeks
+        ],
+        series=series,
+        empty_text=t("No signals in these weeks."),
+    )
+
+
+# --- languages ------------------------------------------------------------------------------
+
+
+async def _language(application: BuurtApplication, session: AsyncSession, telegram_id: int) -> str:
+    """A recipient's language: as a resident, else their last known chat language, else default."""
+    resident = await get_resident(session, telegram_id)
+    if resident is not None:
+        return resident.language
+    data = application.user_data.get(telegram_id)
+    if data and data.get("lang"):
+        return str(data["lang"])
+    return application.services.settings.default_language
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Delivery:
+    """Per application: one digest run at a time, and which alerts reached whom."""
+
+    digest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    alert_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    alerted: set[tuple[int, int]] = field(default_factory=set)
+
+
+_DELIVERY: weakref.WeakKeyDictionary[BuurtApplication, _Delivery] = weakref.WeakKeyDictionary()
+
+
+def _delivery(application: BuurtApplication) -> _Delivery:
+    state = _DELIVERY.get(application)
+    if state is None:
+        state = _DELIVERY[application] = _Delivery()
+    return state
+
+
+def _app(application: Application[Any, Any, Any, Any, Any, Any]) -> BuurtApplication:
+    assert isinstance(application, BuurtApplication)
+    return application
+
+
+def _schedule_retry(application: BuurtApplication, slug: str) -> None:
+    """Try a wijk's deliveries again in a few minutes (once, however many sends failed)."""
+    name = f"digest:retry:{slug}"
+    queue = application.job_queue
+    if queue is None or queue.get_jobs_by_name(name):
+        return
+    queue.run_once(_retry_job, when=RETRY_DELAY, name=name, data=slug)
+
+
+async def _send_digest(
+    application: BuurtApplication,
+    wijk: WijkSettings,
+    wijk_id: int,
+    due: digests.Due,
+    *,
+    slot: dt.datetime,
+    now: dt.datetime,
+) -> bool:
+    """Send one recipient the digest of ``slot``; True unless it should be retried soon."""
+    settings = application.services.settings
+    tz = settings.tz
+    monday = slot.astimezone(tz).weekday() == 0
+    async with application.services.db.begin() as session:
+        language = await _language(application, session, due.recipient)
+        digest = await digests.build_digest(
+            session,
+            wijk_id,
+            since=due.since,
+            until=slot,
+            now=now,
+            response_days=settings.professionals.response_days,
+            tz=tz,
+            hotspot_days=hotspot_rules(settings, wijk.slug).days,
+        )
+        weeks = (
+            await digests.weekly_counts(session, wijk_id, before=slot, weeks=CHART_WEEKS, tz=tz)
+            if monday
+            else []
+        )
+    t = Translator(language)
+    try:
+        await application.bot.send_message(
+            due.recipient, digest_text(t, digest, tz=tz, scheduled=True)
+        )
+    except Forbidden as exc:
+        log.warning("digest %s for %s not delivered (%s); next slot", wijk.slug, due.recipient, exc)
+        return True
+    except TelegramError as exc:
+        log.warning("digest %s for %s not delivered (%s); retrying", wijk.slug, due.recipient, exc)
+        return False
+    async with application.services.db.begin() as session:
+        await digests.mark_delivered(session, wijk_id, due.recipient, covered_until=slot, now=now)
+    if monday:
+        # The picture goes with the text; the text carries every signal, so a failed picture
+        # is logged, not retried (retrying would repeat the text).
+        try:
+            png = await asyncio.to_thread(
+                weekly_chart_png, weekly_chart(t, digest.wijk_name, weeks)
+            )
+            await application.bot.send_photo(
+                due.recipient,
+                png,
+                caption=t("Signals per category per week, the last {n} weeks.", n=CHART_WEEKS),
+            )
+        except TelegramError as exc:
+            log.warning("weekly chart %s for %s not delivered: %s", wijk.slug, due.recipient, exc)
+    return True
+
+
+async def run_wijk(application: BuurtApplication, slug: str, now: dt.datetime) -> None:
+    """Everything due for a wijk at ``now``: calm hotspots, pending alerts, missing digests."""
+    settings = application.services.settings
+    wijk = wijk_settings(settings, slug)
+    if wijk is None:
+        return
+    rules = hotspot_rules(settings, slug)
+    slot = digests.latest_slot(now, wijk.digest_time, settings.tz)
+    state = _delivery(application)
+    async with state.digest_lock:
+        async with application.services.db.begin() as session:
+            row = await wijk_by_slug(session, slug)
+            if row is None:
+                return
+            wijk_id = row.id
+            await hotspots.calm_down(session, wijk_id, now=now, days=rules.days)
+            pending = await hotspots.unalerted(session, wijk_id, now=now, days=rules.days)
+            due = await digests.due_recipients(
+                session, wijk_id, slot=slot, at=wijk.digest_time, tz=settings.tz
+            )
+        for hotspot_id in pending:
+            await _announce(application, hotspot_id, now=now)
+        delivered = [
+            await _send_digest(application, wijk, wijk_id, d, slot=slot, now=now) for d in due
+        ]
+    if not all(delivered):
+        _schedule_retry(application, slug)
+
+
+async def _daily_job(context: BuurtContext) -> None:
+    """The wijk's daily digest (job ``digest:<slug>``)."""
+    assert context.job is not None
+    await run_wijk(_app(context.application), str(context.job.data), clock())
+
+
+async def _retry_job(context: BuurtContext) -> None:
+    """Deliver what failed before (job ``digest:retry:<slug>``)."""
+    assert context.job is not None
+    await run_wijk(_app(context.application), str(context.job.data), clock())
+
+
+# --- early warning --------------------------------------------------------------------------
+
+
+async def check_hotspot(context: BuurtContext, session: AsyncSession, signal: Signal) -> int | None:
+    """Early warning for a just-stored signal (same unit of work); the id of a NEW hotspot."""
+    wijk = await get_wijk(session, signal.wijk_id)
+    rules = hotspot_rules(context.settings, wijk.slug if wijk else None)
+    hotspot = await hotspots.register_signal(session, signal, rules)
+    return None if hotspot is None else hotspot.id
+
+
+async def announce_hotspot(context: BuurtContext, hotspot_id: int) -> None:
+    """Alert the pair about a new hotspot (after the resident had their answer)."""
+    await _announce(_app(context.application), hotspot_id, now=clock())
+
+
+async def _announce(application: BuurtApplication, hotspot_id: int, *, now: dt.datetime) -> None:
+    """Send a hotspot's alert to every recipient who does not have it yet; once delivered to
+    all, ``alerted_at`` is set. A failed send is retried with the wijk's retry job."""
+    settings = application.services.settings
+    state = _delivery(application)
+    async with state.alert_lock:
+        async with application.services.db.begin() as session:
+            hotspot = await hotspots.get_summary(session, hotspot_id)
+            if hotspot is None or hotspot.alerted_at is not None or hotspot.calmed_at is not None:
+                return
+            wijk = await get_wijk(session, hotspot.wijk_id)
+            slug = wijk.slug if wijk else None
+            recipients = await access.recipients(session, hotspot.wijk_id, Permission.DIGEST)
+            languages = {r: await _language(application, session, r) for r in recipients}
+        days = hotspot_rules(settings, slug).days
+        failed = False
+        for recipient in recipients:
+            if (hotspot_id, recipient) in state.alerted:
+                continue
+            text = alert_text(Translator(languages[recipient]), hotspot, tz=settings.tz, days=days)
+            try:
+                await application.bot.send_message(recipient, text)
+            except Forbidden as exc:
+                # Blocked the bot: the hotspot still shows in their digest once they unblock.
+                log.warning("hotspot alert %s not delivered to %s: %s", hotspot_id, recipient, exc)
+            except TelegramError as exc:
+                log.warning(
+                    "hotspot alert %s for %s failed (%s); retrying", hotspot_id, recipient, exc
+                )
+                failed = True
+                continue
+            state.alerted.add((hotspot_id, recipient))
+        if not failed:
+            async with application.services.db.begin() as session:
+                await hotspots.mark_alerted(session, hotspot_id, now=now)
+    if failed and slug is not None:
+        _schedule_retry(application, slug)
+
+
+# --- /overzicht -----------------------------------------------------------------------------
+
+
+async def overview(update: Update, context: BuurtContext) -> None:
+    """/overzicht: the digest now for each of the asker's wijken; moves no watermark."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    settings = context.settings
+    t = context.t
+    now = clock()
+    found: list[Digest] = []
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, settings.admins)
+        wijk_ids = person.wijken_for(Permission.DIGEST)
+        for wijk_id in sorted(wijk_ids):
+            wijk = await get_wijk(session, wijk_id)
+            if wijk is None or not wijk.active:
+                continue
+            last = await digests.covered_until(session, wijk_id, user.id)
+            since = last if last is not None and last < now else now - dt.timedelta(days=1)
+            found.append(
+                await digests.build_digest(
+                    session,
+                    wijk_id,
+                    since=since,
+                    until=now,
+                    now=now,
+                    response_days=settings.professionals.response_days,
+                    tz=settings.tz,
+                    hotspot_days=hotspot_rules(settings, wijk.slug).days,
+                )
+            )
+    if not found:
+        await message.reply_text(not_allowed(t))
+        return
+    for digest in found:
+        await message.reply_text(digest_text(t, digest, tz=settings.tz, scheduled=False))
+
+
+# --- wiring ---------------------------------------------------------------------------------
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
-    """Handlers of this feature."""
-    return []
+    """/overzicht."""
+    return [CommandHandler("overzicht", overview, filters=PRIVATE)]
 
 
 async def start_jobs(application: Any) -> None:
-    """Schedule this feature's jobs (called once at start-up, after the database is ready)."""
+    """Schedule each wijk's daily digest, and send right away what was missed while down."""
+    app = _app(application)
+    settings = app.services.settings
+    queue = app.job_queue
+    assert queue is not None
+    for wijk in settings.wijken:
+        name = f"digest:{wijk.slug}"
+        for job in queue.get_jobs_by_name(name):
+            job.schedule_removal()
+        queue.run_daily(
+            _daily_job,
+            time=wijk.digest_time.replace(tzinfo=settings.tz),
+            name=name,
+            data=wijk.slug,
+        )
+    now = clock()
+    for wijk in settings.wijken:
+        try:
+            await run_wijk(app, wijk.slug, now)
+        except Exception:  # a start must not fail on one wijk; the daily job tries again
+            log.exception("catching up the digest of %s failed", wijk.slug)
+            _schedule_retry(app, wijk.slug)

@@ -1,0 +1,330 @@
+"""The daily digest of a wijk: what it contains, who is due one, and the delivery watermark.
+
+Watermark: per (wijk, recipient) the :class:`~storage.models.DigestDelivery` row keeps
+``covered_until``, the cut-off of the last digest Telegram accepted. The digest for a slot
+(the wijk's digest time on some day) covers the signals created in ``(covered_until, slot]``;
+only after delivery does ``covered_until`` move to the slot. A recipient without a row starts
+one day before the first slot after they got the role. So every signal is in exactly one
+delivered digest per recipient, also when the bot was down at the slot (the next run covers
+the missed slot) or a send failed (the watermark stays and a retry covers the same period).
+
+Nothing here knows Telegram; the texts are made in conversations/digest.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import access
+from storage.access import Permission
+from storage.hotspots import HotspotSummary, active_hotspots, summarise
+from storage.models import DigestDelivery, Signal, Wijk
+from storage.signals import CATEGORIES
+
+OPEN_STATUSES = ("nieuw", "in_behandeling")
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+def latest_slot(now: dt.datetime, at: dt.time, tz: dt.tzinfo) -> dt.datetime:
+    """The most recent digest moment at or before ``now``: today's if passed, else yesterday's."""
+    local = now.astimezone(tz)
+    today = dt.datetime.combine(local.date(), at.replace(tzinfo=None), tzinfo=tz)
+    slot = today if today <= local else today - dt.timedelta(days=1)
+    # Recombine on the slot's own date so the wall-clock time survives a DST change.
+    slot = dt.datetime.combine(slot.date(), at.replace(tzinfo=None), tzinfo=tz)
+    return slot.astimezone(dt.UTC)
+
+
+def next_slot(moment: dt.datetime, at: dt.time, tz: dt.tzinfo) -> dt.datetime:
+    """The first digest moment at or after ``moment``."""
+    slot = latest_slot(moment, at, tz)
+    if slot == moment:
+        return slot
+    day = slot.astimezone(tz).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, at.replace(tzinfo=None), tzinfo=tz).astimezone(dt.UTC)
+
+
+def add_working_days(moment: dt.datetime, days: int, tz: dt.tzinfo) -> dt.datetime:
+    """``moment`` plus ``days`` working days (Monday to Friday), counted in ``tz``.
+
+    A signal from Friday 17:00 with two working days is due on Tuesday 17:00; one from
+    Saturday 10:00 on Tuesday 10:00.
+    """
+    local = moment.astimezone(tz)
+    day = local.date()
+    for _ in range(days):
+        day += dt.timedelta(days=1)
+        while day.weekday() >= 5:
+            day += dt.timedelta(days=1)
+    due = dt.datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=tz)
+    return due.astimezone(dt.UTC)
+
+
+def is_overdue(signal: Signal, *, now: dt.datetime, response_days: int, tz: dt.tzinfo) -> bool:
+    """Still "nieuw" (nobody picked it up) after ``response_days`` working days."""
+    if signal.status != "nieuw":
+        return False
+    return now > add_working_days(signal.created_at, response_days, tz)
+
+
+# --- contents -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalBrief:
+    """One signal as a digest shows it. No resident identity, except the name of a resident
+    who chose to be contactable."""
+
+    reference: str
+    category: str
+    place: str | None
+    latitude: float | None
+    longitude: float | None
+    frequency: str
+    status: str
+    created_at: dt.datetime
+    contact_name: str | None
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What the pair of a wijk should know: new, open and overdue signals, hotspots, trend."""
+
+    wijk_id: int
+    wijk_name: str
+    since: dt.datetime
+    until: dt.datetime
+    now: dt.datetime
+    response_days: int
+    new: tuple[SignalBrief, ...]
+    new_by_category: tuple[tuple[str, int], ...]
+    open: tuple[SignalBrief, ...]
+    overdue: tuple[SignalBrief, ...]
+    hotspots: tuple[HotspotSummary, ...]
+    previous_count: int
+
+    @property
+    def new_count(self) -> int:
+        """How many signals came in during the period."""
+        return len(self.new)
+
+    @property
+    def trend(self) -> int:
+        """New signals in this period minus those in the previous period of the same length."""
+        return self.new_count - self.previous_count
+
+
+def _brief(signal: Signal, *, now: dt.datetime, response_days: int, tz: dt.tzinfo) -> SignalBrief:
+    return SignalBrief(
+        reference=signal.reference,
+        category=signal.category,
+        place=signal.location_text,
+        latitude=signal.latitude,
+        longitude=signal.longitude,
+        frequency=signal.frequency,
+        status=signal.status,
+        created_at=signal.created_at,
+        contact_name=signal.contact_name if signal.contactable else None,
+        overdue=is_overdue(signal, now=now, response_days=response_days, tz=tz),
+    )
+
+
+def _by_category(signals: Sequence[SignalBrief]) -> tuple[tuple[str, int], ...]:
+    counts = Counter(s.category for s in signals)
+    order = [c for c in CATEGORIES if c in counts] + sorted(
+        c for c in counts if c not in CATEGORIES
+    )
+    return tuple((c, counts[c]) for c in order)
+
+
+async def build_digest(
+    session: AsyncSession,
+    wijk_id: int,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+    response_days: int,
+    tz: dt.tzinfo,
+    hotspot_days: int,
+) -> Digest:
+    """The digest of a wijk for signals created in ``(since, until]``, as of ``now``.
+
+    Open and overdue signals are those created up to ``until`` that are still open at ``now``
+    (signals after ``until`` belong to the next digest). Hotspots are those active at ``now``.
+    """
+    wijk = await session.get(Wijk, wijk_id)
+    new_rows = (
+        await session.scalars(
+            select(Signal)
+            .where(Signal.wijk_id == wijk_id, Signal.created_at > since, Signal.created_at <= until)
+            .order_by(Signal.created_at, Signal.id)
+        )
+    ).all()
+    open_rows = (
+        await session.scalars(
+            select(Signal)
+            .where(
+                Signal.wijk_id == wijk_id,
+                Signal.status.in_(OPEN_STATUSES),
+                Signal.created_at <= until,
+            )
+            .order_by(Signal.created_at, Signal.id)
+        )
+    ).all()
+    length = until - since
+    previous = await session.scalar(
+        select(func.count())
+        .select_from(Signal)
+        .where(
+            Signal.wijk_id == wijk_id,
+            Signal.created_at > since - length,
+            Signal.created_at <= since,
+        )
+    )
+    hotspots = [
+        await summarise(session, h)
+        for h in await active_hotspots(session, wijk_id, now=now, days=hotspot_days)
+    ]
+    new = tuple(_brief(s, now=now, response_days=response_days, tz=tz) for s in new_rows)
+    still_open = tuple(_brief(s, now=now, response_days=response_days, tz=tz) for s in open_rows)
+    return Digest(
+        wijk_id=wijk_id,
+        wijk_name=wijk.name if wijk else "",
+        since=since,
+        until=until,
+        now=now,
+        response_days=response_days,
+        new=new,
+        new_by_category=_by_category(new),
+        open=still_open,
+        overdue=tuple(s for s in still_open if s.overdue),
+        hotspots=tuple(hotspots),
+        previous_count=int(previous or 0),
+    )
+
+
+# --- the picture: signals per category per week ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeekCounts:
+    """Signals per category in one ISO week (local time)."""
+
+    year: int
+    week: int
+    monday: dt.date
+    counts: dict[str, int]
+
+
+async def weekly_counts(
+    session: AsyncSession, wijk_id: int, *, before: dt.datetime, weeks: int, tz: dt.tzinfo
+) -> list[WeekCounts]:
+    """The ``weeks`` complete ISO weeks before the week of ``before``, oldest first."""
+    this_monday = before.astimezone(tz).date()
+    this_monday -= dt.timedelta(days=this_monday.weekday())
+    mondays = [this_monday - dt.timedelta(weeks=n) for n in range(weeks, 0, -1)]
+    start = dt.datetime.combine(mondays[0], dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+    end = dt.datetime.combine(this_monday, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+    rows = (
+        await session.execute(
+            select(Signal.created_at, Signal.category).where(
+                Signal.wijk_id == wijk_id, Signal.created_at >= start, Signal.created_at < end
+            )
+        )
+    ).all()
+    buckets: dict[dt.date, Counter[str]] = {monday: Counter() for monday in mondays}
+    for created_at, category in rows:
+        day = created_at.astimezone(tz).date()
+        buckets[day - dt.timedelta(days=day.weekday())][category] += 1
+    result = []
+    for monday in mondays:
+        year, week, _ = monday.isocalendar()
+        result.append(WeekCounts(year, week, monday, dict(buckets[monday])))
+    return result
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """A recipient who has not had the digest of a slot yet, and from when it must cover."""
+
+    recipient: int
+    since: dt.datetime
+
+
+def digest_roles() -> list[str]:
+    """The roles that receive the digest."""
+    return [role for role, granted in access.PERMISSIONS.items() if Permission.DIGEST in granted]
+
+
+async def due_recipients(
+    session: AsyncSession, wijk_id: int, *, slot: dt.datetime, at: dt.time, tz: dt.tzinfo
+) -> list[Due]:
+    """Who should have the digest of ``slot`` (daily at ``at``) but has not: their watermark
+    is before it.
+
+    A recipient without a watermark is due when they already had the role at the slot. Their
+    first digest starts one day before the first slot after they got the role, so a first
+    digest that failed (blocked, bot down) is not narrowed to the last day later on.
+    """
+    granted: dict[int, dt.datetime] = {}
+    for grant in await access.holders(session, wijk_id, digest_roles()):
+        earliest = granted.get(grant.telegram_id)
+        if earliest is None or grant.granted_at < earliest:
+            granted[grant.telegram_id] = grant.granted_at
+    rows = {
+        row.recipient: row
+        for row in (
+            await session.scalars(select(DigestDelivery).where(DigestDelivery.wijk_id == wijk_id))
+        ).all()
+    }
+    due: list[Due] = []
+    for recipient, granted_at in granted.items():
+        row = rows.get(recipient)
+        if row is not None:
+            if row.covered_until < slot:
+                due.append(Due(recipient, row.covered_until))
+        elif granted_at <= slot:
+            first = next_slot(granted_at, at, tz)
+            due.append(Due(recipient, first - dt.timedelta(days=1)))
+    return due
+
+
+async def covered_until(session: AsyncSession, wijk_id: int, recipient: int) -> dt.datetime | None:
+    """The cut-off of the last digest delivered to ``recipient`` for a wijk, if any."""
+    row = await session.get(DigestDelivery, (wijk_id, recipient))
+    return None if row is None else row.covered_until
+
+
+async def mark_delivered(
+    session: AsyncSession,
+    wijk_id: int,
+    recipient: int,
+    *,
+    covered_until: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """Move the watermark after Telegram accepted a digest (never backwards)."""
+    row = await session.get(DigestDelivery, (wijk_id, recipient), with_for_update=True)
+    if row is None:
+        session.add(
+            DigestDelivery(
+                wijk_id=wijk_id, recipient=recipient, covered_until=covered_until, delivered_at=now
+            )
+        )
+    elif row.covered_until < covered_until:
+        row.covered_until = covered_until
+        row.delivered_at = now
+    await session.flush()
