@@ -83,6 +83,8 @@ def build_application(
     application = builder.build()
     assert isinstance(application, BuurtApplication)
     application.services = Services(settings=settings, db=database)
+    # A stored signal may make a hotspot: the digest feature's early warning reacts.
+    application.services.signal_hooks.append(digest.on_signal_created)
     _register_handlers(application)
     return application
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator, normalise_language
 from bot.settings import Settings
 from storage.db import Database
+from storage.models import Signal
 
 if TYPE_CHECKING:
     from telegram import Update
+
+
+# A reaction to a newly stored signal, run inside the same unit of work. It may return a
+# follow-up to run after the transaction committed (e.g. sending an alert), or None.
+AfterCommit = Callable[[], Awaitable[None]]
+SignalHook = Callable[["BuurtContext", AsyncSession, Signal], Awaitable[AfterCommit | None]]
 
 
 @dataclass
@@ -21,6 +30,8 @@ class Services:
 
     settings: Settings
     db: Database
+    # Wired in bot.app so that features react to each other without importing each other.
+    signal_hooks: list[SignalHook] = field(default_factory=list)
 
 
 class BuurtApplication(

@@ -36,7 +36,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, BaseHandler, CommandHandler, filters
 
 from bot.charts import WeeklyChart, weekly_chart_png
-from bot.context import BuurtApplication, BuurtContext
+from bot.context import AfterCommit, BuurtApplication, BuurtContext
 from bot.i18n import Html, Translator, escape
 from bot.settings import Settings, WijkSettings
 from conversations.ui import category_label, local_date, local_datetime, not_allowed, status_label
@@ -474,17 +474,22 @@ async def _retry_job(context: BuurtContext) -> None:
 # --- early warning --------------------------------------------------------------------------
 
 
-async def check_hotspot(context: BuurtContext, session: AsyncSession, signal: Signal) -> int | None:
-    """Early warning for a just-stored signal (same unit of work); the id of a NEW hotspot."""
+async def on_signal_created(
+    context: BuurtContext, session: AsyncSession, signal: Signal
+) -> AfterCommit | None:
+    """Early warning for a just-stored signal (same unit of work); when it makes a NEW
+    hotspot, the alert to the pair follows after the commit."""
     wijk = await get_wijk(session, signal.wijk_id)
     rules = hotspot_rules(context.settings, wijk.slug if wijk else None)
     hotspot = await hotspots.register_signal(session, signal, rules)
-    return None if hotspot is None else hotspot.id
+    if hotspot is None:
+        return None
+    hotspot_id = hotspot.id
 
+    async def alert() -> None:
+        await _announce(_app(context.application), hotspot_id, now=clock())
 
-async def announce_hotspot(context: BuurtContext, hotspot_id: int) -> None:
-    """Alert the pair about a new hotspot (after the resident had their answer)."""
-    await _announce(_app(context.application), hotspot_id, now=clock())
+    return alert
 
 
 async def _announce(application: BuurtApplication, hotspot_id: int, *, now: dt.datetime) -> None:

@@ -31,7 +31,6 @@ from telegram.ext import (
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
-from conversations import digest as early_warning
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard
 from storage.residents import ensure_resident
@@ -434,8 +433,10 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             year=dt.datetime.now(context.settings.tz).year,
         )
         reference = signal.reference
-        # Early warning: does this signal make (or join) a hotspot? Same unit of work.
-        new_hotspot = await early_warning.check_hotspot(context, session, signal)
+        # Other features react in the same unit of work (e.g. the early warning).
+        follow_ups = [
+            await hook(context, session, signal) for hook in context.services.signal_hooks
+        ]
     FLOW.drop(context)
     t = context.t
     await query.answer(t("Report sent"))
@@ -454,8 +455,9 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             who=Html(who),
         )
     )
-    if new_hotspot is not None:
-        await early_warning.announce_hotspot(context, new_hotspot)
+    for follow_up in follow_ups:
+        if follow_up is not None:
+            await follow_up()
     return ConversationHandler.END
 
 
