@@ -1,16 +1,1285 @@
-"""Placeholder: being written in this session (see issue 3)."""
+"""/open and /melding: professionals handle signals in chat; the reporter gets anonymous
+messages and, a few days after closing, the question "is het opgelost?".
+
+Professionals who may handle signals (wijkagent, opbouwwerker) list the open signals of their
+wijken, look at one with its photo, place and history, take it, change its status with a
+short internal note, add internal notes and write to the reporter. Messages between the two
+sides go through the bot: the reporter sees only the role ("— de wijkagent"), the
+professional only "the reporter of BS-…". Every button checks again, on the server side,
+that the person may handle *that* signal's wijk, or for the reporter's own buttons, that the
+signal is theirs.
+
+The typed steps (a status note, an internal note, a message, an answer) are one persistent
+ConversationHandler, so a restart in the middle of typing loses nothing. The follow-up
+question is sent by a sweeper job that reads what is due from the database.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import warnings
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.ext import BaseHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.context import BuurtContext
+from bot.i18n import N_, Html, Translator, escape
+from conversations.ui import (
+    category_label,
+    keyboard,
+    local_date,
+    local_datetime,
+    not_allowed,
+    role_label,
+    signal_line,
+    signal_place,
+    status_label,
+)
+from storage import access
+from storage import cases as store
+from storage.access import Permission, Person
+from storage.models import Signal, SignalEvent, utcnow
+from storage.residents import get_resident
+from storage.signals import STATUSES
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
+PER_PAGE = 5
+FOLLOWUP_JOB = "cases:followups"
+FOLLOWUP_EVERY = dt.timedelta(minutes=5)
+MESSAGE_LIMIT = 4000  # Telegram allows 4096 characters; keep a margin
+DESCRIPTION_SHOWN = 2500  # characters of the description in the detail message
+ENTRY_SHOWN = 300  # characters of a note or message in the history
+PENDING = "cases"  # user_data key of the typed step under way
+
+# Conversation states: what the person is typing.
+STATUS_NOTE, NOTE, REPLY, ANSWER = "status_note", "note", "reply", "answer"
+
+State = str | int | None  # None keeps the conversation where it is
+Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
+
+# "Now" for handlers and the follow-up job; tests replace it to move time forward.
+clock: Callable[[], dt.datetime] = utcnow
+
+OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
+FOLLOWUP_LABELS = {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("I don't know")}
+EVENT_LABELS = {
+    "created": N_("reported"),
+    store.ASSIGNED: N_("taken"),
+    store.NOTE: N_("internal note"),
+    store.REPLY_OUT: N_("message to the reporter"),
+    store.REPLY_OUT_UNDELIVERED: N_("message to the reporter, NOT delivered"),
+    store.REPLY_IN: N_("answer from the reporter"),
+    store.NOTICE_UNDELIVERED: N_("the reporter could not be told that it was closed"),
+    store.FOLLOWUP_SENT: N_("asked the reporter whether it is solved"),
+    store.FOLLOWUP_UNDELIVERED: N_("could not ask the reporter whether it is solved"),
+}
+INTERNAL = (store.NOTE, store.STATUS)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _length(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters of plain text (cut before escaping, so no entity breaks)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _age(t: Translator, since: dt.datetime, now: dt.datetime) -> str:
+    """How long ago, roughly: days, else hours."""
+    delta = max(now - since, dt.timedelta(0))
+    if delta.days >= 1:
+        return t.ngettext("{n} day", "{n} days", delta.days)
+    hours = delta.seconds // 3600
+    if hours >= 1:
+        return t.ngettext("{n} hour", "{n} hours", hours)
+    return t("less than an hour")
+
+
+async def _pressed(update: Update, context: BuurtContext) -> tuple[CallbackQuery, int] | None:
+    """The callback query and the presser's id; presses outside a private chat are refused
+    (signal content never goes to a group)."""
+    query = update.callback_query
+    chat = update.effective_chat
+    assert query is not None
+    if chat is None or chat.type != "private":
+        await _refuse(query, context)
+        return None
+    return query, query.from_user.id
+
+
+def _match(context: BuurtContext, group: int) -> str:
+    assert context.match is not None
+    return context.match.group(group)
+
+
+async def _spend(query: CallbackQuery) -> None:
+    """Take the buttons off the message that was pressed (they are used up)."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:  # too old to edit, or already without buttons
+        log.info("could not remove buttons: %s", exc)
+
+
+async def _refuse(query: CallbackQuery, context: BuurtContext) -> None:
+    """The one answer to a button someone may not use."""
+    await query.answer(not_allowed(context.t), show_alert=True)
+
+
+async def _pro_signal(
+    session: AsyncSession,
+    context: BuurtContext,
+    telegram_id: int,
+    signal_id: int,
+    *,
+    for_update: bool = False,
+) -> tuple[Person, Signal | None]:
+    """The signal, only if this person may handle signals in its wijk."""
+    person = await access.person(session, telegram_id, context.settings.admins)
+    if not person.may(Permission.SIGNALS):
+        return person, None
+    signal = await store.get_signal(session, signal_id, for_update=for_update)
+    if signal is None or not person.may(Permission.SIGNALS, signal.wijk_id):
+        return person, None
+    return person, signal
+
+
+async def _own_signal(
+    session: AsyncSession, telegram_id: int, signal_id: int, *, for_update: bool = False
+) -> Signal | None:
+    """The signal, only if this person reported it."""
+    resident = await get_resident(session, telegram_id)
+    if resident is None:
+        return None
+    signal = await store.get_signal(session, signal_id, for_update=for_update)
+    if signal is None or signal.resident_id != resident.id:
+        return None
+    return signal
+
+
+async def _language_of(context: BuurtContext, session: AsyncSession, telegram_id: int) -> str:
+    """The language someone else uses: what the bot knows of them, else the default."""
+    data = context.application.user_data.get(telegram_id)
+    if data and data.get("lang"):
+        return str(data["lang"])
+    resident = await get_resident(session, telegram_id)
+    return resident.language if resident else context.settings.default_language
+
+
+def _remember(
+    context: BuurtContext, action: str, signal: Signal, status: str | None = None
+) -> None:
+    """Remember the typed step under way (persisted with the user's data)."""
+    assert context.user_data is not None
+    context.user_data[PENDING] = {
+        "action": action,
+        "signal_id": signal.id,
+        "reference": signal.reference,
+        "status": status,
+    }
+
+
+def _pending(context: BuurtContext, action: str) -> dict[str, Any] | None:
+    data = context.user_data
+    pending = data.get(PENDING) if data is not None else None
+    return pending if isinstance(pending, dict) and pending.get("action") == action else None
+
+
+def _forget(context: BuurtContext) -> dict[str, Any] | None:
+    data = context.user_data
+    return data.pop(PENDING, None) if data is not None else None
+
+
+async def _typed(update: Update, context: BuurtContext) -> str | None:
+    """The typed text, or None (after saying why) when it is empty or too long."""
+    message = update.effective_message
+    assert message is not None
+    text = (message.text or "").strip()
+    limit = context.settings.reports.max_text_length
+    if len(text) > limit:
+        await message.reply_text(
+            context.t(
+                "That text is {length} characters long; the maximum is {limit}. Your message "
+                "is still above, so you can copy it, shorten it and send it again.",
+                length=len(text),
+                limit=limit,
+            )
+        )
+        return None
+    return text or None
+
+
+# --- showing signals -------------------------------------------------------------------------
+
+
+def _who(t: Translator, actor: str, names: dict[int, str]) -> str:
+    """Who did something, as colleagues see it (a resident only as "reporter")."""
+    if actor == store.RESIDENT:
+        return t("reporter")
+    if actor == store.BOT:
+        return t("bot")
+    telegram_id = store.actor_telegram_id(actor)
+    return names.get(telegram_id, t("a colleague")) if telegram_id is not None else "?"
+
+
+def _event_text(t: Translator, event: SignalEvent) -> str:
+    """What happened in one history entry (escaped)."""
+    if event.kind in (store.STATUS, store.REOPENED):
+        text = t(
+            "status {old} → {new}",
+            old=status_label(t, event.from_status or "?"),
+            new=status_label(t, event.to_status or "?"),
+        )
+        if event.kind == store.REOPENED:
+            text = t("reopened, not solved according to the reporter: {change}", change=Html(text))
+        return text
+    if event.kind == store.FOLLOWUP:
+        answer = t(FOLLOWUP_LABELS.get(event.note or "", "?"))
+        return t("is it solved? the reporter answered: {answer}", answer=answer)
+    label = EVENT_LABELS.get(event.kind)
+    return t(label) if label else escape(event.kind)
+
+
+def _history_line(t: Translator, tz: dt.tzinfo, event: SignalEvent, names: dict[int, str]) -> str:
+    line = t(
+        "<i>{when}</i> · {what} · {who}",
+        when=local_datetime(event.at, tz),
+        what=Html(_event_text(t, event)),
+        who=_who(t, event.actor, names),
+    )
+    if event.note and event.kind != store.FOLLOWUP:
+        note = _shorten(event.note, ENTRY_SHOWN)
+        if event.kind in INTERNAL:
+            line += "\n    " + t("🔒 internal: {note}", note=note)
+        else:
+            line += "\n    " + t("“{note}”", note=note)
+    return line
+
+
+def _detail_text(
+    t: Translator,
+    tz: dt.tzinfo,
+    signal: Signal,
+    names: dict[int, str],
+    *,
+    now: dt.datetime,
+    photo_problem: bool,
+) -> str:
+    """Everything about one signal, within Telegram's message limit (oldest history first
+    left out when it does not fit)."""
+    when = t(OCCURRED_LABELS.get(signal.occurred, signal.occurred))
+    if signal.occurred == "earlier" and signal.occurred_text:
+        when = f"{when}: {escape(signal.occurred_text)}"
+    taken = names.get(signal.assigned_to, t("a colleague")) if signal.assigned_to else None
+    if signal.contactable and signal.contact_name:
+        contact = t("contactable: {name}", name=signal.contact_name)
+    else:
+        contact = t("pseudonymous")
+    header = [
+        t(
+            "<b>{reference}</b> · {wijk}",
+            reference=signal.reference,
+            wijk=signal.wijk.name if signal.wijk else "?",
+        ),
+        t("<b>What:</b> {category}", category=category_label(t, signal.category)),
+        t(
+            "<b>Description:</b> {text}",
+            text=_shorten(signal.description or "", DESCRIPTION_SHOWN),
+        ),
+        t("<b>Where:</b> {place}", place=Html(signal_place(t, signal))),
+        t("<b>When:</b> {when}", when=Html(when)),
+        t(
+            "<b>Reported:</b> {date} ({age} ago)",
+            date=local_datetime(signal.created_at, tz),
+            age=_age(t, signal.created_at, now),
+        ),
+        t(
+            "<b>How often:</b> {frequency}",
+            frequency=t("recurring") if signal.frequency == "recurring" else t("first time"),
+        ),
+        t("<b>Status:</b> {status}", status=status_label(t, signal.status)),
+        t("<b>Taken by:</b> {name}", name=taken or t("nobody yet")),
+        t("<b>Contact:</b> {contact}", contact=Html(contact)),
+    ]
+    if signal.photo_file_id:
+        photo = t("could not be shown") if photo_problem else t("see above")
+        header.append(t("<b>Photo:</b> {photo}", photo=photo))
+    if signal.resident_id is None:
+        header.append(t("The reporter has removed their data and can no longer be reached."))
+    head = "\n".join(header)
+    title = t("<b>History</b>")
+    lines = [_history_line(t, tz, event, names) for event in signal.history]
+    budget = MESSAGE_LIMIT - _length(head) - _length(title) - 100
+    shown: list[str] = []
+    for line in reversed(lines):
+        budget -= _length(line) + 1
+        if budget < 0:
+            break
+        shown.append(line)
+    shown.reverse()
+    parts = [head, "", title]
+    hidden = len(lines) - len(shown)
+    if hidden:
+        parts.append(
+            t.ngettext("… {n} earlier entry not shown", "… {n} earlier entries not shown", hidden)
+        )
+    parts.extend(shown)
+    return "\n".join(parts)
+
+
+def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboardMarkup:
+    buttons = []
+    if signal.assigned_to != viewer:
+        buttons.append(("✋ " + t("Take"), f"cases:take:{signal.id}"))
+    buttons.append(("🔄 " + t("Status"), f"cases:status:{signal.id}"))
+    buttons.append(("📝 " + t("Note"), f"cases:note:{signal.id}"))
+    if signal.resident_id is not None:
+        buttons.append(("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"))
+    return keyboard(buttons, columns=2)
+
+
+async def _show(context: BuurtContext, chat_id: int, signal: Signal, names: dict[int, str]) -> None:
+    """Send one signal: its photo, a location pin, then the details with the actions."""
+    t = context.t
+    photo_problem = False
+    if signal.photo_file_id:
+        try:
+            await context.bot.send_photo(
+                chat_id,
+                signal.photo_file_id,
+                caption=t("📷 Photo with report <b>{reference}</b>", reference=signal.reference),
+            )
+        except BadRequest as exc:  # e.g. a file id Telegram no longer knows
+            log.warning("photo of %s could not be shown: %s", signal.reference, exc)
+            photo_problem = True
+    if signal.latitude is not None and signal.longitude is not None:
+        await context.bot.send_location(chat_id, signal.latitude, signal.longitude)
+    text = _detail_text(
+        t, context.settings.tz, signal, names, now=clock(), photo_problem=photo_problem
+    )
+    await context.bot.send_message(chat_id, text, reply_markup=_detail_buttons(t, signal, chat_id))
+
+
+def _open_view(
+    t: Translator,
+    listing: store.OpenPage,
+    names: dict[int, str],
+    *,
+    many_wijken: bool,
+    now: dt.datetime,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text and buttons of one page of /open."""
+    if listing.total == 0:
+        return t("There are no open reports in your wijk right now."), None
+    lines = [
+        t(
+            "<b>Open reports: {total}</b> (oldest first) · page {page} of {pages}",
+            total=listing.total,
+            page=listing.page + 1,
+            pages=listing.pages,
+        )
+    ]
+    rows: list[list[InlineKeyboardButton]] = []
+    for signal in listing.signals:
+        if signal.assigned_to:
+            taken = t("taken by {name}", name=names.get(signal.assigned_to, t("a colleague")))
+        else:
+            taken = t("not taken yet")
+        line = signal_line(t, signal)
+        if many_wijken:
+            line += " · " + escape(signal.wijk.name if signal.wijk else "?")
+        lines += [
+            "",
+            line,
+            t(
+                "open for {age} · {status} · {taken}",
+                age=_age(t, signal.created_at, now),
+                status=status_label(t, signal.status),
+                taken=Html(taken),
+            ),
+        ]
+        label = f"🔎 {signal.reference} · {category_label(t, signal.category)}"
+        rows.append([InlineKeyboardButton(label, callback_data=f"cases:show:{signal.id}")])
+    nav = []
+    if listing.page > 0:
+        nav.append(
+            InlineKeyboardButton(
+                "‹ " + t("previous"), callback_data=f"cases:page:{listing.page - 1}"
+            )
+        )
+    if listing.page < listing.pages - 1:
+        nav.append(
+            InlineKeyboardButton(t("next") + " ›", callback_data=f"cases:page:{listing.page + 1}")
+        )
+    if nav:
+        rows.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+async def _open_page(
+    context: BuurtContext, telegram_id: int, page: int
+) -> tuple[str, InlineKeyboardMarkup | None] | None:
+    """One page of /open for this person, or None if they may not see signals."""
+    async with context.db.begin() as session:
+        person = await access.person(session, telegram_id, context.settings.admins)
+        wijken = person.wijken_for(Permission.SIGNALS)
+        if not wijken:
+            return None
+        listing = await store.open_signals(session, wijken, page=page, per_page=PER_PAGE)
+        names = await store.display_names(session, (s.assigned_to for s in listing.signals))
+    return _open_view(context.t, listing, names, many_wijken=len(wijken) > 1, now=clock())
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+async def open_command(update: Update, context: BuurtContext) -> None:
+    """/open: the open signals of my wijken, oldest first, five per page."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    view = await _open_page(context, user.id, 0)
+    if view is None:
+        await message.reply_text(not_allowed(context.t))
+        return
+    text, markup = view
+    await message.reply_text(text, reply_markup=markup)
+
+
+async def melding_command(update: Update, context: BuurtContext) -> None:
+    """/melding <nr>: one signal with its photo, place, history and the actions."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    typed = " ".join(context.args or []).strip()
+    year = clock().astimezone(context.settings.tz).year
+    reference = store.parse_reference(typed, year=year) if typed else None
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, context.settings.admins)
+        wijken = person.wijken_for(Permission.SIGNALS)
+        signal = await store.find_signal(session, reference) if wijken and reference else None
+        if signal is not None and signal.wijk_id not in wijken:
+            signal = None  # another wijk's report: answered exactly as one that does not exist
+        names = await store.display_names(session, store.history_actors(signal)) if signal else {}
+    if not wijken:
+        await message.reply_text(not_allowed(t))
+    elif not typed:
+        await message.reply_text(
+            t("Which report? For example: /melding BS-2026-0001, or just the number: /melding 1")
+        )
+    elif signal is None:
+        await message.reply_text(
+            t(
+                "I cannot find report {reference} among the reports of your wijk.",
+                reference=reference or _shorten(typed, 40),
+            )
+        )
+    else:
+        await _show(context, user.id, signal, names)
+
+
+# --- buttons that act at once ----------------------------------------------------------------
+
+
+async def on_page(update: Update, context: BuurtContext) -> None:
+    """‹ previous / next ›: another page of /open."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    view = await _open_page(context, user_id, int(_match(context, 1)))
+    if view is None:
+        await _refuse(query, context)
+        return
+    await query.answer()
+    text, markup = view
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc):
+            raise
+
+
+async def on_show(update: Update, context: BuurtContext) -> None:
+    """A report in the /open list (or under an alert): show it."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        names = await store.display_names(session, store.history_actors(signal)) if signal else {}
+    if signal is None:
+        await _refuse(query, context)
+        return
+    await query.answer()
+    await _show(context, user_id, signal, names)
+
+
+async def on_take(update: Update, context: BuurtContext) -> None:
+    """Take: the signal becomes mine; a new one is now "in behandeling"."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(
+            session, context, user_id, int(_match(context, 1)), for_update=True
+        )
+        taken = await store.take(session, signal, user_id, now=clock()) if signal else None
+        previous = taken.previous if taken and taken.previous != user_id else None
+        names = await store.display_names(session, [previous])
+    if signal is None or taken is None:
+        await _refuse(query, context)
+        return
+    if not taken.changed:
+        await query.answer(
+            t("You have already taken {reference}.", reference=signal.reference), show_alert=True
+        )
+        return
+    await query.answer(t("Taken"))
+    lines = [t("You have taken <b>{reference}</b>.", reference=signal.reference)]
+    if taken.to_status != taken.from_status:
+        lines.append(
+            t(
+                "Its status went from {old} to {new}.",
+                old=status_label(t, taken.from_status),
+                new=status_label(t, taken.to_status),
+            )
+        )
+    if previous is not None:
+        lines.append(t("Before, {name} had it.", name=names.get(previous, t("a colleague"))))
+    await context.bot.send_message(user_id, "\n".join(lines))
+
+
+async def on_status_menu(update: Update, context: BuurtContext) -> None:
+    """Status: offer the other statuses."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+    if signal is None:
+        await _refuse(query, context)
+        return
+    await query.answer()
+    choices = [
+        (status_label(t, status), f"cases:status:{signal.id}:{status}")
+        for status in STATUSES
+        if status != signal.status
+    ]
+    await context.bot.send_message(
+        user_id,
+        t(
+            "New status for <b>{reference}</b>? It is now: {status}.",
+            reference=signal.reference,
+            status=status_label(t, signal.status),
+        ),
+        reply_markup=keyboard(choices),
+    )
+
+
+# --- the typed steps ---------------------------------------------------------------------
+
+
+async def on_status_chosen(update: Update, context: BuurtContext) -> State:
+    """A new status was chosen: ask for a short internal note."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    to_status = _match(context, 2)
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+    if signal is None:
+        await _refuse(query, context)
+        return None
+    if signal.status == to_status:
+        await query.answer(
+            t(
+                "{reference} already has the status {status}.",
+                reference=signal.reference,
+                status=status_label(t, to_status),
+            ),
+            show_alert=True,
+        )
+        return None
+    _remember(context, STATUS_NOTE, signal, to_status)
+    await query.answer()
+    await _spend(query)
+    lines = [
+        t(
+            "Status of <b>{reference}</b>: {old} → {new}.",
+            reference=signal.reference,
+            old=status_label(t, signal.status),
+            new=status_label(t, to_status),
+        ),
+        t(
+            "Type a short note for your colleagues (the reporter does not see it), or press "
+            "“Without note”. /annuleren stops."
+        ),
+    ]
+    if to_status == store.CLOSED and signal.resident_id is not None:
+        lines.append(
+            t(
+                "The reporter is told that the report is closed (without your note). To tell "
+                "them more, use “Reply to reporter”."
+            )
+        )
+    await context.bot.send_message(
+        user_id,
+        "\n".join(lines),
+        reply_markup=keyboard([(t("Without note"), f"cases:nonote:{signal.id}")]),
+    )
+    return STATUS_NOTE
+
+
+async def on_status_note(update: Update, context: BuurtContext) -> State:
+    """The note with a status change."""
+    pending = _pending(context, STATUS_NOTE)
+    if pending is None:
+        return ConversationHandler.END
+    note = await _typed(update, context)
+    if note is None:
+        return STATUS_NOTE
+    return await _apply_status(update, context, pending, note)
+
+
+async def on_without_note(update: Update, context: BuurtContext) -> State:
+    """Without note: change the status right away."""
+    pressed = await _pressed(update, context)
+    pending = _pending(context, STATUS_NOTE)
+    if pressed is None:
+        return None
+    query, _ = pressed
+    if pending is None or str(pending["signal_id"]) != _match(context, 1):
+        await query.answer(context.t("This button is no longer active."), show_alert=True)
+        return None
+    await query.answer()
+    await _spend(query)
+    return await _apply_status(update, context, pending, None)
+
+
+async def _apply_status(
+    update: Update, context: BuurtContext, pending: dict[str, Any], note: str | None
+) -> int:
+    user = update.effective_user
+    assert user is not None
+    t = context.t
+    now = clock()
+    to_status = str(pending["status"])
+    changed = False
+    old = ""
+    notice: tuple[int, str] | None = None
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(
+            session, context, user.id, int(pending["signal_id"]), for_update=True
+        )
+        if signal is not None:
+            old = signal.status
+            changed = await store.change_status(
+                session,
+                signal,
+                to_status,
+                actor=store.pro_actor(user.id),
+                note=note,
+                now=now,
+                followup_days=context.settings.professionals.followup_days,
+            )
+            resident = signal.resident
+            if changed and to_status == store.CLOSED and resident is not None:
+                notice = (resident.telegram_id, resident.language)
+    _forget(context)
+    if signal is None:
+        await context.bot.send_message(user.id, not_allowed(t))
+        return ConversationHandler.END
+    if not changed:
+        await context.bot.send_message(
+            user.id,
+            t(
+                "{reference} already has the status {status}; nothing changed.",
+                reference=signal.reference,
+                status=status_label(t, to_status),
+            ),
+        )
+        return ConversationHandler.END
+    lines = [
+        t(
+            "<b>{reference}</b>: status {old} → {new}.",
+            reference=signal.reference,
+            old=status_label(t, old),
+            new=status_label(t, to_status),
+        )
+    ]
+    if note:
+        lines.append(t("Your note is saved in the history (internal)."))
+    if notice is not None:
+        if await _tell_closed(context, signal, *notice, now=now):
+            lines.append(t("The reporter has been told that it is closed."))
+        else:
+            lines.append(
+                t("The reporter could not be told: the bot cannot reach them. This is noted.")
+            )
+    await context.bot.send_message(user.id, "\n".join(lines))
+    return ConversationHandler.END
+
+
+async def _tell_closed(
+    context: BuurtContext, signal: Signal, chat_id: int, language: str, *, now: dt.datetime
+) -> bool:
+    """Tell the reporter their signal is closed; note it in the history if that fails."""
+    text = _closed_notice(
+        Translator(language), signal, context.settings.professionals.followup_days
+    )
+    try:
+        await context.bot.send_message(chat_id, text)
+    except TelegramError as exc:
+        log.warning("closing notice for %s not delivered: %s", signal.reference, exc)
+        async with context.db.begin() as session:
+            fresh = await store.get_signal(session, signal.id)
+            if fresh is not None:
+                await store.record(
+                    session, fresh, store.NOTICE_UNDELIVERED, actor=store.BOT, now=now
+                )
+        return False
+    return True
+
+
+async def on_note_chosen(update: Update, context: BuurtContext) -> State:
+    """Note: ask for an internal note."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+    if signal is None:
+        await _refuse(query, context)
+        return None
+    _remember(context, NOTE, signal)
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Type the internal note for <b>{reference}</b>. Only colleagues see it, never the "
+            "reporter. /annuleren stops.",
+            reference=signal.reference,
+        ),
+    )
+    return NOTE
+
+
+async def on_note(update: Update, context: BuurtContext) -> State:
+    """The internal note, as typed."""
+    pending = _pending(context, NOTE)
+    user = update.effective_user
+    message = update.effective_message
+    assert user is not None and message is not None
+    if pending is None:
+        return ConversationHandler.END
+    note = await _typed(update, context)
+    if note is None:
+        return NOTE
+    t = context.t
+    async with context.db.begin() as session:
+        _, signal = await _pro_signal(
+            session, context, user.id, int(pending["signal_id"]), for_update=True
+        )
+        if signal is not None:
+            await store.add_note(session, signal, note, actor=store.pro_actor(user.id), now=clock())
+    _forget(context)
+    if signal is None:
+        await message.reply_text(not_allowed(t))
+    else:
+        await message.reply_text(
+            t("Internal note added to <b>{reference}</b>.", reference=signal.reference)
+        )
+    return ConversationHandler.END
+
+
+async def on_reply_chosen(update: Update, context: BuurtContext) -> State:
+    """Reply to reporter: ask for the message."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        person, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+    if signal is None:
+        await _refuse(query, context)
+        return None
+    if signal.resident_id is None:
+        await query.answer(_unreachable(t, signal), show_alert=True)
+        return None
+    role = store.signing_role(person, signal.wijk_id) or ""
+    _remember(context, REPLY, signal)
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Type your message for the reporter of <b>{reference}</b>. They see it signed only "
+            "as “the {role}”; your name stays hidden. /annuleren stops.",
+            reference=signal.reference,
+            role=role_label(t, role),
+        ),
+    )
+    return REPLY
+
+
+def _unreachable(t: Translator, signal: Signal) -> str:
+    return t(
+        "The reporter of {reference} has removed their data and can no longer be reached.",
+        reference=signal.reference,
+    )
+
+
+async def on_reply(update: Update, context: BuurtContext) -> State:
+    """The message for the reporter: relay it through the bot, signed only with the role."""
+    pending = _pending(context, REPLY)
+    user = update.effective_user
+    message = update.effective_message
+    assert user is not None and message is not None
+    if pending is None:
+        return ConversationHandler.END
+    text = await _typed(update, context)
+    if text is None:
+        return REPLY
+    t = context.t
+    target: tuple[int, str, int, str] | None = None
+    async with context.db.begin() as session:
+        person, signal = await _pro_signal(session, context, user.id, int(pending["signal_id"]))
+        if signal is not None and signal.resident is not None:
+            event = await store.record(
+                session,
+                signal,
+                store.REPLY_OUT,
+                actor=store.pro_actor(user.id),
+                now=clock(),
+                note=text,
+            )
+            role = store.signing_role(person, signal.wijk_id) or ""
+            target = (signal.resident.telegram_id, signal.resident.language, event.id, role)
+    _forget(context)
+    if signal is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    if target is None:
+        await message.reply_text(_unreachable(t, signal))
+        return ConversationHandler.END
+    chat_id, language, event_id, role = target
+    relayed, markup = _to_reporter(Translator(language), signal, text, role)
+    problem = None
+    try:
+        await context.bot.send_message(chat_id, relayed, reply_markup=markup)
+    except Forbidden:
+        problem = t(
+            "Your message could not be delivered: the reporter has blocked the bot or deleted "
+            "the chat. This is noted in the history."
+        )
+    except TelegramError as exc:
+        log.warning("reply for %s not delivered: %s", signal.reference, exc)
+        problem = t(
+            "Telegram did not accept your message just now, so it was not delivered. This is "
+            "noted in the history; please try again later."
+        )
+    if problem is not None:
+        async with context.db.begin() as session:
+            await store.mark_event(session, event_id, store.REPLY_OUT_UNDELIVERED)
+        await message.reply_text(problem)
+    else:
+        await message.reply_text(
+            t(
+                "Sent to the reporter of <b>{reference}</b>, signed “the {role}”.",
+                reference=signal.reference,
+                role=role_label(t, role),
+            )
+        )
+    return ConversationHandler.END
+
+
+async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
+    """Answer (the reporter, under a message about their report): ask for the answer."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user_id, int(_match(context, 1)))
+    if signal is None:
+        await _refuse(query, context)
+        return None
+    _remember(context, ANSWER, signal)
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Type your answer about report <b>{reference}</b>. It is passed on without your "
+            "name. /annuleren stops.",
+            reference=signal.reference,
+        ),
+    )
+    return ANSWER
+
+
+async def on_answer(update: Update, context: BuurtContext) -> State:
+    """The reporter's answer: to the professional who last wrote, without the reporter's name."""
+    pending = _pending(context, ANSWER)
+    user = update.effective_user
+    message = update.effective_message
+    assert user is not None and message is not None
+    if pending is None:
+        return ConversationHandler.END
+    text = await _typed(update, context)
+    if text is None:
+        return ANSWER
+    t = context.t
+    languages: dict[int, str] = {}
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user.id, int(pending["signal_id"]))
+        if signal is not None:
+            await store.record(
+                session, signal, store.REPLY_IN, actor=store.RESIDENT, now=clock(), note=text
+            )
+            for telegram_id in await store.reply_targets(session, signal):
+                languages[telegram_id] = await _language_of(context, session, telegram_id)
+    _forget(context)
+    if signal is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    delivered = False
+    for telegram_id, language in languages.items():
+        relayed, markup = _to_professional(Translator(language), signal, text)
+        try:
+            await context.bot.send_message(telegram_id, relayed, reply_markup=markup)
+            delivered = True
+        except TelegramError as exc:
+            log.warning("answer on %s not delivered to a professional: %s", signal.reference, exc)
+    if delivered:
+        reply = t(
+            "Thank you. Your answer about <b>{reference}</b> has been passed on.",
+            reference=signal.reference,
+        )
+    else:
+        reply = t(
+            "Thank you. Your answer has been added to report <b>{reference}</b>.",
+            reference=signal.reference,
+        )
+    await message.reply_text(reply)
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: BuurtContext) -> int:
+    """/annuleren while typing a note, message or answer: nothing is sent or saved."""
+    message = update.effective_message
+    assert message is not None
+    _forget(context)
+    await message.reply_text(context.t("Stopped. Nothing has been sent or saved."))
+    return ConversationHandler.END
+
+
+async def not_text(update: Update, context: BuurtContext) -> State:
+    """A photo, sticker or file while a text is expected."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t("Please send this as a text message, or stop with /annuleren.")
+    )
+    return None
+
+
+def _leaving(callback: Callback) -> Callable[[Update, BuurtContext], Coroutine[Any, Any, int]]:
+    """/open or /melding while typing: drop the unfinished text, so it is never sent by
+    accident to the wrong place, then do the command."""
+
+    async def leave(update: Update, context: BuurtContext) -> int:
+        pending = _forget(context)
+        message = update.effective_message
+        if pending is not None and message is not None:
+            await message.reply_text(
+                context.t(
+                    "(You did not finish your text about {reference}; nothing was sent.)",
+                    reference=pending.get("reference", "?"),
+                )
+            )
+        await callback(update, context)
+        return ConversationHandler.END
+
+    leave.__doc__ = callback.__doc__
+    return leave
+
+
+# --- the follow-up ---------------------------------------------------------------------------
+
+
+async def on_followup(update: Update, context: BuurtContext) -> None:
+    """The reporter answers "is het opgelost?": yes, no (reopens it) or don't know."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    answer = _match(context, 2)
+    alert_to: dict[int, str] = {}
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user_id, int(_match(context, 1)), for_update=True)
+        result = (
+            await store.answer_followup(session, signal, answer, now=clock()) if signal else None
+        )
+        if signal is not None and result is not None and result.reopened_to is not None:
+            for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS):
+                alert_to[telegram_id] = await _language_of(context, session, telegram_id)
+    if signal is None:
+        await _refuse(query, context)
+        return
+    if result is None:
+        await query.answer(
+            t("You have already answered this question. Thank you!"), show_alert=True
+        )
+        return
+    await query.answer()
+    await _spend(query)
+    if answer == "yes":
+        thanks = t("Good to hear it is solved. Thank you for letting us know!")
+    elif answer == "no":
+        thanks = t(
+            "Sorry to hear it is not solved. Report <b>{reference}</b> has been opened again "
+            "and the wijkagent and the opbouwwerker have been told.",
+            reference=signal.reference,
+        )
+    else:
+        thanks = t("Thank you for letting us know.")
+    await context.bot.send_message(user_id, f"✔️ {escape(t(FOLLOWUP_LABELS[answer]))}\n{thanks}")
+    for telegram_id, language in alert_to.items():
+        alert, markup = _reopened_alert(Translator(language), signal)
+        try:
+            await context.bot.send_message(telegram_id, alert, reply_markup=markup)
+        except TelegramError as exc:
+            log.warning("reopen alert for %s not delivered: %s", signal.reference, exc)
+
+
+async def send_followups(context: BuurtContext) -> None:
+    """Ask the reporters of closed signals whose follow-up is due: is het opgelost?"""
+    now = clock()
+    async with context.db.begin() as session:
+        due = await store.due_followups(session, now)
+    for signal_id in due:
+        await _send_followup(context, signal_id, now)
+
+
+async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime) -> None:
+    """At most once: claim (commit followup_sent_at), send, and release the claim only when
+    Telegram refused for a reason that may pass (then the next sweep tries again). A crash
+    between claim and send loses the question rather than asking twice."""
+    async with context.db.begin() as session:
+        signal = await store.claim_followup(session, signal_id, now=now)
+        resident = signal.resident if signal is not None else None
+    if signal is None or resident is None:
+        return
+    text, markup = _followup_question(
+        Translator(resident.language),
+        signal,
+        local_date(signal.closed_at or now, context.settings.tz),
+    )
+    try:
+        await context.bot.send_message(resident.telegram_id, text, reply_markup=markup)
+    except Forbidden:
+        # Blocked or chat deleted: asking again would not help. Keep the claim, note it.
+        async with context.db.begin() as session:
+            fresh = await store.get_signal(session, signal_id)
+            if fresh is not None:
+                await store.record(
+                    session, fresh, store.FOLLOWUP_UNDELIVERED, actor=store.BOT, now=now
+                )
+        return
+    except TelegramError as exc:
+        log.warning("follow-up for %s not sent, retrying later: %s", signal.reference, exc)
+        async with context.db.begin() as session:
+            await store.release_followup(session, signal_id, claimed_at=now)
+        return
+    async with context.db.begin() as session:
+        fresh = await store.get_signal(session, signal_id)
+        if fresh is not None:
+            await store.record(session, fresh, store.FOLLOWUP_SENT, actor=store.BOT, now=now)
+
+
+async def stale(update: Update, context: BuurtContext) -> None:
+    """Any other cases: button (an old step, forged data): refuse, change nothing."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, context.settings.admins)
+    if not person.may(Permission.SIGNALS):
+        await _refuse(query, context)
+        return
+    await query.answer(context.t("This button is no longer active."), show_alert=True)
+
+
+# --- messages to someone else (in their language) ----------------------------------------------
+
+
+def _closed_notice(t: Translator, signal: Signal, days: int) -> str:
+    """To the reporter: the signal is closed, and the follow-up comes in ``days`` days."""
+    return "\n".join(
+        [
+            t(
+                "Your report <b>{reference}</b> ({category}) has been closed. Thank you for "
+                "reporting it.",
+                reference=signal.reference,
+                category=category_label(t, signal.category),
+            ),
+            t.ngettext(
+                "In {n} day I will ask you whether it is really solved.",
+                "In {n} days I will ask you whether it is really solved.",
+                days,
+            ),
+        ]
+    )
+
+
+def _to_reporter(
+    t: Translator, signal: Signal, text: str, role: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    """To the reporter: a professional's message, signed only with the role."""
+    relayed = t(
+        "Message about your report <b>{reference}</b>:\n\n{text}\n\n— the {role}",
+        reference=signal.reference,
+        text=text,
+        role=role_label(t, role),
+    )
+    return relayed, keyboard([("↩️ " + t("Answer"), f"cases:answer:{signal.id}")])
+
+
+def _to_professional(t: Translator, signal: Signal, text: str) -> tuple[str, InlineKeyboardMarkup]:
+    """To a professional: the reporter's answer, without who they are."""
+    relayed = t(
+        "Answer from the reporter of <b>{reference}</b>:\n\n{text}",
+        reference=signal.reference,
+        text=text,
+    )
+    markup = keyboard(
+        [
+            ("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"),
+            ("🔎 " + t("Show report"), f"cases:show:{signal.id}"),
+        ],
+        columns=2,
+    )
+    return relayed, markup
+
+
+def _reopened_alert(t: Translator, signal: Signal) -> tuple[str, InlineKeyboardMarkup]:
+    """To the pair: the reporter says it is not solved; the signal is open again."""
+    alert = t(
+        "⚠️ Report <b>{reference}</b> ({category}) has been opened again: the reporter says it "
+        "is not solved. Status now: {status}.",
+        reference=signal.reference,
+        category=category_label(t, signal.category),
+        status=status_label(t, signal.status),
+    )
+    return alert, keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
+
+
+def _followup_question(
+    t: Translator, signal: Signal, date: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    """To the reporter, some days after closing: is it solved?"""
+    text = t(
+        "Your report <b>{reference}</b> ({category}) was closed on {date}.\n<b>Is it solved?</b>",
+        reference=signal.reference,
+        category=category_label(t, signal.category),
+        date=date,
+    )
+    markup = keyboard(
+        [(t(label), f"cases:fu:{signal.id}:{value}") for value, label in FOLLOWUP_LABELS.items()],
+        columns=3,
+    )
+    return text, markup
+
+
+# --- wiring ----------------------------------------------------------------------------------
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
-    """Handlers of this feature."""
-    return []
+    """The typed steps (one persistent conversation), /open, /melding and their buttons."""
+    media = PRIVATE & ~filters.COMMAND & ~filters.TEXT
+    # Buttons are tracked per chat and user, not per message: each carries its signal id and
+    # is checked again when pressed. PTB warns about that combination; it is intended.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        conversation: ConversationHandler[Any] = ConversationHandler(
+            entry_points=[
+                CallbackQueryHandler(
+                    on_status_chosen,
+                    pattern=r"^cases:status:(\d+):(nieuw|in_behandeling|afgehandeld)$",
+                ),
+                CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d+)$"),
+                CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d+)$"),
+                CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d+)$"),
+            ],
+            states={
+                STATUS_NOTE: [
+                    MessageHandler(TYPED, on_status_note),
+                    CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d+)$"),
+                ],
+                NOTE: [MessageHandler(TYPED, on_note)],
+                REPLY: [MessageHandler(TYPED, on_reply)],
+                ANSWER: [MessageHandler(TYPED, on_answer)],
+            },
+            fallbacks=[
+                CommandHandler("annuleren", cancel, filters=PRIVATE),
+                CommandHandler("open", _leaving(open_command), filters=PRIVATE),
+                CommandHandler("melding", _leaving(melding_command), filters=PRIVATE),
+                MessageHandler(media, not_text),
+            ],
+            name="cases",
+            persistent=True,
+            allow_reentry=True,
+        )
+    return [
+        conversation,
+        CommandHandler("open", open_command, filters=PRIVATE),
+        CommandHandler("melding", melding_command, filters=PRIVATE),
+        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d+)$"),
+        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d+)$"),
+        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d+)$"),
+        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d+)$"),
+        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d+):(yes|no|unknown)$"),
+        CallbackQueryHandler(stale, pattern=r"^cases:"),
+    ]
 
 
 async def start_jobs(application: Any) -> None:
-    """Schedule this feature's jobs (called once at start-up, after the database is ready)."""
+    """Schedule the follow-up sweeper: once right away, then every few minutes."""
+    job_queue = application.job_queue
+    assert job_queue is not None
+    for job in job_queue.get_jobs_by_name(FOLLOWUP_JOB):
+        job.schedule_removal()
+    job_queue.run_repeating(send_followups, interval=FOLLOWUP_EVERY, first=0, name=FOLLOWUP_JOB)

@@ -1,0 +1,375 @@
+"""Case handling: open signals, taking a case, status changes, notes, the anonymous relay
+between a professional and the reporter, and the "is it solved?" follow-up.
+
+Everything a case goes through is written to the signal's history (``SignalEvent``). Actors
+are ``"pro:<telegram id>"`` for professionals, ``"resident"`` for the reporter and ``"bot"``
+for the bot itself; a resident's identity is never stored in the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage import access
+from storage.access import Permission
+from storage.models import RoleGrant, Signal, SignalEvent
+from storage.signals import REFERENCE_PREFIX, STATUSES, signal_by_reference
+
+NEW, HANDLING, CLOSED = "nieuw", "in_behandeling", "afgehandeld"
+OPEN_STATUSES: tuple[str, ...] = (NEW, HANDLING)
+FOLLOWUP_ANSWERS: tuple[str, ...] = ("yes", "no", "unknown")
+RESIDENT = "resident"
+BOT = "bot"
+
+# History kinds written here (besides "created" from storage.signals).
+ASSIGNED = "assigned"
+STATUS = "status"
+NOTE = "note"
+REPLY_OUT = "reply_out"
+REPLY_OUT_UNDELIVERED = "reply_out_undelivered"
+REPLY_IN = "reply_in"
+NOTICE_UNDELIVERED = "notice_undelivered"
+FOLLOWUP_SENT = "followup_sent"
+FOLLOWUP_UNDELIVERED = "followup_undelivered"
+FOLLOWUP = "followup"
+REOPENED = "reopened"
+
+# BS-2026-0042, bs 2026 42, 2026-0042 or just 42 (then the current year).
+_REFERENCE = re.compile(r"^(?:BS[-\s]?)?(?:(\d{4})[-\s])?0*(\d{1,6})$")
+
+
+def pro_actor(telegram_id: int) -> str:
+    """The history actor of a professional."""
+    return f"pro:{telegram_id}"
+
+
+def actor_telegram_id(actor: str) -> int | None:
+    """The professional's Telegram id in an actor string, or None for resident/bot."""
+    kind, _, value = actor.partition(":")
+    return int(value) if kind == "pro" and value.lstrip("-").isdigit() else None
+
+
+def parse_reference(text: str, *, year: int) -> str | None:
+    """A canonical reference from what someone typed, or None if it cannot be one.
+
+    Accepted: ``BS-2026-0042`` (any case, dash or space), ``2026-0042`` and a bare number
+    ``42`` (meaning this year's 42nd).
+    """
+    match = _REFERENCE.match(text.strip().upper())
+    if match is None:
+        return None
+    number = int(match.group(2))
+    if number == 0:
+        return None
+    chosen_year = int(match.group(1)) if match.group(1) else year
+    return f"{REFERENCE_PREFIX}-{chosen_year}-{number:04d}"
+
+
+def signing_role(person: access.Person, wijk_id: int) -> str | None:
+    """The role a professional signs a message to a resident with, in that signal's wijk."""
+    for grant in person.grants:
+        if grant.wijk_id == wijk_id and Permission.SIGNALS in access.PERMISSIONS[grant.role]:
+            return grant.role
+    return None
+
+
+@dataclass(frozen=True)
+class OpenPage:
+    """One page of open signals, oldest first."""
+
+    signals: Sequence[Signal]
+    total: int
+    page: int  # zero-based, clamped to the pages that exist
+    pages: int
+
+
+async def open_signals(
+    session: AsyncSession, wijk_ids: Collection[int], *, page: int, per_page: int
+) -> OpenPage:
+    """Open signals (nieuw or in behandeling) of some wijken, oldest first, one page of them.
+
+    Oldest first: the longest waiting comes first, and new reports land on the last page, so
+    the pages do not shift while someone pages through them.
+    """
+    where = (Signal.wijk_id.in_(list(wijk_ids)), Signal.status.in_(OPEN_STATUSES))
+    total = int(await session.scalar(select(func.count()).select_from(Signal).where(*where)) or 0)
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 0), pages - 1)
+    result = await session.scalars(
+        select(Signal)
+        .where(*where)
+        .order_by(Signal.created_at, Signal.id)
+        .offset(page * per_page)
+        .limit(per_page)
+    )
+    return OpenPage(signals=result.all(), total=total, page=page, pages=pages)
+
+
+async def get_signal(
+    session: AsyncSession, signal_id: int, *, for_update: bool = False
+) -> Signal | None:
+    """A signal with its history by id."""
+    query = (
+        select(Signal)
+        .where(Signal.id == signal_id)
+        .options(selectinload(Signal.history))
+        .execution_options(populate_existing=True)
+    )
+    if for_update:
+        query = query.with_for_update(of=Signal)
+    return await session.scalar(query)
+
+
+async def find_signal(session: AsyncSession, reference: str) -> Signal | None:
+    """A signal with its history by reference number."""
+    return await signal_by_reference(session, reference)
+
+
+async def display_names(
+    session: AsyncSession, telegram_ids: Iterable[int | None]
+) -> dict[int, str]:
+    """The names professionals are shown to colleagues with (their latest grant's name)."""
+    wanted = {i for i in telegram_ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(RoleGrant.telegram_id, RoleGrant.display_name)
+        .where(RoleGrant.telegram_id.in_(wanted))
+        .order_by(RoleGrant.granted_at, RoleGrant.id)
+    )
+    return {int(telegram_id): name for telegram_id, name in rows.all()}
+
+
+def history_actors(signal: Signal) -> set[int]:
+    """Telegram ids of the professionals in a signal's history and its assignee."""
+    found = {actor_telegram_id(event.actor) for event in signal.history}
+    found.add(signal.assigned_to)
+    return {i for i in found if i is not None}
+
+
+def _record(
+    signal: Signal,
+    kind: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+    note: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+) -> SignalEvent:
+    event = SignalEvent(
+        kind=kind, actor=actor, at=now, note=note, from_status=from_status, to_status=to_status
+    )
+    signal.history.append(event)
+    return event
+
+
+async def record(
+    session: AsyncSession,
+    signal: Signal,
+    kind: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+    note: str | None = None,
+) -> SignalEvent:
+    """Add one entry to a signal's history (the signal must be loaded with its history)."""
+    event = _record(signal, kind, actor=actor, now=now, note=note)
+    await session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What taking a case did."""
+
+    changed: bool
+    previous: int | None  # who had it before (a colleague), if anyone
+    from_status: str
+    to_status: str
+
+
+async def take(
+    session: AsyncSession, signal: Signal, telegram_id: int, *, now: dt.datetime
+) -> Taken:
+    """Assign a signal to a professional; a new signal becomes "in behandeling"."""
+    status = signal.status
+    if signal.assigned_to == telegram_id:
+        return Taken(changed=False, previous=telegram_id, from_status=status, to_status=status)
+    previous = signal.assigned_to
+    actor = pro_actor(telegram_id)
+    signal.assigned_to = telegram_id
+    _record(signal, ASSIGNED, actor=actor, now=now)
+    if status == NEW:
+        signal.status = HANDLING
+        _record(signal, STATUS, actor=actor, now=now, from_status=NEW, to_status=HANDLING)
+    signal.updated_at = now
+    await session.flush()
+    return Taken(changed=True, previous=previous, from_status=status, to_status=signal.status)
+
+
+async def change_status(
+    session: AsyncSession,
+    signal: Signal,
+    to_status: str,
+    *,
+    actor: str,
+    note: str | None,
+    now: dt.datetime,
+    followup_days: int,
+) -> bool:
+    """Move a signal to ``to_status`` with an (internal) note; False when it already is.
+
+    Closing sets ``closed_at`` and plans the follow-up question ``followup_days`` later (only
+    when the reporter is still known). Opening it again cancels a follow-up not yet asked.
+    """
+    if to_status not in STATUSES:
+        raise ValueError(f"unknown status {to_status!r}")
+    from_status = signal.status
+    if from_status == to_status:
+        return False
+    signal.status = to_status
+    signal.updated_at = now
+    if to_status == CLOSED:
+        signal.closed_at = now
+        known = signal.resident_id is not None
+        signal.followup_due_at = now + dt.timedelta(days=followup_days) if known else None
+        signal.followup_sent_at = None
+        signal.followup_answer = None
+    else:
+        signal.closed_at = None
+        signal.followup_due_at = None
+    _record(
+        signal,
+        STATUS,
+        actor=actor,
+        now=now,
+        note=note,
+        from_status=from_status,
+        to_status=to_status,
+    )
+    await session.flush()
+    return True
+
+
+async def add_note(
+    session: AsyncSession, signal: Signal, note: str, *, actor: str, now: dt.datetime
+) -> SignalEvent:
+    """An internal note: for colleagues only, never shown to the reporter."""
+    event = _record(signal, NOTE, actor=actor, now=now, note=note)
+    signal.updated_at = now
+    await session.flush()
+    return event
+
+
+async def mark_event(session: AsyncSession, event_id: int, kind: str) -> None:
+    """Change the kind of a history entry (e.g. a reply that turned out undeliverable)."""
+    await session.execute(update(SignalEvent).where(SignalEvent.id == event_id).values(kind=kind))
+
+
+async def reply_targets(session: AsyncSession, signal: Signal) -> list[int]:
+    """Who gets a reporter's answer: the professional who last wrote to them, else the one
+    who took the case, else everyone who handles signals in the wijk (only people who still
+    may see the signal)."""
+    allowed = await access.recipients(session, signal.wijk_id, Permission.SIGNALS)
+    writers = [actor_telegram_id(e.actor) for e in signal.history if e.kind == REPLY_OUT]
+    if writers and writers[-1] in allowed and writers[-1] is not None:
+        return [writers[-1]]
+    if signal.assigned_to in allowed and signal.assigned_to is not None:
+        return [signal.assigned_to]
+    return allowed
+
+
+async def due_followups(session: AsyncSession, now: dt.datetime, *, limit: int = 50) -> list[int]:
+    """Ids of closed signals whose follow-up question is due and not yet sent."""
+    result = await session.scalars(
+        select(Signal.id)
+        .where(
+            Signal.status == CLOSED,
+            Signal.resident_id.is_not(None),
+            Signal.followup_due_at <= now,
+            Signal.followup_sent_at.is_(None),
+        )
+        .order_by(Signal.followup_due_at, Signal.id)
+        .limit(limit)
+    )
+    return list(result.all())
+
+
+async def claim_followup(
+    session: AsyncSession, signal_id: int, *, now: dt.datetime
+) -> Signal | None:
+    """Mark a due follow-up as sent before sending it (at most once); None if not due (any
+    more). The caller commits the claim, sends, and on a temporary failure releases it."""
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(
+            update(Signal)
+            .where(
+                Signal.id == signal_id,
+                Signal.status == CLOSED,
+                Signal.resident_id.is_not(None),
+                Signal.followup_due_at <= now,
+                Signal.followup_sent_at.is_(None),
+            )
+            .values(followup_sent_at=now, updated_at=Signal.updated_at)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if result.rowcount != 1:
+        return None
+    return await get_signal(session, signal_id)
+
+
+async def release_followup(
+    session: AsyncSession, signal_id: int, *, claimed_at: dt.datetime
+) -> None:
+    """Undo a claim after a failed send, so the next sweep tries again."""
+    await session.execute(
+        update(Signal)
+        .where(Signal.id == signal_id, Signal.followup_sent_at == claimed_at)
+        .values(followup_sent_at=None, updated_at=Signal.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class FollowupAnswer:
+    """What the reporter answered, and the status the signal was reopened with (if so)."""
+
+    answer: str
+    reopened_to: str | None
+
+
+async def answer_followup(
+    session: AsyncSession, signal: Signal, answer: str, *, now: dt.datetime
+) -> FollowupAnswer | None:
+    """Record the reporter's answer; "no" reopens a closed signal. None if not asked or
+    already answered (a stale button)."""
+    if answer not in FOLLOWUP_ANSWERS:
+        raise ValueError(f"unknown answer {answer!r}")
+    if signal.followup_sent_at is None or signal.followup_answer is not None:
+        return None
+    signal.followup_answer = answer
+    signal.updated_at = now
+    _record(signal, FOLLOWUP, actor=RESIDENT, now=now, note=answer)
+    reopened_to = None
+    if answer == "no" and signal.status == CLOSED:
+        # Someone already knows the case: it goes back to them; otherwise it is new again.
+        reopened_to = HANDLING if signal.assigned_to is not None else NEW
+        _record(
+            signal, REOPENED, actor=RESIDENT, now=now, from_status=CLOSED, to_status=reopened_to
+        )
+        signal.status = reopened_to
+        signal.closed_at = None
+        signal.followup_due_at = None
+    await session.flush()
+    return FollowupAnswer(answer=answer, reopened_to=reopened_to)
