@@ -190,7 +190,7 @@ class ShellSession:
         self.color = color
         self.personas: dict[str, Persona] = {}
         self.groups: list[GroupChat] = []
-        self.admin_configured = bool(settings.admins)
+        self.admin_configured = settings.admins != [FALLBACK_ADMIN_ID]
         self.running = True
         self._joined: set[tuple[int, int]] = set()
         self._shown: dict[tuple[int, int], str] = {}
@@ -289,8 +289,8 @@ class ShellSession:
             )
         if not self.admin_configured:
             lines.append(
-                f"Let op: er is geen beheerder ingesteld; ':als admin' is id {FALLBACK_ADMIN_ID}. "
-                f"Beheerderscommando's werken pas met admins = [{FALLBACK_ADMIN_ID}] in de config."
+                f"Er is geen beheerder ingesteld; in deze shell is ':als admin' (id "
+                f"{FALLBACK_ADMIN_ID}) beheerder, zodat je /uitnodigen kunt proberen."
             )
         return "\n".join(lines)
 
@@ -850,6 +850,10 @@ async def run_shell(
     out = stdout or sys.stdout
     source = stdin or sys.stdin
     interactive = _isatty(source)
+    # Locally, ':als admin' should be able to try the admin commands even when the
+    # configuration names no admins yet (this never touches a real bot's settings).
+    if not settings.admins:
+        settings = settings.model_copy(update={"admins": [FALLBACK_ADMIN_ID]})
     interrupted = asyncio.Event()
     emulator = BotApiEmulator()
     with _ctrl_c_sets(interrupted, enabled=stdin is None), _quiet_library_logs():

@@ -25,7 +25,15 @@ from telegram.ext import (
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
-from conversations.ui import keyboard
+from conversations.ui import (
+    DURATION_LABELS,
+    REACHABLE_LABELS,
+    TALKED_LABELS,
+    TOPIC_LABELS,
+    keyboard,
+    mediation_explanation,
+    topic_label,
+)
 from storage import access
 from storage.mediation import NewMediation, create_case
 from storage.residents import ensure_resident
@@ -46,16 +54,6 @@ TALKED, OTHER, VIA, PHONE, REACHABLE, CONSENT = (
 ORDER = (INTRO, UNSAFE, WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE, CONSENT, SUMMARY)
 EDITABLE = (WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE)
 
-TOPIC_LABELS = {
-    "geluid": N_("Noise"),
-    "kinderen": N_("Children"),
-    "tuin_parkeren": N_("Garden or parking"),
-    "huisdieren": N_("Pets"),
-    "overlast": N_("Nuisance"),
-    "intimidatie": N_("Intimidation"),
-    "anders": N_("Something else"),
-}
-
 FLOW = GuidedFlow(
     name="bemiddeling",
     order=ORDER,
@@ -63,22 +61,10 @@ FLOW = GuidedFlow(
         INTRO: {"start": N_("I want to ask for mediation"), "stop": N_("Not now")},
         UNSAFE: {"yes": N_("Yes, someone feels unsafe"), "no": N_("No")},
         TOPIC: TOPIC_LABELS,
-        DURATION: {
-            "kort": N_("Less than a month"),
-            "maanden": N_("One to six months"),
-            "lang": N_("More than six months"),
-        },
-        TALKED: {
-            "ja": N_("Yes, we talked"),
-            "geprobeerd": N_("I tried, it did not work"),
-            "nee": N_("No, not yet"),
-        },
+        DURATION: DURATION_LABELS,
+        TALKED: TALKED_LABELS,
         VIA: {"bot": N_("Through this bot"), "telefoon": N_("Call me")},
-        REACHABLE: {
-            "overdag": N_("During the day"),
-            "avond": N_("In the evening"),
-            "altijd": N_("Any time"),
-        },
+        REACHABLE: REACHABLE_LABELS,
         CONSENT: {
             "yes": N_("Yes, the mediation team may contact me"),
             "no": N_("No"),
@@ -97,31 +83,11 @@ FLOW = GuidedFlow(
 )
 
 
-def topic_label(t: Translator, topic: str) -> str:
-    """The translated name of a mediation topic."""
-    return t(TOPIC_LABELS.get(topic, topic))
-
-
-def explanation(t: Translator) -> str:
-    """What buurtbemiddeling is and is not (also shown to an invited neighbour)."""
-    return t(
-        "<b>Buurtbemiddeling</b> helps neighbours who have a conflict talk to each other "
-        "again.\n"
-        "• Two trained volunteer mediators first talk with each of you separately; then, if "
-        "you both want to, together. One or two talks are usually enough.\n"
-        "• It is voluntary, free and confidential: what you tell stays with the mediation "
-        "team. The wijkagent and the opbouwwerker do not see it.\n"
-        "• The mediators do not judge who is right; you make the agreements yourselves.\n"
-        "• It is not for violence or threats: then call the police (112 in an emergency, "
-        "otherwise 0900-8844)."
-    )
-
-
 async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str, Any]:
     """The text and keyboard that ask ``step``."""
     t = context.t
     if step == INTRO:
-        return explanation(t), FLOW.buttons(t, draft, INTRO)
+        return mediation_explanation(t), FLOW.buttons(t, draft, INTRO)
     if step == UNSAFE:
         return t(
             "<b>First: does anyone feel unsafe because of this conflict?</b>\n"

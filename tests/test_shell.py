@@ -161,7 +161,7 @@ async def test_without_wijken_and_admins_it_says_so_and_still_runs(sqlite_url: s
     banner = transcript.split("Anna> ", 1)[0]
     assert "geen wijken ingesteld" in banner
     assert "config.example.toml" in banner
-    assert "admins = [900001]" in banner
+    assert "in deze shell is ':als admin' (id 900001) beheerder" in banner
     assert "nog geen wijk ingesteld, dus melden kan nog niet" in transcript
     assert "Anna> 3\n(er zijn hier geen knoppen" in transcript
     assert "in de groep Buurtgroep (demo)" in transcript

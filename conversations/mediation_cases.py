@@ -1,0 +1,2007 @@
+"""Buurtbemiddeling cases after the intake: the coordinator's work, the neighbour's invite,
+reminders, nazorg, the daily overview, the counts for the Koppelwerk pair and retention.
+
+- ``/zaken`` and ``/zaak <reference>`` (bemiddelaar only): the open cases of their wijken and
+  one case with everything from the intake, the parties, appointments, notes and history.
+  Buttons take the case, move it along the CCV stages (the joint talk only when both
+  neighbours agreed), name the mediators, record an appointment, add a note, create the
+  neighbour's invite code and close the case with an outcome. Every button checks again, on
+  the server side, that the presser is a bemiddelaar of *that* case's wijk.
+- The neighbour (party 2) opens ``/start bm-<code>`` or types ``/bemiddeling <code>``, reads
+  what mediation is (nothing of what the requester said) and agrees, declines or asks for a
+  call. The code works once.
+- ``/bemiddelingen`` (wijkagent, opbouwwerker): counts only, and "geslaagd: ja/nee" for the
+  cases they referred, once closed.
+- Jobs: ``mcase:reminders`` and ``mcase:nazorg`` (sweepers, every few minutes and once at
+  start), ``mcase:digest:<slug>`` (the bemiddelaars' daily overview) and ``mcase:retention``
+  (anonymises closed cases after the retention period). They read "now" from :data:`clock`.
+
+The typed steps (mediators, note, appointment; the neighbour's phone number) are persistent
+ConversationHandlers, so a restart while typing loses nothing and /annuleren stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import warnings
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.context import BuurtContext
+from bot.i18n import N_, Html, Translator, escape
+from conversations.ui import (
+    DURATION_LABELS,
+    REACHABLE_LABELS,
+    TALKED_LABELS,
+    keyboard,
+    local_date,
+    local_datetime,
+    mediation_explanation,
+    not_allowed,
+    topic_label,
+)
+from storage import access
+from storage import mediation as store
+from storage.access import Permission
+from storage.mediation import MediationProblem
+from storage.models import (
+    MEDIATION_STAGES,
+    MediationAppointment,
+    MediationCase,
+    MediationEvent,
+    MediationParty,
+    utcnow,
+)
+from storage.residents import ensure_resident, get_resident
+from storage.wijken import wijk_by_slug
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
+MEDIA = PRIVATE & ~filters.COMMAND & ~filters.TEXT
+
+CONVERSATION = "mediation_cases"  # the coordinator's typed steps
+NEIGHBOUR_CONVERSATION = "mediation_invite"  # the neighbour's phone number
+PENDING = "mcase"  # user_data key: the coordinator's typed step under way
+PHONE_PENDING = "mcase_phone"  # user_data key: the neighbour's phone step
+
+REMINDER_JOB = "mcase:reminders"
+NAZORG_JOB = "mcase:nazorg"
+RETENTION_JOB = "mcase:retention"
+DIGEST_JOB = "mcase:digest:{slug}"
+SWEEP_EVERY = dt.timedelta(minutes=5)
+RETENTION_AT = dt.time(3, 30)
+UPCOMING_DAYS = 3  # appointments shown in the daily overview
+INVITE_PREFIX = "bm-"
+
+MESSAGE_LIMIT = 4000  # Telegram allows 4096 characters; keep a margin
+LIST_LIMIT = 25  # cases in /zaken
+OVERVIEW_LIMIT = 15  # lines per list in the daily overview
+NOTE_SHOWN = 300  # characters of a note in the history
+PLACE_SHOWN = 60  # characters of a place in lists
+NAME_SHOWN = 30  # characters of a coordinator's name in /zaken
+APPOINTMENTS_SHOWN = 5  # the latest appointments in the case view
+REFERRALS_SHOWN = 40  # the latest referrals in /bemiddelingen
+MAX_MEDIATORS = 200
+MAX_PLACE = 200
+PHONE_CHARACTERS = set("0123456789+ -()")
+_WHEN_RE = re.compile(
+    r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s+(?:om\s+|at\s+)?(\d{1,2})[:.](\d{2})$"
+)
+
+# Conversation states.
+MEDIATORS, NOTE, APPT_PARTIES, APPT_WHEN, APPT_PLACE = (
+    "mediators",
+    "note",
+    "appt_parties",
+    "appt_when",
+    "appt_place",
+)
+PHONE = "phone"
+
+State = str | int | None  # None keeps the conversation where it is
+Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
+
+# "Now" for handlers and jobs; tests replace it to move time.
+clock: Callable[[], dt.datetime] = utcnow
+
+STAGE_LABELS: dict[str, str] = {
+    "aangemeld": N_("Registered"),
+    "intake": N_("Intake"),
+    "gesprek_partij_1": N_("Talk with party 1"),
+    "gesprek_partij_2": N_("Talk with party 2"),
+    "bemiddelingsgesprek": N_("Joint talk"),
+    "afspraken": N_("Agreements"),
+    "nazorg": N_("Follow-up"),
+    "afgesloten": N_("Case closed"),
+}
+assert set(STAGE_LABELS) == set(MEDIATION_STAGES)
+OUTCOME_LABELS: dict[str, str] = {
+    "opgelost": N_("Solved"),
+    "deels_opgelost": N_("Partly solved"),
+    "niet_opgelost": N_("Not solved"),
+    "gestopt": N_("Stopped"),
+}
+PARTY_STATUS_LABELS: dict[str, str] = {
+    store.AGREED: N_("agreed"),
+    store.DECLINED: N_("declined"),
+    store.CALL: N_("asks for a call"),
+    store.INVITED: N_("invited, no answer yet"),
+}
+NAZORG_LABELS: dict[str, str] = {
+    "beter": N_("Better"),
+    "hetzelfde": N_("The same"),
+    "slechter": N_("Worse"),
+}
+APPOINTMENT_CHOICES: dict[str, tuple[str, str]] = {
+    # callback value: (stored parties, label)
+    "1": ("1", N_("Party 1")),
+    "2": ("2", N_("Party 2")),
+    "12": ("1,2", N_("Both parties")),
+}
+INVITE_ANSWER_LABELS: dict[str, str] = {
+    "agree": N_("Yes, I want to take part"),
+    "decline": N_("No, thank you"),
+    "call": N_("Call me first"),
+}
+_CODE = f"[{store.CODE_ALPHABET}]{{{store.CODE_LENGTH}}}"
+
+
+def _stage(t: Translator, stage: str) -> str:
+    return t(STAGE_LABELS.get(stage, stage))
+
+
+def _outcome(t: Translator, outcome: str | None) -> str:
+    return t(OUTCOME_LABELS.get(outcome or "", outcome or "?"))
+
+
+def _length(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters of plain text (cut before escaping)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _days_ago(t: Translator, since: dt.datetime, now: dt.datetime) -> str:
+    days = max(0, (now - since).days)
+    if days == 0:
+        return t("today")
+    return t.ngettext("{n} day ago", "{n} days ago", days)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+async def _pressed(update: Update, context: BuurtContext) -> tuple[CallbackQuery, int] | None:
+    """The callback query and the presser's id; presses outside a private chat are refused
+    (case content never goes to a group)."""
+    query = update.callback_query
+    chat = update.effective_chat
+    assert query is not None
+    if chat is None or chat.type != "private":
+        await _refuse(query, context)
+        return None
+    return query, query.from_user.id
+
+
+async def _refuse(query: CallbackQuery, context: BuurtContext) -> None:
+    """The one answer to a button someone may not use."""
+    await query.answer(not_allowed(context.t), show_alert=True)
+
+
+def _match(context: BuurtContext, group: int) -> str:
+    assert context.match is not None
+    return context.match.group(group)
+
+
+async def _case_for(
+    session: AsyncSession, context: BuurtContext, telegram_id: int, case_id: int
+) -> MediationCase | None:
+    """The case, only when this person is a bemiddelaar of its wijk."""
+    person = await access.person(session, telegram_id, context.settings.admins)
+    if not person.may(Permission.MEDIATION):
+        return None
+    case = await store.get_case(session, case_id)
+    if case is None or not person.may(Permission.MEDIATION, case.wijk_id):
+        return None
+    return case
+
+
+async def _language_of(context: BuurtContext, session: AsyncSession, telegram_id: int) -> str:
+    """The language someone else uses: what the bot knows of them, else the default."""
+    data = context.application.user_data.get(telegram_id)
+    if data and data.get("lang"):
+        return str(data["lang"])
+    resident = await get_resident(session, telegram_id)
+    return resident.language if resident else context.settings.default_language
+
+
+def _language(context: BuurtContext, telegram_id: int, stored: str) -> str:
+    """A resident's language in a job: their latest choice in the chat, else the stored one."""
+    data = context.application.user_data.get(telegram_id)
+    return str(data["lang"]) if data and data.get("lang") else stored
+
+
+async def _coordinators(
+    context: BuurtContext, session: AsyncSession, case: MediationCase
+) -> dict[int, str]:
+    """Who hears news about a case (its coordinator, else every bemiddelaar of the wijk),
+    with their languages."""
+    if case.coordinator is not None:
+        person = await access.person(session, case.coordinator, context.settings.admins)
+        if person.may(Permission.MEDIATION, case.wijk_id):
+            return {case.coordinator: await _language_of(context, session, case.coordinator)}
+    people = await access.recipients(session, case.wijk_id, Permission.MEDIATION)
+    return {p: await _language_of(context, session, p) for p in people}
+
+
+async def _tell(
+    context: BuurtContext, people: dict[int, str], make: Callable[[Translator], str]
+) -> None:
+    """Send a message to each person in their language; failures are logged only."""
+    for telegram_id, language in people.items():
+        try:
+            await context.bot.send_message(telegram_id, make(Translator(language)))
+        except TelegramError as exc:
+            log.warning("mediation news not delivered to %s: %s", telegram_id, exc)
+
+
+def _remember(context: BuurtContext, action: str, case: MediationCase, **extra: Any) -> None:
+    """Remember the typed step under way (persisted with the user's data)."""
+    assert context.user_data is not None
+    context.user_data[PENDING] = {
+        "action": action,
+        "case_id": case.id,
+        "reference": case.reference,
+        **extra,
+    }
+
+
+def _pending(context: BuurtContext, action: str) -> dict[str, Any] | None:
+    data = context.user_data
+    pending = data.get(PENDING) if data is not None else None
+    return pending if isinstance(pending, dict) and pending.get("action") == action else None
+
+
+def _forget(context: BuurtContext) -> dict[str, Any] | None:
+    data = context.user_data
+    return data.pop(PENDING, None) if data is not None else None
+
+
+async def _typed(update: Update, context: BuurtContext, limit: int) -> str | None:
+    """The typed text, or None (after saying why) when it is empty or too long."""
+    message = update.effective_message
+    assert message is not None
+    text = (message.text or "").strip()
+    if len(text) > limit:
+        await message.reply_text(
+            context.t(
+                "That text is {length} characters long; the maximum is {limit}. Your message "
+                "is still above, so you can copy it, shorten it and send it again.",
+                length=len(text),
+                limit=limit,
+            )
+        )
+        return None
+    return text or None
+
+
+async def _drop_buttons(query: CallbackQuery) -> None:
+    """Remove the buttons of the pressed message (they are spent)."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:  # already without buttons, or too old to edit
+        log.debug("could not remove buttons: %s", exc)
+
+
+def _problem_text(t: Translator, problem: MediationProblem) -> str:
+    """What to tell a coordinator when an action cannot be done."""
+    if problem.reason == "closed":
+        return t("This case is closed; nothing changed.")
+    if problem.reason == "answered":
+        return t("The neighbour has already answered the invitation; there is nothing to invite.")
+    if problem.reason == "not_forward":
+        return t("The case has already moved on; nothing changed.")
+    return t("That cannot be done now; nothing changed.")
+
+
+# --- showing a case --------------------------------------------------------------------------
+
+
+def _who(t: Translator, actor: str, names: dict[int, str]) -> str:
+    """Who did something, as the mediation team sees it."""
+    party = store.actor_party(actor)
+    if party is not None:
+        return t("party {n}", n=party)
+    if actor == store.BOT:
+        return t("the bot")
+    telegram_id = store.actor_telegram_id(actor)
+    if telegram_id is None:
+        return "?"
+    return names.get(telegram_id) or t("a mediation colleague")
+
+
+def _ledger_party(note: str | None) -> str:
+    """The party number of a reminder or nazorg entry (gone once anonymised)."""
+    return (note or "?").rsplit(":", 1)[-1]
+
+
+def _event_text(t: Translator, event: MediationEvent, case: MediationCase) -> str:
+    """What happened in one history entry (escaped)."""
+    kind = event.kind
+    if kind == "created":
+        return t("request received")
+    if kind == store.TAKEN:
+        return t("became coordinator")
+    if kind == store.STAGE:
+        return t(
+            "stage {old} → {new}",
+            old=_stage(t, event.from_stage or "?"),
+            new=_stage(t, event.to_stage or "?"),
+        )
+    if kind == store.MEDIATORS:
+        if event.note is None:
+            return t("mediators named")
+        return t("mediators: {names}", names=event.note)
+    if kind == store.APPOINTMENT:
+        return t("appointment recorded")
+    if kind == store.NOTE:
+        return t("note")
+    if kind == store.INVITED_EVENT:
+        return t("invite code for party 2 created")
+    if kind == store.PARTY_ANSWER:
+        return t(
+            "answer to the invitation: {answer}",
+            answer=t(PARTY_STATUS_LABELS.get(event.note or "", "?")),
+        )
+    if kind == store.PARTY_PHONE:
+        return t("gave a phone number")
+    if kind == store.REMINDER_SENT:
+        return t("reminder sent to party {n}", n=_ledger_party(event.note))
+    if kind == store.REMINDER_UNDELIVERED:
+        return t("reminder could NOT be delivered to party {n}", n=_ledger_party(event.note))
+    if kind == store.NAZORG_SENT:
+        return t("nazorg check-in sent to party {n}", n=_ledger_party(event.note))
+    if kind == store.NAZORG_UNDELIVERED:
+        return t("nazorg check-in could NOT be delivered to party {n}", n=_ledger_party(event.note))
+    if kind == store.NAZORG_ANSWER:
+        return t("nazorg answer: {answer}", answer=t(NAZORG_LABELS.get(event.note or "", "?")))
+    if kind == store.CLOSED_EVENT:
+        return t("closed: {outcome}", outcome=_outcome(t, case.outcome))
+    if kind == store.ANONYMISED:
+        return t("anonymised after the retention period")
+    return escape(kind)
+
+
+def _history_line(
+    t: Translator, tz: dt.tzinfo, event: MediationEvent, case: MediationCase, names: dict[int, str]
+) -> str:
+    line = (
+        f"<i>{escape(local_datetime(event.at, tz))}</i> · {_event_text(t, event, case)}"
+        f" · {escape(_who(t, event.actor, names))}"
+    )
+    if event.kind == store.NOTE and event.note:
+        line += "\n    " + t("“{note}”", note=_shorten(event.note, NOTE_SHOWN))
+    return line
+
+
+def _party_line(
+    t: Translator, tz: dt.tzinfo, party: MediationParty | None, number: int, now: dt.datetime
+) -> str:
+    """Party 1 or 2 as the coordinator needs it: status, how to reach them, when."""
+    if party is None:
+        return t("<b>Party {n}:</b> not invited yet", n=number)
+    bits: list[str] = []
+    if party.status == store.INVITED:
+        expires = party.invite_expires_at
+        if party.invite_code and expires and expires > now:
+            bits.append(
+                t(
+                    "invited with code {code}, valid until {date}; no answer yet",
+                    code=store.format_code(party.invite_code),
+                    date=local_date(expires, tz),
+                )
+            )
+        else:
+            bits.append(t("invited, but the code has expired; create a new one"))
+    elif party.status == store.AGREED and party.consent_at is not None:
+        bits.append(t("agreed on {date}", date=local_datetime(party.consent_at, tz)))
+    else:
+        bits.append(escape(t(PARTY_STATUS_LABELS.get(party.status, party.status))))
+    if party.status != store.INVITED:
+        if party.contact_via == "telefoon" and party.phone:
+            bits.append(t("by phone: {phone}", phone=party.phone))
+        elif party.status == store.CALL:
+            bits.append(t("no phone number given yet"))
+        elif party.resident_id is not None:
+            bits.append(t("through the bot"))
+        else:
+            bits.append(t("no longer reachable through the bot"))
+    if party.reachable:
+        bits.append(
+            t(
+                "best reached: {when}",
+                when=t(REACHABLE_LABELS.get(party.reachable, party.reachable)),
+            )
+        )
+    if party.nazorg_answer:
+        bits.append(t("nazorg: {answer}", answer=t(NAZORG_LABELS.get(party.nazorg_answer, "?"))))
+    return t("<b>Party {n}:</b> {status}", n=number, status=Html(" · ".join(bits)))
+
+
+def _appointment_line(t: Translator, tz: dt.tzinfo, appointment: MediationAppointment) -> str:
+    parties = next(
+        (label for stored, label in APPOINTMENT_CHOICES.values() if stored == appointment.parties),
+        appointment.parties,
+    )
+    line = "• " + t(
+        "{when} · {stage} · {parties} · {place}",
+        when=local_datetime(appointment.starts_at, tz),
+        stage=_stage(t, appointment.kind),
+        parties=t(parties),
+        place=_shorten(appointment.place or "?", PLACE_SHOWN),
+    )
+    if appointment.cancelled_at is not None:
+        line += " · " + t("cancelled")
+    elif appointment.reminded_at is not None:
+        line += " · " + t("⏰ reminded")
+    return line
+
+
+def case_text(
+    t: Translator,
+    case: MediationCase,
+    appointments: list[MediationAppointment],
+    names: dict[int, str],
+    *,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    intake_days: int,
+    done: str | None = None,
+) -> str:
+    """Everything about one case for the mediation team, within Telegram's limit (the oldest
+    history is left out when it does not fit); ``done`` (what just happened) goes on top."""
+    requested = t(
+        "<b>Requested:</b> {date} ({ago})",
+        date=local_datetime(case.created_at, tz),
+        ago=_days_ago(t, case.created_at, now),
+    )
+    if store.intake_overdue(case, now=now, tz=tz, intake_days=intake_days):
+        requested += " · " + t("⚠️ intake overdue (more than {days} working days)", days=intake_days)
+    coordinator = (
+        names.get(case.coordinator) or t("a mediation colleague")
+        if case.coordinator
+        else t("nobody yet")
+    )
+    head = [f"✔️ {done}", ""] if done else []
+    head += [
+        t("🤝 <b>{reference}</b> · {wijk}", reference=case.reference, wijk=case.wijk.name),
+        t("<b>Stage:</b> {stage}", stage=_stage(t, case.stage)),
+        requested,
+        t("<b>Coordinator:</b> {name}", name=coordinator),
+        t("<b>Mediators:</b> {names}", names=case.mediators or t("not named yet")),
+    ]
+    if case.stage == store.CLOSED:
+        head.append(
+            t(
+                "<b>Outcome:</b> {outcome} (closed {date})",
+                outcome=_outcome(t, case.outcome),
+                date=local_date(case.closed_at or now, tz),
+            )
+        )
+    if case.nazorg_due_at is not None and case.stage == store.NAZORG:
+        head.append(t("<b>Nazorg check-in:</b> {date}", date=local_date(case.nazorg_due_at, tz)))
+    head += [
+        "",
+        t("<b>From the intake</b>"),
+        t("<b>About:</b> {topic}", topic=topic_label(t, case.topic)),
+        t(
+            "<b>Going on for:</b> {duration}",
+            duration=t(DURATION_LABELS.get(case.duration, case.duration)),
+        ),
+        t(
+            "<b>Talked with the neighbour:</b> {talked}",
+            talked=t(TALKED_LABELS.get(case.talked, case.talked)),
+        ),
+        t("<b>Other party:</b> {other}", other=case.other_party or "—"),
+        _party_line(t, tz, store.party_of(case, 1), 1, now),
+        _party_line(t, tz, store.party_of(case, 2), 2, now),
+    ]
+    if case.anonymised_at is not None:
+        head.append(
+            t(
+                "This case was anonymised on {date}; only numbers and dates are left.",
+                date=local_date(case.anonymised_at, tz),
+            )
+        )
+    head += ["", t("<b>Appointments</b>")]
+    if appointments:
+        if len(appointments) > APPOINTMENTS_SHOWN:
+            head.append(
+                t.ngettext(
+                    "… {n} earlier appointment not shown",
+                    "… {n} earlier appointments not shown",
+                    len(appointments) - APPOINTMENTS_SHOWN,
+                )
+            )
+        head += [_appointment_line(t, tz, a) for a in appointments[-APPOINTMENTS_SHOWN:]]
+    else:
+        head.append(t("None yet."))
+    text = "\n".join(head)
+    title = t("<b>History</b>")
+    lines = [_history_line(t, tz, e, case, names) for e in case.history]
+    budget = MESSAGE_LIMIT - _length(text) - _length(title) - 100
+    shown: list[str] = []
+    for line in reversed(lines):
+        budget -= _length(line) + 1
+        if budget < 0:
+            break
+        shown.append(line)
+    shown.reverse()
+    parts = [text, "", title]
+    hidden = len(lines) - len(shown)
+    if hidden:
+        parts.append(
+            t.ngettext("… {n} earlier entry not shown", "… {n} earlier entries not shown", hidden)
+        )
+    parts.extend(shown)
+    return "\n".join(parts)
+
+
+def case_buttons(t: Translator, case: MediationCase, viewer: int) -> InlineKeyboardMarkup | None:
+    """The actions on an open case (a closed case has none)."""
+    if case.stage == store.CLOSED:
+        return None
+    buttons: list[tuple[str, str]] = []
+    if case.coordinator != viewer:
+        buttons.append(("✋ " + t("Take the case"), f"mcase:take:{case.id}"))
+    if store.next_stage(case.stage) is not None:
+        buttons.append(("⏭ " + t("Next stage"), f"mcase:next:{case.id}:{case.stage}"))
+    buttons += [
+        ("👥 " + t("Mediators"), f"mcase:mediators:{case.id}"),
+        ("📅 " + t("Appointment"), f"mcase:appt:{case.id}"),
+        ("📝 " + t("Note"), f"mcase:note:{case.id}"),
+    ]
+    second = store.party_of(case, 2)
+    if second is None or second.status == store.INVITED:
+        buttons.append(("✉️ " + t("Invite the neighbour"), f"mcase:invite:{case.id}"))
+    buttons.append(("🏁 " + t("Close"), f"mcase:close:{case.id}"))
+    return keyboard(buttons, columns=2)
+
+
+async def _show(
+    context: BuurtContext, chat_id: int, case_id: int, *, done: str | None = None
+) -> bool:
+    """Send one case (with ``done`` above it: what just happened); False if not allowed."""
+    t = context.t
+    settings = context.settings
+    async with context.db.begin() as session:
+        case = await _case_for(session, context, chat_id, case_id)
+        if case is None:
+            return False
+        appointments = list(await store.appointments_of(session, case.id))
+        names = await store.display_names(session, store.history_actors(case))
+    text = case_text(
+        t,
+        case,
+        appointments,
+        names,
+        tz=settings.tz,
+        now=clock(),
+        intake_days=settings.mediation.intake_days,
+        done=done,
+    )
+    await context.bot.send_message(chat_id, text, reply_markup=case_buttons(t, case, chat_id))
+    return True
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+async def list_cases(update: Update, context: BuurtContext) -> None:
+    """/zaken: the open mediation cases of my wijken, oldest first."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    settings = context.settings
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, settings.admins)
+        wijken = person.wijken_for(Permission.MEDIATION)
+        if not wijken:
+            await message.reply_text(not_allowed(t))
+            return
+        cases = list(await store.open_cases(session, wijken))
+        names = await store.display_names(session, (c.coordinator for c in cases))
+    if not cases:
+        await message.reply_text(t("There are no open mediation cases in your wijk."))
+        return
+    now = clock()
+    lines = [
+        t.ngettext("<b>{n} open mediation case</b>", "<b>{n} open mediation cases</b>", len(cases))
+    ]
+    rows: list[list[InlineKeyboardButton]] = []
+    for case in cases[:LIST_LIMIT]:
+        who = _shorten(names.get(case.coordinator, ""), NAME_SHOWN) if case.coordinator else None
+        line = "• " + t(
+            "<b>{reference}</b> · {topic} · {stage} · {age} · {coordinator}",
+            reference=case.reference,
+            topic=topic_label(t, case.topic),
+            stage=_stage(t, case.stage),
+            age=_days_ago(t, case.created_at, now),
+            coordinator=(who or t("a mediation colleague")) if case.coordinator else t("not taken"),
+        )
+        if len(wijken) > 1:
+            line += " · " + escape(case.wijk.name)
+        if store.intake_overdue(
+            case, now=now, tz=settings.tz, intake_days=settings.mediation.intake_days
+        ):
+            line += " · " + t("⚠️ intake overdue")
+        lines.append(line)
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    f"🔎 {case.reference} · {topic_label(t, case.topic)}",
+                    callback_data=f"mcase:show:{case.id}",
+                )
+            ]
+        )
+    if len(cases) > LIST_LIMIT:
+        lines.append(t("… and {n} more (oldest shown first)", n=len(cases) - LIST_LIMIT))
+    await message.reply_text("\n".join(lines), reply_markup=InlineKeyboardMarkup(rows))
+
+
+async def show_case(update: Update, context: BuurtContext) -> None:
+    """/zaak <reference>: one case with everything the mediation team knows."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    typed = " ".join(context.args or []).strip()
+    year = clock().astimezone(context.settings.tz).year
+    reference = store.parse_reference(typed, year=year) if typed else None
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, context.settings.admins)
+        wijken = person.wijken_for(Permission.MEDIATION)
+        case = await store.find_case(session, reference) if wijken and reference else None
+        if case is not None and case.wijk_id not in wijken:
+            case = None  # another wijk's case: answered exactly as one that does not exist
+    if not wijken:
+        await message.reply_text(not_allowed(t))
+    elif not typed:
+        await message.reply_text(
+            t("Which case? For example: /zaak BM-2026-0001, or just the number: /zaak 1")
+        )
+    elif case is None:
+        await message.reply_text(
+            t(
+                "I cannot find case {reference} among the cases of your wijk.",
+                reference=reference or _shorten(typed, 40),
+            )
+        )
+    else:
+        await _show(context, user.id, case.id)
+
+
+async def counts_command(update: Update, context: BuurtContext) -> None:
+    """/bemiddelingen: numbers only, and whether the cases I referred succeeded."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, context.settings.admins)
+        wijken = person.wijken_for(Permission.MEDIATION_COUNTS) | person.wijken_for(
+            Permission.MEDIATION
+        )
+        if not wijken:
+            await message.reply_text(not_allowed(t))
+            return
+        numbers = await store.counts(session, wijken)
+        referred = await store.referrals(session, user.id, wijken)
+    lines = [t("🤝 <b>Buurtbemiddeling in numbers</b>")]
+    for wijk in numbers:
+        lines += ["", f"<b>{escape(wijk.wijk_name)}</b>"]
+        open_total = sum(wijk.stages.values())
+        if open_total:
+            per_stage = " · ".join(
+                f"{escape(_stage(t, s))} {wijk.stages[s]}"
+                for s in store.OPEN_STAGES
+                if s in wijk.stages
+            )
+            lines.append(t("Open: {n} ({stages})", n=open_total, stages=Html(per_stage)))
+        else:
+            lines.append(t("Open: 0"))
+        closed_total = sum(wijk.outcomes.values())
+        if closed_total:
+            per_outcome = " · ".join(
+                f"{escape(_outcome(t, o))} {wijk.outcomes[o]}"
+                for o in (*store.OUTCOMES, "?")
+                if o in wijk.outcomes
+            )
+            lines.append(t("Closed: {n} ({outcomes})", n=closed_total, outcomes=Html(per_outcome)))
+        else:
+            lines.append(t("Closed: 0"))
+    if referred:
+        lines += ["", t("<b>Cases you referred</b>")]
+        if len(referred) > REFERRALS_SHOWN:
+            lines.append(t("… and {n} more", n=len(referred) - REFERRALS_SHOWN))
+        for referral in referred[-REFERRALS_SHOWN:]:
+            if not referral.closed:
+                result = t("not finished yet")
+            elif referral.succeeded:
+                result = t("geslaagd: ja")
+            else:
+                result = t("geslaagd: nee")
+            lines.append(f"• {escape(referral.reference)}: {escape(result)}")
+    lines += ["", t("What was said in a mediation stays with the mediation team.")]
+    await message.reply_text("\n".join(lines))
+
+
+# --- buttons that act at once ----------------------------------------------------------------
+
+
+async def on_show(update: Update, context: BuurtContext) -> None:
+    """A case in the /zaken list: show it."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    if not await _show(context, user_id, int(_match(context, 1))):
+        await _refuse(query, context)
+        return
+    await query.answer()
+
+
+async def on_take(update: Update, context: BuurtContext) -> None:
+    """Take the case: I become its coordinator."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            changed = await store.take(session, case, user_id, now=clock()) if case else False
+    except MediationProblem as problem:
+        await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    if case is None:
+        await _refuse(query, context)
+        return
+    if not changed:
+        await query.answer(
+            t("You are already the coordinator of {reference}.", reference=case.reference),
+            show_alert=True,
+        )
+        return
+    await query.answer()
+    await _drop_buttons(query)
+    await _show(context, user_id, case.id, done=t("You are now the coordinator of this case."))
+
+
+async def on_next(update: Update, context: BuurtContext) -> None:
+    """Next stage; the joint talk only when both neighbours agreed."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    from_stage = _match(context, 2)
+    refused: tuple[MediationCase, MediationParty | None] | None = None
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            if case is None:
+                await _refuse(query, context)
+                return
+            if case.stage != from_stage:
+                await query.answer(
+                    t(
+                        "{reference} is already in stage {stage}; nothing changed.",
+                        reference=case.reference,
+                        stage=_stage(t, case.stage),
+                    ),
+                    show_alert=True,
+                )
+                return
+            to_stage = store.next_stage(case.stage)
+            if to_stage is None:
+                await query.answer(
+                    _problem_text(t, MediationProblem("not_forward")), show_alert=True
+                )
+                return
+            if to_stage == store.JOINT_TALK and not store.both_agreed(case):
+                refused = (case, store.party_of(case, 2))
+            else:
+                await store.move_stage(
+                    session,
+                    case,
+                    to_stage,
+                    actor=store.pro_actor(user_id),
+                    now=clock(),
+                    nazorg_after=dt.timedelta(weeks=context.settings.mediation.nazorg_weeks),
+                )
+    except MediationProblem as problem:
+        await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    await query.answer()
+    if refused is not None:
+        case, second = refused
+        status = (
+            t(PARTY_STATUS_LABELS.get(second.status, second.status))
+            if second is not None
+            else t("not invited yet")
+        )
+        await context.bot.send_message(
+            user_id,
+            t(
+                "A joint talk (bemiddelingsgesprek) only happens when both neighbours agreed "
+                "to mediation. The neighbour (party 2) of {reference}: {status}.\n"
+                "You can skip to the agreements stage, or close the case.",
+                reference=case.reference,
+                status=status,
+            ),
+            reply_markup=keyboard(
+                [
+                    ("⏭ " + t("Skip to agreements"), f"mcase:skip:{case.id}:{case.stage}"),
+                    ("🏁 " + t("Close"), f"mcase:close:{case.id}"),
+                ],
+                columns=2,
+            ),
+        )
+        return
+    await _drop_buttons(query)
+    done = t("Stage is now: {stage}.", stage=_stage(t, to_stage))
+    if to_stage == store.NAZORG:
+        done += " " + t.ngettext(
+            "In {n} week both parties get a check-in from the bot.",
+            "In {n} weeks both parties get a check-in from the bot.",
+            context.settings.mediation.nazorg_weeks,
+        )
+    await _show(context, user_id, case.id, done=done)
+
+
+async def on_skip(update: Update, context: BuurtContext) -> None:
+    """Skip the joint talk: on to the agreements stage."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            if case is not None:
+                # Only past the joint talk, from the stage just before it.
+                at = case.stage
+                if at != _match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
+                    raise MediationProblem("not_forward")
+                await store.move_stage(
+                    session,
+                    case,
+                    store.AGREEMENTS,
+                    actor=store.pro_actor(user_id),
+                    now=clock(),
+                    nazorg_after=dt.timedelta(weeks=context.settings.mediation.nazorg_weeks),
+                )
+    except MediationProblem as problem:
+        await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    if case is None:
+        await _refuse(query, context)
+        return
+    await query.answer()
+    await _drop_buttons(query)
+    await _show(
+        context,
+        user_id,
+        case.id,
+        done=t("Stage is now: {stage}.", stage=_stage(t, store.AGREEMENTS)),
+    )
+
+
+async def on_close(update: Update, context: BuurtContext) -> None:
+    """Close: choose the outcome."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        case = await _case_for(session, context, user_id, int(_match(context, 1)))
+    if case is None:
+        await _refuse(query, context)
+        return
+    if case.stage == store.CLOSED:
+        await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
+        return
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "How did mediation <b>{reference}</b> end? Both parties get a short thank-you "
+            "message, without any content.",
+            reference=case.reference,
+        ),
+        reply_markup=keyboard(
+            [(t(label), f"mcase:out:{case.id}:{code}") for code, label in OUTCOME_LABELS.items()],
+            columns=2,
+        ),
+    )
+
+
+async def on_outcome(update: Update, context: BuurtContext) -> None:
+    """An outcome was chosen: close the case and thank the parties."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    outcome = _match(context, 2)
+    thank: dict[int, str] = {}
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            if case is not None:
+                parties = await store.close_case(
+                    session, case, outcome, actor=store.pro_actor(user_id), now=clock()
+                )
+                for party in parties:
+                    if party.resident is not None:
+                        telegram_id = party.resident.telegram_id
+                        thank[telegram_id] = _language(
+                            context, telegram_id, party.resident.language
+                        )
+    except MediationProblem as problem:
+        await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    if case is None:
+        await _refuse(query, context)
+        return
+    await query.answer()
+    await _drop_buttons(query)
+    await _tell(context, thank, _closing_message)
+    await _show(
+        context,
+        user_id,
+        case.id,
+        done=t("Closed as: {outcome}.", outcome=_outcome(t, outcome)),
+    )
+
+
+async def on_invite(update: Update, context: BuurtContext) -> None:
+    """Invite the neighbour: a single-use code, a deep link and a text for a card."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    settings = context.settings
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            party = (
+                await store.create_party_invite(
+                    session,
+                    case,
+                    actor=store.pro_actor(user_id),
+                    now=clock(),
+                    valid_for=dt.timedelta(days=settings.mediation.invite_days),
+                )
+                if case is not None
+                else None
+            )
+    except MediationProblem as problem:
+        await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    if case is None or party is None or party.invite_code is None:
+        await _refuse(query, context)
+        return
+    await query.answer()
+    code = party.invite_code
+    shown = store.format_code(code)
+    bot_name = context.bot.username
+    link = f"https://t.me/{bot_name}?start={INVITE_PREFIX}{code}"
+    until = local_date(party.invite_expires_at or clock(), settings.tz)
+    card = t(
+        "Hello neighbour, the buurtbemiddeling team of {wijk} would like to invite you for a "
+        "talk about living together in the street. Buurtbemiddeling is free, voluntary and "
+        "confidential. Open {link} or send /bemiddeling {code} to @{bot} in Telegram. The "
+        "code works until {date}.",
+        wijk=case.wijk.name,
+        link=link,
+        code=shown,
+        bot=bot_name,
+        date=until,
+    )
+    await context.bot.send_message(
+        user_id,
+        t(
+            "✉️ Invitation for the neighbour (party 2) of <b>{reference}</b>.\n"
+            "<b>Code:</b> <code>{code}</code> (works once, until {date})\n"
+            "<b>Link:</b> {link}\n"
+            "An earlier code for this case no longer works.\n\n"
+            "<b>Text for a card or letter:</b>\n{card}\n\n"
+            "The neighbour sees only what buurtbemiddeling is; nothing of what party 1 told.",
+            reference=case.reference,
+            code=shown,
+            date=until,
+            link=link,
+            card=Html(card),
+        ),
+    )
+
+
+# --- the coordinator's typed steps -----------------------------------------------------------
+
+
+async def _ask(
+    update: Update,
+    context: BuurtContext,
+    action: str,
+    state: str,
+    text: Callable[[Translator, MediationCase], str],
+) -> State:
+    """Start a typed step on a case, after checking the presser may handle it."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        case = await _case_for(session, context, user_id, int(_match(context, 1)))
+    if case is None:
+        await _refuse(query, context)
+        return None
+    if case.stage == store.CLOSED:
+        await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
+        return ConversationHandler.END
+    _remember(context, action, case)
+    await query.answer()
+    if state == APPT_PARTIES:
+        markup: InlineKeyboardMarkup | None = keyboard(
+            [
+                (t(label), f"mcase:apptp:{case.id}:{value}")
+                for value, (_, label) in APPOINTMENT_CHOICES.items()
+            ],
+            columns=3,
+        )
+    else:
+        markup = None
+    await context.bot.send_message(user_id, text(t, case), reply_markup=markup)
+    return state
+
+
+async def on_mediators_chosen(update: Update, context: BuurtContext) -> State:
+    """Mediators: ask for the names of the pair."""
+    return await _ask(
+        update,
+        context,
+        MEDIATORS,
+        MEDIATORS,
+        lambda t, case: t(
+            "Type the names of the two mediators for <b>{reference}</b>, for example: Fatima "
+            "and Henk. /annuleren stops.",
+            reference=case.reference,
+        ),
+    )
+
+
+async def on_note_chosen(update: Update, context: BuurtContext) -> State:
+    """Note: ask for a short note."""
+    return await _ask(
+        update,
+        context,
+        NOTE,
+        NOTE,
+        lambda t, case: t(
+            "Type a short note for <b>{reference}</b>. Only the mediation team sees it. "
+            "/annuleren stops.",
+            reference=case.reference,
+        ),
+    )
+
+
+async def on_appointment_chosen(update: Update, context: BuurtContext) -> State:
+    """Appointment: first, with whom."""
+    return await _ask(
+        update,
+        context,
+        APPT_PARTIES,
+        APPT_PARTIES,
+        lambda t, case: t(
+            "New appointment for <b>{reference}</b> (stage {stage}). With whom?",
+            reference=case.reference,
+            stage=_stage(t, case.stage),
+        ),
+    )
+
+
+async def on_appointment_parties(update: Update, context: BuurtContext) -> State:
+    """With party 1, 2 or both: now the date and time."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    pending = _pending(context, APPT_PARTIES)
+    case_id = int(_match(context, 1))
+    if pending is None or pending.get("case_id") != case_id:
+        await stale(update, context)
+        return None
+    async with context.db.begin() as session:
+        case = await _case_for(session, context, user_id, case_id)
+    if case is None:
+        await _refuse(query, context)
+        return None
+    parties, label = APPOINTMENT_CHOICES[_match(context, 2)]
+    _remember(context, APPT_WHEN, case, parties=parties)
+    await query.answer()
+    await _drop_buttons(query)
+    await context.bot.send_message(
+        user_id,
+        t(
+            "✔️ {parties}\nWhen? Type the date and time as dd-mm-jjjj uu:mm, for example {example}.",
+            parties=t(label),
+            example=local_datetime(clock() + dt.timedelta(days=7), context.settings.tz),
+        ),
+    )
+    return APPT_WHEN
+
+
+async def on_appointment_when(update: Update, context: BuurtContext) -> State:
+    """The date and time, in the wijk's time zone."""
+    pending = _pending(context, APPT_WHEN)
+    message = update.effective_message
+    assert message is not None
+    if pending is None:
+        return ConversationHandler.END
+    t = context.t
+    tz = context.settings.tz
+    text = (message.text or "").strip()
+    found = _WHEN_RE.match(text)
+    starts_at = None
+    if found:
+        day, month, year, hour, minute = (int(x) for x in found.groups())
+        try:
+            starts_at = dt.datetime(year, month, day, hour, minute, tzinfo=tz)
+        except ValueError:
+            starts_at = None
+    if starts_at is None:
+        await message.reply_text(
+            t(
+                "I cannot read that as a date and time. Please type it as dd-mm-jjjj uu:mm, "
+                "for example {example}.",
+                example=local_datetime(clock() + dt.timedelta(days=7), tz),
+            )
+        )
+        return None
+    now = clock()
+    if starts_at <= now:
+        await message.reply_text(
+            t("That moment has already passed. Please type a date and time in the future.")
+        )
+        return None
+    if starts_at > now + dt.timedelta(days=366):
+        await message.reply_text(t("That is more than a year away; please check the year."))
+        return None
+    pending["action"] = APPT_PLACE
+    pending["starts_at"] = starts_at.astimezone(dt.UTC).isoformat()
+    await message.reply_text(t("Where? For example: Buurthuis De Boog, Hoefkade 12."))
+    return APPT_PLACE
+
+
+async def on_appointment_place(update: Update, context: BuurtContext) -> State:
+    """The place: the appointment is recorded."""
+    pending = _pending(context, APPT_PLACE)
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    if pending is None:
+        return ConversationHandler.END
+    place = await _typed(update, context, MAX_PLACE)
+    if place is None:
+        return None
+    starts_at = dt.datetime.fromisoformat(str(pending["starts_at"]))
+    return await _save(
+        update,
+        context,
+        pending,
+        lambda session, case: store.add_appointment(
+            session,
+            case,
+            parties=str(pending["parties"]),
+            starts_at=starts_at,
+            place=place,
+            actor=store.pro_actor(user.id),
+            now=clock(),
+        ),
+        lambda t: t(
+            "Appointment recorded: {when}, {place}. The parties who use the bot get a "
+            "reminder a day before.",
+            when=local_datetime(starts_at, context.settings.tz),
+            place=place,
+        ),
+    )
+
+
+async def on_mediators(update: Update, context: BuurtContext) -> State:
+    """The names of the mediators."""
+    pending = _pending(context, MEDIATORS)
+    user = update.effective_user
+    assert user is not None
+    if pending is None:
+        return ConversationHandler.END
+    names = await _typed(update, context, MAX_MEDIATORS)
+    if names is None:
+        return None
+    return await _save(
+        update,
+        context,
+        pending,
+        lambda session, case: store.set_mediators(
+            session, case, names, actor=store.pro_actor(user.id), now=clock()
+        ),
+        lambda t: t("Mediators: {names}.", names=names),
+    )
+
+
+async def on_note(update: Update, context: BuurtContext) -> State:
+    """A short note for the case history."""
+    pending = _pending(context, NOTE)
+    user = update.effective_user
+    assert user is not None
+    if pending is None:
+        return ConversationHandler.END
+    text = await _typed(update, context, context.settings.reports.max_text_length)
+    if text is None:
+        return None
+    return await _save(
+        update,
+        context,
+        pending,
+        lambda session, case: store.add_note(
+            session, case, text, actor=store.pro_actor(user.id), now=clock()
+        ),
+        lambda t: t("Note added."),
+    )
+
+
+async def _save(
+    update: Update,
+    context: BuurtContext,
+    pending: dict[str, Any],
+    change: Callable[[AsyncSession, MediationCase], Coroutine[Any, Any, Any]],
+    done: Callable[[Translator], str],
+) -> int:
+    """Check again, store the typed change, show the case."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user.id, int(pending["case_id"]))
+            if case is not None:
+                await change(session, case)
+    except MediationProblem as problem:
+        _forget(context)
+        await message.reply_text(_problem_text(t, problem))
+        return ConversationHandler.END
+    _forget(context)
+    if case is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    await _show(context, user.id, case.id, done=done(t))
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: BuurtContext) -> int:
+    """/annuleren while typing: nothing is saved."""
+    message = update.effective_message
+    assert message is not None
+    _forget(context)
+    await message.reply_text(context.t("Stopped. Nothing has been saved."))
+    return ConversationHandler.END
+
+
+async def not_text(update: Update, context: BuurtContext) -> State:
+    """A photo, sticker or file while a text is expected."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t("Please send this as a text message, or stop with /annuleren.")
+    )
+    return None
+
+
+async def choose_button(update: Update, context: BuurtContext) -> State:
+    """Text while the buttons (party 1, 2 or both) are expected."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t("Please choose one of the buttons, or stop with /annuleren.")
+    )
+    return None
+
+
+def _leaving(callback: Callback) -> Callable[[Update, BuurtContext], Coroutine[Any, Any, int]]:
+    """/zaak or /zaken while typing: drop the unfinished text, then do the command."""
+
+    async def leave(update: Update, context: BuurtContext) -> int:
+        pending = _forget(context)
+        message = update.effective_message
+        if pending is not None and message is not None:
+            await message.reply_text(
+                context.t(
+                    "(You did not finish your input for {reference}; nothing was saved.)",
+                    reference=pending.get("reference", "?"),
+                )
+            )
+        await callback(update, context)
+        return ConversationHandler.END
+
+    leave.__doc__ = callback.__doc__
+    return leave
+
+
+# --- the neighbour (party 2) -------------------------------------------------------------------
+
+
+def _invite_problem(t: Translator, reason: str) -> str:
+    """A polite answer to a code that cannot be used (it reveals nothing about the case)."""
+    if reason == "used":
+        return t(
+            "This code has already been used. If that was not you, please contact the "
+            "mediation team that gave you the code."
+        )
+    if reason == "answered":
+        return t("You have already answered this invitation. Thank you!")
+    if reason == "expired":
+        return t("This code is no longer valid. Please ask the mediation team for a new one.")
+    if reason == "own_case":
+        return t(
+            "This invitation is meant for your neighbour, not for you. Please give them the "
+            "card or letter."
+        )
+    return t(
+        "I do not know this code. Please check it on the card or letter (it looks like "
+        "ABCD-2345), or ask the mediation team for a new one."
+    )
+
+
+async def _invitation(update: Update, context: BuurtContext, typed: str) -> None:
+    """Show the neighbour what mediation is, with the three answers (or why the code fails)."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    code = store.normalise_code(typed)
+    try:
+        async with context.db.begin() as session:
+            resident = await ensure_resident(session, user.id, context.lang)
+            party = await store.invited_party(session, code, resident_id=resident.id, now=clock())
+            wijk = party.case.wijk.name
+    except MediationProblem as problem:
+        await message.reply_text(_invite_problem(t, problem.reason))
+        return
+    assert code is not None
+    text = "\n\n".join(
+        [
+            t(
+                "Hello! The buurtbemiddeling team of {wijk} invites you to take part in "
+                "buurtbemiddeling with a neighbour. You decide whether you want to.",
+                wijk=wijk,
+            ),
+            mediation_explanation(t),
+            t("<b>Do you want to take part?</b>"),
+        ]
+    )
+    await message.reply_text(
+        text,
+        reply_markup=keyboard(
+            [
+                (t(label), f"mcase:p2:{code}:{value}")
+                for value, label in INVITE_ANSWER_LABELS.items()
+            ]
+        ),
+    )
+
+
+async def start_with_code(update: Update, context: BuurtContext) -> None:
+    """/start bm-<code>: the neighbour opened the invite link."""
+    typed = (context.args or [""])[0]
+    await _invitation(update, context, typed[len(INVITE_PREFIX) :])
+
+
+async def mediation_with_code(update: Update, context: BuurtContext) -> None:
+    """/bemiddeling <code>: the neighbour typed the code from the card."""
+    await _invitation(update, context, " ".join(context.args or []))
+
+
+async def _answer(
+    update: Update, context: BuurtContext, answer: str
+) -> tuple[MediationParty, MediationCase] | None:
+    """Record the neighbour's answer (the code is used up) and tell the coordinator."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    code = _match(context, 1)
+    try:
+        async with context.db.begin() as session:
+            resident = await ensure_resident(session, user_id, context.lang)
+            party = await store.answer_invite(
+                session, code, resident_id=resident.id, answer=answer, now=clock()
+            )
+            case = await store.get_case(session, party.case_id)
+            assert case is not None
+            people = await _coordinators(context, session, case)
+    except MediationProblem as problem:
+        if problem.reason in ("unknown", "used"):
+            await _refuse(query, context)  # forged or someone else's: reveal nothing
+        else:
+            await query.answer(_invite_problem(t, problem.reason), show_alert=True)
+        return None
+    await query.answer()
+    await _drop_buttons(query)
+    await context.bot.send_message(user_id, f"✔️ {escape(t(INVITE_ANSWER_LABELS[answer]))}")
+    reference, status = case.reference, party.status
+    await _tell(
+        context,
+        people,
+        lambda t: t(
+            "The neighbour (party 2) of <b>{reference}</b> answered the invitation: {answer}. "
+            "/zaak {reference}",
+            reference=reference,
+            answer=t(PARTY_STATUS_LABELS[status]),
+        ),
+    )
+    return party, case
+
+
+async def on_invite_answer(update: Update, context: BuurtContext) -> None:
+    """The neighbour agrees or declines."""
+    answer = _match(context, 2)
+    result = await _answer(update, context, answer)
+    if result is None:
+        return
+    user = update.effective_user
+    assert user is not None
+    t = context.t
+    if answer == "agree":
+        text = t(
+            "Thank you for taking part. The mediation team will contact you to plan a first "
+            "talk; before each appointment you get a reminder here."
+        )
+    else:
+        text = t(
+            "All right, thank you for letting us know. Nothing more happens with this "
+            "invitation. If you change your mind, please contact the mediation team."
+        )
+    await context.bot.send_message(user.id, text)
+
+
+async def on_invite_call(update: Update, context: BuurtContext) -> State:
+    """The neighbour asks for a call first: which number?"""
+    result = await _answer(update, context, "call")
+    if result is None:
+        return None
+    party, _ = result
+    user = update.effective_user
+    assert user is not None and context.user_data is not None
+    context.user_data[PHONE_PENDING] = {"party_id": party.id}
+    await context.bot.send_message(
+        user.id,
+        context.t(
+            "Which phone number may the mediation team call? It is only kept for this "
+            "mediation. /annuleren if you would rather not give one."
+        ),
+    )
+    return PHONE
+
+
+async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
+    """The number the neighbour chooses to give."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None and context.user_data is not None
+    pending = context.user_data.get(PHONE_PENDING)
+    if not isinstance(pending, dict):
+        return ConversationHandler.END
+    t = context.t
+    text = (message.text or "").strip()
+    digits = [c for c in text if c.isdigit()]
+    if len(text) > 40 or not set(text) <= PHONE_CHARACTERS or not 8 <= len(digits) <= 15:
+        await message.reply_text(
+            t("That does not look like a phone number. For example: 06 12345678.")
+        )
+        return None
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user.id)
+        party = (
+            await store.party_of_resident(session, int(pending["party_id"]), resident.id)
+            if resident
+            else None
+        )
+        case = await store.set_party_phone(session, party, text, now=clock()) if party else None
+        people = await _coordinators(context, session, case) if case else {}
+    context.user_data.pop(PHONE_PENDING, None)
+    if case is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    await message.reply_text(t("Thank you. The mediation team will call you."))
+    reference = case.reference
+    await _tell(
+        context,
+        people,
+        lambda t: t(
+            "The neighbour (party 2) of <b>{reference}</b> would like a call: {phone}. "
+            "/zaak {reference}",
+            reference=reference,
+            phone=text,
+        ),
+    )
+    return ConversationHandler.END
+
+
+async def cancel_phone(update: Update, context: BuurtContext) -> int:
+    """/annuleren instead of a phone number."""
+    message = update.effective_message
+    assert message is not None
+    if context.user_data is not None:
+        context.user_data.pop(PHONE_PENDING, None)
+    await message.reply_text(
+        context.t(
+            "All right, no number saved. The mediation team knows you would like to talk first."
+        )
+    )
+    return ConversationHandler.END
+
+
+# --- nazorg answers ---------------------------------------------------------------------------
+
+
+async def on_nazorg(update: Update, context: BuurtContext) -> None:
+    """A party answers the check-in: better, the same or worse."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    answer = _match(context, 2)
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user_id)
+        party = (
+            await store.party_of_resident(session, int(_match(context, 1)), resident.id)
+            if resident
+            else None
+        )
+        case = await store.answer_nazorg(session, party, answer, now=clock()) if party else None
+        people = await _coordinators(context, session, case) if case else {}
+    if party is None:
+        await _refuse(query, context)
+        return
+    if case is None:
+        await query.answer(
+            t("You have already answered this question. Thank you!"), show_alert=True
+        )
+        return
+    await query.answer()
+    await _drop_buttons(query)
+    await context.bot.send_message(
+        user_id,
+        f"✔️ {escape(t(NAZORG_LABELS[answer]))}\n"
+        + t("Thank you for letting us know. The mediation team reads your answer."),
+    )
+    reference, number = case.reference, party.number
+    await _tell(
+        context,
+        people,
+        lambda t: t(
+            "Nazorg <b>{reference}</b>: asked how things are now, party {n} answered “{answer}”. "
+            "/zaak {reference}",
+            reference=reference,
+            n=number,
+            answer=t(NAZORG_LABELS[answer]),
+        ),
+    )
+
+
+async def stale(update: Update, context: BuurtContext) -> None:
+    """Any other mcase: button (an old step, forged data): refuse, change nothing."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    async with context.db.begin() as session:
+        person = await access.person(session, user.id, context.settings.admins)
+    if not person.may(Permission.MEDIATION):
+        await _refuse(query, context)
+        return
+    await query.answer(context.t("This button is no longer active."), show_alert=True)
+
+
+# --- messages to residents (in their language) -----------------------------------------------
+
+
+def _closing_message(t: Translator) -> str:
+    """To both parties when the case closes: kind, without any content."""
+    return t(
+        "The buurtbemiddeling team has closed your mediation. Thank you for taking part and "
+        "for talking with each other. If things get difficult again, you can always ask for "
+        "mediation with /bemiddeling."
+    )
+
+
+def _reminder_text(t: Translator, target: store.ReminderTarget, tz: dt.tzinfo) -> str:
+    """The reminder a day before: date, time and place, nothing about the other party."""
+    local = target.starts_at.astimezone(tz)
+    return t(
+        "⏰ <b>Reminder</b>: you have a buurtbemiddeling talk on {date} at {time}.\n"
+        "<b>Place:</b> {place}\n"
+        "Can you not make it? Please let the mediation team know in time.",
+        date=local.strftime("%d-%m-%Y"),
+        time=local.strftime("%H:%M"),
+        place=target.place or "?",
+    )
+
+
+def _nazorg_question(t: Translator, party_id: int) -> tuple[str, InlineKeyboardMarkup]:
+    """The check-in some weeks after the agreements."""
+    text = t(
+        "Some weeks ago you took part in buurtbemiddeling. <b>How are things now?</b>\n"
+        "Your answer goes only to the mediation team."
+    )
+    markup = keyboard(
+        [(t(label), f"mcase:nz:{party_id}:{code}") for code, label in NAZORG_LABELS.items()],
+        columns=3,
+    )
+    return text, markup
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _lock(application: Any) -> asyncio.Lock:
+    """One sweep at a time per application (a direct run and the scheduled one never overlap)."""
+    lock = _locks.get(application)
+    if lock is None:
+        lock = _locks[application] = asyncio.Lock()
+    return lock
+
+
+async def send_reminders(context: BuurtContext) -> None:
+    """Remind the parties of each appointment once, about a day before it starts."""
+    async with _lock(context.application):
+        now = clock()
+        async with context.db.begin() as session:
+            due = await store.due_reminders(session, now)
+        for appointment_id in due:
+            await _remind(context, appointment_id, now)
+
+
+async def _remind(context: BuurtContext, appointment_id: int, now: dt.datetime) -> None:
+    """Claim first (one history entry per party, committed), then send. A temporary failure
+    releases that party's claim, so the next sweep retries only them; a crash between claim
+    and send loses a reminder rather than sending it twice."""
+    async with context.db.begin() as session:
+        targets = await store.claim_reminders(session, appointment_id, now=now)
+    if not targets:
+        return
+    retry: list[int] = []
+    undelivered: list[int] = []
+    tz = context.settings.tz
+    for target in targets:
+        t = Translator(_language(context, target.telegram_id, target.language))
+        try:
+            await context.bot.send_message(target.telegram_id, _reminder_text(t, target, tz))
+        except Forbidden:
+            undelivered.append(target.party)  # blocked: trying again would not help
+        except TelegramError as exc:
+            log.warning("reminder for appointment %s not sent, retrying: %s", appointment_id, exc)
+            retry.append(target.party)
+    async with context.db.begin() as session:
+        await store.settle_reminders(
+            session, appointment_id, retry=retry, undelivered=undelivered, now=now
+        )
+
+
+async def send_nazorg(context: BuurtContext) -> None:
+    """Send the nazorg check-in to each party whose case is due, once."""
+    async with _lock(context.application):
+        now = clock()
+        async with context.db.begin() as session:
+            due = await store.due_nazorg(session, now)
+        for party_id in due:
+            await _check_in(context, party_id, now)
+
+
+async def _check_in(context: BuurtContext, party_id: int, now: dt.datetime) -> None:
+    """Claim (nazorg_sent_at, committed), send, release the claim on a temporary failure."""
+    async with context.db.begin() as session:
+        target = await store.claim_nazorg(session, party_id, now=now)
+    if target is None:
+        return
+    t = Translator(_language(context, target.telegram_id, target.language))
+    text, markup = _nazorg_question(t, target.party_id)
+    try:
+        await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
+    except Forbidden:
+        async with context.db.begin() as session:
+            await store.record_nazorg(session, target, delivered=False, now=now)
+        return
+    except TelegramError as exc:
+        log.warning("nazorg check-in for party %s not sent, retrying: %s", party_id, exc)
+        async with context.db.begin() as session:
+            await store.release_nazorg(session, party_id, claimed_at=now)
+        return
+    async with context.db.begin() as session:
+        await store.record_nazorg(session, target, delivered=True, now=now)
+
+
+async def anonymise(context: BuurtContext) -> None:
+    """Retention: anonymise the cases closed longer ago than the retention period."""
+    now = clock()
+    async with context.db.begin() as session:
+        done = await store.anonymise_closed(
+            session, now=now, retention_days=context.settings.mediation.retention_days
+        )
+    if done:
+        log.info("anonymised %d closed mediation case(s): %s", len(done), ", ".join(done))
+
+
+def overview_text(
+    t: Translator,
+    wijk: str,
+    overview: store.Overview,
+    *,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    intake_days: int,
+) -> str:
+    """The bemiddelaars' daily overview of one wijk (lists cut so it fits one message)."""
+
+    def cut(lines: list[str]) -> list[str]:
+        if len(lines) <= OVERVIEW_LIMIT:
+            return lines
+        return [*lines[:OVERVIEW_LIMIT], t("… and {n} more", n=len(lines) - OVERVIEW_LIMIT)]
+
+    parts = [t("🤝 <b>Buurtbemiddeling {wijk}</b>, {date}", wijk=wijk, date=local_date(now, tz))]
+    if overview.new:
+        parts += [
+            "",
+            t.ngettext(
+                "<b>{n} new request</b> since yesterday:",
+                "<b>{n} new requests</b> since yesterday:",
+                len(overview.new),
+            ),
+        ]
+        parts += cut(
+            [
+                "• "
+                + t(
+                    "<b>{reference}</b> · {topic}",
+                    reference=c.reference,
+                    topic=topic_label(t, c.topic),
+                )
+                for c in overview.new
+            ]
+        )
+    if overview.overdue:
+        parts += [
+            "",
+            t.ngettext(
+                "⚠️ <b>{n} intake overdue</b> (still registered after {days} working days):",
+                "⚠️ <b>{n} intakes overdue</b> (still registered after {days} working days):",
+                len(overview.overdue),
+                days=intake_days,
+            ),
+        ]
+        parts += cut(
+            [
+                "• "
+                + t(
+                    "<b>{reference}</b> · {topic} · since {date}",
+                    reference=c.reference,
+                    topic=topic_label(t, c.topic),
+                    date=local_date(c.created_at, tz),
+                )
+                for c in overview.overdue
+            ]
+        )
+    if overview.upcoming:
+        parts += ["", t("<b>Appointments in the coming days:</b>")]
+        parts += cut(
+            [
+                "• "
+                + t(
+                    "{when} · <b>{reference}</b> · {stage} · {place}",
+                    when=local_datetime(a.starts_at, tz),
+                    reference=a.reference,
+                    stage=_stage(t, a.kind),
+                    place=_shorten(a.place or "?", PLACE_SHOWN),
+                )
+                for a in overview.upcoming
+            ]
+        )
+    if overview.stages:
+        per_stage = " · ".join(
+            f"{escape(_stage(t, s))} {overview.stages[s]}"
+            for s in store.OPEN_STAGES
+            if s in overview.stages
+        )
+        parts += ["", t("<b>Open cases:</b> {stages}", stages=Html(per_stage))]
+    parts += ["", t("All open cases: /zaken · one case: /zaak BM-2026-0001")]
+    return "\n".join(parts)
+
+
+async def send_overview(context: BuurtContext) -> None:
+    """The daily overview for the bemiddelaars of one wijk (job data: the wijk's slug).
+
+    Nothing is sent on a quiet day (no new requests, no overdue intakes, no appointments)."""
+    job = context.job
+    assert job is not None
+    slug = str(job.data)
+    settings = context.settings
+    now = clock()
+    async with context.db.begin() as session:
+        wijk = await wijk_by_slug(session, slug)
+        if wijk is None or not wijk.active:
+            return
+        overview = await store.overview(
+            session,
+            wijk.id,
+            now=now,
+            since=now - dt.timedelta(days=1),
+            tz=settings.tz,
+            intake_days=settings.mediation.intake_days,
+            days_ahead=UPCOMING_DAYS,
+        )
+        people = await access.recipients(session, wijk.id, Permission.MEDIATION)
+        languages = {p: await _language_of(context, session, p) for p in people}
+        name = wijk.name
+    if overview.quiet:
+        return
+    await _tell(
+        context,
+        languages,
+        lambda t: overview_text(
+            t, name, overview, tz=settings.tz, now=now, intake_days=settings.mediation.intake_days
+        ),
+    )
+
+
+async def start_jobs(application: Any) -> None:
+    """Schedule the sweepers (once right away, then every few minutes), retention and the
+    daily overview of each wijk; all of them read what is due from the database."""
+    settings = application.services.settings
+    queue = application.job_queue
+    assert queue is not None
+    names = [
+        REMINDER_JOB,
+        NAZORG_JOB,
+        RETENTION_JOB,
+        *(DIGEST_JOB.format(slug=w.slug) for w in settings.wijken),
+    ]
+    for name in names:
+        for job in queue.get_jobs_by_name(name):
+            job.schedule_removal()
+    queue.run_repeating(send_reminders, interval=SWEEP_EVERY, first=0, name=REMINDER_JOB)
+    queue.run_repeating(send_nazorg, interval=SWEEP_EVERY, first=0, name=NAZORG_JOB)
+    queue.run_daily(anonymise, time=RETENTION_AT.replace(tzinfo=settings.tz), name=RETENTION_JOB)
+    for wijk in settings.wijken:
+        queue.run_daily(
+            send_overview,
+            time=wijk.digest_time.replace(tzinfo=settings.tz),
+            name=DIGEST_JOB.format(slug=wijk.slug),
+            data=wijk.slug,
+        )
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """The typed steps (two persistent conversations), the commands and the buttons."""
+    # Buttons are tracked per chat and user, not per message: each carries its case (or
+    # party) id and is checked again when pressed. PTB warns about that; it is intended.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        coordinator: ConversationHandler[Any] = ConversationHandler(
+            entry_points=[
+                CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d+)$"),
+                CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d+)$"),
+                CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d+)$"),
+            ],
+            states={
+                MEDIATORS: [MessageHandler(TYPED, on_mediators)],
+                NOTE: [MessageHandler(TYPED, on_note)],
+                APPT_PARTIES: [
+                    CallbackQueryHandler(
+                        on_appointment_parties, pattern=r"^mcase:apptp:(\d+):(1|2|12)$"
+                    ),
+                    MessageHandler(TYPED, choose_button),
+                ],
+                APPT_WHEN: [MessageHandler(TYPED, on_appointment_when)],
+                APPT_PLACE: [MessageHandler(TYPED, on_appointment_place)],
+            },
+            fallbacks=[
+                CommandHandler("annuleren", cancel, filters=PRIVATE),
+                CommandHandler("zaak", _leaving(show_case), filters=PRIVATE),
+                CommandHandler("zaken", _leaving(list_cases), filters=PRIVATE),
+                MessageHandler(MEDIA, not_text),
+            ],
+            name=CONVERSATION,
+            persistent=True,
+            allow_reentry=True,
+        )
+        neighbour: ConversationHandler[Any] = ConversationHandler(
+            entry_points=[
+                CallbackQueryHandler(on_invite_call, pattern=rf"^mcase:p2:({_CODE}):call$"),
+            ],
+            states={PHONE: [MessageHandler(TYPED, on_neighbour_phone)]},
+            fallbacks=[
+                CommandHandler("annuleren", cancel_phone, filters=PRIVATE),
+                MessageHandler(MEDIA, not_text),
+            ],
+            name=NEIGHBOUR_CONVERSATION,
+            persistent=True,
+            allow_reentry=True,
+        )
+    return [
+        coordinator,
+        neighbour,
+        CommandHandler(
+            "start",
+            start_with_code,
+            filters=PRIVATE & filters.Regex(rf"^/start {INVITE_PREFIX}\S+$"),
+        ),
+        CommandHandler(
+            "bemiddeling",
+            mediation_with_code,
+            filters=PRIVATE & filters.Regex(r"^/bemiddeling(@\w+)?\s+\S"),
+        ),
+        CommandHandler("zaken", list_cases, filters=PRIVATE),
+        CommandHandler("zaak", show_case, filters=PRIVATE),
+        CommandHandler("bemiddelingen", counts_command, filters=PRIVATE),
+        CallbackQueryHandler(on_show, pattern=r"^mcase:show:(\d+)$"),
+        CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d+)$"),
+        CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d+):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d+):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d+)$"),
+        CallbackQueryHandler(
+            on_outcome, pattern=rf"^mcase:out:(\d+):({'|'.join(store.OUTCOMES)})$"
+        ),
+        CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d+)$"),
+        CallbackQueryHandler(on_invite_answer, pattern=rf"^mcase:p2:({_CODE}):(agree|decline)$"),
+        CallbackQueryHandler(
+            on_nazorg, pattern=rf"^mcase:nz:(\d+):({'|'.join(store.NAZORG_ANSWERS)})$"
+        ),
+        CallbackQueryHandler(stale, pattern=r"^mcase:"),
+    ]

@@ -1,0 +1,1008 @@
+"""Mediation cases after the intake, as the coordinator, the neighbour, the parties and the
+wijkagent experience them: stages, the invite code, reminders, nazorg, closing, counts only
+for the Koppelwerk pair, retention and the daily overview."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from bot.emulator import BotMessage
+from bot.shell import run_shell
+from conversations import mediation_cases
+from storage.mediation import working_days_between
+from storage.models import (
+    MediationAppointment,
+    MediationCase,
+    MediationEvent,
+    MediationParty,
+    utcnow,
+)
+from tests.conftest import make_settings
+from tests.harness import BotUnderTest, Person, Reply, grant_role
+
+AMS_ZONE = ZoneInfo("Europe/Amsterdam")  # the default settings.timezone
+
+
+class Clock:
+    """The time the mediation jobs and handlers see; tests move it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = utcnow()
+        monkeypatch.setattr(mediation_cases, "clock", self)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def move(self, **delta: float) -> dt.datetime:
+        self.now = self.now + dt.timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+async def load_case(bot: BotUnderTest) -> MediationCase:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        case = await session.scalar(
+            select(MediationCase)
+            .options(selectinload(MediationCase.parties), selectinload(MediationCase.history))
+            .order_by(MediationCase.id.desc())
+            .limit(1)
+        )
+        assert case is not None
+        return case
+
+
+async def appointments(bot: BotUnderTest) -> list[MediationAppointment]:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        result = await session.scalars(
+            select(MediationAppointment).order_by(MediationAppointment.id)
+        )
+        return list(result.all())
+
+
+async def snapshot(bot: BotUnderTest) -> list[Any]:
+    """Everything stored about mediation, to prove that nothing changed."""
+    assert bot.db is not None
+    rows: list[Any] = []
+    async with bot.db.begin() as session:
+        for model in (MediationCase, MediationParty, MediationAppointment, MediationEvent):
+            for row in (await session.scalars(select(model).order_by(model.id))).all():
+                rows.append(
+                    {c.key: getattr(row, c.key) for c in row.__table__.columns}  # type: ignore[attr-defined]
+                )
+    return rows
+
+
+async def ask_mediation(anna: Person, other: str = "De bovenburen op nummer 14") -> str:
+    """Anna's intake (the finished feature), by phone; returns the reference."""
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    await anna.taps("Nee")
+    await anna.taps("Geluid")
+    await anna.taps("Langer dan een half jaar")
+    await anna.taps("Geprobeerd")
+    await anna.says(other)
+    await anna.taps("Bel me")
+    await anna.says("06 1234 5678")
+    await anna.taps("'s Avonds")
+    await anna.taps("Ja, het bemiddelingsteam mag")
+    reply = await anna.taps("Aanvraag versturen")
+    found = re.search(r"BM-\d{4}-\d{4}", reply.text)
+    assert found, reply.text
+    return found.group(0)
+
+
+async def coordinator(bot: BotUnderTest, user_id: int = 3001, name: str = "Carla") -> Person:
+    carla = bot.user(user_id, name)
+    await grant_role(bot, carla, "bemiddelaar")
+    return carla
+
+
+async def open_case(carla: Person, reference: str) -> Reply:
+    reply = await carla.says(f"/zaak {reference}")
+    assert reference in reply.text
+    return reply
+
+
+def invite_code(message: BotMessage) -> tuple[str, str]:
+    """The code as shown (ABCD-2345) and the deep-link parameter from the coordinator's message."""
+    text = message.plain_text
+    shown = re.search(r"Code: ([2-9A-Z]{4}-[2-9A-Z]{4})", text)
+    link = re.search(r"https://t\.me/buurtsignaal_bot\?start=(bm-[2-9A-Z]{8})", text)
+    assert shown and link, text
+    return shown.group(1), link.group(1)
+
+
+async def invite(carla: Person, reference: str) -> tuple[str, str]:
+    await open_case(carla, reference)
+    reply = await carla.taps("Uitnodiging buur")
+    return invite_code(reply.last)
+
+
+async def move_to(carla: Person, reference: str, stage_label: str) -> Reply:
+    """Press "Volgende fase" until the case reaches the stage with this label."""
+    reply = await open_case(carla, reference)
+    for _ in range(8):
+        if f"Fase: {stage_label}" in reply.last.plain_text:
+            return reply
+        reply = await carla.taps("Volgende fase")
+    raise AssertionError(reply.text)
+
+
+async def plan(carla: Person, reference: str, parties: str, when: str, place: str) -> Reply:
+    await open_case(carla, reference)
+    await carla.taps("Afspraak")
+    await carla.taps(parties)
+    await carla.says(when)
+    return await carla.says(place)
+
+
+def local(moment: dt.datetime) -> str:
+    return moment.astimezone(AMS_ZONE).strftime("%d-%m-%Y %H:%M")
+
+
+def texts(bot: BotUnderTest, chat_id: int) -> list[str]:
+    return [m.plain_text for m in bot.emulator.messages(chat_id)]
+
+
+PARTY_1_WORDS = ("bovenburen", "Geluid", "Anna", "06 1234 5678", "nummer 14")
+
+
+# --- the coordinator ---------------------------------------------------------------------------
+
+
+async def test_coordinator_takes_a_case_and_moves_it_through_the_stages(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna, "De bovenburen <nummer 14>")
+
+    reply = await carla.says("/zaken")
+    assert "1 openstaande bemiddelingszaak" in reply.text
+    assert f"{reference} · Geluid · Aangemeld · vandaag · nog niet opgepakt" in reply.text
+    reply = await carla.taps(reference)
+    view = reply.last.plain_text
+    for line in (
+        "Fase: Aangemeld",
+        "Coördinator: nog niemand",
+        "Over: Geluid",
+        "Speelt al: Langer dan een half jaar",
+        "Met de buur gepraat: Geprobeerd, maar het lukte niet",
+        "Andere partij: De bovenburen <nummer 14>",
+        "Partij 1: doet mee, akkoord op",
+        "telefonisch: 06 1234 5678 · best bereikbaar: 's Avonds",
+        "Partij 2: nog niet uitgenodigd",
+        "aanvraag binnengekomen · partij 1",
+    ):
+        assert line in view, line
+
+    reply = await carla.taps("Oppakken")
+    assert "Je bent nu coördinator van deze zaak." in reply.text
+    assert "Coördinator: Carla" in reply.text
+    assert "Oppakken" not in reply.last.button_labels
+    [next_data] = [d for row in reply.last.buttons for label, d in row if "Volgende" in label]
+    assert next_data is not None
+    pressed_on = reply.last.message_id
+    reply = await carla.taps("Volgende fase")
+    assert "De fase is nu: Intake." in reply.text
+    again = await carla.presses(pressed_on, next_data)  # a double tap
+    assert "staat al in de fase Intake" in again.alert
+    case_id = (await load_case(bot)).id
+    forged = await carla.presses(pressed_on, f"mcase:skip:{case_id}:intake")  # skip 3 stages?
+    assert "er is niets veranderd" in forged.alert
+    assert (await load_case(bot)).stage == "intake"
+    await carla.taps("Volgende fase")
+    reply = await carla.taps("Volgende fase")
+    assert "De fase is nu: Gesprek partij 2." in reply.text
+
+    # Party 2 was never invited: no joint talk; skip to the agreements instead.
+    reply = await carla.taps("Volgende fase")
+    assert "alleen als beide buren met bemiddeling hebben ingestemd" in reply.text
+    assert "partij 2) van " + reference + ": nog niet uitgenodigd" in reply.text
+    assert (await load_case(bot)).stage == "gesprek_partij_2"
+    reply = await carla.taps("Door naar afspraken")
+    assert "De fase is nu: Afspraken." in reply.text
+
+    moved_at = clock.now
+    reply = await carla.taps("Volgende fase")
+    assert (
+        "De fase is nu: Nazorg. Over 4 weken krijgen beide partijen een nazorgvraag" in reply.text
+    )
+    assert "Volgende fase" not in reply.last.button_labels  # closing is its own action
+
+    case = await load_case(bot)
+    assert case.stage == "nazorg" and case.coordinator == 3001
+    assert case.nazorg_due_at == moved_at + dt.timedelta(weeks=4)
+    stages = [(e.from_stage, e.to_stage) for e in case.history if e.kind == "stage"]
+    assert stages == [
+        ("aangemeld", "intake"),
+        ("intake", "gesprek_partij_1"),
+        ("gesprek_partij_1", "gesprek_partij_2"),
+        ("gesprek_partij_2", "afspraken"),
+        ("afspraken", "nazorg"),
+    ]
+    assert {e.actor for e in case.history if e.kind != "created"} == {"pro:3001"}
+    assert case.updated_at == moved_at
+
+
+async def test_mediators_and_notes_are_typed_cancel_and_restart_safe(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    reference = await ask_mediation(bot.user(1001, "Anna"))
+    await open_case(carla, reference)
+    reply = await carla.taps("Bemiddelaars")
+    assert "Typ de namen van de twee bemiddelaars" in reply.text
+    await bot.restart(crash=True)
+    reply = await carla.says("Fatima & Henk <vrijwilligers>")
+    assert "Bemiddelaars: Fatima & Henk <vrijwilligers>." in reply.text
+    assert "Bemiddelaars: Fatima & Henk <vrijwilligers>" in reply.last.plain_text
+
+    await carla.taps("Notitie")
+    reply = await carla.says("/annuleren")
+    assert "Gestopt. Er is niets bewaard." in reply.text
+    await open_case(carla, reference)
+    await carla.taps("Notitie")
+    reply = await carla.sends_sticker()
+    assert "stuur dit als tekstbericht" in reply.text.lower() or "tekstbericht" in reply.text
+    reply = await carla.says("Anna belde: het is sinds vorige week <stiller>")
+    assert "Notitie toegevoegd." in reply.text
+    assert "‘Anna belde: het is sinds vorige week <stiller>’" in reply.last.plain_text
+
+    case = await load_case(bot)
+    assert case.mediators == "Fatima & Henk <vrijwilligers>"
+    notes = [(e.kind, e.note, e.actor) for e in case.history if e.kind in ("note", "mediators")]
+    assert notes == [
+        ("mediators", "Fatima & Henk <vrijwilligers>", "pro:3001"),
+        ("note", "Anna belde: het is sinds vorige week <stiller>", "pro:3001"),
+    ]
+
+
+async def test_zaak_of_an_unknown_or_other_wijk_case(bot: BotUnderTest) -> None:
+    carla = await coordinator(bot)
+    reply = await carla.says("/zaak")
+    assert "Welke zaak?" in reply.text
+    reply = await carla.says("/zaak BM-2020-0099")
+    assert "Ik kan zaak BM-2020-0099 niet vinden" in reply.text
+    reply = await carla.says("/zaken")
+    assert "geen openstaande bemiddelingszaken" in reply.text
+
+
+# --- the neighbour -----------------------------------------------------------------------------
+
+
+async def test_neighbour_joins_by_deep_link_and_agrees_seeing_nothing_of_party_1(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna)
+    await open_case(carla, reference)
+    reply = await carla.taps("Uitnodiging buur")
+    shown, parameter = invite_code(reply.last)
+    card = reply.last.plain_text
+    assert "werkt één keer" in card and "Tekst voor een kaartje of brief" in card
+    assert f"/bemiddeling {shown}" in card and "@buurtsignaal_bot" in card
+    for word in ("bovenburen", "Geluid", "06 1234"):
+        assert word not in card.split("Tekst voor een kaartje of brief")[1]
+
+    bram = bot.user(1002, "Bram")
+    reply = await bram.says(f"/start {parameter}")
+    seen = reply.text
+    assert "buurtbemiddelingsteam van Schilderswijk nodigt je uit" in seen
+    assert "Twee getrainde vrijwillige bemiddelaars" in seen  # the same explanation
+    assert reply.last.button_labels == ["Ja, ik doe mee", "Nee, liever niet", "Bel me eerst"]
+    reply = await bram.taps("Ja, ik doe mee")
+    seen += reply.text
+    assert "Fijn dat je meedoet" in reply.text
+    for word in PARTY_1_WORDS:
+        assert word not in seen, word
+    assert all(word not in m for m in texts(bot, 1002) for word in PARTY_1_WORDS)
+
+    case = await load_case(bot)
+    second = next(p for p in case.parties if p.number == 2)
+    assert second.status == "agreed" and second.consent_at == clock.now
+    assert second.resident is not None and second.resident.telegram_id == 1002
+    told = bot.emulator.messages(3001)[-1].plain_text
+    assert f"De buur (partij 2) van {reference} heeft de uitnodiging beantwoord: doet mee" in told
+
+    # Single use: Bram again, and someone else with the same code.
+    reply = await bram.says(f"/bemiddeling {shown}")
+    assert "Je hebt deze uitnodiging al beantwoord" in reply.text
+    dirk = bot.user(1004, "Dirk")
+    reply = await dirk.says(f"/start {parameter}")
+    assert "Deze code is al gebruikt" in reply.text
+    reply = await dirk.presses(1, f"mcase:p2:{parameter[3:]}:agree")  # a replayed button
+    assert reply.alert == "Sorry, dat kan ik niet voor je doen."
+
+    # Both agreed: now the joint talk may happen.
+    reply = await move_to(carla, reference, "Gesprek partij 2")
+    reply = await carla.taps("Volgende fase")
+    assert "De fase is nu: Bemiddelingsgesprek." in reply.text
+    assert "Partij 2: doet mee, akkoord op" in reply.last.plain_text
+    assert "Uitnodiging buur" not in reply.last.button_labels
+
+
+async def test_neighbour_declines_by_typed_code_and_the_joint_talk_is_refused(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    reference = await ask_mediation(bot.user(1001, "Anna"))
+    shown, _ = await invite(carla, reference)
+    bram = bot.user(1002, "Bram")
+    typed = shown.lower().replace("-", " ")  # "abcd 2345": case and dash do not matter
+    reply = await bram.says(f"/bemiddeling {typed}")
+    assert "Wil je meedoen?" in reply.text
+    reply = await bram.taps("Nee, liever niet")
+    assert "Er gebeurt verder niets met deze uitnodiging" in reply.text
+    case = await load_case(bot)
+    second = next(p for p in case.parties if p.number == 2)
+    assert (second.status, second.consent_at) == ("declined", None)
+    assert "beantwoord: wil niet meedoen" in bot.emulator.messages(3001)[-1].plain_text
+
+    await move_to(carla, reference, "Gesprek partij 2")
+    reply = await carla.taps("Volgende fase")
+    assert "van " + reference + ": wil niet meedoen" in reply.text
+    assert (await load_case(bot)).stage == "gesprek_partij_2"
+    reply = await carla.taps("Afsluiten")
+    assert "Hoe is bemiddeling" in reply.text
+    reply = await carla.taps("Gestopt")
+    assert "Afgesloten als: Gestopt." in reply.text
+    # Declined: Bram took no part and gets no closing message.
+    assert not any("afgesloten" in m for m in texts(bot, 1002))
+
+
+async def test_bad_codes_expired_codes_and_a_call_request(bot: BotUnderTest, clock: Clock) -> None:
+    carla = await coordinator(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna)
+    shown, parameter = await invite(carla, reference)
+    bram = bot.user(1002, "Bram")
+
+    reply = await bram.says("/bemiddeling QQQQ-QQQQ")
+    assert "Deze code ken ik niet" in reply.text
+    reply = await bram.says("/start bm-hallo")
+    assert "Deze code ken ik niet" in reply.text
+    reply = await anna.says(f"/start {parameter}")  # party 1 opens her neighbour's code
+    assert "bedoeld voor je buur" in reply.text
+
+    # A new code replaces the first; the first no longer works.
+    await open_case(carla, reference)
+    new_shown, new_parameter = invite_code((await carla.taps("Uitnodiging buur")).last)
+    assert new_shown != shown
+    reply = await bram.says(f"/bemiddeling {shown}")
+    assert "Deze code ken ik niet" in reply.text
+
+    clock.move(days=31)  # invite_days = 30
+    reply = await bram.says(f"/start {new_parameter}")
+    assert "Deze code is niet meer geldig" in reply.text
+    clock.move(days=-2)
+    reply = await bram.says(f"/start {new_parameter}")
+    reply = await bram.taps("Bel me eerst")
+    assert "Op welk telefoonnummer" in reply.text
+    assert "wil eerst gebeld worden" in bot.emulator.messages(3001)[-1].plain_text
+    await bot.restart()
+    reply = await bram.says("morgen")
+    assert "Dat lijkt geen telefoonnummer" in reply.text
+    reply = await bram.says("070 123 4567")
+    assert "Het bemiddelingsteam belt je" in reply.text
+    assert "wil graag gebeld worden: 070 123 4567" in bot.emulator.messages(3001)[-1].plain_text
+    case = await load_case(bot)
+    second = next(p for p in case.parties if p.number == 2)
+    assert (second.status, second.phone, second.contact_via) == (
+        "call_requested",
+        "070 123 4567",
+        "telefoon",
+    )
+    reply = await open_case(carla, reference)
+    assert "Partij 2: wil eerst gebeld worden · telefonisch: 070 123 4567" in reply.last.plain_text
+
+
+# --- appointments and reminders ----------------------------------------------------------------
+
+
+async def two_parties(bot: BotUnderTest) -> tuple[Person, Person, Person, str]:
+    carla = await coordinator(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna)
+    _, parameter = await invite(carla, reference)
+    bram = bot.user(1002, "Bram")
+    await bram.says(f"/start {parameter}")
+    await bram.taps("Ja, ik doe mee")
+    return carla, anna, bram, reference
+
+
+async def run_job(bot: BotUnderTest, name: str) -> None:
+    assert bot.app is not None
+    [job] = bot.app.job_queue.get_jobs_by_name(name)  # type: ignore[union-attr]
+    await job.run(bot.app)
+
+
+async def test_appointment_reminders_once_and_a_failed_send_is_retried(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, _anna, _bram, reference = await two_parties(bot)
+    starts = (
+        (clock.now + dt.timedelta(days=3))
+        .astimezone(AMS_ZONE)
+        .replace(hour=19, minute=30, second=0, microsecond=0)
+    )
+    await open_case(carla, reference)
+    await carla.taps("Afspraak")
+    reply = await carla.says("volgende week")
+    assert "Kies een van de knoppen" in reply.text
+    reply = await carla.taps("Beide partijen")
+    assert "dd-mm-jjjj uu:mm" in reply.text
+    reply = await carla.says("31-02-2030 19:30")
+    assert "Dat kan ik niet lezen als datum en tijd" in reply.text
+    reply = await carla.says("01-01-2020 10:00")
+    assert "Dat moment is al voorbij" in reply.text
+    reply = await carla.says(starts.strftime("%d-%m-%Y %H:%M"))
+    assert "Waar?" in reply.text
+    reply = await carla.says("Buurthuis De Boog <zaal 2>")
+    assert f"Afspraak vastgelegd: {local(starts)}, Buurthuis De Boog <zaal 2>." in reply.text
+    assert f"{local(starts)} · Aangemeld · Beide partijen · Buurthuis De Boog <zaal 2>" in (
+        reply.last.plain_text
+    )
+    [appointment] = await appointments(bot)
+    assert (appointment.kind, appointment.parties, appointment.starts_at) == (
+        "aangemeld",
+        "1,2",
+        starts.astimezone(dt.UTC),
+    )
+
+    before = {1001: len(texts(bot, 1001)), 1002: len(texts(bot, 1002))}
+    clock.now = starts - dt.timedelta(hours=25)  # not yet a day before
+    await run_job(bot, "mcase:reminders")
+    assert {k: len(texts(bot, k)) for k in before} == before
+
+    clock.now = starts - dt.timedelta(hours=23)
+    await run_job(bot, "mcase:reminders")
+    for chat_id in (1001, 1002):
+        [reminder] = texts(bot, chat_id)[before[chat_id] :]
+        assert f"gesprek voor buurtbemiddeling op {local(starts).replace(' ', ' om ')}" in reminder
+        assert "Plaats: Buurthuis De Boog <zaal 2>" in reminder
+        for word in ("Geluid", "bovenburen", "Bram", "Anna", "partij"):
+            assert word not in reminder
+    await run_job(bot, "mcase:reminders")
+    await bot.restart()
+    await run_job(bot, "mcase:reminders")
+    assert all(len(texts(bot, k)) == before[k] + 1 for k in before)
+    [appointment] = await appointments(bot)
+    assert appointment.reminded_at == clock.now
+
+    # A second talk, for party 1 and 2; Telegram fails the first send (Anna's).
+    await plan(
+        carla, reference, "Beide partijen", local(starts + dt.timedelta(days=7)), "Bij Anna thuis"
+    )
+    counts = {k: len(texts(bot, k)) for k in before}
+    clock.now = starts + dt.timedelta(days=6, hours=2)
+    bot.emulator.fail_next("sendMessage", status=502)
+    await run_job(bot, "mcase:reminders")
+    assert len(texts(bot, 1001)) == counts[1001]
+    assert len(texts(bot, 1002)) == counts[1002] + 1
+    second = (await appointments(bot))[1]
+    assert second.reminded_at is None
+    await run_job(bot, "mcase:reminders")
+    assert len(texts(bot, 1001)) == counts[1001] + 1
+    assert len(texts(bot, 1002)) == counts[1002] + 1  # Bram is not reminded twice
+    await run_job(bot, "mcase:reminders")
+    assert len(texts(bot, 1001)) == counts[1001] + 1
+    assert (await appointments(bot))[1].reminded_at is not None
+
+    reply = await open_case(carla, reference)
+    history = reply.last.plain_text
+    assert history.count("herinnering verstuurd aan partij 1") == 2
+    assert history.count("herinnering verstuurd aan partij 2") == 2
+    assert "⏰ herinnerd" in history
+
+
+async def test_reminder_only_to_the_parties_it_concerns(bot: BotUnderTest, clock: Clock) -> None:
+    carla, _anna, _bram, reference = await two_parties(bot)
+    starts = clock.now + dt.timedelta(days=2)
+    await plan(carla, reference, "Partij 2", local(starts), "Bij Bram thuis")
+    before = (len(texts(bot, 1001)), len(texts(bot, 1002)))
+    clock.now = starts - dt.timedelta(hours=12)
+    await run_job(bot, "mcase:reminders")
+    assert (len(texts(bot, 1001)), len(texts(bot, 1002))) == (before[0], before[1] + 1)
+
+
+# --- nazorg ------------------------------------------------------------------------------------
+
+
+async def test_nazorg_check_in_answers_and_the_coordinator_is_told(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, bram, reference = await two_parties(bot)
+    await move_to(carla, reference, "Nazorg")
+    asked = (len(texts(bot, 1001)), len(texts(bot, 1002)))
+    clock.move(weeks=4, minutes=-1)
+    await run_job(bot, "mcase:nazorg")
+    assert (len(texts(bot, 1001)), len(texts(bot, 1002))) == asked
+    clock.move(minutes=2)
+    await run_job(bot, "mcase:nazorg")
+    await run_job(bot, "mcase:nazorg")
+    for chat_id, count in zip((1001, 1002), asked, strict=True):
+        [question] = texts(bot, chat_id)[count:]
+        assert "Hoe gaat het nu?" in question
+        assert "Geluid" not in question
+    assert bot.emulator.last_sent(1001).button_labels == ["Beter", "Hetzelfde", "Slechter"]
+
+    # Bram cannot answer for Anna.
+    anna_question = bot.emulator.last_sent(1001)
+    anna_beter = anna_question.buttons[0][0][1]
+    assert anna_beter is not None
+    reply = await bram.presses(anna_question.message_id, anna_beter)
+    assert reply.alert == "Sorry, dat kan ik niet voor je doen."
+
+    reply = await anna.taps("Beter")
+    assert "Bedankt dat je het laat weten" in reply.text
+    reply = await anna.presses(anna_question.message_id, anna_beter)  # a double tap
+    assert "al beantwoord" in reply.alert
+    await bram.taps("Slechter")
+    told = texts(bot, 3001)[-2:]
+    assert (
+        f"Nazorg {reference}: op de vraag hoe het nu gaat, antwoordde partij 1 ‘Beter’." in told[0]
+    )
+    assert "antwoordde partij 2 ‘Slechter’" in told[1]
+    case = await load_case(bot)
+    answers = {p.number: (p.nazorg_answer, p.nazorg_sent_at) for p in case.parties}
+    assert answers == {1: ("beter", clock.now), 2: ("slechter", clock.now)}
+
+
+async def test_nazorg_retried_after_a_failure(
+    bot: BotUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    carla, _anna, _bram, reference = await two_parties(bot)
+    await move_to(carla, reference, "Nazorg")
+    asked = (len(texts(bot, 1001)), len(texts(bot, 1002)))
+    clock.move(weeks=4, minutes=1)
+    bot.emulator.fail_next("sendMessage", status=429, retry_after=1, times=5)
+    await run_job(bot, "mcase:nazorg")
+    assert len(texts(bot, 1002)) == asked[1] + 1
+    assert len(texts(bot, 1001)) == asked[0]
+    await run_job(bot, "mcase:nazorg")
+    assert (len(texts(bot, 1001)), len(texts(bot, 1002))) == (asked[0] + 1, asked[1] + 1)
+
+
+# --- closing, counts and confidentiality -------------------------------------------------------
+
+
+async def test_closing_thanks_both_and_the_referrer_sees_only_geslaagd(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, _anna, _bram, reference = await two_parties(bot)
+    wim = bot.user(3002, "Wim")
+    await grant_role(bot, wim, "wijkagent")
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        await session.execute(update(MediationCase).values(referred_by=3002))
+    await open_case(carla, reference)
+    await carla.taps("Bemiddelaars")
+    await carla.says("Fatima en Henk")
+    await carla.taps("Notitie")
+    await carla.says("Afspraak over muziek na tienen")
+
+    reply = await wim.says("/bemiddelingen")
+    assert f"{reference}: nog niet afgerond" in reply.text
+    assert "Lopend: 1 (Aangemeld 1)" in reply.text
+
+    await open_case(carla, reference)
+    await carla.taps("Afsluiten")
+    reply = await carla.taps("Opgelost")
+    assert "Afgesloten als: Opgelost." in reply.text
+    assert reply.last.button_labels == []
+    again = await carla.presses(
+        reply.last.message_id - 1, f"mcase:out:{(await load_case(bot)).id}:opgelost"
+    )
+    assert "afgesloten" in again.alert
+    for chat_id in (1001, 1002):
+        closing = texts(bot, chat_id)[-1]
+        assert "heeft je bemiddeling afgesloten" in closing
+        assert "Opgelost" not in closing and "Geluid" not in closing
+    case = await load_case(bot)
+    assert (case.stage, case.outcome, case.closed_at) == ("afgesloten", "opgelost", clock.now)
+
+    reply = await wim.says("/bemiddelingen")
+    assert f"{reference}: geslaagd: ja" in reply.text
+    assert "Afgesloten: 1 (Opgelost 1)" in reply.text
+    for word in ("Geluid", "bovenburen", "Fatima", "muziek", "Anna", "Bram", "06 1234"):
+        assert word not in reply.text, word
+
+
+async def test_a_wijkagent_and_a_resident_learn_nothing_and_change_nothing(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, _anna, _bram, reference = await two_parties(bot)
+    await plan(carla, reference, "Partij 1", local(clock.now + dt.timedelta(days=2)), "Buurthuis")
+    await move_to(carla, reference, "Nazorg")
+    clock.move(weeks=5)
+    await run_job(bot, "mcase:nazorg")
+    case = await load_case(bot)
+    # Every button data the bot ever showed, plus the typed-step buttons and forgeries.
+    seen = {
+        data
+        for chat_id in (3001, 1001, 1002)
+        for message in bot.emulator.messages(chat_id)
+        for row in message.buttons
+        for _, data in row
+        if data and data.startswith("mcase:")
+    }
+    seen |= {
+        f"mcase:apptp:{case.id}:12",
+        f"mcase:skip:{case.id}:gesprek_partij_2",
+        f"mcase:out:{case.id}:opgelost",
+        f"mcase:show:{case.id}",
+        f"mcase:take:{case.id}",
+        f"mcase:next:{case.id}:nazorg",
+        f"mcase:close:{case.id}",
+        f"mcase:invite:{case.id}",
+        f"mcase:mediators:{case.id}",
+        f"mcase:note:{case.id}",
+        f"mcase:appt:{case.id}",
+        "mcase:show:999",
+        "mcase:whatever",
+    }
+    assert any(d.startswith("mcase:nz:") for d in seen)
+    wim = bot.user(3002, "Wim")
+    await grant_role(bot, wim, "wijkagent")
+    dirk = bot.user(1004, "Dirk")
+    await dirk.says("/start")
+    before = await snapshot(bot)
+    for outsider in (wim, dirk):
+        for command in (f"/zaak {reference}", "/zaak BM-2020-0099", "/zaak", "/zaken"):
+            reply = await outsider.says(command)
+            assert reply.text == "Sorry, dat kan ik niet voor je doen.", (outsider.name, command)
+        for data in sorted(seen):
+            reply = await outsider.presses(1, data)
+            assert reply.alert == "Sorry, dat kan ik niet voor je doen.", (outsider.name, data)
+            assert reply.messages == []
+            assert reference not in reply.alert
+        reply = await outsider.says("een getypte tekst na het drukken")
+        assert reference not in reply.text
+    reply = await dirk.says("/bemiddelingen")
+    assert reply.text == "Sorry, dat kan ik niet voor je doen."
+    assert await snapshot(bot) == before
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+async def test_retention_anonymises_closed_cases_once(bot: BotUnderTest, clock: Clock) -> None:
+    carla, _anna, _bram, reference = await two_parties(bot)
+    await open_case(carla, reference)
+    await carla.taps("Bemiddelaars")
+    await carla.says("Fatima en Henk")
+    await carla.taps("Notitie")
+    await carla.says("Geheime notitie")
+    await plan(
+        carla,
+        reference,
+        "Beide partijen",
+        local(clock.now + dt.timedelta(days=1, hours=2)),
+        "Hoefkade 12",
+    )
+    await open_case(carla, reference)
+    await carla.taps("Afsluiten")
+    await carla.taps("Deels opgelost")
+    closed_at = clock.now
+    # A second case, closed later: it stays as it is.
+    other = await ask_mediation(bot.user(1005, "Eva"), "De buren met de hond")
+    clock.move(days=400)
+    await open_case(carla, other)
+    await carla.taps("Afsluiten")
+    await carla.taps("Gestopt")
+
+    clock.now = closed_at + dt.timedelta(days=729)
+    await run_job(bot, "mcase:retention")
+    assert (await load_case_by(bot, reference)).anonymised_at is None
+
+    clock.now = closed_at + dt.timedelta(days=731)
+    await run_job(bot, "mcase:retention")
+    await run_job(bot, "mcase:retention")
+    case = await load_case_by(bot, reference)
+    assert case.anonymised_at == clock.now
+    assert (case.other_party, case.mediators, case.signal_id) == (None, None, None)
+    assert (case.reference, case.stage, case.outcome, case.topic) == (
+        reference,
+        "afgesloten",
+        "deels_opgelost",
+        "geluid",
+    )
+    assert case.closed_at == closed_at and case.created_at is not None
+    for party in case.parties:
+        assert (party.phone, party.reachable, party.invite_code, party.resident_id) == (
+            None,
+            None,
+            None,
+            None,
+        )
+    assert all(e.note is None for e in case.history)
+    anonymised = [e for e in case.history if e.kind == "anonymised"]
+    assert len(anonymised) == 1 and anonymised[0].actor == "bot"
+    assert all(a.place is None for a in await appointments(bot) if a.case_id == case.id)
+    kept = await load_case_by(bot, other)
+    assert kept.anonymised_at is None and kept.other_party == "De buren met de hond"
+
+    reply = await open_case(carla, reference)
+    view = reply.last.plain_text
+    assert "geanonimiseerd" in view and "Fatima" not in view and "Geheime" not in view
+    assert "06 1234" not in view
+
+
+async def load_case_by(bot: BotUnderTest, reference: str) -> MediationCase:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        case = await session.scalar(
+            select(MediationCase)
+            .where(MediationCase.reference == reference)
+            .options(selectinload(MediationCase.parties), selectinload(MediationCase.history))
+        )
+        assert case is not None
+        return case
+
+
+# --- the daily overview ------------------------------------------------------------------------
+
+
+def test_working_days() -> None:
+    monday = dt.date(2026, 11, 23)
+    assert working_days_between(monday, monday) == 0
+    assert working_days_between(monday, dt.date(2026, 11, 27)) == 4  # Tue..Fri
+    assert working_days_between(monday, dt.date(2026, 11, 30)) == 5  # + next Monday
+    assert working_days_between(dt.date(2026, 11, 27), dt.date(2026, 11, 30)) == 1  # Fri → Mon
+    assert working_days_between(monday, dt.date(2026, 12, 7)) == 10
+
+
+async def test_overdue_intake_in_the_bemiddelaars_daily_overview(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    wim = bot.user(3002, "Wim")
+    await grant_role(bot, wim, "wijkagent")
+    overview = "mcase:digest:schilderswijk"
+
+    await run_job(bot, overview)  # nothing at all: nothing is sent
+    assert bot.emulator.messages(3001) == []
+
+    reference = await ask_mediation(bot.user(1001, "Anna"))
+    before = len(texts(bot, 3001))
+    clock.move(hours=2)
+    await run_job(bot, overview)
+    [first] = texts(bot, 3001)[before:]
+    assert "1 nieuwe aanvraag sinds gisteren" in first and f"{reference} · Geluid" in first
+    assert "te laat" not in first
+    assert "Lopende zaken: Aangemeld 1" in first
+
+    created = (await load_case(bot)).created_at.astimezone(AMS_ZONE).date()
+    day = created
+    while working_days_between(created, day) <= 5:
+        day += dt.timedelta(days=1)
+    clock.now = dt.datetime.combine(day, dt.time(8, 0), AMS_ZONE).astimezone(dt.UTC)
+    await run_job(bot, overview)
+    overdue = texts(bot, 3001)[-1]
+    assert "1 intake te laat (na 5 werkdagen nog steeds aangemeld)" in overdue
+    assert f"{reference} · Geluid · sinds" in overdue
+    assert "nieuwe aanvraag" not in overdue
+    reply = await carla.says("/zaken")
+    assert "⚠️ intake te laat" in reply.text
+    assert bot.emulator.messages(3002) == []
+
+    # The day before it was not overdue yet, and a day with nothing new to say sends nothing.
+    count = len(texts(bot, 3001))
+    clock.now -= dt.timedelta(days=1)
+    await run_job(bot, overview)
+    assert len(texts(bot, 3001)) == count
+
+
+# --- the story of the issue ------------------------------------------------------------------
+
+
+async def test_done_means_the_whole_story(bot: BotUnderTest, clock: Clock) -> None:
+    """Resident asks → coordinator takes → invites the neighbour → neighbour agrees →
+    appointment → both reminded → closed as opgelost → the wijkagent sees only "geslaagd: ja"."""
+    carla = await coordinator(bot)
+    wim = bot.user(3002, "Wim")
+    await grant_role(bot, wim, "wijkagent")
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna)
+    assert f"/zaak {reference}" in texts(bot, 3001)[-1]
+    assert bot.db is not None
+    async with bot.db.begin() as session:  # the referral itself is another feature
+        await session.execute(update(MediationCase).values(referred_by=3002))
+
+    await open_case(carla, reference)
+    await carla.taps("Oppakken")
+    reply = await carla.taps("Uitnodiging buur")
+    _, parameter = invite_code(reply.last)
+    bram = bot.user(1002, "Bram")
+    await bram.says(f"/start {parameter}")
+    await bram.taps("Ja, ik doe mee")
+    starts = clock.now + dt.timedelta(days=2)
+    reply = await plan(carla, reference, "Beide partijen", local(starts), "Buurthuis De Boog")
+    assert "Afspraak vastgelegd" in reply.text
+    clock.now = starts - dt.timedelta(hours=20)
+    await run_job(bot, "mcase:reminders")
+    assert "Herinnering" in texts(bot, 1001)[-1] and "Herinnering" in texts(bot, 1002)[-1]
+    await open_case(carla, reference)
+    await carla.taps("Afsluiten")
+    await carla.taps("Opgelost")
+    reply = await wim.says("/bemiddelingen")
+    assert f"{reference}: geslaagd: ja" in reply.text
+    for word in ("Geluid", "bovenburen", "Buurthuis", "Anna", "Bram", "Carla"):
+        assert word not in reply.text
+    assert (await wim.says(f"/zaak {reference}")).text == "Sorry, dat kan ik niet voor je doen."
+
+
+# --- the same story in `buurtsignaal shell` ------------------------------------------------------
+
+Transcript = Callable[[], str]  # the shell's output so far
+Line = str | Callable[[Transcript], str]
+
+
+class ScriptedInput(io.TextIOBase):
+    """Input for the shell: fixed lines, or functions of the transcript so far (to read a code
+    or a button number the bot just showed, or to wait for a message to arrive)."""
+
+    def __init__(self, out: io.StringIO, lines: list[Line]) -> None:
+        self.out = out
+        self.lines = list(lines)
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if not self.lines:
+            return ""
+        line = self.lines.pop(0)
+        return (line if isinstance(line, str) else line(self.out.getvalue)) + "\n"
+
+
+def button(label: str) -> Callable[[Transcript], str]:
+    """The number the shell shows for the newest button with this label."""
+
+    def number(transcript: Transcript) -> str:
+        found = re.findall(rf"\[(\d+)\] {re.escape(label)}", transcript())
+        assert found, f"no button {label!r} in:\n{transcript()[-2000:]}"
+        return str(found[-1])
+
+    return number
+
+
+def after_last(pattern: str, template: str) -> Callable[[Transcript], str]:
+    """A line made from the last match of ``pattern`` in the transcript."""
+
+    def line(transcript: Transcript) -> str:
+        found = re.findall(pattern, transcript())
+        assert found, f"{pattern!r} not in:\n{transcript()[-2000:]}"
+        return template.format(found[-1])
+
+    return line
+
+
+def waiting_for(*needles: str, then: str) -> Callable[[Transcript], str]:
+    """Wait (in the shell's input thread) until the bot has said all of ``needles``."""
+
+    def line(transcript: Transcript) -> str:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if all(n in transcript() for n in needles):
+                return then
+            time.sleep(0.05)
+        raise AssertionError(f"{needles} never arrived:\n{transcript()[-2000:]}")
+
+    return line
+
+
+def sql(url: str, statement: str, then: str) -> Callable[[Transcript], str]:
+    """Change the database directly (what another feature would do), then go on."""
+
+    def line(_: Transcript) -> str:
+        path = url.split("///", 1)[1]
+        with sqlite3.connect(path, timeout=10) as connection:
+            connection.execute(statement)
+        return then
+
+    return line
+
+
+async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mediation_cases, "SWEEP_EVERY", dt.timedelta(seconds=0.2))
+    starts = (utcnow() + dt.timedelta(hours=12)).astimezone(AMS_ZONE)
+    out = io.StringIO()
+    script: list[Line] = [
+        # Anna asks for mediation about noise.
+        "/bemiddeling",
+        button("Ik wil bemiddeling aanvragen"),
+        button("Nee"),
+        button("Geluid"),
+        button("Langer dan een half jaar"),
+        button("Geprobeerd, maar het lukte niet"),
+        "De bovenburen op nummer 14",
+        button("Via deze bot"),
+        button("'s Avonds"),
+        button("Ja, het bemiddelingsteam mag"),
+        button("✅ Aanvraag versturen"),
+        # The admin invites a coordinator and a wijkagent.
+        ":als admin",
+        "/uitnodigen bemiddelaar schilderswijk",
+        ":als 3001 Carla",
+        after_last(r"start=(inv-[\w-]+)", "/start {}"),
+        ":als admin",
+        "/uitnodigen wijkagent schilderswijk",
+        ":als 3002 Wim",
+        after_last(r"start=(inv-[\w-]+)", "/start {}"),
+        sql(sqlite_url, "UPDATE mediation_cases SET referred_by = 3002", ":als carla"),
+        # The coordinator takes the case and invites the neighbour.
+        "/zaak 1",
+        button("✋ Oppakken"),
+        button("✉️ Uitnodiging buur"),
+        ":als bram",
+        after_last(r"start=(bm-[2-9A-Z]{8})", "/start {}"),
+        button("Ja, ik doe mee"),
+        # An appointment with both; the reminder sweeper sends both a reminder.
+        ":als carla",
+        button("📅 Afspraak"),
+        button("Beide partijen"),
+        starts.strftime("%d-%m-%Y %H:%M"),
+        "Buurthuis De Boog",
+        waiting_for("(bericht voor Anna", "(bericht voor Bram", then=":als anna"),
+        ":als bram",
+        # Closed as opgelost; the wijkagent sees only "geslaagd: ja".
+        ":als carla",
+        "/zaak 1",
+        button("🏁 Afsluiten"),
+        button("Opgelost"),
+        ":als anna",
+        ":als wim",
+        "/bemiddelingen",
+        "/zaak 1",
+    ]
+    code = await run_shell(make_settings(sqlite_url), stdin=ScriptedInput(out, script), stdout=out)
+    transcript = out.getvalue()
+    assert code == 0, transcript
+    assert "Je aanvraag is opgeslagen als BM-" in transcript or "opgeslagen als BM-" in transcript
+    assert "Je bent nu coördinator van deze zaak." in transcript
+    neighbour = transcript.split("Bram> /start bm-", 1)[1].split("Bram> :als carla", 1)[0]
+    assert "Wil je meedoen?" in neighbour and "Fijn dat je meedoet" in neighbour
+    for word in ("bovenburen", "Geluid", "Anna"):
+        assert word not in neighbour
+    when = starts.strftime("%d-%m-%Y om %H:%M")
+    planned = transcript.split("Carla> Buurthuis De Boog\n", 1)[1]
+    for name in ("Anna", "Bram"):
+        # Switching to them shows what arrived meanwhile: the reminder, nothing about the other.
+        arrived = planned.split(f"> :als {name.lower()}\n", 1)[1].split(f"{name}> ", 1)[0]
+        assert f"gesprek voor buurtbemiddeling op {when}" in arrived, arrived
+        assert "Plaats: Buurthuis De Boog" in arrived
+        assert "Geluid" not in arrived and "bovenburen" not in arrived
+    assert transcript.count("⏰ Herinnering") == 2
+    assert "Afgesloten als: Opgelost." in transcript
+    closing = transcript.rsplit("Carla> :als anna\n", 1)[1].split("Anna> ", 1)[0]
+    assert "heeft je bemiddeling afgesloten" in closing and "Opgelost" not in closing
+    wim = transcript.split("Wim> /bemiddelingen", 1)[1]
+    assert "BM-" in wim and ": geslaagd: ja" in wim
+    counts_reply = wim.split("Wim> /zaak 1", 1)[0]
+    for word in ("Geluid", "bovenburen", "Buurthuis", "Anna", "Bram", "Carla"):
+        assert word not in counts_reply, word
+    assert "Sorry, dat kan ik niet voor je doen." in wim.split("Wim> /zaak 1", 1)[1]
