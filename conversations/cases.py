@@ -42,6 +42,7 @@ from conversations.ui import (
     keyboard,
     local_date,
     local_datetime,
+    mediation_explanation,
     not_allowed,
     role_label,
     signal_line,
@@ -355,6 +356,7 @@ def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboar
     buttons.append(("📝 " + t("Note"), f"cases:note:{signal.id}"))
     if signal.resident_id is not None:
         buttons.append(("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"))
+        buttons.append(("🤝 " + t("Propose mediation"), f"cases:refer:{signal.id}"))
     return keyboard(buttons, columns=2)
 
 
@@ -572,6 +574,64 @@ async def on_take(update: Update, context: BuurtContext) -> None:
     if previous is not None:
         lines.append(t("Before, {name} had it.", name=names.get(previous, t("a colleague"))))
     await context.bot.send_message(user_id, "\n".join(lines))
+
+
+async def on_refer(update: Update, context: BuurtContext) -> None:
+    """Propose buurtbemiddeling to the reporter; only their own yes in the bot starts it."""
+    pressed = await _pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        person, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        if signal is None or signal.resident is None:
+            await _refuse(query, context)
+            return
+        role = store.signing_role(person, signal.wijk_id) or "wijkagent"
+        await store.propose_mediation(session, signal, user_id, now=clock())
+        reporter, reference = signal.resident.telegram_id, signal.reference
+    their = context.translator_for(reporter)
+    try:
+        await context.bot.send_message(
+            reporter,
+            _mediation_proposal(their, role, reference),
+            reply_markup=_proposal_buttons(their, signal.id),
+        )
+    except TelegramError:
+        await query.answer(t("The reporter cannot be reached through the bot."), show_alert=True)
+        return
+    await query.answer(t("Proposal sent"))
+    await context.bot.send_message(
+        user_id,
+        t(
+            "The reporter of {reference} has been asked whether they want mediation. Nothing "
+            "is passed on unless they agree.",
+            reference=reference,
+        ),
+    )
+
+
+def _proposal_buttons(t: Translator, signal_id: int) -> InlineKeyboardMarkup:
+    """Yes / no to a proposal of mediation (answered in the mediation intake)."""
+    return keyboard(
+        [
+            (t("Yes, I want to ask for mediation"), f"mref:{signal_id}:yes"),
+            (t("No, thank you"), f"mref:{signal_id}:no"),
+        ]
+    )
+
+
+def _mediation_proposal(t: Translator, role: str, reference: str) -> str:
+    """Asked to the reporter, in their language: would mediation help?"""
+    return t(
+        "The {role} suggests buurtbemiddeling for your report {reference}.\n\n{explanation}\n\n"
+        "Would you like to ask for it? Only if you say yes do you get the questions of the "
+        "intake; nothing is passed on without you.",
+        role=role_label(t, role),
+        reference=reference,
+        explanation=Html(mediation_explanation(t)),
+    )
 
 
 async def on_status_menu(update: Update, context: BuurtContext) -> None:
@@ -1271,6 +1331,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d+)$"),
         CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d+)$"),
         CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d+)$"),
+        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d+)$"),
         CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d+):(yes|no|unknown)$"),
         CallbackQueryHandler(stale, pattern=r"^cases:"),
     ]

@@ -35,6 +35,7 @@ from conversations.ui import (
     topic_label,
 )
 from storage import access
+from storage.cases import record_referral_answer, referral_of
 from storage.mediation import NewMediation, create_case
 from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk
@@ -51,7 +52,21 @@ TALKED, OTHER, VIA, PHONE, REACHABLE, CONSENT = (
     "reachable",
     "consent",
 )
-ORDER = (INTRO, UNSAFE, WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE, CONSENT, SUMMARY)
+FOR_WHOM = "for_whom"
+ORDER = (
+    INTRO,
+    UNSAFE,
+    FOR_WHOM,
+    WIJK,
+    TOPIC,
+    DURATION,
+    TALKED,
+    OTHER,
+    VIA,
+    REACHABLE,
+    CONSENT,
+    SUMMARY,
+)
 EDITABLE = (WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE)
 
 FLOW = GuidedFlow(
@@ -65,6 +80,7 @@ FLOW = GuidedFlow(
         TALKED: TALKED_LABELS,
         VIA: {"bot": N_("Through this bot"), "telefoon": N_("Call me")},
         REACHABLE: REACHABLE_LABELS,
+        FOR_WHOM: {"self": N_("For myself"), "other": N_("On behalf of someone else")},
         CONSENT: {
             "yes": N_("Yes, the mediation team may contact me"),
             "no": N_("No"),
@@ -79,7 +95,11 @@ FLOW = GuidedFlow(
         OTHER: N_("Please send this as a text message."),
         PHONE: N_("Please send the phone number as a text message."),
     },
-    skip={WIJK: lambda draft: draft.get("wijk_id") is not None},
+    skip={
+        WIJK: lambda draft: draft.get("wijk_id") is not None,
+        # Only a sleutelfiguur asks on behalf of someone; then they are the contact.
+        FOR_WHOM: lambda draft: not draft.get("key_figure_wijken"),
+    },
 )
 
 
@@ -93,6 +113,11 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
             "<b>First: does anyone feel unsafe because of this conflict?</b>\n"
             "For example because of threats, violence or fear of what the neighbour might do."
         ), FLOW.buttons(t, draft, UNSAFE)
+    if step == FOR_WHOM:
+        return t(
+            "<b>Do you ask for yourself, or on behalf of someone else?</b>\n"
+            "On behalf of someone: the request is marked as such and the team contacts you."
+        ), FLOW.buttons(t, draft, FOR_WHOM)
     if step == WIJK:
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
@@ -182,10 +207,20 @@ async def start(update: Update, context: BuurtContext) -> State:
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
+    return await _begin(update, context)
+
+
+async def _begin(update: Update, context: BuurtContext, **referral: int) -> State:
+    """Start a fresh intake draft (optionally for a referral the resident agreed to)."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.language_for(update))
         wijken = await active_wijken(session)
         resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
+        me = await access.person(session, user.id, context.settings.admins)
+        key_figure_wijken = sorted(me.wijken_for(access.Permission.ON_BEHALF))
     if not wijken:
         await message.reply_text(
             context.t("This bot has no wijk configured yet. Please tell the administrator.")
@@ -195,8 +230,46 @@ async def start(update: Update, context: BuurtContext) -> State:
         context,
         wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
         wijk_choice=len(wijken) > 1,
+        key_figure_wijken=[] if referral else key_figure_wijken,
+        **referral,
     )
     return await FLOW.ask(message, context, draft, INTRO)
+
+
+@FLOW.button_step(FOR_WHOM)
+async def on_for_whom(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """A sleutelfiguur asks for themselves, or on behalf of someone (then in their wijk)."""
+    draft["on_behalf"] = value == "other"
+    if draft["on_behalf"] and draft.get("wijk_id") not in draft["key_figure_wijken"]:
+        draft["wijk_id"] = draft["key_figure_wijken"][0]
+    return await FLOW.chosen(update, context, draft, FOR_WHOM, value)
+
+
+async def referral(update: Update, context: BuurtContext) -> State:
+    """A professional proposed mediation for a report; the resident answers here."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    _, signal_id, answer = query.data.split(":")
+    t = context.t
+    async with context.db.begin() as session:
+        proposal = await referral_of(session, int(signal_id), user.id)
+    if proposal is None:
+        await query.answer(t("This button is no longer active."), show_alert=True)
+        return None
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    if answer == "no":
+        async with context.db.begin() as session:
+            await record_referral_answer(session, int(signal_id), accepted=False)
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(
+            t("All right, nothing is passed on. You can ask for mediation later with /bemiddeling.")
+        )
+        return ConversationHandler.END
+    async with context.db.begin() as session:
+        await record_referral_answer(session, int(signal_id), accepted=True)
+    return await _begin(update, context, referred_by=proposal, signal_id=int(signal_id))
 
 
 @FLOW.button_step(INTRO)
@@ -267,7 +340,25 @@ on_reachable = _choice_step(REACHABLE, "reachable")
 @FLOW.text_step(MAX_OTHER_PARTY)
 async def on_other(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """Who the other party is."""
+    if await FLOW.ask_behaviour(update, context, draft, OTHER, text):
+        return None
+    draft.pop("guard_pending", None)
     draft["other"] = text
+    return await FLOW.advance(update, context, draft, OTHER)
+
+
+@FLOW.button_step(OTHER, lambda value: value == "keep")
+async def on_keep_other(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """The resident keeps the text the guard asked about."""
+    text = FLOW.kept_text(draft, OTHER)
+    if text is None:
+        await FLOW.stale_button(update, context)
+        return None
+    draft["other"] = text
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
     return await FLOW.advance(update, context, draft, OTHER)
 
 
@@ -348,6 +439,7 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 reachable=draft["reachable"],
                 referred_by=draft.get("referred_by"),
                 signal_id=draft.get("signal_id"),
+                on_behalf=bool(draft.get("on_behalf")),
             ),
             year=dt.datetime.now(settings.tz).year,
         )
@@ -397,7 +489,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             entry_points=[
                 CommandHandler(
                     "bemiddeling", start, filters=PRIVATE & filters.Regex(r"^/bemiddeling(@\w+)?$")
-                )
+                ),
+                # A professional proposed mediation for a report; the resident agrees here.
+                CallbackQueryHandler(referral, pattern=r"^mref:\d+:(yes|no)$"),
             ],
             states={
                 INTRO: [buttons(INTRO, on_intro)],
@@ -406,7 +500,8 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                 TOPIC: [buttons(TOPIC, on_topic)],
                 DURATION: [buttons(DURATION, on_duration)],
                 TALKED: [buttons(TALKED, on_talked)],
-                OTHER: [MessageHandler(text, on_other)],
+                OTHER: [MessageHandler(text, on_other), buttons(OTHER, on_keep_other)],
+                FOR_WHOM: [buttons(FOR_WHOM, on_for_whom)],
                 VIA: [buttons(VIA, on_via)],
                 PHONE: [MessageHandler(text, on_phone)],
                 REACHABLE: [buttons(REACHABLE, on_reachable)],

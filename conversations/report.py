@@ -33,6 +33,7 @@ from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard
+from storage import access
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, create_signal
 from storage.wijken import active_wijken, get_wijk
@@ -44,8 +45,20 @@ MIN_DESCRIPTION = 5
 # Conversation states: one per question.
 SAFETY, WIJK, CATEGORY, DESCRIPTION = "safety", "wijk", "category", "description"
 LOCATION, WHEN, WHEN_TEXT, FREQUENCY = "location", "when", "when_text", "frequency"
-PHOTO, CONTACT = "photo", "contact"
-ORDER = (SAFETY, WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT, SUMMARY)
+PHOTO, CONTACT, FOR_WHOM = "photo", "contact", "for_whom"
+ORDER = (
+    SAFETY,
+    FOR_WHOM,
+    WIJK,
+    CATEGORY,
+    DESCRIPTION,
+    LOCATION,
+    WHEN,
+    FREQUENCY,
+    PHOTO,
+    CONTACT,
+    SUMMARY,
+)
 EDITABLE = (WIJK, CATEGORY, DESCRIPTION, LOCATION, WHEN, FREQUENCY, PHOTO, CONTACT)
 
 FLOW = GuidedFlow(
@@ -61,6 +74,7 @@ FLOW = GuidedFlow(
         },
         PHOTO: {"skip": N_("Skip")},
         CONTACT: {"no": N_("Pseudonymous"), "yes": N_("You may contact me")},
+        FOR_WHOM: {"self": N_("For myself"), "other": N_("On behalf of someone else")},
     },
     columns={WHEN: 3},
     texts=FlowTexts(
@@ -73,7 +87,12 @@ FLOW = GuidedFlow(
         LOCATION: N_("Please share a location or type a street or place."),
         PHOTO: N_("Please send a photo, or press Skip."),
     },
-    skip={WIJK: lambda draft: draft.get("wijk_id") is not None},
+    skip={
+        WIJK: lambda draft: draft.get("wijk_id") is not None,
+        # Only a sleutelfiguur reports on behalf of someone; then they are the contact.
+        FOR_WHOM: lambda draft: not draft.get("key_figure_wijken"),
+        CONTACT: lambda draft: bool(draft.get("on_behalf")),
+    },
 )
 
 
@@ -92,6 +111,11 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
             "<b>First: is anyone in danger right now?</b>\n"
             "For example violence, a threat, a fire or someone who is unwell."
         ), FLOW.buttons(t, draft, SAFETY)
+    if step == FOR_WHOM:
+        return t(
+            "<b>Are you reporting for yourself, or on behalf of someone else?</b>\n"
+            "On behalf of someone: the report is marked as such and you are the contact."
+        ), FLOW.buttons(t, draft, FOR_WHOM)
     if step == WIJK:
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
@@ -172,7 +196,11 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         t("<b>Photo:</b> {photo}", photo=t("yes") if draft.get("photo") else t("no")),
         t(
             "<b>Contact:</b> {contact}",
-            contact=t("you may contact me") if draft["contactable"] else t("pseudonymous"),
+            contact=t("you, on behalf of someone else")
+            if draft.get("on_behalf")
+            else t("you may contact me")
+            if draft["contactable"]
+            else t("pseudonymous"),
         ),
         "",
         t("Change something with the buttons, or send the report."),
@@ -187,7 +215,11 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         PHOTO: t("Photo"),
         CONTACT: t("Contact"),
     }
-    editable = [s for s in EDITABLE if s != WIJK or draft.get("wijk_choice")]
+    editable = [
+        s
+        for s in EDITABLE
+        if (s != WIJK or draft.get("wijk_choice")) and (s != CONTACT or not draft.get("on_behalf"))
+    ]
     edits = keyboard(
         (("✏️ " + edit_labels[s], FLOW.data(draft, SUMMARY, f"edit-{s}")) for s in editable),
         columns=2,
@@ -213,6 +245,8 @@ async def start(update: Update, context: BuurtContext) -> State:
         resident = await ensure_resident(session, user.id, context.language_for(update))
         wijken = await active_wijken(session)
         resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
+        me = await access.person(session, user.id, context.settings.admins)
+        key_figure_wijken = sorted(me.wijken_for(access.Permission.ON_BEHALF))
     t = context.t
     if not wijken:
         await message.reply_text(
@@ -226,6 +260,7 @@ async def start(update: Update, context: BuurtContext) -> State:
         context,
         wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
         wijk_choice=len(wijken) > 1,
+        key_figure_wijken=key_figure_wijken,
     )
     await message.reply_text(
         t(
@@ -252,6 +287,17 @@ async def on_safety(update: Update, context: BuurtContext, draft: Draft, value: 
         )
     )
     return ConversationHandler.END
+
+
+@FLOW.button_step(FOR_WHOM)
+async def on_for_whom(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+    """A sleutelfiguur reports for themselves, or on behalf of someone (then in their wijk)."""
+    draft["on_behalf"] = value == "other"
+    if draft["on_behalf"]:
+        if draft.get("wijk_id") not in draft["key_figure_wijken"]:
+            draft["wijk_id"] = draft["key_figure_wijken"][0]
+        draft["contactable"] = True
+    return await FLOW.chosen(update, context, draft, FOR_WHOM, value)
 
 
 @FLOW.button_step(WIJK, str.isdigit)
@@ -428,7 +474,8 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 frequency=draft["frequency"],
                 photo_file_id=draft.get("photo"),
                 contactable=bool(draft["contactable"]),
-                contact_name=_contact_name(user) if draft["contactable"] else None,
+                contact_name=_contact_name(user, draft) if draft["contactable"] else None,
+                on_behalf=bool(draft.get("on_behalf")),
             ),
             year=dt.datetime.now(context.settings.tz).year,
         )
@@ -461,10 +508,12 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     return ConversationHandler.END
 
 
-def _contact_name(user: User) -> str:
-    """How professionals can find a contactable reporter: name and @username if any."""
+def _contact_name(user: User, draft: Draft) -> str:
+    """How professionals can find a contactable reporter: name and @username if any (for a
+    report on behalf of someone: the sleutelfiguur, marked as such)."""
     name = user.full_name
-    return f"{name} (@{user.username})" if user.username else name
+    name = f"{name} (@{user.username})" if user.username else name
+    return f"sleutelfiguur {name}" if draft.get("on_behalf") else name
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
@@ -480,6 +529,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             entry_points=[CommandHandler("melden", start, filters=PRIVATE)],
             states={
                 SAFETY: [buttons(SAFETY, on_safety)],
+                FOR_WHOM: [buttons(FOR_WHOM, on_for_whom)],
                 WIJK: [buttons(WIJK, on_wijk)],
                 CATEGORY: [buttons(CATEGORY, on_category)],
                 DESCRIPTION: [

@@ -373,3 +373,42 @@ async def answer_followup(
         signal.followup_due_at = None
     await session.flush()
     return FollowupAnswer(answer=answer, reopened_to=reopened_to)
+
+
+MEDIATION_PROPOSED = "mediation_proposed"
+MEDIATION_ACCEPTED = "mediation_accepted"
+MEDIATION_DECLINED = "mediation_declined"
+
+
+async def propose_mediation(
+    session: AsyncSession, signal: Signal, telegram_id: int, *, now: dt.datetime
+) -> None:
+    """Record that a professional proposed mediation to the reporter (who must agree)."""
+    await record(session, signal, MEDIATION_PROPOSED, actor=pro_actor(telegram_id), now=now)
+
+
+async def referral_of(session: AsyncSession, signal_id: int, telegram_id: int) -> int | None:
+    """The professional whose proposal of mediation for this signal is still open, if the
+    signal is ``telegram_id``'s own report; else None."""
+    signal = await session.scalar(
+        select(Signal).where(Signal.id == signal_id).options(selectinload(Signal.history))
+    )
+    if signal is None or signal.resident is None or signal.resident.telegram_id != telegram_id:
+        return None
+    proposer = None
+    for event in signal.history:
+        if event.kind == MEDIATION_PROPOSED:
+            proposer = actor_telegram_id(event.actor)
+        elif event.kind in (MEDIATION_ACCEPTED, MEDIATION_DECLINED):
+            proposer = None
+    return proposer
+
+
+async def record_referral_answer(session: AsyncSession, signal_id: int, *, accepted: bool) -> None:
+    """The reporter's answer to a proposal of mediation (kept in the signal's history)."""
+    signal = await session.scalar(
+        select(Signal).where(Signal.id == signal_id).options(selectinload(Signal.history))
+    )
+    assert signal is not None
+    kind = MEDIATION_ACCEPTED if accepted else MEDIATION_DECLINED
+    await record(session, signal, kind, actor=RESIDENT, now=dt.datetime.now(dt.UTC))

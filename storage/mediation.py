@@ -67,6 +67,7 @@ class NewMediation:
     phone: str | None = None
     referred_by: int | None = None
     signal_id: int | None = None
+    on_behalf: bool = False
 
     def __post_init__(self) -> None:
         for value, allowed in (
@@ -99,6 +100,7 @@ async def create_case(
         other_party=new.other_party,
         referred_by=new.referred_by,
         signal_id=new.signal_id,
+        on_behalf=new.on_behalf,
         created_at=now,
         updated_at=now,
     )

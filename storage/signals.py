@@ -46,6 +46,7 @@ class NewSignal:
     occurred_text: str | None = None
     photo_file_id: str | None = None
     contact_name: str | None = None
+    on_behalf: bool = False
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -56,6 +57,8 @@ class NewSignal:
             raise ValueError(f"unknown frequency {self.frequency!r}")
         if self.contact_name and not self.contactable:
             raise ValueError("a pseudonymous signal keeps no contact details")
+        if self.on_behalf and not (self.contactable and self.contact_name):
+            raise ValueError("a report on behalf of someone has the sleutelfiguur as contact")
         if self.latitude is None and not self.location_text:
             raise ValueError("a signal needs a location or a place description")
 
@@ -101,6 +104,7 @@ async def create_signal(
         photo_file_id=new.photo_file_id,
         contactable=new.contactable,
         contact_name=new.contact_name,
+        on_behalf=new.on_behalf,
         status="nieuw",
     )
     if now is not None:
