@@ -181,6 +181,7 @@ async def retention(
         "contact_days": keep.contact_days,
         "content_days": keep.content_days,
         "signup_days": keep.signup_days,
+        "mediation_days": settings.mediation.retention_days,
     }
     async with db.begin() as session:
         if dry_run:

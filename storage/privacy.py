@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from storage import bot_state
+from storage.mediation import anonymise_closed
 from storage.models import (
     MediationCase,
     MediationEvent,
@@ -250,7 +251,7 @@ def _strip_to_statistics(signal: Signal) -> None:
 class Removal:
     """One scheduled removal: what kind, which item, and why (no content)."""
 
-    kind: str  # "contact", "content", "signups"
+    kind: str  # "contact", "content", "signups", "mediation"
     reference: str
     detail: str
 
@@ -262,6 +263,7 @@ async def retention_plan(
     contact_days: int,
     content_days: int,
     signup_days: int,
+    mediation_days: int,
 ) -> list[Removal]:
     """What the retention job would remove now."""
     plan: list[Removal] = []
@@ -297,6 +299,21 @@ async def retention_plan(
     ).all()
     for moment in past:
         plan.append(Removal("signups", f"moment-{moment.id}", f"{moment.starts_at:%Y-%m-%d}"))
+    mediation_cut = now - dt.timedelta(days=mediation_days)
+    cases = (
+        await session.scalars(
+            select(MediationCase)
+            .where(
+                MediationCase.stage == "afgesloten",
+                MediationCase.closed_at <= mediation_cut,
+                MediationCase.anonymised_at.is_(None),
+            )
+            .order_by(MediationCase.closed_at)
+        )
+    ).all()
+    for case in cases:
+        assert case.closed_at is not None
+        plan.append(Removal("mediation", case.reference, f"closed {case.closed_at:%Y-%m-%d}"))
     return plan
 
 
@@ -307,6 +324,7 @@ async def apply_retention(
     contact_days: int,
     content_days: int,
     signup_days: int,
+    mediation_days: int,
 ) -> Sequence[Removal]:
     """Remove what the plan says, recording each removal in the item's history."""
     plan = await retention_plan(
@@ -315,8 +333,13 @@ async def apply_retention(
         contact_days=contact_days,
         content_days=content_days,
         signup_days=signup_days,
+        mediation_days=mediation_days,
     )
+    if any(removal.kind == "mediation" for removal in plan):
+        await anonymise_closed(session, now=now, retention_days=mediation_days)
     for removal in plan:
+        if removal.kind == "mediation":
+            continue
         if removal.kind == "signups":
             moment_id = int(removal.reference.removeprefix("moment-"))
             await session.execute(delete(Signup).where(Signup.moment_id == moment_id))

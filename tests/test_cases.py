@@ -248,6 +248,7 @@ async def test_melding_shows_photo_place_and_details(bot: BotUnderTest) -> None:
         "🔄 Status",
         "📝 Notitie",
         "✉️ Antwoord aan melder",
+        "🤝 Bemiddeling voorstellen",
     ]
 
     # The bare number and the year-number form find it too.

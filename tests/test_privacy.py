@@ -17,7 +17,7 @@ from bot.cli import main
 from bot.settings import Settings
 from conversations import privacy
 from storage import gatherings
-from storage.models import BotState, GuardCount, Resident, Signal, Signup
+from storage.models import BotState, GuardCount, MediationCase, Resident, Signal, Signup
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -178,6 +178,11 @@ async def test_forget_me(bot: BotUnderTest) -> None:
     assert closed_one.location_text == "Dorpsstraat"  # a coarse place for statistics
     assert closed_one.category == "geluidsoverlast"
 
+    # The open report stays visible to the wijkagent, without the reporter.
+    reply = await agent.says(f"/melding {open_one.reference}")
+    assert "Open melding van Anna" in reply.text
+    assert "Anna" not in reply.text.replace("Open melding van Anna", "")
+
     reply = await anna.says("/mijngegevens")
     assert reply.text == "We bewaren niets over je."
     reply = await anna.says("/start")
@@ -300,3 +305,32 @@ async def test_guard_leaves_street_names_alone(bot: BotUnderTest) -> None:
     await anna.taps("Bekladding")
     reply = await anna.says("Tags gespoten op de muur bij de Turfmarkt en de Polenweg")
     assert "Waar was het?" in reply.text
+
+
+async def test_dry_run_lists_mediation_cases_due_for_anonymising(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    await anna.taps("Nee")
+    await anna.taps("Geluid")
+    await anna.taps("Een tot zes maanden")
+    await anna.taps("Nee, nog niet")
+    await anna.says("De bovenburen")
+    await anna.taps("Via deze bot")
+    await anna.taps("Overdag")
+    await anna.taps("Ja, het bemiddelingsteam mag")
+    await anna.taps("Aanvraag versturen")
+    closed = dt.datetime.now(dt.UTC) - dt.timedelta(days=800)
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        case = await session.scalar(select(MediationCase))
+        assert case is not None
+        case.stage, case.outcome, case.closed_at = "afgesloten", "opgelost", closed
+    planned = await privacy.run_retention(bot.app, dry_run=True)
+    assert [(r.kind, r.reference) for r in planned] == [("mediation", "BM-2026-0001")]
+    removed = await privacy.run_retention(bot.app)
+    assert [r.kind for r in removed] == ["mediation"]
+    async with bot.db.begin() as session:
+        case = await session.scalar(select(MediationCase))
+    assert case is not None and case.anonymised_at is not None and case.other_party is None
+    assert await privacy.run_retention(bot.app, dry_run=True) == []
