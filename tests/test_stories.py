@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from conversations import cases, digest
+from conversations import cases, digest, koffie
+from storage.models import Moment
 from tests.conftest import ADMIN_ID
-from tests.harness import BotUnderTest, Person
+from tests.harness import BotUnderTest, Person, grant_role
 
 LINK = re.compile(r"start=(inv-[\w-]+)")
 REFERENCE = re.compile(r"BS-\d{4}-\d{4}")
@@ -86,3 +87,88 @@ async def test_the_pair_acts_on_recurring_noise(
     question = emu.messages(anna.id)[-1]
     assert "opgelost" in question.plain_text
     assert question.button_labels[:2] == ["Ja", "Nee"]
+
+
+async def test_the_group_meets_for_coffee(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 5: an organiser plans a two-weekly koffiemoment, the group sees it, two residents
+    press "Ik kom" and the count shows 2, one cancels privately, the right reminders go out,
+    and the organiser sees the names."""
+    emu = bot.emulator
+    group = -1001
+    emu.add_group(group, "Buurtgroep Schilderswijk")
+    now = dt.datetime.now(dt.UTC)
+    monkeypatch.setattr(koffie, "clock", lambda: now)
+    olga = bot.user(4001, "Olga")
+    await grant_role(bot, olga, "organisator")
+    await olga.says("/koffieplannen")
+    await olga.says("Buurthuis De Mussen")
+    await olga.says((now + dt.timedelta(days=6)).strftime("%d-%m-%Y"))
+    await olga.says("10:00")
+    await olga.taps("Om de week")
+    await olga.taps("Geen maximum")
+    await olga.taps("Publiceren")
+    [announcement] = emu.messages(group)
+    assert "Koffiemoment in Schilderswijk" in announcement.plain_text
+
+    anna, bram = bot.user(1001, "Anna"), bot.user(1002, "Bram")
+    for person in (anna, bram):
+        await person.says("/start")
+        there = Person(bot, person.id, person.name)
+        there.chat_id = group
+        await there.taps("Ik kom", message=announcement)
+    assert bot.app is not None and bot.app.job_queue is not None
+    [[(_, data)]] = announcement.buttons
+    assert data is not None
+    moment_id = int(data.rsplit(":", 1)[1])
+    [count_job] = bot.app.job_queue.get_jobs_by_name(f"koffie:count:{moment_id}")
+    await count_job.run(bot.app)
+    assert emu.message(group, announcement.message_id).button_labels == ["Ik kom ☕ (2)"]
+
+    await bram.says("/koffie")
+    await bram.taps("Afmelden")
+    await olga.says("/beheer")
+    reply = await olga.taps("Koffiemoment")
+    assert "Wie: Anna" in reply.text and "Bram" not in reply.text
+
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        moment = await session.get(Moment, moment_id)
+    assert moment is not None
+    starts = moment.starts_at
+    [sweep] = bot.app.job_queue.get_jobs_by_name("koffie:sweep")
+    for at in (starts - dt.timedelta(hours=23), starts - dt.timedelta(hours=1)):
+        monkeypatch.setattr(koffie, "clock", lambda at=at: at)
+        await sweep.run(bot.app)
+    anna_reminders = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
+    assert len(anna_reminders) == 2
+    assert not any("Herinnering" in m.plain_text for m in emu.messages(1002))
+
+
+async def test_a_careful_resident(bot: BotUnderTest) -> None:
+    """Issue 6: read /privacy, report with someone's origin and be asked for behaviour, get a
+    complete /mijngegevens, then /vergeetmij, and nothing is left."""
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/privacy")
+    assert "Wie ziet wat" in reply.text and "Hoe lang we het bewaren" in reply.text
+    await anna.says("/melden")
+    await anna.taps("Nee, niemand is in gevaar")
+    await anna.taps("Uitschelden of intimidatie")
+    reply = await anna.says("Een groep Marokkaanse jongens scheldt voorbijgangers uit")
+    assert "wat deden mensen, waar en wanneer?" in reply.text
+    await anna.says("Een groep jongens scheldt 's avonds voorbijgangers uit bij de ingang")
+    await anna.says("Winkelcentrum, ingang Hoefkade")
+    await anna.taps("Vandaag")
+    await anna.taps("Het gebeurt vaker")
+    await anna.taps("Overslaan")
+    await anna.taps("Pseudoniem")
+    await anna.taps("Melding versturen")
+    reply = await anna.says("/mijngegevens")
+    assert "1 melding: BS-2026-0001" in reply.text
+    document = reply.last
+    assert document.file_bytes is not None and b"scheldt" in document.file_bytes
+    await anna.says("/vergeetmij")
+    await anna.taps("Ja, verwijder mijn gegevens")
+    reply = await anna.says("/mijngegevens")
+    assert reply.text == "We bewaren niets over je."
