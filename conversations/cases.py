@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -31,12 +30,13 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
+from conversations import steps
+from conversations.flow import PRIVATE, State, persistent_conversation
+from conversations.steps import MEDIA, TYPED, TypedSteps
 from conversations.ui import (
     category_label,
     keyboard,
@@ -45,6 +45,7 @@ from conversations.ui import (
     mediation_explanation,
     not_allowed,
     role_label,
+    shorten,
     signal_line,
     signal_place,
     status_label,
@@ -58,21 +59,14 @@ from storage.signals import STATUSES
 
 log = logging.getLogger(__name__)
 
-PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
 PER_PAGE = 5
 FOLLOWUP_JOB = "cases:followups"
 FOLLOWUP_EVERY = dt.timedelta(minutes=5)
-MESSAGE_LIMIT = 4000  # Telegram allows 4096 characters; keep a margin
 DESCRIPTION_SHOWN = 2500  # characters of the description in the detail message
 ENTRY_SHOWN = 300  # characters of a note or message in the history
-PENDING = "cases"  # user_data key of the typed step under way
 
 # Conversation states: what the person is typing.
 STATUS_NOTE, NOTE, REPLY, ANSWER = "status_note", "note", "reply", "answer"
-
-State = str | int | None  # None keeps the conversation where it is
-Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
 
 # "Now" for handlers and the follow-up job; tests replace it to move time forward.
 clock: Callable[[], dt.datetime] = utcnow
@@ -92,18 +86,18 @@ EVENT_LABELS = {
 }
 INTERNAL = (store.NOTE, store.STATUS)
 
+# The typed step under way, in user_data["cases"].
+STEPS = TypedSteps(
+    key="cases",
+    cancelled=lambda t: t("Stopped. Nothing has been sent or saved."),
+    unfinished=lambda t, reference: t(
+        "(You did not finish your text about {reference}; nothing was sent.)",
+        reference=reference,
+    ),
+)
+
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-def _length(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _shorten(text: str, limit: int) -> str:
-    """At most ``limit`` characters of plain text (cut before escaping, so no entity breaks)."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _age(t: Translator, since: dt.datetime, now: dt.datetime) -> str:
@@ -115,36 +109,6 @@ def _age(t: Translator, since: dt.datetime, now: dt.datetime) -> str:
     if hours >= 1:
         return t.ngettext("{n} hour", "{n} hours", hours)
     return t("less than an hour")
-
-
-async def _pressed(update: Update, context: BuurtContext) -> tuple[CallbackQuery, int] | None:
-    """The callback query and the presser's id; presses outside a private chat are refused
-    (signal content never goes to a group)."""
-    query = update.callback_query
-    chat = update.effective_chat
-    assert query is not None
-    if chat is None or chat.type != "private":
-        await _refuse(query, context)
-        return None
-    return query, query.from_user.id
-
-
-def _match(context: BuurtContext, group: int) -> str:
-    assert context.match is not None
-    return context.match.group(group)
-
-
-async def _spend(query: CallbackQuery) -> None:
-    """Take the buttons off the message that was pressed (they are used up)."""
-    try:
-        await query.edit_message_reply_markup(reply_markup=None)
-    except BadRequest as exc:  # too old to edit, or already without buttons
-        log.info("could not remove buttons: %s", exc)
-
-
-async def _refuse(query: CallbackQuery, context: BuurtContext) -> None:
-    """The one answer to a button someone may not use."""
-    await query.answer(not_allowed(context.t), show_alert=True)
 
 
 async def _pro_signal(
@@ -178,56 +142,16 @@ async def _own_signal(
     return signal
 
 
-async def _language_of(context: BuurtContext, session: AsyncSession, telegram_id: int) -> str:
-    """The language someone else uses: what the bot knows of them, else the default."""
-    data = context.application.user_data.get(telegram_id)
-    if data and data.get("lang"):
-        return str(data["lang"])
-    resident = await get_resident(session, telegram_id)
-    return resident.language if resident else context.settings.default_language
-
-
 def _remember(
     context: BuurtContext, action: str, signal: Signal, status: str | None = None
 ) -> None:
-    """Remember the typed step under way (persisted with the user's data)."""
-    assert context.user_data is not None
-    context.user_data[PENDING] = {
-        "action": action,
-        "signal_id": signal.id,
-        "reference": signal.reference,
-        "status": status,
-    }
-
-
-def _pending(context: BuurtContext, action: str) -> dict[str, Any] | None:
-    data = context.user_data
-    pending = data.get(PENDING) if data is not None else None
-    return pending if isinstance(pending, dict) and pending.get("action") == action else None
-
-
-def _forget(context: BuurtContext) -> dict[str, Any] | None:
-    data = context.user_data
-    return data.pop(PENDING, None) if data is not None else None
+    """Remember the typed step under way on ``signal``."""
+    STEPS.remember(context, action, signal.reference, signal_id=signal.id, status=status)
 
 
 async def _typed(update: Update, context: BuurtContext) -> str | None:
     """The typed text, or None (after saying why) when it is empty or too long."""
-    message = update.effective_message
-    assert message is not None
-    text = (message.text or "").strip()
-    limit = context.settings.reports.max_text_length
-    if len(text) > limit:
-        await message.reply_text(
-            context.t(
-                "That text is {length} characters long; the maximum is {limit}. Your message "
-                "is still above, so you can copy it, shorten it and send it again.",
-                length=len(text),
-                limit=limit,
-            )
-        )
-        return None
-    return text or None
+    return await steps.typed(update, context, context.settings.reports.max_text_length)
 
 
 # --- showing signals -------------------------------------------------------------------------
@@ -269,7 +193,7 @@ def _history_line(t: Translator, tz: dt.tzinfo, event: SignalEvent, names: dict[
         who=_who(t, event.actor, names),
     )
     if event.note and event.kind != store.FOLLOWUP:
-        note = _shorten(event.note, ENTRY_SHOWN)
+        note = shorten(event.note, ENTRY_SHOWN)
         if event.kind in INTERNAL:
             line += "\n    " + t("🔒 internal: {note}", note=note)
         else:
@@ -305,7 +229,7 @@ def _detail_text(
         t("<b>What:</b> {category}", category=category_label(t, signal.category)),
         t(
             "<b>Description:</b> {text}",
-            text=_shorten(signal.description or "", DESCRIPTION_SHOWN),
+            text=shorten(signal.description or "", DESCRIPTION_SHOWN),
         ),
         t("<b>Where:</b> {place}", place=Html(signal_place(t, signal))),
         t("<b>When:</b> {when}", when=Html(when)),
@@ -327,25 +251,8 @@ def _detail_text(
         header.append(t("<b>Photo:</b> {photo}", photo=photo))
     if signal.resident_id is None:
         header.append(t("The reporter has removed their data and can no longer be reached."))
-    head = "\n".join(header)
-    title = t("<b>History</b>")
     lines = [_history_line(t, tz, event, names) for event in signal.history]
-    budget = MESSAGE_LIMIT - _length(head) - _length(title) - 100
-    shown: list[str] = []
-    for line in reversed(lines):
-        budget -= _length(line) + 1
-        if budget < 0:
-            break
-        shown.append(line)
-    shown.reverse()
-    parts = [head, "", title]
-    hidden = len(lines) - len(shown)
-    if hidden:
-        parts.append(
-            t.ngettext("… {n} earlier entry not shown", "… {n} earlier entries not shown", hidden)
-        )
-    parts.extend(shown)
-    return "\n".join(parts)
+    return steps.with_history(t, "\n".join(header), lines)
 
 
 def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboardMarkup:
@@ -494,7 +401,7 @@ async def melding_command(update: Update, context: BuurtContext) -> None:
         await message.reply_text(
             t(
                 "I cannot find report {reference} among the reports of your wijk.",
-                reference=reference or _shorten(typed, 40),
+                reference=reference or shorten(typed, 40),
             )
         )
     else:
@@ -506,13 +413,13 @@ async def melding_command(update: Update, context: BuurtContext) -> None:
 
 async def on_page(update: Update, context: BuurtContext) -> None:
     """‹ previous / next ›: another page of /open."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
-    view = await _open_page(context, user_id, int(_match(context, 1)))
+    view = await _open_page(context, user_id, int(steps.match(context, 1)))
     if view is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     await query.answer()
     text, markup = view
@@ -525,15 +432,15 @@ async def on_page(update: Update, context: BuurtContext) -> None:
 
 async def on_show(update: Update, context: BuurtContext) -> None:
     """A report in the /open list (or under an alert): show it."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
         names = await store.display_names(session, store.history_actors(signal)) if signal else {}
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     await query.answer()
     await _show(context, user_id, signal, names)
@@ -541,20 +448,20 @@ async def on_show(update: Update, context: BuurtContext) -> None:
 
 async def on_take(update: Update, context: BuurtContext) -> None:
     """Take: the signal becomes mine; a new one is now "in behandeling"."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
         _, signal = await _pro_signal(
-            session, context, user_id, int(_match(context, 1)), for_update=True
+            session, context, user_id, int(steps.match(context, 1)), for_update=True
         )
         taken = await store.take(session, signal, user_id, now=clock()) if signal else None
         previous = taken.previous if taken and taken.previous != user_id else None
         names = await store.display_names(session, [previous])
     if signal is None or taken is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     if not taken.changed:
         await query.answer(
@@ -578,15 +485,15 @@ async def on_take(update: Update, context: BuurtContext) -> None:
 
 async def on_refer(update: Update, context: BuurtContext) -> None:
     """Propose buurtbemiddeling to the reporter; only their own yes in the bot starts it."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        person, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
         if signal is None or signal.resident is None:
-            await _refuse(query, context)
+            await steps.refuse(query, context)
             return
         role = store.signing_role(person, signal.wijk_id) or "wijkagent"
         await store.propose_mediation(session, signal, user_id, now=clock())
@@ -636,15 +543,15 @@ def _mediation_proposal(t: Translator, role: str, reference: str) -> str:
 
 async def on_status_menu(update: Update, context: BuurtContext) -> None:
     """Status: offer the other statuses."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     await query.answer()
     choices = [
@@ -668,16 +575,16 @@ async def on_status_menu(update: Update, context: BuurtContext) -> None:
 
 async def on_status_chosen(update: Update, context: BuurtContext) -> State:
     """A new status was chosen: ask for a short internal note."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
-    to_status = _match(context, 2)
+    to_status = steps.match(context, 2)
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return None
     if signal.status == to_status:
         await query.answer(
@@ -691,7 +598,7 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
         return None
     _remember(context, STATUS_NOTE, signal, to_status)
     await query.answer()
-    await _spend(query)
+    await steps.spend(query)
     lines = [
         t(
             "Status of <b>{reference}</b>: {old} → {new}.",
@@ -721,7 +628,7 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
 
 async def on_status_note(update: Update, context: BuurtContext) -> State:
     """The note with a status change."""
-    pending = _pending(context, STATUS_NOTE)
+    pending = STEPS.pending(context, STATUS_NOTE)
     if pending is None:
         return ConversationHandler.END
     note = await _typed(update, context)
@@ -732,16 +639,16 @@ async def on_status_note(update: Update, context: BuurtContext) -> State:
 
 async def on_without_note(update: Update, context: BuurtContext) -> State:
     """Without note: change the status right away."""
-    pressed = await _pressed(update, context)
-    pending = _pending(context, STATUS_NOTE)
+    pressed = await steps.pressed(update, context)
+    pending = STEPS.pending(context, STATUS_NOTE)
     if pressed is None:
         return None
     query, _ = pressed
-    if pending is None or str(pending["signal_id"]) != _match(context, 1):
+    if pending is None or str(pending["signal_id"]) != steps.match(context, 1):
         await query.answer(context.t("This button is no longer active."), show_alert=True)
         return None
     await query.answer()
-    await _spend(query)
+    await steps.spend(query)
     return await _apply_status(update, context, pending, None)
 
 
@@ -774,7 +681,7 @@ async def _apply_status(
             resident = signal.resident
             if changed and to_status == store.CLOSED and resident is not None:
                 notice = (resident.telegram_id, resident.language)
-    _forget(context)
+    STEPS.forget(context)
     if signal is None:
         await context.bot.send_message(user.id, not_allowed(t))
         return ConversationHandler.END
@@ -832,15 +739,15 @@ async def _tell_closed(
 
 async def on_note_chosen(update: Update, context: BuurtContext) -> State:
     """Note: ask for an internal note."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return None
     _remember(context, NOTE, signal)
     await query.answer()
@@ -857,7 +764,7 @@ async def on_note_chosen(update: Update, context: BuurtContext) -> State:
 
 async def on_note(update: Update, context: BuurtContext) -> State:
     """The internal note, as typed."""
-    pending = _pending(context, NOTE)
+    pending = STEPS.pending(context, NOTE)
     user = update.effective_user
     message = update.effective_message
     assert user is not None and message is not None
@@ -873,7 +780,7 @@ async def on_note(update: Update, context: BuurtContext) -> State:
         )
         if signal is not None:
             await store.add_note(session, signal, note, actor=store.pro_actor(user.id), now=clock())
-    _forget(context)
+    STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
     else:
@@ -885,15 +792,15 @@ async def on_note(update: Update, context: BuurtContext) -> State:
 
 async def on_reply_chosen(update: Update, context: BuurtContext) -> State:
     """Reply to reporter: ask for the message."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        person, signal = await _pro_signal(session, context, user_id, int(_match(context, 1)))
+        person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return None
     if signal.resident_id is None:
         await query.answer(_unreachable(t, signal), show_alert=True)
@@ -922,7 +829,7 @@ def _unreachable(t: Translator, signal: Signal) -> str:
 
 async def on_reply(update: Update, context: BuurtContext) -> State:
     """The message for the reporter: relay it through the bot, signed only with the role."""
-    pending = _pending(context, REPLY)
+    pending = STEPS.pending(context, REPLY)
     user = update.effective_user
     message = update.effective_message
     assert user is not None and message is not None
@@ -946,7 +853,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
             )
             role = store.signing_role(person, signal.wijk_id) or ""
             target = (signal.resident.telegram_id, signal.resident.language, event.id, role)
-    _forget(context)
+    STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
@@ -986,15 +893,15 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
 
 async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
     """Answer (the reporter, under a message about their report): ask for the answer."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(_match(context, 1)))
+        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return None
     _remember(context, ANSWER, signal)
     await query.answer()
@@ -1011,7 +918,7 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
 
 async def on_answer(update: Update, context: BuurtContext) -> State:
     """The reporter's answer: to the professional who last wrote, without the reporter's name."""
-    pending = _pending(context, ANSWER)
+    pending = STEPS.pending(context, ANSWER)
     user = update.effective_user
     message = update.effective_message
     assert user is not None and message is not None
@@ -1029,8 +936,8 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
                 session, signal, store.REPLY_IN, actor=store.RESIDENT, now=clock(), note=text
             )
             for telegram_id in await store.reply_targets(session, signal):
-                languages[telegram_id] = await _language_of(context, session, telegram_id)
-    _forget(context)
+                languages[telegram_id] = await steps.language_of(context, session, telegram_id)
+    STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
@@ -1056,68 +963,28 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
     return ConversationHandler.END
 
 
-async def cancel(update: Update, context: BuurtContext) -> int:
-    """/annuleren while typing a note, message or answer: nothing is sent or saved."""
-    message = update.effective_message
-    assert message is not None
-    _forget(context)
-    await message.reply_text(context.t("Stopped. Nothing has been sent or saved."))
-    return ConversationHandler.END
-
-
-async def not_text(update: Update, context: BuurtContext) -> State:
-    """A photo, sticker or file while a text is expected."""
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(
-        context.t("Please send this as a text message, or stop with /annuleren.")
-    )
-    return None
-
-
-def _leaving(callback: Callback) -> Callable[[Update, BuurtContext], Coroutine[Any, Any, int]]:
-    """/open or /melding while typing: drop the unfinished text, so it is never sent by
-    accident to the wrong place, then do the command."""
-
-    async def leave(update: Update, context: BuurtContext) -> int:
-        pending = _forget(context)
-        message = update.effective_message
-        if pending is not None and message is not None:
-            await message.reply_text(
-                context.t(
-                    "(You did not finish your text about {reference}; nothing was sent.)",
-                    reference=pending.get("reference", "?"),
-                )
-            )
-        await callback(update, context)
-        return ConversationHandler.END
-
-    leave.__doc__ = callback.__doc__
-    return leave
-
-
 # --- the follow-up ---------------------------------------------------------------------------
 
 
 async def on_followup(update: Update, context: BuurtContext) -> None:
     """The reporter answers "is het opgelost?": yes, no (reopens it) or don't know."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
-    answer = _match(context, 2)
+    answer = steps.match(context, 2)
     alert_to: dict[int, str] = {}
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(_match(context, 1)), for_update=True)
+        signal = await _own_signal(session, user_id, int(steps.match(context, 1)), for_update=True)
         result = (
             await store.answer_followup(session, signal, answer, now=clock()) if signal else None
         )
         if signal is not None and result is not None and result.reopened_to is not None:
             for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS):
-                alert_to[telegram_id] = await _language_of(context, session, telegram_id)
+                alert_to[telegram_id] = await steps.language_of(context, session, telegram_id)
     if signal is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     if result is None:
         await query.answer(
@@ -1125,7 +992,7 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
         )
         return
     await query.answer()
-    await _spend(query)
+    await steps.spend(query)
     if answer == "yes":
         thanks = t("Good to hear it is solved. Thank you for letting us know!")
     elif answer == "no":
@@ -1190,17 +1057,8 @@ async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime
             await store.record(session, fresh, store.FOLLOWUP_SENT, actor=store.BOT, now=now)
 
 
-async def stale(update: Update, context: BuurtContext) -> None:
-    """Any other cases: button (an old step, forged data): refuse, change nothing."""
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and user is not None
-    async with context.db.begin() as session:
-        person = await access.person(session, user.id, context.settings.admins)
-    if not person.may(Permission.SIGNALS):
-        await _refuse(query, context)
-        return
-    await query.answer(context.t("This button is no longer active."), show_alert=True)
+# Any other cases: button (an old step, forged data): refuse, change nothing.
+stale = steps.stale_button(Permission.SIGNALS)
 
 
 # --- messages to someone else (in their language) ----------------------------------------------
@@ -1289,40 +1147,34 @@ def _followup_question(
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The typed steps (one persistent conversation), /open, /melding and their buttons."""
-    media = PRIVATE & ~filters.COMMAND & ~filters.TEXT
-    # Buttons are tracked per chat and user, not per message: each carries its signal id and
-    # is checked again when pressed. PTB warns about that combination; it is intended.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
-        conversation: ConversationHandler[Any] = ConversationHandler(
-            entry_points=[
-                CallbackQueryHandler(
-                    on_status_chosen,
-                    pattern=r"^cases:status:(\d+):(nieuw|in_behandeling|afgehandeld)$",
-                ),
-                CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d+)$"),
-                CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d+)$"),
-                CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d+)$"),
+    conversation = persistent_conversation(
+        entry_points=[
+            CallbackQueryHandler(
+                on_status_chosen,
+                pattern=r"^cases:status:(\d+):(nieuw|in_behandeling|afgehandeld)$",
+            ),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d+)$"),
+            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d+)$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d+)$"),
+        ],
+        states={
+            STATUS_NOTE: [
+                MessageHandler(TYPED, on_status_note),
+                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d+)$"),
             ],
-            states={
-                STATUS_NOTE: [
-                    MessageHandler(TYPED, on_status_note),
-                    CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d+)$"),
-                ],
-                NOTE: [MessageHandler(TYPED, on_note)],
-                REPLY: [MessageHandler(TYPED, on_reply)],
-                ANSWER: [MessageHandler(TYPED, on_answer)],
-            },
-            fallbacks=[
-                CommandHandler("annuleren", cancel, filters=PRIVATE),
-                CommandHandler("open", _leaving(open_command), filters=PRIVATE),
-                CommandHandler("melding", _leaving(melding_command), filters=PRIVATE),
-                MessageHandler(media, not_text),
-            ],
-            name="cases",
-            persistent=True,
-            allow_reentry=True,
-        )
+            NOTE: [MessageHandler(TYPED, on_note)],
+            REPLY: [MessageHandler(TYPED, on_reply)],
+            ANSWER: [MessageHandler(TYPED, on_answer)],
+        },
+        fallbacks=[
+            CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),
+            CommandHandler("open", STEPS.leaving(open_command), filters=PRIVATE),
+            CommandHandler("melding", STEPS.leaving(melding_command), filters=PRIVATE),
+            MessageHandler(MEDIA, steps.not_text),
+        ],
+        name="cases",
+        allow_reentry=True,
+    )
     return [
         conversation,
         CommandHandler("open", open_command, filters=PRIVATE),

@@ -39,7 +39,14 @@ from bot.charts import WeeklyChart, weekly_chart_png
 from bot.context import AfterCommit, BuurtApplication, BuurtContext
 from bot.i18n import Html, Translator, escape
 from bot.settings import Settings, WijkSettings
-from conversations.ui import category_label, local_date, local_datetime, not_allowed, status_label
+from conversations.ui import (
+    category_label,
+    local_date,
+    local_datetime,
+    not_allowed,
+    status_label,
+    telegram_length,
+)
 from storage import access, hotspots
 from storage import digest as digests
 from storage.access import Permission
@@ -86,10 +93,6 @@ def hotspot_rules(settings: Settings, slug: str | None) -> HotspotRules:
 
 
 # --- texts ----------------------------------------------------------------------------------
-
-
-def _utf16(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _place(t: Translator, place: str | None, lat: float | None, lon: float | None) -> str:
@@ -243,7 +246,7 @@ def digest_text(t: Translator, digest: Digest, *, tz: dt.tzinfo, scheduled: bool
     """The digest, shortened until it fits one Telegram message."""
     for limit in LIST_LIMITS:
         text = render_digest(t, digest, tz=tz, scheduled=scheduled, limit=limit)
-        if _utf16(text) <= MAX_MESSAGE:
+        if telegram_length(text) <= MAX_MESSAGE:
             return text
     return text[: MAX_MESSAGE - 1] + "…"  # unreachable with sane data; never send too much
 

@@ -1,17 +1,26 @@
 """Guided flows: a form asked one question at a time in a private chat.
 
-Shared by /melden and /bemiddeling. A flow keeps its draft in ``user_data[<name>]`` (written
-through to the database after every update), gives every button the draft's nonce so stale,
-double-tapped or forged presses change nothing, ends in a summary where each field can be
-changed, and offers resume (the command again), cancel (/annuleren) and a clear answer to
-anything a step cannot use.
+Shared by /melden, /bemiddeling and /koffieplannen. A flow keeps its draft in
+``user_data[<name>]`` (written through to the database after every update), gives every
+button the draft's nonce so stale, double-tapped or forged presses change nothing, ends in a
+summary where each field can be changed, and offers resume (the command again), cancel
+(/annuleren) and a clear answer to anything a step cannot use. :func:`persistent_conversation`
+also serves the professionals' typed steps (see conversations.steps).
 """
 
 from __future__ import annotations
 
 import secrets
 import warnings
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +38,11 @@ from telegram.warnings import PTBUserWarning
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
 from conversations.ui import keyboard
+from storage import access
 from storage.guard import count_guard, mentions_appearance
 from storage.models import utcnow
+from storage.residents import ensure_resident
+from storage.wijken import active_wijken, get_wijk
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 SUMMARY = "summary"
@@ -40,6 +52,44 @@ State = str | int | None  # None keeps the conversation where it is
 Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, State]]
 Step = Callable[[Update, BuurtContext, Draft, str], Coroutine[Any, Any, State]]
 Question = Callable[[BuurtContext, Draft, str], Awaitable[tuple[str, Any]]]
+
+
+def persistent_conversation(
+    *,
+    name: str,
+    entry_points: list[BaseHandler[Any, Any, Any]],
+    states: dict[object, list[BaseHandler[Any, Any, Any]]],
+    fallbacks: list[BaseHandler[Any, Any, Any]],
+    allow_reentry: bool = False,
+) -> ConversationHandler[Any]:
+    """A persistent ConversationHandler whose buttons are tracked per chat and user."""
+    # Not per message, on purpose: every button carries what it is about (a draft's nonce,
+    # a case id) and is checked again when pressed. PTB warns about that combination.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=entry_points,
+            states=states,
+            fallbacks=fallbacks,
+            name=name,
+            persistent=True,
+            allow_reentry=allow_reentry,
+        )
+
+
+async def too_long(message: Message, context: BuurtContext, text: str, limit: int) -> bool:
+    """True, after saying so kindly, when a typed ``text`` is longer than ``limit``."""
+    if len(text) <= limit:
+        return False
+    await message.reply_text(
+        context.t(
+            "That text is {length} characters long; the maximum is {limit}. Your message "
+            "is still above, so you can copy it, shorten it and send it again.",
+            length=len(text),
+            limit=limit,
+        )
+    )
+    return True
 
 
 @dataclass(frozen=True)
@@ -84,6 +134,38 @@ class GuidedFlow:
         if context.user_data is not None:
             context.user_data.pop(self.name, None)
 
+    async def begin(
+        self,
+        update: Update,
+        context: BuurtContext,
+        no_wijk: Callable[[Translator], str],
+        *,
+        on_behalf: bool = True,
+        **fields: Any,
+    ) -> Draft | None:
+        """A fresh draft for a resident: their wijk (or the only one), whether a wijk is to be
+        chosen, and the wijken where they may act on behalf of someone (unless ``on_behalf``
+        is off). None, after saying ``no_wijk``, when no wijk is configured."""
+        message = update.effective_message
+        user = update.effective_user
+        assert message is not None and user is not None
+        async with context.db.begin() as session:
+            resident = await ensure_resident(session, user.id, context.language_for(update))
+            wijken = await active_wijken(session)
+            resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
+            me = await access.person(session, user.id, context.settings.admins)
+            key_figure_wijken = sorted(me.wijken_for(access.Permission.ON_BEHALF))
+        if not wijken:
+            await message.reply_text(no_wijk(context.t))
+            return None
+        return self.new_draft(
+            context,
+            wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
+            wijk_choice=len(wijken) > 1,
+            key_figure_wijken=key_figure_wijken if on_behalf else [],
+            **fields,
+        )
+
     # --- buttons ----------------------------------------------------------------------------
 
     def data(self, draft: Draft, step: str, value: str = "") -> str:
@@ -107,6 +189,40 @@ class GuidedFlow:
             ),
             columns=self.columns.get(step, 1),
         )
+
+    def buttons_of(self, step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
+        """The handler of ``step``'s buttons."""
+        return CallbackQueryHandler(callback, pattern=self.pattern(step))
+
+    def summary_keyboard(
+        self,
+        t: Translator,
+        draft: Draft,
+        labels: Mapping[str, str],
+        editable: Iterable[str],
+        send_label: str,
+    ) -> InlineKeyboardMarkup:
+        """The summary's buttons: change each editable step (two a row), then send and cancel."""
+        edits = keyboard(
+            (("✏️ " + labels[s], self.data(draft, SUMMARY, f"edit-{s}")) for s in editable),
+            columns=2,
+        )
+        finish = keyboard(
+            [
+                ("✅ " + send_label, self.data(draft, SUMMARY, "send")),
+                ("✖️ " + t("Cancel"), self.data(draft, SUMMARY, "cancel")),
+            ]
+        )
+        return InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
+
+    @staticmethod
+    def summary_action(editable: Collection[str]) -> Callable[[str], bool]:
+        """Which summary buttons are valid: send, cancel, or change one of ``editable``."""
+
+        def valid(value: str) -> bool:
+            return value in ("send", "cancel") or value.removeprefix("edit-") in editable
+
+        return valid
 
     def value_of(self, update: Update, draft: Draft) -> str | None:
         """The value of a pressed button, or None when it belongs to another draft."""
@@ -152,16 +268,7 @@ class GuidedFlow:
                     return ConversationHandler.END
                 text = message.text.strip()
                 maximum = limit(context) if callable(limit) else limit
-                if len(text) > maximum:
-                    await message.reply_text(
-                        context.t(
-                            "That text is {length} characters long; the maximum is {limit}. "
-                            "Your message is still above, so you can copy it, shorten it and "
-                            "send it again.",
-                            length=len(text),
-                            limit=maximum,
-                        )
-                    )
+                if await too_long(message, context, text, maximum):
                     return None
                 return await handle(update, context, draft, text)
 
@@ -208,6 +315,36 @@ class GuidedFlow:
             return str(pending["text"])
         return None
 
+    async def described(
+        self, update: Update, context: BuurtContext, draft: Draft, step: str, field: str, text: str
+    ) -> State:
+        """A described text: the guard may ask once for behaviour instead (the step stays);
+        otherwise it becomes ``draft[field]`` and the flow goes on."""
+        if await self.ask_behaviour(update, context, draft, step, text):
+            return None
+        draft.pop("guard_pending", None)
+        draft[field] = text
+        return await self.advance(update, context, draft, step)
+
+    def keep_step(self, step: str, field: str) -> Callback:
+        """The "Keep my text" button of ``step``: the text the guard asked about is kept."""
+
+        @self.button_step(step, lambda value: value == "keep")
+        async def on_keep(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+            """The resident keeps the text the guard asked about."""
+            text = self.kept_text(draft, step)
+            if text is None:
+                await self.stale_button(update, context)
+                return None
+            draft[field] = text
+            query = update.callback_query
+            assert query is not None
+            await query.answer()
+            await query.edit_message_reply_markup(reply_markup=None)
+            return await self.advance(update, context, draft, step)
+
+        return on_keep
+
     # --- asking -----------------------------------------------------------------------------
 
     async def ask(self, message: Message, context: BuurtContext, draft: Draft, step: str) -> str:
@@ -252,6 +389,41 @@ class GuidedFlow:
     ) -> State:
         """Show the chosen answer on the question and go on."""
         await self.close_question(update, context, draft, self.label(context.t, step, value))
+        return await self.advance(update, context, draft, step)
+
+    async def chosen_then(
+        self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str, then: str
+    ) -> str:
+        """Show the chosen answer on the question, then ask ``then`` (a step outside the order,
+        such as the phone number after "Call me")."""
+        await self.close_question(update, context, draft, self.label(context.t, step, value))
+        message = update.effective_message
+        assert message is not None
+        return await self.ask(message, context, draft, then)
+
+    async def stop(
+        self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str, text: str
+    ) -> int:
+        """Show the chosen answer on the question, forget the draft and say ``text``: the flow
+        ends here (danger, no consent, not now)."""
+        await self.close_question(update, context, draft, self.label(context.t, step, value))
+        self.drop(context)
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(text)
+        return ConversationHandler.END
+
+    async def wijk_chosen(
+        self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str
+    ) -> State:
+        """A wijk button: an active wijk becomes the draft's, anything else is a stale button."""
+        async with context.db.begin() as session:
+            wijk = await get_wijk(session, int(value))
+        if wijk is None or not wijk.active:
+            await self.stale_button(update, context)
+            return None
+        draft["wijk_id"] = wijk.id
+        await self.close_question(update, context, draft, wijk.name)
         return await self.advance(update, context, draft, step)
 
     async def edit_or_finish(
@@ -332,23 +504,15 @@ class GuidedFlow:
         extra_fallbacks: Collection[BaseHandler[Any, Any, Any]] = (),
     ) -> ConversationHandler[Any]:
         """The persistent ConversationHandler with the shared fallbacks."""
-        # Buttons are tracked per chat and user, not per message, on purpose: every button
-        # carries the draft's nonce instead. PTB warns about that combination; it is expected.
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="If 'per_message=False'", category=PTBUserWarning
-            )
-            return ConversationHandler(
-                entry_points=entry_points,
-                states=states,
-                fallbacks=[
-                    CommandHandler("annuleren", self.cancel, filters=PRIVATE),
-                    CommandHandler(command, self.resumer(start), filters=PRIVATE),
-                    *extra_fallbacks,
-                    CallbackQueryHandler(self.stale_button, pattern=rf"^{self.name}:"),
-                    MessageHandler(PRIVATE & ~filters.COMMAND, self.unexpected),
-                ],
-                name=self.name,
-                persistent=True,
-                allow_reentry=False,
-            )
+        return persistent_conversation(
+            entry_points=entry_points,
+            states=states,
+            fallbacks=[
+                CommandHandler("annuleren", self.cancel, filters=PRIVATE),
+                CommandHandler(command, self.resumer(start), filters=PRIVATE),
+                *extra_fallbacks,
+                CallbackQueryHandler(self.stale_button, pattern=rf"^{self.name}:"),
+                MessageHandler(PRIVATE & ~filters.COMMAND, self.unexpected),
+            ],
+            name=self.name,
+        )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,11 +31,19 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtApplication, BuurtContext
 from bot.i18n import N_, Translator
-from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
+from conversations.flow import (
+    PRIVATE,
+    SUMMARY,
+    Callback,
+    Draft,
+    FlowTexts,
+    GuidedFlow,
+    State,
+    persistent_conversation,
+)
 from conversations.ui import keyboard, not_allowed
 from storage import access, gatherings
 from storage.models import Moment, Resident, Signup, Wijk, utcnow
@@ -210,16 +217,8 @@ async def _plan_summary(context: BuurtContext, draft: Draft) -> tuple[str, Inlin
         CAPACITY: t("Maximum"),
     }
     editable = [s for s in PLAN_EDITABLE if s != CAPACITY or draft["kind"] == "koffie"]
-    edits = keyboard(
-        (("✏️ " + labels[s], PLAN.data(draft, SUMMARY, f"edit-{s}")) for s in editable), columns=2
-    )
-    finish = keyboard(
-        [
-            ("✅ " + t("Publish"), PLAN.data(draft, SUMMARY, "send")),
-            ("✖️ " + t("Cancel"), PLAN.data(draft, SUMMARY, "cancel")),
-        ]
-    )
-    return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
+    markup = PLAN.summary_keyboard(t, draft, labels, editable, t("Publish"))
+    return "\n".join(lines), markup
 
 
 def _planner(kind: str) -> Callback:
@@ -259,14 +258,7 @@ async def on_plan_wijk(update: Update, context: BuurtContext, draft: Draft, valu
     if int(value) not in draft["wijken"]:
         await PLAN.stale_button(update, context)
         return None
-    async with context.db.begin() as session:
-        wijk = await get_wijk(session, int(value))
-    if wijk is None or not wijk.active:
-        await PLAN.stale_button(update, context)
-        return None
-    draft["wijk_id"] = wijk.id
-    await PLAN.close_question(update, context, draft, wijk.name)
-    return await PLAN.advance(update, context, draft, WIJK)
+    return await PLAN.wijk_chosen(update, context, draft, WIJK, value)
 
 
 @PLAN.button_step(KIND)
@@ -356,9 +348,7 @@ async def on_plan_capacity(
     if value == "none":
         draft["capacity"] = None
         return await PLAN.chosen(update, context, draft, CAPACITY, value)
-    await PLAN.close_question(update, context, draft, PLAN.label(context.t, CAPACITY, value))
-    assert update.effective_message is not None
-    return await PLAN.ask(update.effective_message, context, draft, CAPACITY_NUMBER)
+    return await PLAN.chosen_then(update, context, draft, CAPACITY, value, CAPACITY_NUMBER)
 
 
 @PLAN.text_step(5)
@@ -374,11 +364,7 @@ async def on_plan_number(update: Update, context: BuurtContext, draft: Draft, te
     return await PLAN.advance(update, context, draft, CAPACITY)
 
 
-def _plan_action(value: str) -> bool:
-    return value in ("send", "cancel") or value.removeprefix("edit-") in PLAN_EDITABLE
-
-
-@PLAN.button_step(SUMMARY, _plan_action)
+@PLAN.button_step(SUMMARY, PLAN.summary_action(PLAN_EDITABLE))
 async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Publish, change something, or cancel."""
     if value != "send":
@@ -1207,10 +1193,7 @@ async def start_jobs(application: Any) -> None:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """Handlers for koffiemomenten and the Koppel."""
     text = PRIVATE & filters.TEXT & ~filters.COMMAND
-
-    def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
-        return CallbackQueryHandler(callback, pattern=PLAN.pattern(step))
-
+    buttons = PLAN.buttons_of
     planning = PLAN.conversation(
         entry_points=[
             CommandHandler("koffieplannen", start_koffie, filters=PRIVATE),
@@ -1230,16 +1213,13 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         command="koffieplannen",
         start=start_koffie,
     )
-    # Started by a button, continued by typing: tracked per chat and user on purpose.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
-        editing: ConversationHandler[Any] = ConversationHandler(
-            entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d+$")],
-            states={EDIT_VALUE: [MessageHandler(text, on_edit_value)]},
-            fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
-            name="koffie_edit",
-            persistent=True,
-        )
+    # Started by a button, continued by typing.
+    editing = persistent_conversation(
+        entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d+$")],
+        states={EDIT_VALUE: [MessageHandler(text, on_edit_value)]},
+        fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
+        name="koffie_edit",
+    )
     return [
         planning,
         editing,

@@ -179,7 +179,7 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         "",
         t("Change something with the buttons, or send the request."),
     ]
-    edit_labels = {
+    labels = {
         WIJK: t("Wijk"),
         TOPIC: t("About"),
         DURATION: t("How long"),
@@ -189,17 +189,8 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         REACHABLE: t("When"),
     }
     editable = [s for s in EDITABLE if s != WIJK or draft.get("wijk_choice")]
-    edits = keyboard(
-        (("✏️ " + edit_labels[s], FLOW.data(draft, SUMMARY, f"edit-{s}")) for s in editable),
-        columns=2,
-    )
-    finish = keyboard(
-        [
-            ("✅ " + t("Send request"), FLOW.data(draft, SUMMARY, "send")),
-            ("✖️ " + t("Cancel"), FLOW.data(draft, SUMMARY, "cancel")),
-        ]
-    )
-    return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
+    markup = FLOW.summary_keyboard(t, draft, labels, editable, t("Send request"))
+    return "\n".join(lines), markup
 
 
 async def start(update: Update, context: BuurtContext) -> State:
@@ -213,26 +204,16 @@ async def start(update: Update, context: BuurtContext) -> State:
 async def _begin(update: Update, context: BuurtContext, **referral: int) -> State:
     """Start a fresh intake draft (optionally for a referral the resident agreed to)."""
     message = update.effective_message
-    user = update.effective_user
-    assert message is not None and user is not None
-    async with context.db.begin() as session:
-        resident = await ensure_resident(session, user.id, context.language_for(update))
-        wijken = await active_wijken(session)
-        resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
-        me = await access.person(session, user.id, context.settings.admins)
-        key_figure_wijken = sorted(me.wijken_for(access.Permission.ON_BEHALF))
-    if not wijken:
-        await message.reply_text(
-            context.t("This bot has no wijk configured yet. Please tell the administrator.")
-        )
-        return ConversationHandler.END
-    draft = FLOW.new_draft(
+    assert message is not None
+    draft = await FLOW.begin(
+        update,
         context,
-        wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
-        wijk_choice=len(wijken) > 1,
-        key_figure_wijken=[] if referral else key_figure_wijken,
+        lambda t: t("This bot has no wijk configured yet. Please tell the administrator."),
+        on_behalf=not referral,  # a referral is the resident's own request
         **referral,
     )
+    if draft is None:
+        return ConversationHandler.END
     return await FLOW.ask(message, context, draft, INTRO)
 
 
@@ -277,13 +258,14 @@ async def on_intro(update: Update, context: BuurtContext, draft: Draft, value: s
     """Go ahead, or not now."""
     if value == "start":
         return await FLOW.chosen(update, context, draft, INTRO, value)
-    await FLOW.close_question(update, context, draft, FLOW.label(context.t, INTRO, value))
-    FLOW.drop(context)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
-        context.t("All right. You can ask for mediation at any time with /bemiddeling.")
+    return await FLOW.stop(
+        update,
+        context,
+        draft,
+        INTRO,
+        value,
+        context.t("All right. You can ask for mediation at any time with /bemiddeling."),
     )
-    return ConversationHandler.END
 
 
 @FLOW.button_step(UNSAFE)
@@ -291,10 +273,12 @@ async def on_unsafe(update: Update, context: BuurtContext, draft: Draft, value: 
     """Someone feels unsafe: advice and the police route instead of mediation."""
     if value == "no":
         return await FLOW.chosen(update, context, draft, UNSAFE, value)
-    await FLOW.close_question(update, context, draft, FLOW.label(context.t, UNSAFE, value))
-    FLOW.drop(context)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
+    return await FLOW.stop(
+        update,
+        context,
+        draft,
+        UNSAFE,
+        value,
         context.t(
             "When someone feels unsafe, mediation is not the right first step: safety comes "
             "first.\n"
@@ -303,22 +287,14 @@ async def on_unsafe(update: Update, context: BuurtContext, draft: Draft, value: 
             "report what happened with /melden.\n"
             "• Victim Support (Slachtofferhulp Nederland, 0900-0101) can help you.\n"
             "When the situation is safe again, mediation may help after all."
-        )
+        ),
     )
-    return ConversationHandler.END
 
 
 @FLOW.button_step(WIJK, str.isdigit)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
-    async with context.db.begin() as session:
-        wijk = await get_wijk(session, int(value))
-    if wijk is None or not wijk.active:
-        await FLOW.stale_button(update, context)
-        return None
-    draft["wijk_id"] = wijk.id
-    await FLOW.close_question(update, context, draft, wijk.name)
-    return await FLOW.advance(update, context, draft, WIJK)
+    return await FLOW.wijk_chosen(update, context, draft, WIJK, value)
 
 
 def _choice_step(step: str, field: str) -> Callback:
@@ -340,26 +316,10 @@ on_reachable = _choice_step(REACHABLE, "reachable")
 @FLOW.text_step(MAX_OTHER_PARTY)
 async def on_other(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """Who the other party is."""
-    if await FLOW.ask_behaviour(update, context, draft, OTHER, text):
-        return None
-    draft.pop("guard_pending", None)
-    draft["other"] = text
-    return await FLOW.advance(update, context, draft, OTHER)
+    return await FLOW.described(update, context, draft, OTHER, "other", text)
 
 
-@FLOW.button_step(OTHER, lambda value: value == "keep")
-async def on_keep_other(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
-    """The resident keeps the text the guard asked about."""
-    text = FLOW.kept_text(draft, OTHER)
-    if text is None:
-        await FLOW.stale_button(update, context)
-        return None
-    draft["other"] = text
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
-    return await FLOW.advance(update, context, draft, OTHER)
+on_keep_other = FLOW.keep_step(OTHER, "other")
 
 
 @FLOW.button_step(VIA)
@@ -369,9 +329,7 @@ async def on_via(update: Update, context: BuurtContext, draft: Draft, value: str
     if value == "bot":
         draft["phone"] = None
         return await FLOW.chosen(update, context, draft, VIA, value)
-    await FLOW.close_question(update, context, draft, FLOW.label(context.t, VIA, value))
-    assert update.effective_message is not None
-    return await FLOW.ask(update.effective_message, context, draft, PHONE)
+    return await FLOW.chosen_then(update, context, draft, VIA, value, PHONE)
 
 
 @FLOW.text_step(40)
@@ -393,23 +351,20 @@ async def on_consent(update: Update, context: BuurtContext, draft: Draft, value:
     """Explicit consent, or nothing is sent."""
     if value == "yes":
         return await FLOW.chosen(update, context, draft, CONSENT, value)
-    await FLOW.close_question(update, context, draft, FLOW.label(context.t, CONSENT, value))
-    FLOW.drop(context)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
+    return await FLOW.stop(
+        update,
+        context,
+        draft,
+        CONSENT,
+        value,
         context.t(
             "Without your consent the mediation team cannot contact you, so nothing has been "
             "saved or sent. You can ask again at any time with /bemiddeling."
-        )
+        ),
     )
-    return ConversationHandler.END
 
 
-def _summary_action(value: str) -> bool:
-    return value in ("send", "cancel") or value.removeprefix("edit-") in EDITABLE
-
-
-@FLOW.button_step(SUMMARY, _summary_action)
+@FLOW.button_step(SUMMARY, FLOW.summary_action(EDITABLE))
 async def on_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Change a field, send the request, or cancel."""
     if value == "send":
@@ -480,10 +435,7 @@ def _new_case_text(t: Translator, reference: str, topic: str) -> str:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The /bemiddeling intake conversation."""
     text = PRIVATE & filters.TEXT & ~filters.COMMAND
-
-    def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
-        return CallbackQueryHandler(callback, pattern=FLOW.pattern(step))
-
+    buttons = FLOW.buttons_of
     return [
         FLOW.conversation(
             entry_points=[

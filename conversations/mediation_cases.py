@@ -26,14 +26,13 @@ import asyncio
 import datetime as dt
 import logging
 import re
-import warnings
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -42,10 +41,12 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
+from conversations import steps
+from conversations.flow import PRIVATE, State, persistent_conversation
+from conversations.steps import MEDIA, TYPED, TypedSteps
 from conversations.ui import (
     DURATION_LABELS,
     REACHABLE_LABELS,
@@ -55,6 +56,7 @@ from conversations.ui import (
     local_datetime,
     mediation_explanation,
     not_allowed,
+    shorten,
     topic_label,
 )
 from storage import access
@@ -74,13 +76,8 @@ from storage.wijken import wijk_by_slug
 
 log = logging.getLogger(__name__)
 
-PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
-MEDIA = PRIVATE & ~filters.COMMAND & ~filters.TEXT
-
 CONVERSATION = "mediation_cases"  # the coordinator's typed steps
 NEIGHBOUR_CONVERSATION = "mediation_invite"  # the neighbour's phone number
-PENDING = "mcase"  # user_data key: the coordinator's typed step under way
 PHONE_PENDING = "mcase_phone"  # user_data key: the neighbour's phone step
 
 REMINDER_JOB = "mcase:reminders"
@@ -92,7 +89,6 @@ RETENTION_AT = dt.time(3, 30)
 UPCOMING_DAYS = 3  # appointments shown in the daily overview
 INVITE_PREFIX = "bm-"
 
-MESSAGE_LIMIT = 4000  # Telegram allows 4096 characters; keep a margin
 LIST_LIMIT = 25  # cases in /zaken
 OVERVIEW_LIMIT = 15  # lines per list in the daily overview
 NOTE_SHOWN = 300  # characters of a note in the history
@@ -116,9 +112,6 @@ MEDIATORS, NOTE, APPT_PARTIES, APPT_WHEN, APPT_PLACE = (
     "appt_place",
 )
 PHONE = "phone"
-
-State = str | int | None  # None keeps the conversation where it is
-Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
 
 # "Now" for handlers and jobs; tests replace it to move time.
 clock: Callable[[], dt.datetime] = utcnow
@@ -164,6 +157,16 @@ INVITE_ANSWER_LABELS: dict[str, str] = {
 }
 _CODE = f"[{store.CODE_ALPHABET}]{{{store.CODE_LENGTH}}}"
 
+# The coordinator's typed step under way, in user_data["mcase"].
+STEPS = TypedSteps(
+    key="mcase",
+    cancelled=lambda t: t("Stopped. Nothing has been saved."),
+    unfinished=lambda t, reference: t(
+        "(You did not finish your input for {reference}; nothing was saved.)",
+        reference=reference,
+    ),
+)
+
 
 def _stage(t: Translator, stage: str) -> str:
     return t(STAGE_LABELS.get(stage, stage))
@@ -171,16 +174,6 @@ def _stage(t: Translator, stage: str) -> str:
 
 def _outcome(t: Translator, outcome: str | None) -> str:
     return t(OUTCOME_LABELS.get(outcome or "", outcome or "?"))
-
-
-def _length(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _shorten(text: str, limit: int) -> str:
-    """At most ``limit`` characters of plain text (cut before escaping)."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _days_ago(t: Translator, since: dt.datetime, now: dt.datetime) -> str:
@@ -191,28 +184,6 @@ def _days_ago(t: Translator, since: dt.datetime, now: dt.datetime) -> str:
 
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-async def _pressed(update: Update, context: BuurtContext) -> tuple[CallbackQuery, int] | None:
-    """The callback query and the presser's id; presses outside a private chat are refused
-    (case content never goes to a group)."""
-    query = update.callback_query
-    chat = update.effective_chat
-    assert query is not None
-    if chat is None or chat.type != "private":
-        await _refuse(query, context)
-        return None
-    return query, query.from_user.id
-
-
-async def _refuse(query: CallbackQuery, context: BuurtContext) -> None:
-    """The one answer to a button someone may not use."""
-    await query.answer(not_allowed(context.t), show_alert=True)
-
-
-def _match(context: BuurtContext, group: int) -> str:
-    assert context.match is not None
-    return context.match.group(group)
 
 
 async def _case_for(
@@ -226,15 +197,6 @@ async def _case_for(
     if case is None or not person.may(Permission.MEDIATION, case.wijk_id):
         return None
     return case
-
-
-async def _language_of(context: BuurtContext, session: AsyncSession, telegram_id: int) -> str:
-    """The language someone else uses: what the bot knows of them, else the default."""
-    data = context.application.user_data.get(telegram_id)
-    if data and data.get("lang"):
-        return str(data["lang"])
-    resident = await get_resident(session, telegram_id)
-    return resident.language if resident else context.settings.default_language
 
 
 def _language(context: BuurtContext, telegram_id: int, stored: str) -> str:
@@ -251,9 +213,9 @@ async def _coordinators(
     if case.coordinator is not None:
         person = await access.person(session, case.coordinator, context.settings.admins)
         if person.may(Permission.MEDIATION, case.wijk_id):
-            return {case.coordinator: await _language_of(context, session, case.coordinator)}
+            return {case.coordinator: await steps.language_of(context, session, case.coordinator)}
     people = await access.recipients(session, case.wijk_id, Permission.MEDIATION)
-    return {p: await _language_of(context, session, p) for p in people}
+    return {p: await steps.language_of(context, session, p) for p in people}
 
 
 async def _tell(
@@ -268,51 +230,8 @@ async def _tell(
 
 
 def _remember(context: BuurtContext, action: str, case: MediationCase, **extra: Any) -> None:
-    """Remember the typed step under way (persisted with the user's data)."""
-    assert context.user_data is not None
-    context.user_data[PENDING] = {
-        "action": action,
-        "case_id": case.id,
-        "reference": case.reference,
-        **extra,
-    }
-
-
-def _pending(context: BuurtContext, action: str) -> dict[str, Any] | None:
-    data = context.user_data
-    pending = data.get(PENDING) if data is not None else None
-    return pending if isinstance(pending, dict) and pending.get("action") == action else None
-
-
-def _forget(context: BuurtContext) -> dict[str, Any] | None:
-    data = context.user_data
-    return data.pop(PENDING, None) if data is not None else None
-
-
-async def _typed(update: Update, context: BuurtContext, limit: int) -> str | None:
-    """The typed text, or None (after saying why) when it is empty or too long."""
-    message = update.effective_message
-    assert message is not None
-    text = (message.text or "").strip()
-    if len(text) > limit:
-        await message.reply_text(
-            context.t(
-                "That text is {length} characters long; the maximum is {limit}. Your message "
-                "is still above, so you can copy it, shorten it and send it again.",
-                length=len(text),
-                limit=limit,
-            )
-        )
-        return None
-    return text or None
-
-
-async def _drop_buttons(query: CallbackQuery) -> None:
-    """Remove the buttons of the pressed message (they are spent)."""
-    try:
-        await query.edit_message_reply_markup(reply_markup=None)
-    except BadRequest as exc:  # already without buttons, or too old to edit
-        log.debug("could not remove buttons: %s", exc)
+    """Remember the typed step under way on ``case``."""
+    STEPS.remember(context, action, case.reference, case_id=case.id, **extra)
 
 
 def _problem_text(t: Translator, problem: MediationProblem) -> str:
@@ -402,7 +321,7 @@ def _history_line(
         f" · {escape(_who(t, event.actor, names))}"
     )
     if event.kind == store.NOTE and event.note:
-        line += "\n    " + t("“{note}”", note=_shorten(event.note, NOTE_SHOWN))
+        line += "\n    " + t("“{note}”", note=shorten(event.note, NOTE_SHOWN))
     return line
 
 
@@ -460,7 +379,7 @@ def _appointment_line(t: Translator, tz: dt.tzinfo, appointment: MediationAppoin
         when=local_datetime(appointment.starts_at, tz),
         stage=_stage(t, appointment.kind),
         parties=t(parties),
-        place=_shorten(appointment.place or "?", PLACE_SHOWN),
+        place=shorten(appointment.place or "?", PLACE_SHOWN),
     )
     if appointment.cancelled_at is not None:
         line += " · " + t("cancelled")
@@ -548,25 +467,8 @@ def case_text(
         head += [_appointment_line(t, tz, a) for a in appointments[-APPOINTMENTS_SHOWN:]]
     else:
         head.append(t("None yet."))
-    text = "\n".join(head)
-    title = t("<b>History</b>")
     lines = [_history_line(t, tz, e, case, names) for e in case.history]
-    budget = MESSAGE_LIMIT - _length(text) - _length(title) - 100
-    shown: list[str] = []
-    for line in reversed(lines):
-        budget -= _length(line) + 1
-        if budget < 0:
-            break
-        shown.append(line)
-    shown.reverse()
-    parts = [text, "", title]
-    hidden = len(lines) - len(shown)
-    if hidden:
-        parts.append(
-            t.ngettext("… {n} earlier entry not shown", "… {n} earlier entries not shown", hidden)
-        )
-    parts.extend(shown)
-    return "\n".join(parts)
+    return steps.with_history(t, "\n".join(head), lines)
 
 
 def case_buttons(t: Translator, case: MediationCase, viewer: int) -> InlineKeyboardMarkup | None:
@@ -643,7 +545,7 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
     ]
     rows: list[list[InlineKeyboardButton]] = []
     for case in cases[:LIST_LIMIT]:
-        who = _shorten(names.get(case.coordinator, ""), NAME_SHOWN) if case.coordinator else None
+        who = shorten(names.get(case.coordinator, ""), NAME_SHOWN) if case.coordinator else None
         line = "• " + t(
             "<b>{reference}</b> · {topic} · {stage} · {age} · {coordinator}",
             reference=case.reference,
@@ -697,7 +599,7 @@ async def show_case(update: Update, context: BuurtContext) -> None:
         await message.reply_text(
             t(
                 "I cannot find case {reference} among the cases of your wijk.",
-                reference=reference or _shorten(typed, 40),
+                reference=reference or shorten(typed, 40),
             )
         )
     else:
@@ -764,32 +666,32 @@ async def counts_command(update: Update, context: BuurtContext) -> None:
 
 async def on_show(update: Update, context: BuurtContext) -> None:
     """A case in the /zaken list: show it."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
-    if not await _show(context, user_id, int(_match(context, 1))):
-        await _refuse(query, context)
+    if not await _show(context, user_id, int(steps.match(context, 1))):
+        await steps.refuse(query, context)
         return
     await query.answer()
 
 
 async def on_take(update: Update, context: BuurtContext) -> None:
     """Take the case: I become its coordinator."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             changed = await store.take(session, case, user_id, now=clock()) if case else False
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
     if case is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     if not changed:
         await query.answer(
@@ -798,24 +700,24 @@ async def on_take(update: Update, context: BuurtContext) -> None:
         )
         return
     await query.answer()
-    await _drop_buttons(query)
+    await steps.spend(query)
     await _show(context, user_id, case.id, done=t("You are now the coordinator of this case."))
 
 
 async def on_next(update: Update, context: BuurtContext) -> None:
     """Next stage; the joint talk only when both neighbours agreed."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
-    from_stage = _match(context, 2)
+    from_stage = steps.match(context, 2)
     refused: tuple[MediationCase, MediationParty | None] | None = None
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             if case is None:
-                await _refuse(query, context)
+                await steps.refuse(query, context)
                 return
             if case.stage != from_stage:
                 await query.answer(
@@ -873,7 +775,7 @@ async def on_next(update: Update, context: BuurtContext) -> None:
             ),
         )
         return
-    await _drop_buttons(query)
+    await steps.spend(query)
     done = t("Stage is now: {stage}.", stage=_stage(t, to_stage))
     if to_stage == store.NAZORG:
         done += " " + t.ngettext(
@@ -886,18 +788,18 @@ async def on_next(update: Update, context: BuurtContext) -> None:
 
 async def on_skip(update: Update, context: BuurtContext) -> None:
     """Skip the joint talk: on to the agreements stage."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             if case is not None:
                 # Only past the joint talk, from the stage just before it.
                 at = case.stage
-                if at != _match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
+                if at != steps.match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
                     raise MediationProblem("not_forward")
                 await store.move_stage(
                     session,
@@ -911,10 +813,10 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
     if case is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     await query.answer()
-    await _drop_buttons(query)
+    await steps.spend(query)
     await _show(
         context,
         user_id,
@@ -925,15 +827,15 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
 
 async def on_close(update: Update, context: BuurtContext) -> None:
     """Close: choose the outcome."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(_match(context, 1)))
+        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
     if case is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     if case.stage == store.CLOSED:
         await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
@@ -955,16 +857,16 @@ async def on_close(update: Update, context: BuurtContext) -> None:
 
 async def on_outcome(update: Update, context: BuurtContext) -> None:
     """An outcome was chosen: close the case and thank the parties."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
-    outcome = _match(context, 2)
+    outcome = steps.match(context, 2)
     thank: dict[int, str] = {}
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             if case is not None:
                 parties = await store.close_case(
                     session, case, outcome, actor=store.pro_actor(user_id), now=clock()
@@ -979,10 +881,10 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
     if case is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     await query.answer()
-    await _drop_buttons(query)
+    await steps.spend(query)
     await _tell(context, thank, _closing_message)
     await _show(
         context,
@@ -994,7 +896,7 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
 
 async def on_invite(update: Update, context: BuurtContext) -> None:
     """Invite the neighbour: a single-use code, a deep link and a text for a card."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
@@ -1002,7 +904,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
     settings = context.settings
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(_match(context, 1)))
+            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             party = (
                 await store.create_party_invite(
                     session,
@@ -1018,7 +920,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
     if case is None or party is None or party.invite_code is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     await query.answer()
     code = party.invite_code
@@ -1066,15 +968,15 @@ async def _ask(
     text: Callable[[Translator, MediationCase], str],
 ) -> State:
     """Start a typed step on a case, after checking the presser may handle it."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(_match(context, 1)))
+        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
     if case is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return None
     if case.stage == store.CLOSED:
         await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
@@ -1142,25 +1044,25 @@ async def on_appointment_chosen(update: Update, context: BuurtContext) -> State:
 
 async def on_appointment_parties(update: Update, context: BuurtContext) -> State:
     """With party 1, 2 or both: now the date and time."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
-    pending = _pending(context, APPT_PARTIES)
-    case_id = int(_match(context, 1))
+    pending = STEPS.pending(context, APPT_PARTIES)
+    case_id = int(steps.match(context, 1))
     if pending is None or pending.get("case_id") != case_id:
         await stale(update, context)
         return None
     async with context.db.begin() as session:
         case = await _case_for(session, context, user_id, case_id)
     if case is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return None
-    parties, label = APPOINTMENT_CHOICES[_match(context, 2)]
+    parties, label = APPOINTMENT_CHOICES[steps.match(context, 2)]
     _remember(context, APPT_WHEN, case, parties=parties)
     await query.answer()
-    await _drop_buttons(query)
+    await steps.spend(query)
     await context.bot.send_message(
         user_id,
         t(
@@ -1174,7 +1076,7 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
 
 async def on_appointment_when(update: Update, context: BuurtContext) -> State:
     """The date and time, in the wijk's time zone."""
-    pending = _pending(context, APPT_WHEN)
+    pending = STEPS.pending(context, APPT_WHEN)
     message = update.effective_message
     assert message is not None
     if pending is None:
@@ -1216,13 +1118,13 @@ async def on_appointment_when(update: Update, context: BuurtContext) -> State:
 
 async def on_appointment_place(update: Update, context: BuurtContext) -> State:
     """The place: the appointment is recorded."""
-    pending = _pending(context, APPT_PLACE)
+    pending = STEPS.pending(context, APPT_PLACE)
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
     if pending is None:
         return ConversationHandler.END
-    place = await _typed(update, context, MAX_PLACE)
+    place = await steps.typed(update, context, MAX_PLACE)
     if place is None:
         return None
     starts_at = dt.datetime.fromisoformat(str(pending["starts_at"]))
@@ -1250,12 +1152,12 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
 
 async def on_mediators(update: Update, context: BuurtContext) -> State:
     """The names of the mediators."""
-    pending = _pending(context, MEDIATORS)
+    pending = STEPS.pending(context, MEDIATORS)
     user = update.effective_user
     assert user is not None
     if pending is None:
         return ConversationHandler.END
-    names = await _typed(update, context, MAX_MEDIATORS)
+    names = await steps.typed(update, context, MAX_MEDIATORS)
     if names is None:
         return None
     return await _save(
@@ -1271,12 +1173,12 @@ async def on_mediators(update: Update, context: BuurtContext) -> State:
 
 async def on_note(update: Update, context: BuurtContext) -> State:
     """A short note for the case history."""
-    pending = _pending(context, NOTE)
+    pending = STEPS.pending(context, NOTE)
     user = update.effective_user
     assert user is not None
     if pending is None:
         return ConversationHandler.END
-    text = await _typed(update, context, context.settings.reports.max_text_length)
+    text = await steps.typed(update, context, context.settings.reports.max_text_length)
     if text is None:
         return None
     return await _save(
@@ -1308,34 +1210,15 @@ async def _save(
             if case is not None:
                 await change(session, case)
     except MediationProblem as problem:
-        _forget(context)
+        STEPS.forget(context)
         await message.reply_text(_problem_text(t, problem))
         return ConversationHandler.END
-    _forget(context)
+    STEPS.forget(context)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
     await _show(context, user.id, case.id, done=done(t))
     return ConversationHandler.END
-
-
-async def cancel(update: Update, context: BuurtContext) -> int:
-    """/annuleren while typing: nothing is saved."""
-    message = update.effective_message
-    assert message is not None
-    _forget(context)
-    await message.reply_text(context.t("Stopped. Nothing has been saved."))
-    return ConversationHandler.END
-
-
-async def not_text(update: Update, context: BuurtContext) -> State:
-    """A photo, sticker or file while a text is expected."""
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(
-        context.t("Please send this as a text message, or stop with /annuleren.")
-    )
-    return None
 
 
 async def choose_button(update: Update, context: BuurtContext) -> State:
@@ -1346,26 +1229,6 @@ async def choose_button(update: Update, context: BuurtContext) -> State:
         context.t("Please choose one of the buttons, or stop with /annuleren.")
     )
     return None
-
-
-def _leaving(callback: Callback) -> Callable[[Update, BuurtContext], Coroutine[Any, Any, int]]:
-    """/zaak or /zaken while typing: drop the unfinished text, then do the command."""
-
-    async def leave(update: Update, context: BuurtContext) -> int:
-        pending = _forget(context)
-        message = update.effective_message
-        if pending is not None and message is not None:
-            await message.reply_text(
-                context.t(
-                    "(You did not finish your input for {reference}; nothing was saved.)",
-                    reference=pending.get("reference", "?"),
-                )
-            )
-        await callback(update, context)
-        return ConversationHandler.END
-
-    leave.__doc__ = callback.__doc__
-    return leave
 
 
 # --- the neighbour (party 2) -------------------------------------------------------------------
@@ -1446,12 +1309,12 @@ async def _answer(
     update: Update, context: BuurtContext, answer: str
 ) -> tuple[MediationParty, MediationCase] | None:
     """Record the neighbour's answer (the code is used up) and tell the coordinator."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
     t = context.t
-    code = _match(context, 1)
+    code = steps.match(context, 1)
     try:
         async with context.db.begin() as session:
             resident = await ensure_resident(session, user_id, context.lang)
@@ -1463,12 +1326,12 @@ async def _answer(
             people = await _coordinators(context, session, case)
     except MediationProblem as problem:
         if problem.reason in ("unknown", "used"):
-            await _refuse(query, context)  # forged or someone else's: reveal nothing
+            await steps.refuse(query, context)  # forged or someone else's: reveal nothing
         else:
             await query.answer(_invite_problem(t, problem.reason), show_alert=True)
         return None
     await query.answer()
-    await _drop_buttons(query)
+    await steps.spend(query)
     await context.bot.send_message(user_id, f"✔️ {escape(t(INVITE_ANSWER_LABELS[answer]))}")
     reference, status = case.reference, party.status
     await _tell(
@@ -1486,7 +1349,7 @@ async def _answer(
 
 async def on_invite_answer(update: Update, context: BuurtContext) -> None:
     """The neighbour agrees or declines."""
-    answer = _match(context, 2)
+    answer = steps.match(context, 2)
     result = await _answer(update, context, answer)
     if result is None:
         return
@@ -1588,23 +1451,23 @@ async def cancel_phone(update: Update, context: BuurtContext) -> int:
 
 async def on_nazorg(update: Update, context: BuurtContext) -> None:
     """A party answers the check-in: better, the same or worse."""
-    pressed = await _pressed(update, context)
+    pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
     t = context.t
-    answer = _match(context, 2)
+    answer = steps.match(context, 2)
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         party = (
-            await store.party_of_resident(session, int(_match(context, 1)), resident.id)
+            await store.party_of_resident(session, int(steps.match(context, 1)), resident.id)
             if resident
             else None
         )
         case = await store.answer_nazorg(session, party, answer, now=clock()) if party else None
         people = await _coordinators(context, session, case) if case else {}
     if party is None:
-        await _refuse(query, context)
+        await steps.refuse(query, context)
         return
     if case is None:
         await query.answer(
@@ -1612,7 +1475,7 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         )
         return
     await query.answer()
-    await _drop_buttons(query)
+    await steps.spend(query)
     await context.bot.send_message(
         user_id,
         f"✔️ {escape(t(NAZORG_LABELS[answer]))}\n"
@@ -1632,17 +1495,8 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
     )
 
 
-async def stale(update: Update, context: BuurtContext) -> None:
-    """Any other mcase: button (an old step, forged data): refuse, change nothing."""
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and user is not None
-    async with context.db.begin() as session:
-        person = await access.person(session, user.id, context.settings.admins)
-    if not person.may(Permission.MEDIATION):
-        await _refuse(query, context)
-        return
-    await query.answer(context.t("This button is no longer active."), show_alert=True)
+# Any other mcase: button (an old step, forged data): refuse, change nothing.
+stale = steps.stale_button(Permission.MEDIATION)
 
 
 # --- messages to residents (in their language) -----------------------------------------------
@@ -1845,7 +1699,7 @@ def overview_text(
                     when=local_datetime(a.starts_at, tz),
                     reference=a.reference,
                     stage=_stage(t, a.kind),
-                    place=_shorten(a.place or "?", PLACE_SHOWN),
+                    place=shorten(a.place or "?", PLACE_SHOWN),
                 )
                 for a in overview.upcoming
             ]
@@ -1884,7 +1738,7 @@ async def send_overview(context: BuurtContext) -> None:
             days_ahead=UPCOMING_DAYS,
         )
         people = await access.recipients(session, wijk.id, Permission.MEDIATION)
-        languages = {p: await _language_of(context, session, p) for p in people}
+        languages = {p: await steps.language_of(context, session, p) for p in people}
         name = wijk.name
     if overview.quiet:
         return
@@ -1929,51 +1783,45 @@ async def start_jobs(application: Any) -> None:
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The typed steps (two persistent conversations), the commands and the buttons."""
-    # Buttons are tracked per chat and user, not per message: each carries its case (or
-    # party) id and is checked again when pressed. PTB warns about that; it is intended.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
-        coordinator: ConversationHandler[Any] = ConversationHandler(
-            entry_points=[
-                CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d+)$"),
-                CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d+)$"),
-                CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d+)$"),
+    coordinator = persistent_conversation(
+        entry_points=[
+            CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d+)$"),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d+)$"),
+            CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d+)$"),
+        ],
+        states={
+            MEDIATORS: [MessageHandler(TYPED, on_mediators)],
+            NOTE: [MessageHandler(TYPED, on_note)],
+            APPT_PARTIES: [
+                CallbackQueryHandler(
+                    on_appointment_parties, pattern=r"^mcase:apptp:(\d+):(1|2|12)$"
+                ),
+                MessageHandler(TYPED, choose_button),
             ],
-            states={
-                MEDIATORS: [MessageHandler(TYPED, on_mediators)],
-                NOTE: [MessageHandler(TYPED, on_note)],
-                APPT_PARTIES: [
-                    CallbackQueryHandler(
-                        on_appointment_parties, pattern=r"^mcase:apptp:(\d+):(1|2|12)$"
-                    ),
-                    MessageHandler(TYPED, choose_button),
-                ],
-                APPT_WHEN: [MessageHandler(TYPED, on_appointment_when)],
-                APPT_PLACE: [MessageHandler(TYPED, on_appointment_place)],
-            },
-            fallbacks=[
-                CommandHandler("annuleren", cancel, filters=PRIVATE),
-                CommandHandler("zaak", _leaving(show_case), filters=PRIVATE),
-                CommandHandler("zaken", _leaving(list_cases), filters=PRIVATE),
-                MessageHandler(MEDIA, not_text),
-            ],
-            name=CONVERSATION,
-            persistent=True,
-            allow_reentry=True,
-        )
-        neighbour: ConversationHandler[Any] = ConversationHandler(
-            entry_points=[
-                CallbackQueryHandler(on_invite_call, pattern=rf"^mcase:p2:({_CODE}):call$"),
-            ],
-            states={PHONE: [MessageHandler(TYPED, on_neighbour_phone)]},
-            fallbacks=[
-                CommandHandler("annuleren", cancel_phone, filters=PRIVATE),
-                MessageHandler(MEDIA, not_text),
-            ],
-            name=NEIGHBOUR_CONVERSATION,
-            persistent=True,
-            allow_reentry=True,
-        )
+            APPT_WHEN: [MessageHandler(TYPED, on_appointment_when)],
+            APPT_PLACE: [MessageHandler(TYPED, on_appointment_place)],
+        },
+        fallbacks=[
+            CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),
+            CommandHandler("zaak", STEPS.leaving(show_case), filters=PRIVATE),
+            CommandHandler("zaken", STEPS.leaving(list_cases), filters=PRIVATE),
+            MessageHandler(MEDIA, steps.not_text),
+        ],
+        name=CONVERSATION,
+        allow_reentry=True,
+    )
+    neighbour = persistent_conversation(
+        entry_points=[
+            CallbackQueryHandler(on_invite_call, pattern=rf"^mcase:p2:({_CODE}):call$"),
+        ],
+        states={PHONE: [MessageHandler(TYPED, on_neighbour_phone)]},
+        fallbacks=[
+            CommandHandler("annuleren", cancel_phone, filters=PRIVATE),
+            MessageHandler(MEDIA, steps.not_text),
+        ],
+        name=NEIGHBOUR_CONVERSATION,
+        allow_reentry=True,
+    )
     return [
         coordinator,
         neighbour,

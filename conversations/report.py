@@ -22,7 +22,6 @@ from telegram import (
 )
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -31,9 +30,8 @@ from telegram.ext import (
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
-from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
+from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard
-from storage import access
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, create_signal
 from storage.wijken import active_wijken, get_wijk
@@ -205,7 +203,7 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         "",
         t("Change something with the buttons, or send the report."),
     ]
-    edit_labels = {
+    labels = {
         WIJK: t("Wijk"),
         CATEGORY: t("What"),
         DESCRIPTION: t("Description"),
@@ -220,17 +218,8 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         for s in EDITABLE
         if (s != WIJK or draft.get("wijk_choice")) and (s != CONTACT or not draft.get("on_behalf"))
     ]
-    edits = keyboard(
-        (("✏️ " + edit_labels[s], FLOW.data(draft, SUMMARY, f"edit-{s}")) for s in editable),
-        columns=2,
-    )
-    finish = keyboard(
-        [
-            ("✅ " + t("Send report"), FLOW.data(draft, SUMMARY, "send")),
-            ("✖️ " + t("Cancel"), FLOW.data(draft, SUMMARY, "cancel")),
-        ]
-    )
-    return "\n".join(lines), InlineKeyboardMarkup([*edits.inline_keyboard, *finish.inline_keyboard])
+    markup = FLOW.summary_keyboard(t, draft, labels, editable, t("Send report"))
+    return "\n".join(lines), markup
 
 
 # --- entry and the steps -----------------------------------------------------------------
@@ -239,31 +228,19 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
 async def start(update: Update, context: BuurtContext) -> State:
     """/melden: begin a report with the safety question."""
     message = update.effective_message
-    user = update.effective_user
-    assert message is not None and user is not None
-    async with context.db.begin() as session:
-        resident = await ensure_resident(session, user.id, context.language_for(update))
-        wijken = await active_wijken(session)
-        resident_wijk = resident.wijk_id if resident.wijk and resident.wijk.active else None
-        me = await access.person(session, user.id, context.settings.admins)
-        key_figure_wijken = sorted(me.wijken_for(access.Permission.ON_BEHALF))
-    t = context.t
-    if not wijken:
-        await message.reply_text(
-            t(
-                "This bot has no wijk configured yet, so reports cannot be made. "
-                "Please tell the administrator."
-            )
-        )
-        return ConversationHandler.END
-    draft = FLOW.new_draft(
+    assert message is not None
+    draft = await FLOW.begin(
+        update,
         context,
-        wijk_id=resident_wijk or (wijken[0].id if len(wijken) == 1 else None),
-        wijk_choice=len(wijken) > 1,
-        key_figure_wijken=key_figure_wijken,
+        lambda t: t(
+            "This bot has no wijk configured yet, so reports cannot be made. "
+            "Please tell the administrator."
+        ),
     )
+    if draft is None:
+        return ConversationHandler.END
     await message.reply_text(
-        t(
+        context.t(
             "Thank you for reporting. A few short questions follow; you can stop at any time "
             "with /annuleren."
         )
@@ -276,17 +253,18 @@ async def on_safety(update: Update, context: BuurtContext, draft: Draft, value: 
     """Danger now: only the emergency numbers. Otherwise on to the report."""
     if value == "no":
         return await FLOW.chosen(update, context, draft, SAFETY, value)
-    await FLOW.close_question(update, context, draft, FLOW.label(context.t, SAFETY, value))
-    FLOW.drop(context)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
+    return await FLOW.stop(
+        update,
+        context,
+        draft,
+        SAFETY,
+        value,
         context.t(
             "<b>Call 112 now.</b> Police, fire brigade and ambulance come fastest that way.\n"
             "No emergency but you do want the police? Call 0900-8844.\n\n"
             "When everyone is safe again, you can report what happened with /melden."
-        )
+        ),
     )
-    return ConversationHandler.END
 
 
 @FLOW.button_step(FOR_WHOM)
@@ -303,14 +281,7 @@ async def on_for_whom(update: Update, context: BuurtContext, draft: Draft, value
 @FLOW.button_step(WIJK, str.isdigit)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
-    async with context.db.begin() as session:
-        wijk = await get_wijk(session, int(value))
-    if wijk is None or not wijk.active:
-        await FLOW.stale_button(update, context)
-        return None
-    draft["wijk_id"] = wijk.id
-    await FLOW.close_question(update, context, draft, wijk.name)
-    return await FLOW.advance(update, context, draft, WIJK)
+    return await FLOW.wijk_chosen(update, context, draft, WIJK, value)
 
 
 @FLOW.button_step(CATEGORY, CATEGORY_LABELS.__contains__)
@@ -330,28 +301,10 @@ async def on_description(update: Update, context: BuurtContext, draft: Draft, te
             context.t("Please describe in a few words what happened.")
         )
         return None
-    if await FLOW.ask_behaviour(update, context, draft, DESCRIPTION, text):
-        return None
-    draft.pop("guard_pending", None)
-    draft["description"] = text
-    return await FLOW.advance(update, context, draft, DESCRIPTION)
+    return await FLOW.described(update, context, draft, DESCRIPTION, "description", text)
 
 
-@FLOW.button_step(DESCRIPTION, lambda value: value == "keep")
-async def on_keep_description(
-    update: Update, context: BuurtContext, draft: Draft, value: str
-) -> State:
-    """The resident keeps the text the guard asked about."""
-    text = FLOW.kept_text(draft, DESCRIPTION)
-    if text is None:
-        await FLOW.stale_button(update, context)
-        return None
-    draft["description"] = text
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
-    return await FLOW.advance(update, context, draft, DESCRIPTION)
+on_keep_description = FLOW.keep_step(DESCRIPTION, "description")
 
 
 async def on_location(update: Update, context: BuurtContext) -> State:
@@ -392,9 +345,7 @@ async def on_when(update: Update, context: BuurtContext, draft: Draft, value: st
     if value != "earlier":
         draft["occurred_text"] = None
         return await FLOW.chosen(update, context, draft, WHEN, value)
-    await FLOW.close_question(update, context, draft, FLOW.label(context.t, WHEN, value))
-    assert update.effective_message is not None
-    return await FLOW.ask(update.effective_message, context, draft, WHEN_TEXT)
+    return await FLOW.chosen_then(update, context, draft, WHEN, value, WHEN_TEXT)
 
 
 @FLOW.text_step(MAX_WHEN)
@@ -440,11 +391,7 @@ async def on_contact(update: Update, context: BuurtContext, draft: Draft, value:
     return await FLOW.chosen(update, context, draft, CONTACT, value)
 
 
-def _summary_action(value: str) -> bool:
-    return value in ("send", "cancel") or value.removeprefix("edit-") in EDITABLE
-
-
-@FLOW.button_step(SUMMARY, _summary_action)
+@FLOW.button_step(SUMMARY, FLOW.summary_action(EDITABLE))
 async def on_summary(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """Change a field, send the report, or cancel."""
     if value == "send":
@@ -520,10 +467,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The /melden conversation."""
     text = PRIVATE & filters.TEXT & ~filters.COMMAND
     image = PRIVATE & (filters.PHOTO | filters.Document.IMAGE)
-
-    def buttons(step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
-        return CallbackQueryHandler(callback, pattern=FLOW.pattern(step))
-
+    buttons = FLOW.buttons_of
     return [
         FLOW.conversation(
             entry_points=[CommandHandler("melden", start, filters=PRIVATE)],

@@ -62,6 +62,16 @@ def language_keyboard(prefix: str) -> InlineKeyboardMarkup:
     )
 
 
+def telegram_length(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters of plain text (cut before escaping, so no entity breaks)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def local_date(moment: dt.datetime, tz: dt.tzinfo) -> str:
     """A date as residents write it: 26-11-2026."""
     return moment.astimezone(tz).strftime("%d-%m-%Y")

@@ -1,0 +1,199 @@
+"""Typed steps and buttons for professionals: /open and /melding, /zaken and /zaak.
+
+A button names what it acts on by id and is checked again when pressed; only private chats
+get an answer with content. A typed step under way (a note, a message, an appointment) is
+remembered in ``user_data[<key>]``, persisted with the user's data, so a restart in the middle
+of typing loses nothing; /annuleren stops it, and the feature's own commands drop it first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import CallbackQuery, Update
+from telegram.error import BadRequest
+from telegram.ext import ConversationHandler, filters
+
+from bot.context import BuurtContext
+from bot.i18n import Translator
+from conversations.flow import PRIVATE, State, too_long
+from conversations.ui import not_allowed, telegram_length
+from storage import access
+from storage.access import Permission
+from storage.residents import get_resident
+
+log = logging.getLogger(__name__)
+
+TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
+MEDIA = PRIVATE & ~filters.COMMAND & ~filters.TEXT
+MESSAGE_LIMIT = 4000  # Telegram allows 4096 characters; keep a margin
+
+Pending = dict[str, Any]
+Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
+Ending = Callable[[Update, BuurtContext], Coroutine[Any, Any, int]]  # always ends the step
+
+
+# --- buttons ------------------------------------------------------------------------------
+
+
+def match(context: BuurtContext, group: int) -> str:
+    """A group of the pattern that matched the pressed button's data."""
+    assert context.match is not None
+    return context.match.group(group)
+
+
+async def refuse(query: CallbackQuery, context: BuurtContext) -> None:
+    """The one answer to a button someone may not use."""
+    await query.answer(not_allowed(context.t), show_alert=True)
+
+
+async def pressed(update: Update, context: BuurtContext) -> tuple[CallbackQuery, int] | None:
+    """The callback query and the presser's id; presses outside a private chat are refused
+    (what professionals handle never goes to a group)."""
+    query = update.callback_query
+    chat = update.effective_chat
+    assert query is not None
+    if chat is None or chat.type != "private":
+        await refuse(query, context)
+        return None
+    return query, query.from_user.id
+
+
+async def spend(query: CallbackQuery) -> None:
+    """Take the buttons off the message that was pressed (they are used up)."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:  # too old to edit, or already without buttons
+        log.info("could not remove buttons: %s", exc)
+
+
+def stale_button(permission: Permission) -> Callback:
+    """The catch-all for a feature's other buttons: those who may use the feature hear the
+    button is no longer active, anyone else gets the one refusal."""
+
+    async def stale(update: Update, context: BuurtContext) -> None:
+        """Any other button of this feature (an old step, forged data): refuse, change nothing."""
+        query = update.callback_query
+        user = update.effective_user
+        assert query is not None and user is not None
+        async with context.db.begin() as session:
+            person = await access.person(session, user.id, context.settings.admins)
+        if not person.may(permission):
+            await refuse(query, context)
+            return
+        await query.answer(context.t("This button is no longer active."), show_alert=True)
+
+    return stale
+
+
+# --- texts --------------------------------------------------------------------------------
+
+
+async def language_of(context: BuurtContext, session: AsyncSession, telegram_id: int) -> str:
+    """The language someone else uses: their latest choice in the chat, else the one stored
+    with them as a resident, else the default."""
+    data = context.application.user_data.get(telegram_id)
+    if data and data.get("lang"):
+        return str(data["lang"])
+    resident = await get_resident(session, telegram_id)
+    return resident.language if resident else context.settings.default_language
+
+
+def with_history(t: Translator, head: str, lines: list[str]) -> str:
+    """``head`` and the history under it, within Telegram's message limit: the oldest entries
+    are left out (and counted) when they do not fit."""
+    title = t("<b>History</b>")
+    budget = MESSAGE_LIMIT - telegram_length(head) - telegram_length(title) - 100
+    shown: list[str] = []
+    for line in reversed(lines):
+        budget -= telegram_length(line) + 1
+        if budget < 0:
+            break
+        shown.append(line)
+    shown.reverse()
+    parts = [head, "", title]
+    hidden = len(lines) - len(shown)
+    if hidden:
+        parts.append(
+            t.ngettext("… {n} earlier entry not shown", "… {n} earlier entries not shown", hidden)
+        )
+    parts.extend(shown)
+    return "\n".join(parts)
+
+
+# --- typed steps --------------------------------------------------------------------------
+
+
+async def typed(update: Update, context: BuurtContext, limit: int) -> str | None:
+    """The typed text, or None (after saying why) when it is empty or too long."""
+    message = update.effective_message
+    assert message is not None
+    text = (message.text or "").strip()
+    if await too_long(message, context, text, limit):
+        return None
+    return text or None
+
+
+async def not_text(update: Update, context: BuurtContext) -> State:
+    """A photo, sticker or file while a text is expected."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t("Please send this as a text message, or stop with /annuleren.")
+    )
+    return None
+
+
+@dataclass(frozen=True)
+class TypedSteps:
+    """The typed step under way of one feature, kept in ``user_data[key]``, with what to say
+    when it is stopped (/annuleren) or left unfinished (another command of the feature)."""
+
+    key: str
+    cancelled: Callable[[Translator], str]
+    unfinished: Callable[[Translator, str], str]  # (t, reference)
+
+    def remember(self, context: BuurtContext, action: str, reference: str, **fields: Any) -> None:
+        """Remember the typed step under way (persisted with the user's data)."""
+        assert context.user_data is not None
+        context.user_data[self.key] = {"action": action, "reference": reference, **fields}
+
+    def pending(self, context: BuurtContext, action: str) -> Pending | None:
+        """The step under way, if it is ``action``."""
+        data = context.user_data
+        pending = data.get(self.key) if data is not None else None
+        return pending if isinstance(pending, dict) and pending.get("action") == action else None
+
+    def forget(self, context: BuurtContext) -> Pending | None:
+        """Drop the step under way; return what it was."""
+        data = context.user_data
+        return data.pop(self.key, None) if data is not None else None
+
+    async def cancel(self, update: Update, context: BuurtContext) -> int:
+        """/annuleren while typing: nothing is sent or saved."""
+        message = update.effective_message
+        assert message is not None
+        self.forget(context)
+        await message.reply_text(self.cancelled(context.t))
+        return ConversationHandler.END
+
+    def leaving(self, callback: Callback) -> Ending:
+        """A command of the feature while typing: drop the unfinished text, so it is never sent
+        or saved by accident in the wrong place, then do the command."""
+
+        async def leave(update: Update, context: BuurtContext) -> int:
+            pending = self.forget(context)
+            message = update.effective_message
+            if pending is not None and message is not None:
+                await message.reply_text(
+                    self.unfinished(context.t, str(pending.get("reference", "?")))
+                )
+            await callback(update, context)
+            return ConversationHandler.END
+
+        leave.__doc__ = callback.__doc__
+        return leave
