@@ -10,14 +10,20 @@ reminders, nazorg, the daily overview, the counts for the Koppelwerk pair and re
 - The neighbour (party 2) opens ``/start bm-<code>`` or types ``/bemiddeling <code>``, reads
   what mediation is (nothing of what the requester said) and agrees, declines or asks for a
   call. The code works once.
+- "Message to party N" on ``/zaak`` (for a party reachable through the bot): the coordinator
+  types a message; it is stored, then relayed to that party signed only "the mediation team",
+  with an "Answer" button. The party's answer is stored and goes to the coordinator (else every
+  bemiddelaar of the wijk) as "answer from party N", without who they are. A party only ever
+  sees the messages meant for them.
 - ``/bemiddelingen`` (wijkagent, opbouwwerker): counts only, and "geslaagd: ja/nee" for the
   cases they referred, once closed.
 - Jobs: ``mcase:reminders`` and ``mcase:nazorg`` (sweepers, every few minutes and once at
   start), ``mcase:digest:<slug>`` (the bemiddelaars' daily overview) and ``mcase:retention``
   (anonymises closed cases after the retention period). They read "now" from :data:`clock`.
 
-The typed steps (mediators, note, appointment; the neighbour's phone number) are persistent
-ConversationHandlers, so a restart while typing loses nothing and /annuleren stops them.
+The typed steps (mediators, note, appointment, a message; a party's answer; the neighbour's
+phone number) are persistent ConversationHandlers, so a restart while typing loses nothing and
+/annuleren stops them.
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ from storage.wijken import wijk_by_slug
 
 log = logging.getLogger(__name__)
 
+Outgoing = tuple[str, InlineKeyboardMarkup]  # a text to send, with its buttons
+
 CONVERSATION = "mediation_cases"  # the coordinator's typed steps
 NEIGHBOUR_CONVERSATION = "mediation_invite"  # the neighbour's phone number
 PHONE_PENDING = "mcase_phone"  # user_data key: the neighbour's phone step
@@ -112,6 +120,7 @@ MEDIATORS, NOTE, APPT_PARTIES, APPT_WHEN, APPT_PLACE = (
     "appt_place",
 )
 PHONE = "phone"
+MESSAGE, ANSWER = "message", "answer"  # the team writes to a party; a party answers
 
 # "Now" for handlers and jobs; tests replace it to move time.
 clock: Callable[[], dt.datetime] = utcnow
@@ -157,7 +166,10 @@ INVITE_ANSWER_LABELS: dict[str, str] = {
 }
 _CODE = f"[{store.CODE_ALPHABET}]{{{store.CODE_LENGTH}}}"
 
-# The coordinator's typed step under way, in user_data["mcase"].
+# History entries shown with their text (a note, a relayed message).
+QUOTED = (store.NOTE, store.MESSAGE_OUT, store.MESSAGE_UNDELIVERED, store.MESSAGE_IN)
+
+# The typed step under way (the coordinator's, or a party's answer), in user_data["mcase"].
 STEPS = TypedSteps(
     key="mcase",
     cancelled=lambda t: t("Stopped. Nothing has been saved."),
@@ -310,6 +322,12 @@ def _event_text(t: Translator, event: MediationEvent, case: MediationCase) -> st
         return t("closed: {outcome}", outcome=_outcome(t, case.outcome))
     if kind == store.ANONYMISED:
         return t("anonymised after the retention period")
+    if kind == store.MESSAGE_OUT:
+        return t("message to party {n}", n=store.message_party_number(event) or "?")
+    if kind == store.MESSAGE_UNDELIVERED:
+        return t("message to party {n}, NOT delivered", n=store.message_party_number(event) or "?")
+    if kind == store.MESSAGE_IN:
+        return t("answer through the bot")
     return escape(kind)
 
 
@@ -320,7 +338,7 @@ def _history_line(
         f"<i>{escape(local_datetime(event.at, tz))}</i> · {_event_text(t, event, case)}"
         f" · {escape(_who(t, event.actor, names))}"
     )
-    if event.kind == store.NOTE and event.note:
+    if event.kind in QUOTED and event.note:
         line += "\n    " + t("“{note}”", note=shorten(event.note, NOTE_SHOWN))
     return line
 
@@ -485,6 +503,12 @@ def case_buttons(t: Translator, case: MediationCase, viewer: int) -> InlineKeybo
         ("📅 " + t("Appointment"), f"mcase:appt:{case.id}"),
         ("📝 " + t("Note"), f"mcase:note:{case.id}"),
     ]
+    for number in (1, 2):
+        party = store.party_of(case, number)
+        if party is not None and party.resident_id is not None:
+            buttons.append(
+                ("💬 " + t("Message to party {n}", n=number), f"mcase:msg:{case.id}:{number}")
+            )
     second = store.party_of(case, 2)
     if second is None or second.status == store.INVITED:
         buttons.append(("✉️ " + t("Invite the neighbour"), f"mcase:invite:{case.id}"))
@@ -1231,6 +1255,236 @@ async def choose_button(update: Update, context: BuurtContext) -> State:
     return None
 
 
+# --- messages between the mediation team and a party ----------------------------------------
+
+
+def _unreachable(t: Translator, number: int) -> str:
+    return t("Party {n} cannot be reached through the bot; nothing was sent.", n=number)
+
+
+async def on_message_chosen(update: Update, context: BuurtContext) -> State:
+    """Message to party 1 or 2: ask for the text (they see it signed by the team only)."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    number = int(steps.match(context, 2))
+    async with context.db.begin() as session:
+        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+    if case is None:
+        await steps.refuse(query, context)
+        return None
+    if case.stage == store.CLOSED:
+        await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
+        return ConversationHandler.END
+    party = store.party_of(case, number)
+    if party is None or party.resident_id is None:
+        await query.answer(_unreachable(t, number), show_alert=True)
+        return ConversationHandler.END
+    _remember(context, MESSAGE, case, party=number)
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Type your message for party {n} of <b>{reference}</b>. They see it signed only "
+            "as “the mediation team”; your name stays hidden. /annuleren stops.",
+            n=number,
+            reference=case.reference,
+        ),
+    )
+    return MESSAGE
+
+
+def _to_party(t: Translator, case_id: int, reference: str, number: int, text: str) -> Outgoing:
+    """To a party: the team's message, signed by the team, with a button to answer."""
+    relayed = t(
+        "Message about your buurtbemiddeling <b>{reference}</b>:\n\n{text}\n\n— the mediation team",
+        reference=reference,
+        text=text,
+    )
+    return relayed, keyboard([("↩️ " + t("Answer"), f"mcase:ans:{case_id}:{number}")])
+
+
+def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str) -> Outgoing:
+    """To the coordinator: a party's answer, without who they are."""
+    relayed = t(
+        "Answer from party {n} in <b>{reference}</b>:\n\n{text}",
+        n=number,
+        reference=reference,
+        text=text,
+    )
+    markup = keyboard(
+        [
+            ("💬 " + t("Message to party {n}", n=number), f"mcase:msg:{case_id}:{number}"),
+            ("🔎 " + t("Show case"), f"mcase:show:{case_id}"),
+        ],
+        columns=2,
+    )
+    return relayed, markup
+
+
+async def on_message(update: Update, context: BuurtContext) -> State:
+    """The coordinator's message: stored first, then sent to the party's private chat."""
+    pending = STEPS.pending(context, MESSAGE)
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    if pending is None:
+        return ConversationHandler.END
+    text = await steps.typed(update, context, context.settings.reports.max_text_length)
+    if text is None:
+        return None
+    t = context.t
+    number = int(pending["party"])
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user.id, int(pending["case_id"]))
+            relay = (
+                await store.message_party(
+                    session, case, number, text, actor=store.pro_actor(user.id), now=clock()
+                )
+                if case is not None
+                else None
+            )
+    except MediationProblem as problem:
+        STEPS.forget(context)
+        if problem.reason == "unreachable":
+            await message.reply_text(_unreachable(t, number))
+        else:
+            await message.reply_text(_problem_text(t, problem))
+        return ConversationHandler.END
+    STEPS.forget(context)
+    if case is None or relay is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    their = Translator(_language(context, relay.telegram_id, relay.language))
+    relayed, markup = _to_party(their, case.id, case.reference, number, text)
+    problem_text = None
+    try:
+        await context.bot.send_message(relay.telegram_id, relayed, reply_markup=markup)
+    except Forbidden:
+        problem_text = t(
+            "Your message could not be delivered: party {n} has blocked the bot or deleted "
+            "the chat. This is noted in the history.",
+            n=number,
+        )
+    except TelegramError as exc:
+        log.warning("message for party %s of %s not delivered: %s", number, case.reference, exc)
+        problem_text = t(
+            "Telegram did not accept your message just now, so it was not delivered. This is "
+            "noted in the history; please try again later."
+        )
+    if problem_text is not None:
+        async with context.db.begin() as session:
+            await store.mark_event(session, relay.event_id, store.MESSAGE_UNDELIVERED)
+        await message.reply_text(problem_text)
+    else:
+        await message.reply_text(
+            t(
+                "Sent to party {n} of <b>{reference}</b>, signed “the mediation team”.",
+                n=number,
+                reference=case.reference,
+            )
+        )
+    return ConversationHandler.END
+
+
+async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
+    """Answer (a party, under a message of the team): ask for the answer."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    number = int(steps.match(context, 2))
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user_id)
+        found = (
+            await store.party_in_case(session, int(steps.match(context, 1)), number, resident.id)
+            if resident is not None
+            else None
+        )
+    if found is None:
+        await steps.refuse(query, context)
+        return None
+    case, _ = found
+    if case.stage == store.CLOSED:
+        await query.answer(_answer_closed(t), show_alert=True)
+        return ConversationHandler.END
+    _remember(context, ANSWER, case, party=number)
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Type your answer about your buurtbemiddeling <b>{reference}</b>. Only the "
+            "mediation team reads it. /annuleren stops.",
+            reference=case.reference,
+        ),
+    )
+    return ANSWER
+
+
+def _answer_closed(t: Translator) -> str:
+    return t(
+        "This mediation has been closed, so your answer cannot be passed on. If things get "
+        "difficult again, you can ask for mediation with /bemiddeling."
+    )
+
+
+async def on_answer(update: Update, context: BuurtContext) -> State:
+    """A party's answer: stored, then to the coordinator, without the party's identity."""
+    pending = STEPS.pending(context, ANSWER)
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    if pending is None:
+        return ConversationHandler.END
+    text = await steps.typed(update, context, context.settings.reports.max_text_length)
+    if text is None:
+        return None
+    t = context.t
+    number = int(pending["party"])
+    people: dict[int, str] = {}
+    try:
+        async with context.db.begin() as session:
+            resident = await get_resident(session, user.id)
+            found = (
+                await store.party_in_case(session, int(pending["case_id"]), number, resident.id)
+                if resident is not None
+                else None
+            )
+            if found is not None:
+                case, party = found
+                await store.answer_from_party(session, case, party, text, now=clock())
+                people = await _coordinators(context, session, case)
+    except MediationProblem:
+        STEPS.forget(context)
+        await message.reply_text(_answer_closed(t))
+        return ConversationHandler.END
+    STEPS.forget(context)
+    if found is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    delivered = False
+    for telegram_id, language in people.items():
+        relayed, markup = _to_team(Translator(language), case.id, case.reference, number, text)
+        try:
+            await context.bot.send_message(telegram_id, relayed, reply_markup=markup)
+            delivered = True
+        except TelegramError as exc:
+            log.warning("answer in %s not delivered to %s: %s", case.reference, telegram_id, exc)
+    if delivered:
+        reply = t("Thank you. Your answer has been passed on to the mediation team.")
+    else:
+        reply = t(
+            "Thank you. Your answer has been saved with your mediation; the mediation team "
+            "will read it."
+        )
+    await message.reply_text(reply)
+    return ConversationHandler.END
+
+
 # --- the neighbour (party 2) -------------------------------------------------------------------
 
 
@@ -1788,6 +2042,8 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d+)$"),
             CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d+)$"),
             CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d+)$"),
+            CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d+):([12])$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d+):([12])$"),
         ],
         states={
             MEDIATORS: [MessageHandler(TYPED, on_mediators)],
@@ -1800,6 +2056,8 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             ],
             APPT_WHEN: [MessageHandler(TYPED, on_appointment_when)],
             APPT_PLACE: [MessageHandler(TYPED, on_appointment_place)],
+            MESSAGE: [MessageHandler(TYPED, on_message)],
+            ANSWER: [MessageHandler(TYPED, on_answer)],
         },
         fallbacks=[
             CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),

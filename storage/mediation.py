@@ -188,6 +188,11 @@ NAZORG_UNDELIVERED = "nazorg_undelivered"
 NAZORG_ANSWER = "nazorg_answer"  # note = the answer
 CLOSED_EVENT = "closed"
 ANONYMISED = "anonymised"
+# The relay between the mediation team and a party (note = the text; to_stage holds the
+# party it went to, as "party:<n>", since a message is not about a stage).
+MESSAGE_OUT = "message_out"  # actor "pro:<id>"
+MESSAGE_UNDELIVERED = "message_undelivered"  # a message_out that could not be delivered
+MESSAGE_IN = "message_in"  # actor "party:<n>"
 
 
 def pro_actor(telegram_id: int) -> str:
@@ -617,6 +622,82 @@ async def set_party_phone(
     _record(session, case, PARTY_PHONE, actor=party_actor(party.number), now=now)
     await session.flush()
     return case
+
+
+# --- messages between the mediation team and a party -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartyMessage:
+    """A stored message for a party, to be sent: where, in which language, which entry."""
+
+    telegram_id: int
+    language: str
+    event_id: int
+
+
+async def message_party(
+    session: AsyncSession,
+    case: MediationCase,
+    number: int,
+    text: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+) -> PartyMessage:
+    """Store a message from the mediation team for party ``number`` (before it is sent).
+
+    MediationProblem "closed", or "unreachable" when that party cannot be reached through the
+    bot (no party yet, or no resident: removed their data or anonymised)."""
+    _open(case)
+    party = party_of(case, number)
+    if party is None or party.resident is None:
+        raise MediationProblem("unreachable")
+    event = _record(
+        session, case, MESSAGE_OUT, actor=actor, now=now, to_stage=party_actor(number), note=text
+    )
+    await session.flush()
+    return PartyMessage(party.resident.telegram_id, party.resident.language, event.id)
+
+
+def message_party_number(event: MediationEvent) -> int | None:
+    """The party a message of the team went to (message_out / message_undelivered)."""
+    return actor_party(event.to_stage or "")
+
+
+async def mark_event(session: AsyncSession, event_id: int, kind: str) -> None:
+    """Change the kind of a history entry (e.g. a message that could not be delivered)."""
+    await session.execute(
+        update(MediationEvent)
+        .where(MediationEvent.id == event_id)
+        .values(kind=kind)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def party_in_case(
+    session: AsyncSession, case_id: int, number: int, resident_id: int
+) -> tuple[MediationCase, MediationParty] | None:
+    """The case and party ``number`` of it, only when that party is this resident."""
+    case = await get_case(session, case_id)
+    party = party_of(case, number) if case is not None else None
+    if case is None or party is None or party.resident_id != resident_id:
+        return None
+    return case, party
+
+
+async def answer_from_party(
+    session: AsyncSession,
+    case: MediationCase,
+    party: MediationParty,
+    text: str,
+    *,
+    now: dt.datetime,
+) -> None:
+    """Store a party's answer for the mediation team (MediationProblem "closed")."""
+    _open(case)
+    _record(session, case, MESSAGE_IN, actor=party_actor(party.number), now=now, note=text)
+    await session.flush()
 
 
 # --- reminders the day before an appointment --------------------------------------------------

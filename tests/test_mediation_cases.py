@@ -661,6 +661,10 @@ async def test_a_wijkagent_and_a_resident_learn_nothing_and_change_nothing(
         f"mcase:mediators:{case.id}",
         f"mcase:note:{case.id}",
         f"mcase:appt:{case.id}",
+        f"mcase:msg:{case.id}:1",
+        f"mcase:msg:{case.id}:2",
+        f"mcase:ans:{case.id}:1",
+        f"mcase:ans:{case.id}:2",
         "mcase:show:999",
         "mcase:whatever",
     }
@@ -683,6 +687,182 @@ async def test_a_wijkagent_and_a_resident_learn_nothing_and_change_nothing(
         assert reference not in reply.text
     reply = await dirk.says("/bemiddelingen")
     assert reply.text == "Sorry, dat kan ik niet voor je doen."
+    assert await snapshot(bot) == before
+
+
+# --- messages between the mediation team and a party ------------------------------------------
+
+REFUSAL = "Sorry, dat kan ik niet voor je doen."
+
+
+def relay_events(case: MediationCase) -> list[tuple[str, str | None, str, str | None]]:
+    return [
+        (e.kind, e.note, e.actor, e.to_stage) for e in case.history if e.kind.startswith("message")
+    ]
+
+
+async def test_coordinator_and_each_party_write_through_the_bot_without_names(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, bram, reference = await two_parties(bot)
+    reply = await open_case(carla, reference)
+    assert {"💬 Bericht aan partij 1", "💬 Bericht aan partij 2"} <= set(reply.last.button_labels)
+    reply = await carla.taps("Bericht aan partij 1")
+    assert f"Typ je bericht voor partij 1 van {reference}" in reply.text
+    assert "je naam blijft verborgen" in reply.text
+    reply = await carla.says("Kun je dinsdag <om 19:00>?")
+    assert (
+        f"Verstuurd naar partij 1 van {reference}, ondertekend met ‘het bemiddelingsteam’."
+        in reply.text
+    )
+    relayed = bot.emulator.last_sent(1001)
+    assert relayed.plain_text == (
+        f"Bericht over je buurtbemiddeling {reference}:\n\n"
+        "Kun je dinsdag <om 19:00>?\n\n— het bemiddelingsteam"
+    )
+    assert relayed.button_labels == ["↩️ Antwoorden"]
+
+    # Bram (party 2) replays Anna's button: refused; he never sees her messages.
+    [[(_, anna_answer)]] = relayed.buttons
+    assert anna_answer is not None
+    before = await snapshot(bot)
+    reply = await bram.presses(relayed.message_id, anna_answer)
+    assert reply.alert == REFUSAL and reply.messages == []
+    reply = await bram.says("Ik antwoord namens Anna")
+    assert await snapshot(bot) == before
+    assert "Ik antwoord namens Anna" not in bot.emulator.last_sent(3001).plain_text
+
+    reply = await anna.taps("Antwoorden")
+    assert f"Typ je antwoord over je buurtbemiddeling {reference}" in reply.text
+    reply = await anna.says("Ja, dinsdag <past> goed")
+    assert "Je antwoord is doorgegeven aan het bemiddelingsteam." in reply.text
+    told = bot.emulator.last_sent(3001)
+    assert told.plain_text == f"Antwoord van partij 1 in {reference}:\n\nJa, dinsdag <past> goed"
+    assert told.button_labels == ["💬 Bericht aan partij 1", "🔎 Zaak bekijken"]
+    for word in PARTY_1_WORDS:
+        assert word not in told.plain_text, word
+
+    # Party 2 gets their own message and answers; neither sees the other's words.
+    await open_case(carla, reference)
+    reply = await carla.taps("Bericht aan partij 2")
+    assert f"Typ je bericht voor partij 2 van {reference}" in reply.text
+    await carla.says("Bram, wanneer schikt het jou?")
+    await bram.taps("Antwoorden")
+    await bram.says("Woensdag kan ik")
+    assert (
+        bot.emulator.last_sent(3001).plain_text
+        == f"Antwoord van partij 2 in {reference}:\n\nWoensdag kan ik"
+    )
+    for word in ("dinsdag", "Anna", *PARTY_1_WORDS):
+        assert all(word not in m for m in texts(bot, 1002)), word
+    for word in ("Bram", "Woensdag", "schikt"):
+        assert all(word not in m for m in texts(bot, 1001)), word
+
+    case = await load_case(bot)
+    assert relay_events(case) == [
+        ("message_out", "Kun je dinsdag <om 19:00>?", "pro:3001", "party:1"),
+        ("message_in", "Ja, dinsdag <past> goed", "party:1", None),
+        ("message_out", "Bram, wanneer schikt het jou?", "pro:3001", "party:2"),
+        ("message_in", "Woensdag kan ik", "party:2", None),
+    ]
+    view = (await open_case(carla, reference)).last.plain_text
+    for line in (
+        "bericht aan partij 1 · Carla\n    ‘Kun je dinsdag <om 19:00>?’",
+        "antwoord via de bot · partij 1\n    ‘Ja, dinsdag <past> goed’",
+        "bericht aan partij 2 · Carla\n    ‘Bram, wanneer schikt het jou?’",
+        "antwoord via de bot · partij 2\n    ‘Woensdag kan ik’",
+    ):
+        assert line in view, line
+
+
+async def test_a_wijkagent_and_an_outsider_cannot_use_the_message_buttons(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, _bram, reference = await two_parties(bot)
+    await open_case(carla, reference)
+    await carla.taps("Bericht aan partij 1")
+    await carla.says("Hoe gaat het?")
+    case = await load_case(bot)
+    wim = bot.user(3002, "Wim")
+    await grant_role(bot, wim, "wijkagent")
+    dirk = bot.user(1004, "Dirk")
+    await dirk.says("/start")
+    before = await snapshot(bot)
+    sent_before = len(bot.emulator.sent)
+    for outsider in (wim, dirk):
+        for data in (
+            f"mcase:msg:{case.id}:1",
+            f"mcase:msg:{case.id}:2",
+            f"mcase:ans:{case.id}:1",
+            f"mcase:ans:{case.id}:2",
+            "mcase:msg:999:1",
+            "mcase:ans:999:1",
+        ):
+            reply = await outsider.presses(1, data)
+            assert reply.alert == REFUSAL, (outsider.name, data)
+            assert reply.messages == []
+        reply = await outsider.says("Een bericht na het drukken")
+        assert reference not in reply.text
+    # Anna (party 1) may answer, but not write as the mediation team.
+    reply = await anna.presses(1, f"mcase:msg:{case.id}:2")
+    assert reply.alert == REFUSAL
+    assert await snapshot(bot) == before
+    others = [m for m in bot.emulator.sent[sent_before:] if m.chat_id not in (3002, 1004)]
+    assert others == []
+
+
+async def test_a_blocked_party_is_noted_and_the_coordinator_told(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, _bram, reference = await two_parties(bot)
+    bot.emulator.block_bot(anna.id)
+    await open_case(carla, reference)
+    await carla.taps("Bericht aan partij 1")
+    reply = await carla.says("Ben je er donderdag?")
+    assert "Je bericht kon niet worden bezorgd: partij 1 heeft de bot geblokkeerd" in reply.text
+    case = await load_case(bot)
+    assert relay_events(case) == [
+        ("message_undelivered", "Ben je er donderdag?", "pro:3001", "party:1")
+    ]
+    view = (await open_case(carla, reference)).last.plain_text
+    assert "bericht aan partij 1, NIET bezorgd · Carla" in view
+
+
+async def test_messages_survive_a_restart_and_annuleren_sends_nothing(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, _bram, reference = await two_parties(bot)
+    await open_case(carla, reference)
+    await carla.taps("Bericht aan partij 1")
+    reply = await carla.says("/annuleren")
+    assert "Gestopt. Er is niets bewaard." in reply.text
+    assert relay_events(await load_case(bot)) == []
+
+    await open_case(carla, reference)
+    await carla.taps("Bericht aan partij 1")
+    await bot.restart(crash=True)
+    reply = await carla.says("Na de herstart: tot dinsdag.")
+    assert f"Verstuurd naar partij 1 van {reference}" in reply.text
+    relayed = bot.emulator.last_sent(1001)
+    assert "Na de herstart: tot dinsdag." in relayed.plain_text
+
+    await anna.taps("Antwoorden")
+    await bot.restart(crash=True)
+    await anna.says("Prima, tot dinsdag.")
+    assert (
+        bot.emulator.last_sent(3001).plain_text
+        == f"Antwoord van partij 1 in {reference}:\n\nPrima, tot dinsdag."
+    )
+
+    # Once the case is closed, the old button no longer passes anything on.
+    await open_case(carla, reference)
+    await carla.taps("Afsluiten")
+    await carla.taps("Opgelost")
+    before = await snapshot(bot)
+    [[(_, answer)]] = relayed.buttons
+    assert answer is not None
+    reply = await anna.presses(relayed.message_id, answer)
+    assert "afgesloten" in reply.alert
     assert await snapshot(bot) == before
 
 
