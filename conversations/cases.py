@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -737,29 +737,46 @@ async def _tell_closed(
     return True
 
 
-async def on_note_chosen(update: Update, context: BuurtContext) -> State:
-    """Note: ask for an internal note."""
+async def _ask_typed(
+    update: Update,
+    context: BuurtContext,
+    state: str,
+    lookup: Callable[[AsyncSession, int, int], Awaitable[Signal | None]],
+    prompt: Callable[[Translator, Signal], str],
+) -> State:
+    """A button that starts a typed step: check who may, remember the signal, ask."""
     pressed = await steps.pressed(update, context)
     if pressed is None:
         return None
     query, user_id = pressed
-    t = context.t
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        signal = await lookup(session, user_id, int(steps.match(context, 1)))
     if signal is None:
         await steps.refuse(query, context)
         return None
-    _remember(context, NOTE, signal)
+    _remember(context, state, signal)
     await query.answer()
-    await context.bot.send_message(
-        user_id,
-        t(
+    await context.bot.send_message(user_id, prompt(context.t, signal))
+    return state
+
+
+async def on_note_chosen(update: Update, context: BuurtContext) -> State:
+    """Note: ask for an internal note."""
+
+    async def lookup(session: AsyncSession, user_id: int, signal_id: int) -> Signal | None:
+        return (await _pro_signal(session, context, user_id, signal_id))[1]
+
+    return await _ask_typed(
+        update,
+        context,
+        NOTE,
+        lookup,
+        lambda t, signal: t(
             "Type the internal note for <b>{reference}</b>. Only colleagues see it, never the "
             "reporter. /annuleren stops.",
             reference=signal.reference,
         ),
     )
-    return NOTE
 
 
 async def on_note(update: Update, context: BuurtContext) -> State:
@@ -893,27 +910,17 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
 
 async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
     """Answer (the reporter, under a message about their report): ask for the answer."""
-    pressed = await steps.pressed(update, context)
-    if pressed is None:
-        return None
-    query, user_id = pressed
-    t = context.t
-    async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
-    if signal is None:
-        await steps.refuse(query, context)
-        return None
-    _remember(context, ANSWER, signal)
-    await query.answer()
-    await context.bot.send_message(
-        user_id,
-        t(
+    return await _ask_typed(
+        update,
+        context,
+        ANSWER,
+        _own_signal,
+        lambda t, signal: t(
             "Type your answer about report <b>{reference}</b>. It is passed on without your "
             "name. /annuleren stops.",
             reference=signal.reference,
         ),
     )
-    return ANSWER
 
 
 async def on_answer(update: Update, context: BuurtContext) -> State:
