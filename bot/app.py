@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
+    BaseHandler,
     CallbackQueryHandler,
     ContextTypes,
     Defaults,
@@ -22,6 +23,7 @@ from telegram.ext import (
 
 from bot.commands import publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
+from bot.feature import Feature
 from bot.i18n import Translator
 from bot.persistence import SqlPersistence
 from bot.settings import Settings
@@ -82,9 +84,12 @@ def build_application(
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, BuurtApplication)
-    application.services = Services(settings=settings, db=database)
-    # A stored signal may make a hotspot: the digest feature's early warning reacts.
-    application.services.signal_hooks.append(digest.on_signal_created)
+    application.services = Services(
+        settings=settings,
+        db=database,
+        # A stored signal may make a hotspot: the digest feature's early warning reacts.
+        signal_hooks=[hook for feature in FEATURES for hook in feature.signal_hooks],
+    )
     _register_handlers(application)
     return application
 
@@ -92,41 +97,10 @@ def build_application(
 def _register_handlers(application: BuurtApplication) -> None:
     # Group -1 runs first for every update: know the user's language before anything answers.
     application.add_handler(TypeHandler(Update, _remember_language), group=-1)
-    # Group 0: at most one handler answers. Conversations first, so their steps win over the
-    # general commands; the catch-alls come last.
-    # Professional features come before onboarding: /start with an invite code is theirs.
-    for feature in (
-        report,
-        mediation,
-        mediation_cases,
-        koffie,
-        roles,
-        cases,
-        digest,
-        export,
-        privacy,
-    ):
-        for handler in feature.build_handlers():
+    # Group 0: at most one handler answers, tried in the order of FEATURES.
+    for feature in FEATURES:
+        for handler in feature.handlers():
             application.add_handler(handler)
-    for handler in onboarding.build_handlers():
-        application.add_handler(handler)
-    for handler in my_reports.build_handlers():
-        application.add_handler(handler)
-    for handler in group.build_handlers():
-        application.add_handler(handler)
-    application.add_handler(CallbackQueryHandler(_stale_button))
-    application.add_handler(
-        MessageHandler(
-            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.COMMAND,
-            _unknown_command,
-        )
-    )
-    application.add_handler(
-        MessageHandler(
-            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND,
-            _outside_conversation,
-        )
-    )
     application.add_error_handler(_on_error)
 
 
@@ -142,8 +116,9 @@ async def _post_init(application: Any) -> None:
     await publish_commands(application)
     # Jobs are (re)built from the database at every start, so a restart sends nothing twice
     # and misses nothing.
-    for feature in (cases, digest, koffie, mediation_cases):
-        await feature.start_jobs(application)
+    for feature in FEATURES:
+        if feature.start is not None:
+            await feature.start(application)
 
 
 async def publish_commands(application: BuurtApplication) -> None:
@@ -222,3 +197,40 @@ async def _on_error(update: object, context: BuurtContext) -> None:
         await context.bot.send_message(update.effective_chat.id, text)
     except (TelegramError, RuntimeError, KeyError) as exc:
         log.warning("could not tell the user about the error: %s", html.escape(str(exc)))
+
+
+def _core_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """What answers when no feature did: stale buttons, unknown commands, stray text."""
+    return [
+        CallbackQueryHandler(_stale_button),
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.COMMAND,
+            _unknown_command,
+        ),
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND,
+            _outside_conversation,
+        ),
+    ]
+
+
+CORE = Feature(name="core", handlers=_core_handlers)
+
+# Every feature, in the order its handlers are tried (group 0: the first match answers).
+# Conversations first, so their steps win over general commands; professional features come
+# before onboarding, because /start with an invite code is theirs; the catch-alls come last.
+FEATURES: tuple[Feature, ...] = (
+    report.FEATURE,
+    mediation.FEATURE,
+    mediation_cases.FEATURE,
+    koffie.FEATURE,
+    roles.FEATURE,
+    cases.FEATURE,
+    digest.FEATURE,
+    export.FEATURE,
+    privacy.FEATURE,
+    onboarding.FEATURE,
+    my_reports.FEATURE,
+    group.FEATURE,
+    CORE,
+)

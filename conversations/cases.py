@@ -33,6 +33,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
+from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
 from conversations import steps
 from conversations.flow import PRIVATE, State, persistent_conversation
@@ -1203,3 +1204,11 @@ async def start_jobs(application: Any) -> None:
     for job in job_queue.get_jobs_by_name(FOLLOWUP_JOB):
         job.schedule_removal()
     job_queue.run_repeating(send_followups, interval=FOLLOWUP_EVERY, first=0, name=FOLLOWUP_JOB)
+
+
+FEATURE = Feature(
+    name="cases",
+    handlers=build_handlers,
+    start=start_jobs,
+    jobs=(Job(FOLLOWUP_JOB, "every five minutes: 'is het opgelost?'"),),
+)

@@ -37,6 +37,7 @@ from telegram.ext import Application, BaseHandler, CommandHandler, filters
 
 from bot.charts import WeeklyChart, weekly_chart_png
 from bot.context import AfterCommit, BuurtApplication, BuurtContext
+from bot.feature import Feature, Job
 from bot.i18n import Html, Translator, escape
 from bot.settings import Settings, WijkSettings
 from conversations.ui import (
@@ -605,3 +606,12 @@ async def start_jobs(application: Any) -> None:
         except Exception:  # a start must not fail on one wijk; the daily job tries again
             log.exception("catching up the digest of %s failed", wijk.slug)
             _schedule_retry(app, wijk.slug)
+
+
+FEATURE = Feature(
+    name="digest",
+    handlers=build_handlers,
+    start=start_jobs,
+    jobs=(Job("digest:<slug>", "daily at the wijk's digest_time, with a catch-up at start"),),
+    signal_hooks=(on_signal_created,),
+)

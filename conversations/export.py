@@ -16,6 +16,7 @@ from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
+from bot.feature import Feature
 from bot.i18n import Translator
 from conversations.ui import category_label, not_allowed, status_label
 from storage import access
@@ -163,3 +164,6 @@ async def export(update: Update, context: BuurtContext) -> None:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """Handlers for /export."""
     return [CommandHandler("export", export, filters=PRIVATE)]
+
+
+FEATURE = Feature(name="export", handlers=build_handlers)

@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import BuurtContext
+from bot.feature import Feature
 from bot.i18n import Translator
 from conversations.ui import not_allowed
 from storage import access
@@ -136,3 +137,6 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         ),
         MessageHandler(filters.ChatType.GROUPS & filters.StatusUpdate.NEW_CHAT_MEMBERS, welcome),
     ]
+
+
+FEATURE = Feature(name="group", handlers=build_handlers)

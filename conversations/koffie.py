@@ -33,6 +33,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtApplication, BuurtContext
+from bot.feature import Feature, Job
 from bot.i18n import N_, Translator
 from conversations.flow import (
     PRIVATE,
@@ -1237,3 +1238,11 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(confirm_cancel, pattern=r"^koffie:cancel(series)?-yes:\d+$"),
         CallbackQueryHandler(keep_moment, pattern=r"^koffie:keep:\d+$"),
     ]
+
+
+FEATURE = Feature(
+    name="koffie",
+    handlers=build_handlers,
+    start=start_jobs,
+    jobs=(Job("koffie:sweep", "every five minutes: announcements, reminders, the Koppel"),),
+)

@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
+from bot.feature import Feature
 from bot.i18n import N_, Html, Translator
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import (
@@ -464,3 +465,6 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             start=start,
         )
     ]
+
+
+FEATURE = Feature(name="mediation", handlers=build_handlers)

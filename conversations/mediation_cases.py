@@ -49,6 +49,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
+from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
 from conversations import steps
 from conversations.flow import PRIVATE, State, persistent_conversation
@@ -2111,3 +2112,16 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         ),
         CallbackQueryHandler(stale, pattern=r"^mcase:"),
     ]
+
+
+FEATURE = Feature(
+    name="mediation_cases",
+    handlers=build_handlers,
+    start=start_jobs,
+    jobs=(
+        Job(REMINDER_JOB, "every five minutes: appointment reminders"),
+        Job(NAZORG_JOB, "every five minutes: the nazorg check-in"),
+        Job(RETENTION_JOB, "every night: anonymise closed cases"),
+        Job(DIGEST_JOB.format(slug="<slug>"), "daily at digest_time: coordinators' overview"),
+    ),
+)

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
+from bot.feature import Feature
 from conversations.ui import category_label, local_date, status_label
 from storage.residents import get_resident
 from storage.signals import count_signals_of_resident, signals_of_resident
@@ -49,3 +50,6 @@ async def my_reports(update: Update, context: BuurtContext) -> None:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """Handlers for /mijnmeldingen."""
     return [CommandHandler("mijnmeldingen", my_reports, filters=PRIVATE)]
+
+
+FEATURE = Feature(name="my_reports", handlers=build_handlers)

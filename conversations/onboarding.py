@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
+from bot.feature import Feature
 from bot.i18n import LANGUAGES, Html, Translator
 from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard, privacy_text
 from storage import access
@@ -195,3 +196,6 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(choose_wijken, pattern=r"^start:wijken$"),
         CallbackQueryHandler(on_language, pattern=r"^taal:[a-z]{2}$"),
     ]
+
+
+FEATURE = Feature(name="onboarding", handlers=build_handlers)

@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtApplication, BuurtContext
+from bot.feature import Feature, Job
 from bot.i18n import Translator
 from bot.settings import Settings
 from conversations.ui import keyboard, privacy_text
@@ -214,3 +215,11 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("vergeetmij", forget_me, filters=PRIVATE),
         CallbackQueryHandler(on_forget, pattern=r"^privacy:forget:(yes|no)$"),
     ]
+
+
+FEATURE = Feature(
+    name="privacy",
+    handlers=build_handlers,
+    start=start_jobs,
+    jobs=(Job("privacy:retention", "every night at 03:30, and once shortly after start"),),
+)

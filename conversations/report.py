@@ -29,6 +29,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
+from bot.feature import Feature
 from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard
@@ -495,3 +496,6 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             start=start,
         )
     ]
+
+
+FEATURE = Feature(name="report", handlers=build_handlers)

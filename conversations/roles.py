@@ -15,6 +15,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.commands import publish_personal_menu
 from bot.context import BuurtContext
+from bot.feature import Feature
 from bot.i18n import Html, Translator
 from conversations.ui import keyboard, local_date, local_datetime, not_allowed, role_label
 from storage import access
@@ -360,3 +361,6 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d+$"),
         CallbackQueryHandler(keep, pattern=r"^roles:keep:\d+$"),
     ]
+
+
+FEATURE = Feature(name="roles", handlers=build_handlers)

@@ -1,0 +1,70 @@
+"""What a feature declares: its handlers, its scheduled jobs and its hooks.
+
+Every module in ``conversations/`` exports one :class:`Feature` as ``FEATURE``. ``bot.app``
+keeps one ordered tuple of them and registers and schedules everything from it, so a job that
+a feature declares cannot be left unscheduled and a handler cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from telegram.ext import BaseHandler
+
+if TYPE_CHECKING:
+    from bot.context import SignalHook
+
+Handlers = Callable[[], Sequence[BaseHandler[Any, Any, Any]]]
+Start = Callable[[Any], Awaitable[None]]
+
+
+def _no_handlers() -> Sequence[BaseHandler[Any, Any, Any]]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job a feature schedules at every start (rebuilt from the database).
+
+    ``name`` is the job's name in the JobQueue; a name ending in ``:<slug>`` is scheduled once
+    per configured wijk. ``when`` says in words when it runs (the README lists the same).
+    """
+
+    name: str
+    when: str
+
+    @property
+    def per_wijk(self) -> bool:
+        """True for a job scheduled once per wijk (``digest:<slug>``)."""
+        return self.name.endswith(":<slug>")
+
+    def names(self, slugs: Sequence[str]) -> list[str]:
+        """The JobQueue names this job has with the configured wijken."""
+        if self.per_wijk:
+            prefix = self.name.removesuffix("<slug>")
+            return [prefix + slug for slug in slugs]
+        return [self.name]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: everything ``bot.app`` needs to wire it, declared in one place.
+
+    - ``handlers`` builds the feature's handlers for handler group 0, in the order they are
+      tried (guided flows among them are combined into one conversation by ``bot.app``);
+    - ``start`` schedules the feature's ``jobs`` at start-up, after the database is ready;
+    - ``signal_hooks`` react to a newly stored signal in the same unit of work, so features
+      react to each other without importing each other.
+    """
+
+    name: str
+    handlers: Handlers = _no_handlers
+    start: Start | None = None
+    jobs: tuple[Job, ...] = ()
+    signal_hooks: tuple[SignalHook, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.jobs and self.start is None:
+            raise ValueError(f"feature {self.name!r} declares jobs but no start function")
