@@ -41,6 +41,7 @@ from conversations import (
     report,
     roles,
 )
+from conversations.flow import FlowPart, one_conversation
 from storage import access
 from storage.db import Database
 from storage.residents import get_resident
@@ -97,10 +98,21 @@ def build_application(
 def _register_handlers(application: BuurtApplication) -> None:
     # Group -1 runs first for every update: know the user's language before anything answers.
     application.add_handler(TypeHandler(Update, _remember_language), group=-1)
-    # Group 0: at most one handler answers, tried in the order of FEATURES.
+    # Group 0: at most one handler answers, tried in the order of FEATURES. The features'
+    # guided flows and typed steps become one conversation, in the place of the first one, so
+    # a person is in at most one flow at a time.
+    handlers: list[BaseHandler[Any, Any, Any]] = []
+    parts: list[FlowPart] = []
     for feature in FEATURES:
         for handler in feature.handlers():
-            application.add_handler(handler)
+            if isinstance(handler, FlowPart):
+                if not parts:
+                    handlers.append(handler)  # the placeholder of the one conversation
+                parts.append(handler)
+            else:
+                handlers.append(handler)
+    for handler in handlers:
+        application.add_handler(one_conversation(parts) if handler is parts[0] else handler)
     application.add_error_handler(_on_error)
 
 

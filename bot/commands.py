@@ -15,7 +15,7 @@ from telegram import (
 from telegram.error import TelegramError
 
 from bot.i18n import LANGUAGES, N_, Translator
-from storage.access import Permission, Person
+from storage.access import PERMISSIONS, Permission, Person
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,42 @@ ADMIN_COMMANDS: Menu = (
 CONFIG_ADMIN_COMMANDS: Menu = (
     ("profilering", N_("How often the profiling guard asked, per month")),
 )
+
+
+# The three commands each role needs first: said in the welcome after an invite.
+FIRST_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "wijkagent": ("overzicht", "open", "melding"),
+    "opbouwwerker": ("overzicht", "open", "melding"),
+    "bemiddelaar": ("zaken", "zaak", "help"),
+    "organisator": ("koffieplannen", "beheer", "help"),
+    "sleutelfiguur": ("mijnlink", "melden", "bemiddeling"),
+    "beheerder": ("uitnodigen", "rollen", "help"),
+}
+
+
+def role_menu(role: str) -> list[tuple[str, str]]:
+    """The professional commands a role brings (without the residents' ones)."""
+    permissions = PERMISSIONS.get(role, frozenset())
+    menus = [
+        menu for permission, menu in PROFESSIONAL_COMMANDS.items() if permission in permissions
+    ]
+    if Permission.ROLES in permissions:
+        menus.append(ADMIN_COMMANDS)
+    seen: dict[str, str] = {}
+    for menu in menus:
+        for command, description in menu:
+            seen.setdefault(command, description)
+    return list(seen.items())
+
+
+def description_of(command: str) -> str:
+    """The menu description of any command (msgid), for lists of commands."""
+    menus = [PRIVATE_COMMANDS, *PROFESSIONAL_COMMANDS.values(), ADMIN_COMMANDS]
+    for menu in [*menus, CONFIG_ADMIN_COMMANDS]:
+        for name, description in menu:
+            if name == command:
+                return description
+    raise KeyError(command)
 
 
 def _commands(t: Translator, menus: Iterable[Menu]) -> list[BotCommand]:

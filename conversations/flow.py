@@ -10,6 +10,8 @@ also serves the professionals' typed steps (see conversations.steps).
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import secrets
 import warnings
 from collections.abc import (
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, ReplyKeyboardRemove, Update
+from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -44,6 +47,8 @@ from storage.models import utcnow
 from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk
 
+log = logging.getLogger(__name__)
+
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 SUMMARY = "summary"
 
@@ -53,6 +58,22 @@ Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, State]]
 Step = Callable[[Update, BuurtContext, Draft, str], Coroutine[Any, Any, State]]
 Question = Callable[[BuurtContext, Draft, str], Awaitable[tuple[str, Any]]]
 
+FLOWS = "flows"  # the name of the one flow conversation (its states are persisted)
+ACTIVE = "flow"  # user_data: the flow whose question is on screen, and when it last moved
+SWITCH = "flow_switch"  # user_data: the question "leave the current flow?" under way
+TYPED_TIMEOUT = dt.timedelta(minutes=30)  # a professional's typed step expires after this
+
+# What each flow is called when the bot asks whether to leave it.
+LABELS: dict[str, str] = {
+    "melden": N_("your report (/melden)"),
+    "bemiddeling": N_("your request for mediation (/bemiddeling)"),
+    "plannen": N_("planning a koffiemoment or presence"),
+    "koffie_edit": N_("changing a koffiemoment"),
+    "cases": N_("your text for a signal"),
+    "mediation_cases": N_("your text for a mediation case"),
+    "mediation_invite": N_("your phone number for the mediation team"),
+}
+
 
 def persistent_conversation(
     *,
@@ -61,20 +82,20 @@ def persistent_conversation(
     states: dict[object, list[BaseHandler[Any, Any, Any]]],
     fallbacks: list[BaseHandler[Any, Any, Any]],
     allow_reentry: bool = False,
-) -> ConversationHandler[Any]:
-    """A persistent ConversationHandler whose buttons are tracked per chat and user."""
-    # Not per message, on purpose: every button carries what it is about (a draft's nonce,
-    # a case id) and is checked again when pressed. PTB warns about that combination.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points=entry_points,
-            states=states,
-            fallbacks=fallbacks,
-            name=name,
-            persistent=True,
-            allow_reentry=allow_reentry,
-        )
+    timeout: dt.timedelta | None = TYPED_TIMEOUT,
+) -> FlowPart:
+    """One flow's handlers: combined with every other flow into the one flow conversation
+    (see :func:`one_conversation`), so a person is in at most one flow at a time.
+
+    A typed step (the default) expires after ``timeout`` without an answer."""
+    return FlowPart(
+        name=name,
+        entry_points=entry_points,
+        states=states,
+        fallbacks=fallbacks,
+        allow_reentry=allow_reentry,
+        timeout=timeout,
+    )
 
 
 async def too_long(message: Message, context: BuurtContext, text: str, limit: int) -> bool:
@@ -502,17 +523,326 @@ class GuidedFlow:
         command: str,
         start: Callback,
         extra_fallbacks: Collection[BaseHandler[Any, Any, Any]] = (),
-    ) -> ConversationHandler[Any]:
-        """The persistent ConversationHandler with the shared fallbacks."""
-        return persistent_conversation(
+    ) -> FlowPart:
+        """This flow's part of the one flow conversation, with the shared fallbacks.
+
+        The command also resumes a draft that was kept for later (see :class:`FlowPart`)."""
+        resume = self.resumer(start)
+        for handler in entry_points:
+            if isinstance(handler, CommandHandler) and command in handler.commands:
+                if handler.callback is start:
+                    handler.callback = resume
+        return FlowPart(
+            name=self.name,
             entry_points=entry_points,
             states=states,
             fallbacks=[
                 CommandHandler("annuleren", self.cancel, filters=PRIVATE),
-                CommandHandler(command, self.resumer(start), filters=PRIVATE),
+                CommandHandler(command, resume, filters=PRIVATE),
                 *extra_fallbacks,
                 CallbackQueryHandler(self.stale_button, pattern=rf"^{self.name}:"),
                 MessageHandler(PRIVATE & ~filters.COMMAND, self.unexpected),
             ],
-            name=self.name,
+            command=command,
+            resume=resume,
+        )
+
+
+# --- one conversation for every flow ----------------------------------------------------------
+
+
+def _qualified(name: str, state: object) -> object:
+    """A flow's own state, named for the one flow conversation (END and None stay)."""
+    if state is None or state == ConversationHandler.END:
+        return state
+    return f"{name}:{state}"
+
+
+class FlowPart(BaseHandler[Update, BuurtContext, None]):
+    """One flow's handlers: its entry points, its states and its fallbacks.
+
+    Never registered by itself: :func:`one_conversation` combines all parts into one
+    ConversationHandler, so a person is in at most one flow at a time, and a typed message
+    or /annuleren always goes to the flow whose question is on screen.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        entry_points: list[BaseHandler[Any, Any, Any]],
+        states: dict[object, list[BaseHandler[Any, Any, Any]]],
+        fallbacks: list[BaseHandler[Any, Any, Any]],
+        allow_reentry: bool = False,
+        command: str | None = None,
+        resume: Callback | None = None,
+        timeout: dt.timedelta | None = None,
+    ) -> None:
+        super().__init__(self._never)
+        self.name = name
+        self.entry_points = entry_points
+        self.states = states
+        self.fallbacks = fallbacks
+        self.allow_reentry = allow_reentry
+        self.command = command  # the command that resumes a draft kept for later
+        self.resume = resume
+        self.timeout = timeout
+
+    @staticmethod
+    async def _never(update: Update, context: BuurtContext) -> None:
+        """Not a handler of its own (see one_conversation)."""
+
+    def check_update(self, update: object) -> bool:
+        """A part answers nothing by itself."""
+        return False
+
+    def cancel_handler(self) -> BaseHandler[Any, Any, Any] | None:
+        """This flow's /annuleren."""
+        for handler in self.fallbacks:
+            if isinstance(handler, CommandHandler) and "annuleren" in handler.commands:
+                return handler
+        return None
+
+    def expired(self, context: BuurtContext) -> bool:
+        """True when this flow's step waited longer than its timeout."""
+        active = (context.user_data or {}).get(ACTIVE) or {}
+        if self.timeout is None or active.get("name") != self.name or not active.get("at"):
+            return False
+        return utcnow() - dt.datetime.fromisoformat(active["at"]) > self.timeout
+
+
+def _active(context: BuurtContext) -> str | None:
+    active = (context.user_data or {}).get(ACTIVE) or {}
+    return active.get("name")
+
+
+def _moved(context: BuurtContext, name: str, state: object) -> None:
+    """Remember which flow is on screen (or that none is) after one of its steps."""
+    data = context.user_data
+    if data is None or state is None:
+        if data is not None and data.get(ACTIVE, {}).get("name") == name:
+            data[ACTIVE]["at"] = utcnow().isoformat()
+        return
+    if state == ConversationHandler.END:
+        if data.get(ACTIVE, {}).get("name") == name:
+            data.pop(ACTIVE, None)
+        return
+    data[ACTIVE] = {"name": name, "at": utcnow().isoformat()}
+
+
+def _owned(part: FlowPart, handler: BaseHandler[Any, Any, Any], *, step: bool) -> None:
+    """Make ``handler`` return states named for the one conversation and keep track of the
+    flow on screen; a step of an expired typed flow is not taken."""
+    inner = handler.callback
+
+    async def callback(update: Update, context: BuurtContext) -> object:
+        if step and part.expired(context):
+            return await _expire(part, update, context)
+        state = await inner(update, context)
+        _moved(context, part.name, state)
+        return _qualified(part.name, state)
+
+    callback.__doc__ = inner.__doc__
+    handler.callback = callback
+
+
+async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> object:
+    """A step that waited too long: nothing is sent or saved, and what was typed is shown
+    back so it is not lost."""
+    message = update.effective_message
+    if message is not None:
+        text = message.text or ""
+        await message.reply_text(
+            context.t(
+                "That was waiting for more than {minutes} minutes ({what}), so it has been "
+                "stopped and nothing was sent or saved.",
+                minutes=int((part.timeout or TYPED_TIMEOUT).total_seconds() // 60),
+                what=context.t(LABELS.get(part.name, N_("what you were doing"))),
+            )
+            + (context.t("\nWhat you typed:\n\n{text}", text=text) if text else "")
+        )
+    return await _leave(part, update, context)
+
+
+async def _leave(part: FlowPart, update: Update, context: BuurtContext) -> object:
+    """Stop ``part`` as its /annuleren does (it forgets the draft and says so)."""
+    cancel = part.cancel_handler()
+    if cancel is not None:
+        await cancel.callback(update, context)
+    if context.user_data is not None:
+        context.user_data.pop(ACTIVE, None)
+    return ConversationHandler.END
+
+
+class _SwitchTo(BaseHandler[Update, BuurtContext, object]):
+    """Another flow's entry point while a flow is on screen: ask before leaving it."""
+
+    def __init__(self, engine: _Engine, part: FlowPart, entry: BaseHandler[Any, Any, Any]) -> None:
+        super().__init__(self._ask)
+        self.engine, self.part, self.entry = engine, part, entry
+
+    def check_update(self, update: object) -> object:
+        """Whatever the entry point would start."""
+        return self.entry.check_update(update)
+
+    def collect_additional_context(
+        self, context: BuurtContext, update: Update, application: Any, check_result: Any
+    ) -> None:
+        """The entry point's context (command arguments, pattern matches)."""
+        self.entry.collect_additional_context(context, update, application, check_result)
+
+    async def _ask(self, update: Update, context: BuurtContext) -> object:
+        return await self.engine.ask_switch(self.part, self.entry, update, context)
+
+
+class _Engine:
+    """Switching between flows in the one flow conversation."""
+
+    def __init__(self, parts: Sequence[FlowPart]) -> None:
+        self.parts = {part.name: part for part in parts}
+
+    async def ask_switch(
+        self,
+        target: FlowPart,
+        entry: BaseHandler[Any, Any, Any],
+        update: Update,
+        context: BuurtContext,
+    ) -> object:
+        """Someone starts ``target`` while another flow is on screen."""
+        current = self.parts.get(_active(context) or "")
+        if current is None or current.expired(context):
+            # Nothing on screen to keep (an expired typed step is dropped quietly).
+            if current is not None:
+                await _leave(current, update, context)
+            return await entry.callback(update, context)
+        assert context.user_data is not None
+        nonce = secrets.token_hex(4)
+        replay = update.to_dict() if update.callback_query is None else None
+        context.user_data[SWITCH] = {
+            "nonce": nonce,
+            "to": target.name,
+            "entry": target.entry_points.index(entry),
+            "update": replay,
+        }
+        query = update.callback_query
+        if query is not None:
+            await query.answer()
+        t = context.t
+        options = []
+        if current.resume is not None:
+            options.append((t("Keep it for later"), f"flow:switch:{nonce}:keep"))
+        options += [
+            (t("Stop it"), f"flow:switch:{nonce}:stop"),
+            (t("Go back to it"), f"flow:switch:{nonce}:back"),
+        ]
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(
+            t(
+                "You are still busy with {what}. What would you like to do with it before "
+                "you start something new?",
+                what=t(LABELS.get(current.name, N_("what you were doing"))),
+            ),
+            reply_markup=keyboard(options),
+        )
+        return None
+
+    async def on_switch(self, update: Update, context: BuurtContext) -> object:
+        """The answer to "leave the current flow?"."""
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        data = context.user_data
+        pending = data.get(SWITCH) if data is not None else None
+        _, _, nonce, choice = query.data.split(":", 3)
+        current = self.parts.get(_active(context) or "")
+        target = self.parts.get(pending["to"]) if pending else None
+        if data is None or pending is None or pending.get("nonce") != nonce or target is None:
+            await query.answer(context.t("This button is no longer active."), show_alert=True)
+            return None
+        if current is None or (choice == "keep" and current.resume is None):
+            await query.answer(context.t("This button is no longer active."), show_alert=True)
+            return None
+        data.pop(SWITCH, None)
+        await query.answer()
+        t = context.t
+        chosen = {"keep": t("Keep it for later"), "stop": t("Stop it")}.get(
+            choice, t("Go back to it")
+        )
+        shown = query.message
+        if isinstance(shown, Message) and shown.text_html:
+            try:
+                await query.edit_message_text(f"{shown.text_html}\n\n✔️ {chosen}", reply_markup=None)
+            except BadRequest:
+                log.info("could not mark the choice on the question")
+        message = update.effective_message
+        assert message is not None
+        if choice == "back":
+            if current.resume is not None:
+                return await current.resume(update, context)
+            await message.reply_text(t("Fine, go ahead: I am listening."))
+            return None
+        if choice == "keep":
+            data.pop(ACTIVE, None)
+            await message.reply_text(
+                t(
+                    "Kept. Send /{command} later to go on where you left off.",
+                    command=current.command,
+                )
+            )
+        else:
+            await _leave(current, update, context)
+        entry = target.entry_points[int(pending["entry"])]
+        if pending.get("update") is None:
+            await message.reply_text(t("Now tap the button again to go on."))
+            return ConversationHandler.END
+        replayed = Update.de_json(pending["update"], context.bot)
+        check = entry.check_update(replayed)
+        if check is None or check is False:
+            return ConversationHandler.END
+        entry.collect_additional_context(context, replayed, context.application, check)
+        return await entry.callback(replayed, context)
+
+
+def one_conversation(parts: Sequence[FlowPart]) -> ConversationHandler[Any]:
+    """The one persistent ConversationHandler holding every flow (see :class:`FlowPart`).
+
+    Its states are ``<flow>:<state>``; each state tries that flow's own handlers, then its
+    fallbacks. Another flow's entry point while a flow is on screen asks first whether to keep
+    the current one for later, stop it, or go back to it.
+    """
+    names = [part.name for part in parts]
+    if len(names) != len(set(names)):
+        raise ValueError(f"two flows share a name: {names}")
+    engine = _Engine(parts)
+    entry_points: list[BaseHandler[Any, Any, Any]] = []
+    states: dict[object, list[BaseHandler[Any, Any, Any]]] = {}
+    switches: list[BaseHandler[Any, Any, Any]] = []
+    for part in parts:
+        for handler in part.entry_points:
+            _owned(part, handler, step=False)
+        for handler in part.fallbacks:
+            _owned(part, handler, step=False)
+        for state, handlers in part.states.items():
+            for handler in handlers:
+                _owned(part, handler, step=part.timeout is not None)
+            states[_qualified(part.name, state)] = [
+                *(part.entry_points if part.allow_reentry else []),
+                *handlers,
+                *part.fallbacks,
+            ]
+        entry_points += part.entry_points
+        switches += [_SwitchTo(engine, part, entry) for entry in part.entry_points]
+    # Not per message, on purpose: every button carries what it is about (a draft's nonce,
+    # a case id) and is checked again when pressed. PTB warns about that combination.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=entry_points,
+            states=states,
+            fallbacks=[
+                *switches,
+                CallbackQueryHandler(engine.on_switch, pattern=r"^flow:switch:[0-9a-f]{8}:"),
+            ],
+            name=FLOWS,
+            persistent=True,
         )

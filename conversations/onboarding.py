@@ -10,7 +10,13 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import LANGUAGES, Html, Translator
-from conversations.ui import LANGUAGE_NAMES, keyboard, language_keyboard, privacy_text
+from conversations.ui import (
+    LANGUAGE_NAMES,
+    keyboard,
+    language_keyboard,
+    privacy_text,
+    role_sections,
+)
 from storage import access
 from storage.residents import ensure_resident, get_resident, set_language, set_wijk
 from storage.wijken import active_wijken, get_wijk, wijk_by_slug
@@ -172,10 +178,20 @@ async def on_language(update: Update, context: BuurtContext) -> None:
 
 
 async def help_command(update: Update, context: BuurtContext) -> None:
-    """/help: what the bot can do."""
+    """/help: what this person can do, grouped by role (residents' commands last)."""
     message = update.effective_message
-    assert message is not None
-    await message.reply_text(help_text(context.t))
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    async with context.db.begin() as session:
+        me = await access.person(session, user.id, context.settings.admins)
+        names = {w.id: w.name for w in await active_wijken(session)}
+    sections = role_sections(t, me, names)
+    if sections:
+        sections.append(t("<b>As a resident</b>") + "\n" + help_text(t).split("\n", 1)[1])
+        await message.reply_text("\n\n".join(sections))
+        return
+    await message.reply_text(help_text(t))
 
 
 async def nothing_to_cancel(update: Update, context: BuurtContext) -> None:

@@ -17,7 +17,14 @@ from bot.commands import publish_personal_menu
 from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import Html, Translator
-from conversations.ui import keyboard, local_date, local_datetime, not_allowed, role_label
+from conversations.ui import (
+    first_commands,
+    keyboard,
+    local_date,
+    local_datetime,
+    not_allowed,
+    role_label,
+)
 from storage import access
 from storage.guard import guard_counts
 from storage.models import ROLES, RoleGrant, Wijk
@@ -113,7 +120,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
             "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
             role=role_label(t, role),
             wijk=wijk_name,
-            commands=Html(_what_you_can_do(t, me)),
+            commands=Html(first_commands(t, role)),
         )
     )
     await publish_personal_menu(context.bot, me, settings.default_language)
@@ -139,19 +146,6 @@ def _invite_used(t: Translator, name: str, role: str, wijk: str) -> str:
 def _role_ended(t: Translator, role: str, wijk: str) -> str:
     """Told to someone whose role was revoked, in their language."""
     return t("Your role as {role} in {wijk} has ended.", role=role_label(t, role), wijk=wijk)
-
-
-def _what_you_can_do(t: Translator, me: access.Person) -> str:
-    lines = []
-    if me.may(access.Permission.DIGEST):
-        lines.append(t("/overzicht: the digest of your wijk, now (it also comes every morning)"))
-    if me.may(access.Permission.SIGNALS):
-        lines.append(t("/open: open signals; /melding BS-2026-0001: one signal"))
-    if me.may(access.Permission.EXPORT):
-        lines.append(t("/export: the signals as a CSV file"))
-    if me.may_manage_roles():
-        lines.append(t("/uitnodigen and /rollen: invite and manage professionals"))
-    return "\n".join(lines)
 
 
 async def list_roles(update: Update, context: BuurtContext) -> None:

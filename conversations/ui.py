@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.commands import (
+    ADMIN_COMMANDS,
+    CONFIG_ADMIN_COMMANDS,
+    FIRST_COMMANDS,
+    description_of,
+    role_menu,
+)
 from bot.i18n import N_, Html, Translator, escape
 from bot.settings import Settings
-from storage.access import PERMISSIONS, Permission
+from storage.access import PERMISSIONS, Permission, Person
 from storage.models import Signal
 
 CATEGORY_LABELS: dict[str, str] = {
@@ -235,3 +242,36 @@ def privacy_text(t: Translator, settings: Settings, *, full: bool) -> str:
         t("/vergeetmij: remove your personal data."),
     ]
     return "\n".join(lines)
+
+
+def command_lines(t: Translator, commands: Iterable[tuple[str, str]]) -> list[str]:
+    """``/command: description`` lines (descriptions are msgids)."""
+    return [f"/{command}: {escape(t(description))}" for command, description in commands]
+
+
+def first_commands(t: Translator, role: str) -> str:
+    """The three commands a role needs first, for the welcome after an invite."""
+    names = FIRST_COMMANDS.get(role, ("help",))
+    lines = command_lines(t, ((name, description_of(name)) for name in names))
+    return "\n".join([t("To start with:"), *lines, t("/help shows everything you can do.")])
+
+
+def role_sections(t: Translator, person: Person, wijk_names: Mapping[int, str]) -> list[str]:
+    """/help for professionals and admins: what they can do, grouped by role."""
+    sections = []
+    by_role: dict[str, list[str]] = {}
+    for grant in person.grants:
+        by_role.setdefault(grant.role, []).append(wijk_names.get(grant.wijk_id, "?"))
+    for role, wijken in by_role.items():
+        head = t(
+            "<b>As {role} in {wijken}</b>",
+            role=role_label(t, role),
+            wijken=", ".join(sorted(wijken)),
+        )
+        sections.append("\n".join([head, *command_lines(t, role_menu(role))]))
+    if person.is_admin:
+        head = t("<b>As administrator</b>")
+        sections.append(
+            "\n".join([head, *command_lines(t, [*ADMIN_COMMANDS, *CONFIG_ADMIN_COMMANDS])])
+        )
+    return sections

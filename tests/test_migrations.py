@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from storage import migrate
 from storage.db import Base, Database
+from storage.models import BotState
 
 
 async def test_models_and_migrations_agree(db_url: str) -> None:
@@ -89,3 +91,39 @@ async def test_upgrade_keeps_existing_rows(db_url: str) -> None:
         await db.dispose()
     assert row[0] == "BS-2026-0001"
     assert not row[1]
+
+
+async def test_flow_states_move_into_the_one_flow_conversation(db_url: str) -> None:
+    """Stored conversation states of the separate flows become states of the one flow
+    conversation; someone in two flows at once keeps the newest."""
+    await asyncio.to_thread(migrate.upgrade, db_url, "0005")
+    rows = [
+        ("melden:[1001, 1001]", '"description"', dt.datetime(2026, 11, 30, 10, tzinfo=dt.UTC)),
+        ("bemiddeling:[1001, 1001]", '"other"', dt.datetime(2026, 11, 30, 11, tzinfo=dt.UTC)),
+        ("cases:[2001, 2001]", '"reply"', dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)),
+    ]
+    db = Database(db_url)
+    try:
+        async with db.begin() as session:
+            for key, data, at in rows:
+                await session.execute(
+                    text(
+                        "INSERT INTO bot_state (kind, key, data, updated_at)"
+                        " VALUES ('conversation', :key, :data, :at)"
+                    ),
+                    {"key": key, "data": data, "at": at},
+                )
+        await asyncio.to_thread(migrate.upgrade, db_url, "0006")
+        async with db.begin() as session:
+            result = await session.execute(
+                select(BotState.key, BotState.data)
+                .where(BotState.kind == "conversation")
+                .order_by(BotState.key)
+            )
+            moved = [tuple(row) for row in result]
+    finally:
+        await db.dispose()
+    assert moved == [
+        ("flows:[1001, 1001]", "bemiddeling:other"),
+        ("flows:[2001, 2001]", "cases:reply"),
+    ]

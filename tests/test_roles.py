@@ -196,3 +196,44 @@ async def test_key_figure_link_brings_residents_to_the_wijk(
     assert "1 nieuwe bewoners" in reply.text
     reply = await newcomer.says("/mijnlink")
     assert reply.text == "Sorry, dat kan ik niet voor je doen."
+
+
+async def test_welcome_after_an_invite_names_the_first_three_commands_of_the_role(
+    bot: BotUnderTest,
+) -> None:
+    admin = bot.user(ADMIN_ID, "Admin")
+    expected = {
+        "bemiddelaar": ("/zaken", "/zaak", "/help"),
+        "organisator": ("/koffieplannen", "/beheer", "/help"),
+        "sleutelfiguur": ("/mijnlink", "/melden", "/bemiddeling"),
+        "beheerder": ("/uitnodigen", "/rollen", "/help"),
+    }
+    for number, (role, commands) in enumerate(expected.items()):
+        payload = await invite_link(admin, role)
+        someone = bot.user(2100 + number, f"Pro{number}")
+        reply = await someone.says(f"/start {payload}")
+        assert "Om mee te beginnen:" in reply.text, role
+        for command in commands:
+            assert f"\n{command}: " in reply.text, (role, command)
+
+
+async def test_help_shows_what_this_person_can_do_grouped_by_role(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/help")
+    assert "/melden" in reply.text
+    assert "Als " not in reply.text and "/overzicht" not in reply.text
+
+    carla = bot.user(3001, "Carla")
+    await grant_role(bot, carla, "bemiddelaar")
+    await grant_role(bot, carla, "sleutelfiguur")
+    reply = await carla.says("/help")
+    assert "Als bemiddelingscoördinator in Schilderswijk" in reply.text
+    assert "/zaken" in reply.text and "/mijnlink" in reply.text
+    assert "/overzicht" not in reply.text  # not hers
+    assert reply.text.index("Als bewoner") > reply.text.index("/zaken")  # her roles first
+
+    admin = bot.user(ADMIN_ID, "Admin")
+    reply = await admin.says("/help")
+    assert "Als beheerder van de bot" in reply.text
+    assert "/uitnodigen" in reply.text and "/profilering" in reply.text
+    assert "/open" not in reply.text  # admins see no report content
