@@ -80,24 +80,36 @@ def signals_csv(t: Translator, signals: list[Signal], tz: dt.tzinfo) -> bytes:
         writer.writerow(
             [
                 signal.reference,
-                signal.wijk.name,
+                cell(signal.wijk.name),
                 local.strftime("%Y-%m-%d"),
                 local.strftime("%H:%M"),
                 category_label(t, signal.category),
-                signal.description or "",
-                signal.location_text or "",
+                cell(signal.description),
+                cell(signal.location_text),
                 number(signal.latitude),
                 number(signal.longitude),
-                when,
+                cell(when),
                 t("It happens more often")
                 if signal.frequency == "recurring"
                 else t("This is the first time"),
                 status_label(t, signal.status),
                 t("yes") if signal.photo_file_id else t("no"),
-                signal.contact_name if signal.contactable and signal.contact_name else "",
+                cell(signal.contact_name if signal.contactable else None),
             ]
         )
     return buffer.getvalue().encode("utf-8-sig")
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+EARLIEST = dt.date(2000, 1, 1)  # no signal is older; keeps hostile dates away from the database
+
+
+def cell(text: str | None) -> str:
+    """A text cell that a spreadsheet shows as text: a leading formula character gets a
+    single quote in front, as the OWASP guidance on CSV injection says."""
+    text = text or ""
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _period(args: list[str], today: dt.date) -> tuple[dt.date, dt.date] | None:
@@ -105,7 +117,7 @@ def _period(args: list[str], today: dt.date) -> tuple[dt.date, dt.date] | None:
     if len(args) > 2:
         return None
     dates = [parse_date(a) for a in args]
-    if any(d is None for d in dates):
+    if any(d is None or not EARLIEST <= d <= today + dt.timedelta(days=366) for d in dates):
         return None
     start = dates[0] if dates else today - dt.timedelta(days=DEFAULT_DAYS)
     end = dates[1] if len(dates) == 2 else today

@@ -61,8 +61,11 @@ async def collect(session: AsyncSession, telegram_id: int) -> dict[str, Any] | N
     ).all()
     conversation_keys = await bot_state.load_kind(session, "conversation")
     mine = f"[{telegram_id}, {telegram_id}]"
+    # The one flow conversation stores "<flow>:<step>": the flow is what was unfinished.
     conversations = {
-        k.split(":", 1)[0]: v for k, v in conversation_keys.items() if k.endswith(mine)
+        (str(v) if ":" in str(v) else k).split(":", 1)[0]: v
+        for k, v in conversation_keys.items()
+        if k.endswith(mine)
     }
     user_data = await bot_state.load_one(session, "user", str(telegram_id))
     if resident is None and not grants and not user_data and not conversations:

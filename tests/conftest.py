@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from bot.emulator import BotApiEmulator
 from bot.settings import Settings
@@ -16,7 +18,20 @@ from tests.harness import BotUnderTest
 pytest_plugins = ["tests.pgserver"]
 
 ADMIN_ID = 900001
+# Where the clock starts for every test (an ISO instant); CI also runs the suite from other
+# starts (a Sunday night, the first days of a new year, just before a DST change).
+CLOCK_START = dt.datetime.fromisoformat(
+    os.environ.get("TEST_CLOCK_START", "2026-12-02T11:00:00+01:00")
+)
 WIJKEN = [{"name": "Schilderswijk", "slug": "schilderswijk", "group_chat_id": -1001}]
+
+
+@pytest.fixture(autouse=True)
+def travel() -> Iterator[time_machine.Coordinates]:
+    """Every test starts at the same instant and time then runs on, so nothing depends on the
+    hour, weekday or year the suite runs; ``travel.shift(...)`` moves it."""
+    with time_machine.travel(CLOCK_START, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)

@@ -112,3 +112,48 @@ async def test_export_refuses_residents_and_explains_bad_dates(bot: BotUnderTest
     reply = await sanne.says("/export")  # the last 30 days: nothing yet, still a valid file
     assert reply.last.kind == "document"
     assert reply.last.plain_text.startswith("0 meldingen van ")
+
+
+async def test_hostile_cells_are_text_not_formulas(bot: BotUnderTest) -> None:
+    """CSV injection (OWASP): a cell starting with = + - @ tab or CR gets a leading quote."""
+    hostile = ["=HYPERLINK(\"http://x\")", "+31 6 1234", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        wijk = await session.scalar(select(Wijk).where(Wijk.slug == "schilderswijk"))
+        assert wijk is not None
+        for text in hostile:
+            await create_signal(
+                session,
+                NewSignal(
+                    wijk_id=wijk.id,
+                    resident_id=None,
+                    category="anders",
+                    description=text,
+                    occurred="earlier",
+                    occurred_text=None,
+                    frequency="first",
+                    contactable=True,
+                    contact_name=text,
+                    location_text=text,
+                ),
+                year=2026,
+                now=dt.datetime(2026, 11, 5, 12, tzinfo=AMS),
+            )
+    sanne = bot.user(2001, "Sanne")
+    await grant_role(bot, sanne, "wijkagent")
+    reply = await sanne.says("/export 01-11-2026 30-11-2026")
+    data = reply.last.file_bytes
+    assert data is not None
+    _, *rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+    assert [row[5] for row in rows] == ["'" + text for text in hostile]
+    assert [row[6] for row in rows] == ["'" + text for text in hostile]
+    assert [row[-1] for row in rows] == ["'" + text for text in hostile]
+    assert rows[0][4] == "Anders"  # ordinary cells are untouched
+
+
+async def test_export_with_absurd_dates_explains_instead_of_crashing(bot: BotUnderTest) -> None:
+    sanne = bot.user(2001, "Sanne")
+    await grant_role(bot, sanne, "wijkagent")
+    for args in ("01-01-0001 31-12-9999", "01-01-1900 01-01-1901", "31-12-9999"):
+        reply = await sanne.says(f"/export {args}")
+        assert "Die datums begrijp ik niet" in reply.text, args
