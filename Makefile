@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: demo test install dev lint format migrate run translations clean
+.PHONY: demo test test-clocks install dev lint format migrate run translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ demo: install
 ## test: install the dev extras and run the whole suite (SQLite and PostgreSQL)
 test: dev
 	$(BIN)/python -m pytest
+
+## test-clocks: the SQLite half again with the clock started elsewhere: a Sunday night that is
+## also the first days of a new year, and one second before the spring DST change
+CLOCK_STARTS ?= 2027-01-03T02:30:00+01:00 2027-03-28T01:59:59+01:00
+test-clocks: dev
+	@for start in $(CLOCK_STARTS); do \
+		echo "== clock starts at $$start"; \
+		TEST_CLOCK_START=$$start $(BIN)/python -m pytest -q -m "not postgres" -p no:cacheprovider || exit 1; \
+	done
 
 lint: dev
 	$(BIN)/ruff check .

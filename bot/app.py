@@ -10,7 +10,6 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     ApplicationBuilder,
     BaseHandler,
     CallbackQueryHandler,
@@ -25,6 +24,7 @@ from bot.commands import publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
 from bot.i18n import Translator
+from bot.limiter import Lanes
 from bot.persistence import SqlPersistence
 from bot.settings import Settings
 from conversations import (
@@ -82,7 +82,7 @@ def build_application(
     )
     if rate_limiter:
         # PTB types the builder's rate limiter by its generic argument; any limiter is fine.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
+        builder = builder.rate_limiter(Lanes())  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, BuurtApplication)
     application.services = Services(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator, normalise_language
+from bot.limiter import INTERACTIVE, LANE
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import Signal
@@ -42,8 +43,14 @@ class BuurtApplication(
     services: Services
 
     async def process_update(self, update: object) -> None:
-        """Process one update, then store conversation and user data right away."""
-        await super().process_update(update)
+        """Process one update, then store conversation and user data right away.
+
+        Calls made while handling it take the interactive lane (see bot.limiter)."""
+        lane = LANE.set(INTERACTIVE)
+        try:
+            await super().process_update(update)
+        finally:
+            LANE.reset(lane)
         if self.persistence is not None:
             await self.update_persistence()
 
