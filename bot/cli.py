@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from telegram import Update
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
-from bot.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from bot import logs
+from bot.settings import (
+    DEFAULT_CONFIG_PATH,
+    TELEGRAM_API,
+    ConfigError,
+    Settings,
+    load_settings,
+)
 from storage import migrate
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.context import BuurtApplication
 
 log = logging.getLogger("buurtsignaal")
 
@@ -64,16 +78,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(verbose=args.verbose)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    token = settings.telegram.token
+    with logs.redacting(logs.token_secrets(token.get_secret_value() if token else None)):
+        try:
+            return _command(args, settings)
+        except Exception:
+            # Logged rather than printed by Python, so that the traceback is redacted too.
+            log.exception("buurtsignaal %s stopped on an unexpected error", args.command)
+            return 1
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen sub-command with valid settings."""
     if args.command == "check-config":
         print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
         return 0
@@ -137,8 +159,90 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
     from bot.app import build_application
 
     application = build_application(settings)
-    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    # Go online first (with retries and one clear line when that fails), in the event loop
+    # run_polling will use; it then finds the application initialised and starts polling.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        problem = loop.run_until_complete(go_online(application, settings))
+    except KeyboardInterrupt:
+        problem = StartProblem(130, "Interrupted while connecting to Telegram.")
+    if problem is not None:
+        loop.run_until_complete(_close(application))
+        loop.close()
+        asyncio.set_event_loop(None)
+        print(problem.message, file=sys.stderr)
+        return problem.exit_code
+    try:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    except TelegramError as exc:
+        print(f"Telegram refused the start of the bot: {_reason(exc)}.", file=sys.stderr)
+        return 1
     return 0
+
+
+# Network trouble at start: this many attempts, waiting START_DELAY seconds after the first
+# failure and twice as long after each next one (2 + 4 + 8 + 16 s). A service manager restarts
+# the bot after that (see deploy/buurtsignaal.service).
+START_ATTEMPTS = 5
+START_DELAY = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StartProblem:
+    """Why the bot could not go online: one line for the operator, and the exit code."""
+
+    exit_code: int
+    message: str
+
+
+async def go_online(application: BuurtApplication, settings: Settings) -> StartProblem | None:
+    """Initialise the application (which asks Telegram who the bot is); None when online."""
+    delay = START_DELAY
+    where = urlsplit(settings.telegram.base_url).netloc
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            await application.initialize()
+            return None
+        except InvalidToken as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, TelegramError) else exc
+            hint = "check telegram.token / BUURTSIGNAAL_TELEGRAM__TOKEN"
+            if settings.telegram.base_url != TELEGRAM_API:
+                hint += f" and telegram.base_url ({settings.telegram.base_url})"
+            return StartProblem(2, f"Telegram rejected the token ({_reason(cause)}): {hint}.")
+        except BadRequest as exc:
+            return StartProblem(1, f"Telegram refused the start of the bot: {_reason(exc)}.")
+        except NetworkError as exc:  # also TimedOut
+            if attempt == START_ATTEMPTS:
+                return StartProblem(
+                    1,
+                    f"Cannot reach Telegram at {where} ({_reason(exc)}), tried {attempt} times: "
+                    "check the network connection (and telegram.base_url), then start again.",
+                )
+            log.warning(
+                "cannot reach Telegram at %s (%s); trying again in %g s (attempt %d of %d)",
+                where,
+                _reason(exc),
+                delay,
+                attempt,
+                START_ATTEMPTS,
+            )
+            await asyncio.sleep(delay)
+            delay *= 2
+        except TelegramError as exc:
+            return StartProblem(1, f"Telegram refused the start of the bot: {_reason(exc)}.")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reason(exc: TelegramError) -> str:
+    """The short reason of a Telegram error (without the library's prefixes)."""
+    return exc.message.removeprefix("httpx.").rstrip(".") or type(exc).__name__
+
+
+async def _close(application: BuurtApplication) -> None:
+    """Release what a failed start opened: the HTTP clients and the database connections."""
+    await application.bot.shutdown()
+    await application.services.db.dispose()
 
 
 if __name__ == "__main__":

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+import pytest
 from sqlalchemy import select
 
+from bot import cli, logs
 from bot.emulator import BotApiEmulator
 from storage import migrate
 from storage.db import Database
 from storage.models import Resident
 
 TOKEN = "7012345678:AAHf3kQ9x_Zt8wLmN2pQrS5tUvWxYz01234"
+SECRET = TOKEN.partition(":")[2]
 
 
 def _config(tmp_path: Path) -> Path:
@@ -29,14 +36,17 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-async def _cli(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+async def _cli(
+    *args: str, env: dict[str, str] | None = None, stderr: BinaryIO | None = None
+) -> asyncio.subprocess.Process:
+    """Start the console script; its stderr goes to a pipe, or to a file (for long logs)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE if stderr is None else stderr,
         env={**os.environ, **(env or {})},
     )
 
@@ -66,9 +76,30 @@ async def test_run_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
 
 async def test_run_migrates_and_answers_over_long_polling(tmp_path: Path) -> None:
     config = _config(tmp_path)
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as sink:
+        await _run_and_chat(config, sink)
+    err = log.read_text(encoding="utf-8")
+    assert "Traceback" not in err
+    # Even at debug level, where the HTTP library logs every request URL, the token is hidden.
+    assert "/bot[redacted]/getUpdates" in err
+    assert SECRET not in err
+    # The database was migrated by `run` and the resident stored.
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    try:
+        async with db.begin() as session:
+            ids = (await session.scalars(select(Resident.telegram_id))).all()
+    finally:
+        await db.dispose()
+    assert list(ids) == [1001]
+
+
+async def _run_and_chat(config: Path, log: BinaryIO) -> None:
+    """`buurtsignaal -v run` against the emulator: Anna starts a report; then Ctrl-C."""
     async with BotApiEmulator(token=TOKEN) as emu:
         emu.add_user(1001, "Anna")
         process = await _cli(
+            "-v",
             "--config",
             str(config),
             "run",
@@ -77,6 +108,7 @@ async def test_run_migrates_and_answers_over_long_polling(tmp_path: Path) -> Non
                 "BUURTSIGNAAL_TELEGRAM__BASE_URL": emu.base_url,
                 "BUURTSIGNAAL_TELEGRAM__BASE_FILE_URL": emu.base_file_url,
             },
+            stderr=log,
         )
         try:
             await emu.wait_until(lambda: bool(emu.calls_to("getUpdates")), timeout=30)
@@ -90,13 +122,111 @@ async def test_run_migrates_and_answers_over_long_polling(tmp_path: Path) -> Non
             )
         finally:
             process.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(process.communicate(), timeout=30)
-        assert process.returncode == 0, err.decode()
-    # The database was migrated by `run` and the resident stored.
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    try:
-        async with db.begin() as session:
-            ids = (await session.scalars(select(Resident.telegram_id))).all()
-    finally:
-        await db.dispose()
-    assert list(ids) == [1001]
+            await asyncio.wait_for(process.communicate(), timeout=30)
+        assert process.returncode == 0
+
+
+# --- going online: a rejected token or no network gives one clear line, never the token -------
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def _restore_http_log_levels() -> Iterator[None]:
+    """`-v` turns on the HTTP libraries' debug logs; put their levels back afterwards."""
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("_restore_http_log_levels")
+@pytest.mark.parametrize(
+    ("server", "exit_code", "message"),
+    [
+        ("401", 2, "Telegram rejected the token (Unauthorized): check telegram.token"),
+        ("404", 2, "Telegram rejected the token (Not Found): check telegram.token"),
+        ("502", 1, "Cannot reach Telegram at 127.0.0.1:"),
+        ("refused", 1, "Cannot reach Telegram at 127.0.0.1:"),
+    ],
+)
+async def test_a_failed_start_says_one_line_and_never_shows_the_token(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    server: str,
+    exit_code: int,
+    message: str,
+) -> None:
+    monkeypatch.setattr(cli, "START_ATTEMPTS", 3)
+    monkeypatch.setattr(cli, "START_DELAY", 0.01)
+    caplog.set_level(logging.DEBUG)
+    # The emulator answers 401 to a token it does not know, and 404 or 502 when told to.
+    async with BotApiEmulator(token=TOKEN if server in ("404", "502") else "1:OTHER") as emu:
+        if server in ("404", "502"):
+            emu.fail_next("getMe", status=int(server), times=10)
+        base_url = emu.base_url if server != "refused" else f"http://127.0.0.1:{_closed_port()}/bot"
+        monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__TOKEN", TOKEN)
+        monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__BASE_URL", base_url)
+        code = await asyncio.to_thread(cli.main, ["-v", "--config", str(_config(tmp_path)), "run"])
+        calls = len(emu.calls_to("getMe"))
+    out, err = capsys.readouterr()
+    assert code == exit_code
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err  # one line, no traceback
+    assert err.startswith(message)
+    retries = [r for r in caplog.records if "trying again" in r.getMessage()]
+    if exit_code == 1:  # network trouble: retried with backoff, each attempt logged briefly
+        assert [r.levelno for r in retries] == [logging.WARNING, logging.WARNING]
+        assert all(not r.exc_info and "\n" not in r.getMessage() for r in retries)
+        assert calls == (3 if server == "502" else 0)
+    else:  # a rejected token is final
+        assert (retries, calls) == ([], 1)
+    if server != "refused":  # the request URLs were logged (at debug level), without the token
+        assert any("/getMe" in r.getMessage() for r in caplog.records if r.name == "httpx")
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert "[redacted]" in logged
+    for text in (out, err, logged):
+        assert SECRET not in text
+
+
+async def test_a_rejected_token_as_a_process(tmp_path: Path) -> None:
+    async with BotApiEmulator(token="1:OTHER") as emu:
+        process = await _cli(
+            "-v",
+            "--config",
+            str(_config(tmp_path)),
+            "run",
+            env={
+                "BUURTSIGNAAL_TELEGRAM__TOKEN": TOKEN,
+                "BUURTSIGNAAL_TELEGRAM__BASE_URL": emu.base_url,
+            },
+        )
+        out, err = await process.communicate()
+    assert process.returncode == 2
+    lines = err.decode().splitlines()
+    assert lines[-1].startswith("Telegram rejected the token (Unauthorized)")
+    assert "Traceback" not in err.decode()
+    assert SECRET not in out.decode() + err.decode()
+
+
+def test_redaction_covers_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("some.library")
+    with logs.redacting(logs.token_secrets(TOKEN)):
+        try:
+            raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/getMe failed")
+        except RuntimeError:
+            log.exception("request to %s failed", f"/bot{TOKEN}/getMe")
+        log.error("only the secret part: %s", SECRET)
+    log.error("after the run: %s", "not redacted any more")
+    assert SECRET not in caplog.text
+    assert caplog.text.count("[redacted]") == 3
+    assert "RuntimeError: POST https://api.telegram.org/bot[redacted]/getMe failed" in caplog.text
+    assert "not redacted any more" in caplog.text
