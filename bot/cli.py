@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen sub-command with valid settings."""
     if args.command == "check-config":
-        print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
-        return 0
+        return check_config(settings)
     if args.command == "migrate":
         migrate.upgrade(settings.database.url)
         print(f"database is up to date (revision {migrate.head_revision()})")
@@ -110,6 +109,24 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
         return asyncio.run(run_shell(settings))
     return run(settings, config=args.config or DEFAULT_CONFIG_PATH, migrate_db=not args.no_migrate)
+
+
+def check_config(settings: Settings) -> int:
+    """Print the settings (secrets masked), then every warning and error; 2 when unusable."""
+    print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
+    warnings, errors = settings.warnings(), settings.errors()
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        print(f"The configuration cannot work: {len(errors)} error(s).", file=sys.stderr)
+        return 2
+    if warnings:
+        print(f"The configuration is usable, with {len(warnings)} warning(s).", file=sys.stderr)
+    else:
+        print("The configuration is OK.", file=sys.stderr)
+    return 0
 
 
 async def _retention(settings: Settings, *, dry_run: bool) -> int:
@@ -145,6 +162,10 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
     """Run the bot with long polling until interrupted."""
     if settings.telegram.token is None:
         print(NO_TOKEN.format(config=config), file=sys.stderr)
+        return 2
+    if settings.errors():
+        for error in settings.errors():
+            print(f"Cannot start: {error}.", file=sys.stderr)
         return 2
     if database_behind(settings):
         if not migrate_db:

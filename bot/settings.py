@@ -37,6 +37,9 @@ _TOKEN_RE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 _PLACEHOLDER_HINTS = ("your", "token", "changeme", "change-me", "xxx", "placeholder", "example")
 _PLACEHOLDER_TOKENS = {"123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"}
 
+# The group id config.example.toml shows; it is nobody's group.
+EXAMPLE_GROUP_CHAT_ID = -1001234567890
+
 Language = Literal["nl", "en"]
 
 
@@ -209,6 +212,37 @@ class Settings(BaseSettings):
         if cls._toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
         return tuple(sources)
+
+    def warnings(self) -> list[str]:
+        """What lets the bot run but is probably not meant; check-config prints these."""
+        found: list[str] = []
+        if self.telegram.token is None:
+            found.append(
+                "telegram.token: not set, so `buurtsignaal run` cannot go online; ask @BotFather "
+                "for a token and set it here or in BUURTSIGNAAL_TELEGRAM__TOKEN"
+            )
+        if not self.admins:
+            found.append(
+                "admins: nobody, so nobody can invite professionals (/uitnodigen) or link a "
+                "group; add your Telegram user id (@userinfobot tells you what it is)"
+            )
+        for number, wijk in enumerate(self.wijken):
+            if wijk.group_chat_id == EXAMPLE_GROUP_CHAT_ID:
+                found.append(
+                    f"wijken.{number}.group_chat_id: {EXAMPLE_GROUP_CHAT_ID} is the example's "
+                    "placeholder, not your group; remove the line and use /koppelgroep in the "
+                    "group, or put the group's real id"
+                )
+        return found
+
+    def errors(self) -> list[str]:
+        """What keeps the bot from working at all; check-config fails and run refuses."""
+        if not self.wijken:
+            return [
+                "wijken: none, so residents cannot report anything; add a [[wijken]] block "
+                "with name and slug for every neighbourhood (see config.example.toml)"
+            ]
+        return []
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with secrets masked (for check-config)."""
