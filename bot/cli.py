@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -19,13 +20,16 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from bot import logs
 from bot.settings import (
     DEFAULT_CONFIG_PATH,
+    DEMO_CONFIG_PATH,
     TELEGRAM_API,
     ConfigError,
     Settings,
     load_settings,
+    mask_password,
 )
 from storage import migrate
 from storage.db import Database
+from storage.purpose import Purpose, claim
 
 if TYPE_CHECKING:
     from bot.context import BuurtApplication
@@ -79,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     logs.configure(verbose=args.verbose)
+    if args.command == "shell" and args.config is None:
+        args.config = DEMO_CONFIG_PATH
+        if not DEMO_CONFIG_PATH.exists():
+            DEMO_CONFIG_PATH.write_text(
+                resources.files("bot").joinpath("demo.toml").read_text(encoding="utf-8"),
+                encoding="utf-8",
+            )
+            print(f"Created {DEMO_CONFIG_PATH}: the demo's own configuration and database.")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -105,10 +117,50 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "retention":
         return asyncio.run(_retention(settings, dry_run=args.dry_run))
     if args.command == "shell":
-        from bot.shell import run_shell
-
-        return asyncio.run(run_shell(settings))
+        return shell(settings, config=args.config)
     return run(settings, config=args.config or DEFAULT_CONFIG_PATH, migrate_db=not args.no_migrate)
+
+
+def shell(settings: Settings, *, config: Path) -> int:
+    """Chat with the bot in this terminal, only on a demo configuration and database."""
+    if not settings.demo:
+        print(
+            f"{config} is not a demo configuration (demo = true), so `shell` will not use it: "
+            "the shell must never write made-up people and reports into a live database. "
+            f"Run `buurtsignaal shell` without --config to use {DEMO_CONFIG_PATH}.",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.telegram.token is not None:
+        print(
+            f"{config} comes with a bot token (telegram.token or BUURTSIGNAAL_TELEGRAM__TOKEN), "
+            "so `shell` will not use it: a demo has none and never goes online. Remove the "
+            "token from the demo configuration or unset the variable, and try again.",
+            file=sys.stderr,
+        )
+        return 2
+    migrate.upgrade(settings.database.url)
+    if asyncio.run(claim_database(settings, "demo")) is not None:
+        print(
+            f"The database {mask_password(settings.database.url)} belongs to the live bot "
+            "(`buurtsignaal run` used it), so `shell` will not use it. Give the demo a database "
+            f"of its own: database.url in {config}, e.g. sqlite+aiosqlite:///demo.db.",
+            file=sys.stderr,
+        )
+        return 2
+    from bot.shell import run_shell
+
+    return asyncio.run(run_shell(settings))
+
+
+async def claim_database(settings: Settings, purpose: Purpose) -> Purpose | None:
+    """Mark the database as live or demo; the other purpose when it is already marked so."""
+    db = Database(settings.database.url)
+    try:
+        async with db.begin() as session:
+            return await claim(session, purpose)
+    finally:
+        await db.dispose()
 
 
 def check_config(settings: Settings) -> int:
@@ -160,6 +212,14 @@ def database_behind(settings: Settings) -> bool:
 
 def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
     """Run the bot with long polling until interrupted."""
+    if settings.demo:
+        print(
+            f"{config} is a demo configuration (demo = true), so `run` will not use it. Go live "
+            "with a configuration of its own: copy config.example.toml to config.toml "
+            "(README, Going live).",
+            file=sys.stderr,
+        )
+        return 2
     if settings.telegram.token is None:
         print(NO_TOKEN.format(config=config), file=sys.stderr)
         return 2
@@ -177,6 +237,14 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
             return 3
         log.info("migrating the database to the newest schema")
         migrate.upgrade(settings.database.url)
+    if asyncio.run(claim_database(settings, "live")) is not None:
+        print(
+            f"The database {mask_password(settings.database.url)} holds the demo's made-up "
+            "people and reports (`buurtsignaal shell` used it), so `run` will not use it. "
+            "Set database.url to a database of its own (README, Going live).",
+            file=sys.stderr,
+        )
+        return 2
     from bot.app import build_application
 
     application = build_application(settings)

@@ -28,6 +28,8 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
+# The demo's own configuration (demo = true, its own database); `shell` uses it by default.
+DEMO_CONFIG_PATH = Path("demo.toml")
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILE_API = "https://api.telegram.org/file/bot"
 
@@ -175,6 +177,8 @@ class Settings(BaseSettings):
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)
     wijken: list[WijkSettings] = Field(default_factory=list)
+    # True only in the demo configuration: `shell` requires it and `run` refuses it.
+    demo: bool = False
 
     @field_validator("timezone")
     @classmethod
@@ -216,7 +220,12 @@ class Settings(BaseSettings):
     def warnings(self) -> list[str]:
         """What lets the bot run but is probably not meant; check-config prints these."""
         found: list[str] = []
-        if self.telegram.token is None:
+        if self.demo:
+            found.append(
+                "demo: true, so this is a demo configuration: `buurtsignaal shell` uses it and "
+                "`buurtsignaal run` refuses it"
+            )
+        elif self.telegram.token is None:
             found.append(
                 "telegram.token: not set, so `buurtsignaal run` cannot go online; ask @BotFather "
                 "for a token and set it here or in BUURTSIGNAAL_TELEGRAM__TOKEN"
@@ -249,11 +258,12 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         token = self.telegram.token
         data["telegram"]["token"] = "**********" if token else None
-        data["database"]["url"] = _mask_password(self.database.url)
+        data["database"]["url"] = mask_password(self.database.url)
         return data
 
 
-def _mask_password(url: str) -> str:
+def mask_password(url: str) -> str:
+    """The URL with its password (if any) replaced by ****."""
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1****@", url)
 
 

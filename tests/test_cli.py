@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import signal
@@ -230,3 +231,57 @@ def test_redaction_covers_arguments_and_tracebacks(caplog: pytest.LogCaptureFixt
     assert caplog.text.count("[redacted]") == 3
     assert "RuntimeError: POST https://api.telegram.org/bot[redacted]/getMe failed" in caplog.text
     assert "not redacted any more" in caplog.text
+
+
+# --- the demo and the live bot never share a configuration or a database ----------------------
+
+
+def test_demo_and_live_never_share_a_configuration_or_a_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "START_ATTEMPTS", 1)
+    # `make demo`: the shell creates the demo's configuration and database, and nothing else.
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/start\n"))
+    assert cli.main(["shell"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Created demo.toml: the demo's own configuration and database.\n")
+    assert "Anna> /start\n[Buurtsignaal → Anna]\nWelkom bij Buurtsignaal." in out
+    assert {p.name for p in tmp_path.iterdir()} - {"demo.db-wal", "demo.db-shm"} == {
+        "demo.toml",
+        "demo.db",
+    }
+    assert "demo = true" in Path("demo.toml").read_text(encoding="utf-8")
+
+    # `run` refuses the demo configuration, and a live configuration on the demo's database.
+    monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__TOKEN", TOKEN)
+    monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__BASE_URL", f"http://127.0.0.1:{_closed_port()}/bot")
+    assert cli.main(["--config", "demo.toml", "run"]) == 2
+    assert capsys.readouterr().err.startswith("demo.toml is a demo configuration (demo = true)")
+    live = '[[wijken]]\nname = "Noord"\nslug = "noord"\n[database]\nurl = "sqlite:///{}"\n'
+    Path("config.toml").write_text(live.format("demo.db"), encoding="utf-8")
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "The database sqlite+aiosqlite:///demo.db holds the demo's made-up people" in err
+
+    # The shell refuses a configuration with a token, and one that is not the demo's.
+    assert cli.main(["shell"]) == 2
+    assert "demo.toml comes with a bot token" in capsys.readouterr().err
+    monkeypatch.delenv("BUURTSIGNAAL_TELEGRAM__TOKEN")
+    assert cli.main(["--config", "config.toml", "shell"]) == 2
+    assert "config.toml is not a demo configuration" in capsys.readouterr().err
+
+    # The live bot's database (marked when `run` starts) is never the demo's.
+    monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__TOKEN", TOKEN)
+    Path("config.toml").write_text(live.format("live.db"), encoding="utf-8")
+    assert cli.main(["run"]) == 1  # nobody answers; the database is marked live all the same
+    assert "Cannot reach Telegram" in capsys.readouterr().err
+    monkeypatch.delenv("BUURTSIGNAAL_TELEGRAM__TOKEN")
+    demo = Path("demo.toml").read_text(encoding="utf-8")
+    Path("demo.toml").write_text(demo.replace("demo.db", "live.db"), encoding="utf-8")
+    assert cli.main(["shell"]) == 2
+    assert "The database sqlite+aiosqlite:///live.db belongs to the live bot" in (
+        capsys.readouterr().err
+    )
