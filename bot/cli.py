@@ -53,30 +53,53 @@ def _parser() -> argparse.ArgumentParser:
         prog="buurtsignaal",
         description="Buurtsignaal: a Telegram bot for early signals in the neighbourhood.",
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"settings file (TOML); default {DEFAULT_CONFIG_PATH}",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _common_options(parser, default=None)
+    # The same options after the sub-command (`buurtsignaal run --config x.toml`); there they
+    # only count when given, so they never undo the ones given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="run the bot (long polling)")
+    run = commands.add_parser("run", parents=[common], help="run the bot (long polling)")
     run.add_argument(
         "--no-migrate",
         action="store_true",
         help="refuse to start when the database is behind instead of migrating it",
     )
-    commands.add_parser("shell", help="chat with the bot in this terminal (local emulator)")
-    commands.add_parser("migrate", help="bring the database schema up to date")
-    commands.add_parser("check-config", help="validate the settings and print them")
+    commands.add_parser(
+        "shell",
+        parents=[common],
+        help=f"chat with the bot in this terminal (local emulator; default {DEMO_CONFIG_PATH})",
+    )
+    commands.add_parser("migrate", parents=[common], help="bring the database schema up to date")
+    commands.add_parser(
+        "check-config", parents=[common], help="validate the settings, print them and warn"
+    )
     retention = commands.add_parser(
-        "retention", help="remove personal data whose retention period has ended"
+        "retention",
+        parents=[common],
+        help="remove personal data whose retention period has ended",
     )
     retention.add_argument(
         "--dry-run", action="store_true", help="only list what the next run would remove"
     )
     return parser
+
+
+def _common_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """--config and -v, accepted before and after the sub-command."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help=f"settings file (TOML); default {DEFAULT_CONFIG_PATH} ({DEMO_CONFIG_PATH} for shell)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if default is None else default,
+        help="log more",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -270,7 +270,7 @@ def test_demo_and_live_never_share_a_configuration_or_a_database(
     assert cli.main(["shell"]) == 2
     assert "demo.toml comes with a bot token" in capsys.readouterr().err
     monkeypatch.delenv("BUURTSIGNAAL_TELEGRAM__TOKEN")
-    assert cli.main(["--config", "config.toml", "shell"]) == 2
+    assert cli.main(["shell", "--config", "config.toml"]) == 2
     assert "config.toml is not a demo configuration" in capsys.readouterr().err
 
     # The live bot's database (marked when `run` starts) is never the demo's.

@@ -229,3 +229,14 @@ def test_run_refuses_a_configuration_without_wijken(
     path = write(tmp_path, f"[database]\nurl = 'sqlite:///{tmp_path / 'x.db'}'\n")
     assert main(["--config", str(path), "run"]) == 2
     assert capsys.readouterr().err.startswith("Cannot start: wijken: none")
+
+
+def test_config_may_follow_the_sub_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[telegram]\ntoken = 'changeme'\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "telegram.token" in capsys.readouterr().err
+    # After the sub-command it wins over the one before it.
+    assert main(["--config", str(EXAMPLE), "check-config", "-v", "--config", str(path)]) == 2
+    assert "telegram.token" in capsys.readouterr().err
