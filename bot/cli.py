@@ -162,7 +162,10 @@ def shell(settings: Settings, *, config: Path) -> int:
             file=sys.stderr,
         )
         return 2
-    migrate.upgrade(settings.database.url)
+    from bot.shell import quiet_library_logs, run_shell
+
+    with quiet_library_logs():
+        migrate.upgrade(settings.database.url)
     if asyncio.run(claim_database(settings, "demo")) is not None:
         print(
             f"The database {mask_password(settings.database.url)} belongs to the live bot "
@@ -171,8 +174,6 @@ def shell(settings: Settings, *, config: Path) -> int:
             file=sys.stderr,
         )
         return 2
-    from bot.shell import run_shell
-
     return asyncio.run(run_shell(settings))
 
 

@@ -281,7 +281,9 @@ def load_settings(
     toml_path = path or DEFAULT_CONFIG_PATH
     if not toml_path.exists():
         if required or path is not None:
-            raise ConfigError(f"config file not found: {toml_path}")
+            raise ConfigError(
+                f"config file not found: {toml_path} (start from a copy of config.example.toml)"
+            )
         toml_path = None  # type: ignore[assignment]
     Settings._toml_path = toml_path
     try:
