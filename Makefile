@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The live configuration (migrate, run, check-config); the demo has its own, demo.toml.
 CONFIG ?= config.toml
 
-.PHONY: demo test test-clocks install dev lint format migrate run translations clean
+.PHONY: demo test test-clocks install dev lint format check-config migrate run translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +23,10 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.dev-installed
 
-## demo: install, migrate the local SQLite database and open the terminal chat with the bot
+## demo: install and open the terminal chat with the bot, on the demo's own configuration
+## (demo.toml, created on first use) and database (demo.db); `run` never uses either
 demo: install
-	@test -f $(CONFIG) || { cp config.example.toml $(CONFIG); echo "Created $(CONFIG) from config.example.toml"; }
-	$(BIN)/buurtsignaal --config $(CONFIG) migrate
-	$(BIN)/buurtsignaal --config $(CONFIG) shell
+	$(BIN)/buurtsignaal shell
 
 ## test: install the dev extras and run the whole suite (SQLite and PostgreSQL)
 test: dev
@@ -49,6 +49,9 @@ lint: dev
 format: dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+check-config: install
+	$(BIN)/buurtsignaal --config $(CONFIG) check-config
 
 migrate: install
 	$(BIN)/buurtsignaal --config $(CONFIG) migrate

@@ -28,6 +28,8 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
+# The demo's own configuration (demo = true, its own database); `shell` uses it by default.
+DEMO_CONFIG_PATH = Path("demo.toml")
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILE_API = "https://api.telegram.org/file/bot"
 
@@ -36,6 +38,9 @@ TELEGRAM_FILE_API = "https://api.telegram.org/file/bot"
 _TOKEN_RE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 _PLACEHOLDER_HINTS = ("your", "token", "changeme", "change-me", "xxx", "placeholder", "example")
 _PLACEHOLDER_TOKENS = {"123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"}
+
+# The group id config.example.toml shows; it is nobody's group.
+EXAMPLE_GROUP_CHAT_ID = -1001234567890
 
 Language = Literal["nl", "en"]
 
@@ -172,6 +177,8 @@ class Settings(BaseSettings):
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)
     wijken: list[WijkSettings] = Field(default_factory=list)
+    # True only in the demo configuration: `shell` requires it and `run` refuses it.
+    demo: bool = False
 
     @field_validator("timezone")
     @classmethod
@@ -210,16 +217,53 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
         return tuple(sources)
 
+    def warnings(self) -> list[str]:
+        """What lets the bot run but is probably not meant; check-config prints these."""
+        found: list[str] = []
+        if self.demo:
+            found.append(
+                "demo: true, so this is a demo configuration: `buurtsignaal shell` uses it and "
+                "`buurtsignaal run` refuses it"
+            )
+        elif self.telegram.token is None:
+            found.append(
+                "telegram.token: not set, so `buurtsignaal run` cannot go online; ask @BotFather "
+                "for a token and set it here or in BUURTSIGNAAL_TELEGRAM__TOKEN"
+            )
+        if not self.admins:
+            found.append(
+                "admins: nobody, so nobody can invite professionals (/uitnodigen) or link a "
+                "group; add your Telegram user id (@userinfobot tells you what it is)"
+            )
+        for number, wijk in enumerate(self.wijken):
+            if wijk.group_chat_id == EXAMPLE_GROUP_CHAT_ID:
+                found.append(
+                    f"wijken.{number}.group_chat_id: {EXAMPLE_GROUP_CHAT_ID} is the example's "
+                    "placeholder, not your group; remove the line and use /koppelgroep in the "
+                    "group, or put the group's real id"
+                )
+        return found
+
+    def errors(self) -> list[str]:
+        """What keeps the bot from working at all; check-config fails and run refuses."""
+        if not self.wijken:
+            return [
+                "wijken: none, so residents cannot report anything; add a [[wijken]] block "
+                "with name and slug for every neighbourhood (see config.example.toml)"
+            ]
+        return []
+
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with secrets masked (for check-config)."""
         data = self.model_dump(mode="json")
         token = self.telegram.token
         data["telegram"]["token"] = "**********" if token else None
-        data["database"]["url"] = _mask_password(self.database.url)
+        data["database"]["url"] = mask_password(self.database.url)
         return data
 
 
-def _mask_password(url: str) -> str:
+def mask_password(url: str) -> str:
+    """The URL with its password (if any) replaced by ****."""
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1****@", url)
 
 
@@ -237,7 +281,9 @@ def load_settings(
     toml_path = path or DEFAULT_CONFIG_PATH
     if not toml_path.exists():
         if required or path is not None:
-            raise ConfigError(f"config file not found: {toml_path}")
+            raise ConfigError(
+                f"config file not found: {toml_path} (start from a copy of config.example.toml)"
+            )
         toml_path = None  # type: ignore[assignment]
     Settings._toml_path = toml_path
     try:

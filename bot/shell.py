@@ -31,7 +31,7 @@ from bot.emulator import BotApiEmulator, BotMessage
 from bot.settings import Settings
 from storage import migrate
 
-__all__ = ["ShellSession", "render_text", "run_shell"]
+__all__ = ["ShellSession", "quiet_library_logs", "render_text", "run_shell"]
 
 JsonDict = dict[str, Any]
 
@@ -776,7 +776,7 @@ class ShellSession:
 
 
 @contextlib.contextmanager
-def _quiet_library_logs() -> Iterator[None]:
+def quiet_library_logs() -> Iterator[None]:
     """Keep the libraries' INFO logs out of the chat (unless logging is at DEBUG)."""
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
         yield
@@ -856,7 +856,7 @@ async def run_shell(
         settings = settings.model_copy(update={"admins": [FALLBACK_ADMIN_ID]})
     interrupted = asyncio.Event()
     emulator = BotApiEmulator()
-    with _ctrl_c_sets(interrupted, enabled=stdin is None), _quiet_library_logs():
+    with _ctrl_c_sets(interrupted, enabled=stdin is None), quiet_library_logs():
         async with emulator:
             await asyncio.to_thread(migrate.upgrade, settings.database.url)
             application = build_application(

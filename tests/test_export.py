@@ -116,7 +116,7 @@ async def test_export_refuses_residents_and_explains_bad_dates(bot: BotUnderTest
 
 async def test_hostile_cells_are_text_not_formulas(bot: BotUnderTest) -> None:
     """CSV injection (OWASP): a cell starting with = + - @ tab or CR gets a leading quote."""
-    hostile = ["=HYPERLINK(\"http://x\")", "+31 6 1234", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+    hostile = ['=HYPERLINK("http://x")', "+31 6 1234", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
     assert bot.db is not None
     async with bot.db.begin() as session:
         wijk = await session.scalar(select(Wijk).where(Wijk.slug == "schilderswijk"))

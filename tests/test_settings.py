@@ -160,3 +160,83 @@ def test_run_without_token_explains_botfather_and_shell(
     err = capsys.readouterr().err
     assert "@BotFather" in err
     assert "buurtsignaal shell" in err
+
+
+GOOD = "admins = [42]\n[[wijken]]\nname = 'Noord'\nslug = 'noord'\ngroup_chat_id = -1009876\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "code", "problems"),
+    [
+        (GOOD, True, 0, []),
+        (GOOD, False, 0, ["warning: telegram.token: not set"]),
+        (GOOD.replace("[42]", "[]"), True, 0, ["warning: admins: nobody"]),
+        (
+            GOOD.replace("-1009876", "-1001234567890"),
+            True,
+            0,
+            ["warning: wijken.0.group_chat_id: -1001234567890 is the example's placeholder"],
+        ),
+        ("admins = [42]\n", True, 2, ["error: wijken: none"]),
+        (
+            "",
+            False,
+            2,
+            ["warning: telegram.token", "warning: admins", "error: wijken: none"],
+        ),
+    ],
+)
+def test_check_config_warns_about_what_is_probably_wrong_and_fails_what_cannot_work(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    token: bool,
+    code: int,
+    problems: list[str],
+) -> None:
+    if token:
+        monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__TOKEN", REAL_LOOKING_TOKEN)
+    assert main(["--config", str(write(tmp_path, text)), "check-config"]) == code
+    out, err = capsys.readouterr()
+    assert out.startswith("{")  # the settings, as JSON
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == [p.split(":")[0] for p in problems]
+    for line, problem in zip(lines, problems, strict=False):
+        assert line.startswith(problem)
+    summary = {
+        0: "The configuration is OK." if not problems else "The configuration is usable",
+        2: "The configuration cannot work",
+    }
+    assert lines[-1].startswith(summary[code])
+
+
+def test_example_config_passes_check_config_with_token_and_admin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Copying the example and filling in the token and your id gives a clean configuration."""
+    monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__TOKEN", REAL_LOOKING_TOKEN)
+    monkeypatch.setenv("BUURTSIGNAAL_ADMINS", "[42]")
+    assert main(["--config", str(EXAMPLE), "check-config"]) == 0
+    assert capsys.readouterr().err == "The configuration is OK.\n"
+
+
+def test_run_refuses_a_configuration_without_wijken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__TOKEN", REAL_LOOKING_TOKEN)
+    monkeypatch.setenv("BUURTSIGNAAL_TELEGRAM__BASE_URL", "http://127.0.0.1:9/bot")  # nobody
+    path = write(tmp_path, f"[database]\nurl = 'sqlite:///{tmp_path / 'x.db'}'\n")
+    assert main(["--config", str(path), "run"]) == 2
+    assert capsys.readouterr().err.startswith("Cannot start: wijken: none")
+
+
+def test_config_may_follow_the_sub_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[telegram]\ntoken = 'changeme'\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "telegram.token" in capsys.readouterr().err
+    # After the sub-command it wins over the one before it.
+    assert main(["--config", str(EXAMPLE), "check-config", "-v", "--config", str(path)]) == 2
+    assert "telegram.token" in capsys.readouterr().err

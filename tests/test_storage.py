@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.persistence import SqlPersistence
-from storage import migrate
+from storage import migrate, purpose
 from storage.db import Database
 from storage.models import Signal, SignalEvent
 from storage.residents import ensure_resident, get_resident
@@ -153,3 +153,14 @@ async def test_persistence_round_trip(db: Database) -> None:
     await fresh.drop_user_data(5)
     assert await fresh.get_conversations("melden") == {(6, 6): "summary"}
     assert await fresh.get_user_data() == {}
+
+
+async def test_a_database_is_either_live_or_demo(db: Database) -> None:
+    async with db.begin() as session:
+        assert await purpose.claim(session, "demo") is None  # unmarked: now the demo's
+    async with db.begin() as session:
+        assert await purpose.claim(session, "demo") is None  # the demo again: fine
+    async with db.begin() as session:
+        assert await purpose.claim(session, "live") == "demo"  # the live bot is refused
+    async with db.begin() as session:
+        assert await purpose.claim(session, "live") == "demo"  # and the mark stays
