@@ -100,7 +100,10 @@ async def ask_mediation(anna: Person, other: str = "De bovenburen op nummer 14")
     await anna.taps("Geluid")
     await anna.taps("Langer dan een half jaar")
     await anna.taps("Geprobeerd")
+    await anna.says("Elke nacht harde muziek tot twee uur.")
     await anna.says(other)
+    await anna.says("Vermeerstraat 16")
+    await anna.says("Vermeerstraat 12")
     await anna.taps("Bel me")
     await anna.says("06 1234 5678")
     await anna.taps("'s Avonds")
@@ -164,7 +167,15 @@ def texts(bot: BotUnderTest, chat_id: int) -> list[str]:
     return [m.plain_text for m in bot.emulator.messages(chat_id)]
 
 
-PARTY_1_WORDS = ("bovenburen", "Geluid", "Anna", "06 1234 5678", "nummer 14")
+PARTY_1_WORDS = (
+    "bovenburen",
+    "Geluid",
+    "Anna",
+    "06 1234 5678",
+    "nummer 14",
+    "harde muziek",
+    "Vermeerstraat",
+)
 
 
 # --- the coordinator ---------------------------------------------------------------------------
@@ -188,7 +199,10 @@ async def test_coordinator_takes_a_case_and_moves_it_through_the_stages(
         "Over: Geluid",
         "Speelt al: Langer dan een half jaar",
         "Met de buur gepraat: Geprobeerd, maar het lukte niet",
+        "Wat speelt er: Elke nacht harde muziek tot twee uur.",
         "Andere partij: De bovenburen <nummer 14>",
+        "Straat en huisnummer partij 1: Vermeerstraat 12",
+        "Straat en huisnummer andere partij: Vermeerstraat 16",
         "Partij 1: doet mee, akkoord op",
         "telefonisch: 06 1234 5678 · best bereikbaar: 's Avonds",
         "Partij 2: nog niet uitgenodigd",
@@ -612,7 +626,7 @@ async def test_closing_thanks_both_and_the_referrer_sees_only_geslaagd(
     await carla.taps("Afsluiten")
     reply = await carla.taps("Opgelost")
     assert "Afgesloten als: Opgelost." in reply.text
-    assert reply.last.button_labels == []
+    assert reply.last.button_labels == ["🗒 Notities"]  # a closed case: only its notes to read
     again = await carla.presses(
         reply.last.message_id - 1, f"mcase:out:{(await load_case(bot)).id}:opgelost"
     )
@@ -919,6 +933,7 @@ async def test_retention_anonymises_closed_cases_once(bot: BotUnderTest, clock: 
             None,
         )
     assert all(e.note is None for e in case.history)
+    assert (case.situation, case.requester_address, case.other_address) == (None, None, None)
     anonymised = [e for e in case.history if e.kind == "anonymised"]
     assert len(anonymised) == 1 and anonymised[0].actor == "bot"
     assert all(a.place is None for a in await appointments(bot) if a.case_id == case.id)
@@ -928,7 +943,8 @@ async def test_retention_anonymises_closed_cases_once(bot: BotUnderTest, clock: 
     reply = await open_case(carla, reference)
     view = reply.last.plain_text
     assert "geanonimiseerd" in view and "Fatima" not in view and "Geheime" not in view
-    assert "06 1234" not in view
+    for word in ("06 1234", "Vermeerstraat", "harde muziek"):
+        assert word not in view, word
 
 
 async def load_case_by(bot: BotUnderTest, reference: str) -> MediationCase:
@@ -1119,7 +1135,10 @@ async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.Monk
         button("Geluid"),
         button("Langer dan een half jaar"),
         button("Geprobeerd, maar het lukte niet"),
+        "Elke nacht harde muziek tot twee uur.",
         "De bovenburen op nummer 14",
+        button("Overslaan"),
+        button("Overslaan"),
         button("Via deze bot"),
         button("'s Avonds"),
         button("Ja, het bemiddelingsteam mag"),
