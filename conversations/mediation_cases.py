@@ -4,9 +4,11 @@ reminders, nazorg, the daily overview, the counts for the Koppelwerk pair and re
 - ``/zaken`` and ``/zaak <reference>`` (bemiddelaar only): the open cases of their wijken and
   one case with everything from the intake, the parties, appointments, notes and history.
   Buttons take the case, move it along the CCV stages (the joint talk only when both
-  neighbours agreed), name the mediators, record an appointment, add a note, create the
-  neighbour's invite code and close the case with an outcome. Every button checks again, on
-  the server side, that the presser is a bemiddelaar of *that* case's wijk.
+  neighbours agreed; "Undo" puts a move back for a short while, until the next move), name
+  the mediators, record an appointment (each party who uses the bot is told at once), add a
+  note, read all notes in full, create the neighbour's invite code and close the case with an
+  outcome. Every button checks again, on the server side, that the presser is a bemiddelaar
+  of *that* case's wijk. Every history entry reads as a sentence (EVENT_TEXTS).
 - The neighbour (party 2) opens ``/start bm-<code>`` or types ``/bemiddeling <code>``, reads
   what mediation is (nothing of what the requester said) and agrees, declines or asks for a
   call. The code works once.
