@@ -1,9 +1,12 @@
 """/bemiddeling: a resident asks for buurtbemiddeling (the Beter Buren approach).
 
 First what mediation is and is not, then a safety question (unsafe: the police route, no
-mediation), then the intake: topic, how long, whether they talked, who the other party is
-(an address or description, no names), how and when to reach them, and explicit consent.
-The same guided flow as /melden: cancel, change at the summary, survives a restart.
+mediation), then the intake: topic, how long, whether they talked, what is going on (in their
+own words, behaviour first, with the profiling guard), who the other party is (a description,
+no names), optionally the street and house number of both, how and when to reach them, and
+explicit consent. The same guided flow as /melden: cancel, change at the summary, survives a
+restart. After a referral the resident already read what mediation is in the proposal, so the
+intake starts at the safety question.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk
 
 MAX_OTHER_PARTY = 300
+MAX_ADDRESS = 120  # street and house number (the column's size)
+MIN_SITUATION = 5
 PHONE_CHARACTERS = set("0123456789+ -()")
 
 INTRO, UNSAFE, WIJK, TOPIC, DURATION = "intro", "unsafe", "wijk", "topic", "duration"
@@ -54,6 +59,7 @@ TALKED, OTHER, VIA, PHONE, REACHABLE, CONSENT = (
     "consent",
 )
 FOR_WHOM = "for_whom"
+SITUATION, OTHER_ADDRESS, ADDRESS = "situation", "other_address", "address"
 ORDER = (
     INTRO,
     UNSAFE,
@@ -62,13 +68,27 @@ ORDER = (
     TOPIC,
     DURATION,
     TALKED,
+    SITUATION,
     OTHER,
+    OTHER_ADDRESS,
+    ADDRESS,
     VIA,
     REACHABLE,
     CONSENT,
     SUMMARY,
 )
-EDITABLE = (WIJK, TOPIC, DURATION, TALKED, OTHER, VIA, REACHABLE)
+EDITABLE = (
+    WIJK,
+    TOPIC,
+    DURATION,
+    TALKED,
+    SITUATION,
+    OTHER,
+    OTHER_ADDRESS,
+    ADDRESS,
+    VIA,
+    REACHABLE,
+)
 
 FLOW = GuidedFlow(
     name="bemiddeling",
@@ -82,6 +102,8 @@ FLOW = GuidedFlow(
         VIA: {"bot": N_("Through this bot"), "telefoon": N_("Call me")},
         REACHABLE: REACHABLE_LABELS,
         FOR_WHOM: {"self": N_("For myself"), "other": N_("On behalf of someone else")},
+        OTHER_ADDRESS: {"skip": N_("Skip")},
+        ADDRESS: {"skip": N_("Skip")},
         CONSENT: {
             "yes": N_("Yes, the mediation team may contact me"),
             "no": N_("No"),
@@ -93,7 +115,10 @@ FLOW = GuidedFlow(
         resumed=N_("You were already asking for mediation; let's continue where you were."),
     ),
     hints={
+        SITUATION: N_("Please send this as a text message."),
         OTHER: N_("Please send this as a text message."),
+        OTHER_ADDRESS: N_("Please type the street and house number, or press Skip."),
+        ADDRESS: N_("Please type the street and house number, or press Skip."),
         PHONE: N_("Please send the phone number as a text message."),
     },
     skip={
@@ -133,11 +158,36 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
         return t("<b>Have you talked with your neighbour about it?</b>"), FLOW.buttons(
             t, draft, TALKED
         )
+    if step == SITUATION:
+        return t(
+            "<b>What is going on?</b> Describe what happens: what the neighbour does, when and "
+            "how often, and what it does to you.\n"
+            "Please describe behaviour, not what people look like or where they come from. "
+            "(At most {limit} characters.)",
+            limit=context.settings.reports.max_text_length,
+        ), None
     if step == OTHER:
         return t(
             "<b>Who is the other party?</b> An address or a short description is enough, for "
             "example: the upstairs neighbours at number 14. Names are not needed."
         ), None
+    if step == OTHER_ADDRESS:
+        return t(
+            "<b>The other party's street and house number?</b> (optional) For example: "
+            "Hoefkade 14. Only the mediation coordinators see it."
+        ), FLOW.buttons(t, draft, OTHER_ADDRESS)
+    if step == ADDRESS:
+        if draft.get("on_behalf"):
+            text = t(
+                "<b>The street and house number of the person you ask for?</b> (optional) "
+                "Only the mediation coordinators see it, never the other party."
+            )
+        else:
+            text = t(
+                "<b>Your street and house number?</b> (optional) It helps the coordinator plan "
+                "a talk. Only the mediation coordinators see it, never the other party."
+            )
+        return text, FLOW.buttons(t, draft, ADDRESS)
     if step == VIA:
         return t("<b>How may the mediation team reach you?</b>"), FLOW.buttons(t, draft, VIA)
     if step == PHONE:
@@ -174,7 +224,13 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
             "<b>Talked with the neighbour:</b> {talked}",
             talked=FLOW.label(t, TALKED, draft["talked"]),
         ),
+        t("<b>What is going on:</b> {situation}", situation=draft.get("situation") or "—"),
         t("<b>Other party:</b> {other}", other=draft["other"]),
+        t(
+            "<b>Their street and number:</b> {address}",
+            address=draft.get("other_address") or "—",
+        ),
+        t("<b>Your street and number:</b> {address}", address=draft.get("address") or "—"),
         t("<b>Contact:</b> {via}", via=Html(via)),
         t("<b>Best reached:</b> {when}", when=FLOW.label(t, REACHABLE, draft["reachable"])),
         "",
@@ -185,7 +241,10 @@ async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyb
         TOPIC: t("About"),
         DURATION: t("How long"),
         TALKED: t("Talked"),
+        SITUATION: t("What is going on"),
         OTHER: t("Other party"),
+        OTHER_ADDRESS: t("Their address"),
+        ADDRESS: t("Your address"),
         VIA: t("Contact"),
         REACHABLE: t("When"),
     }
@@ -215,6 +274,14 @@ async def _begin(update: Update, context: BuurtContext, **referral: int) -> Stat
     )
     if draft is None:
         return ConversationHandler.END
+    if referral:
+        # The proposal the resident said yes to already explained mediation: not twice.
+        await message.reply_text(
+            context.t(
+                "Good. A few short questions follow; you can stop at any time with /annuleren."
+            )
+        )
+        return await FLOW.ask(message, context, draft, UNSAFE)
     return await FLOW.ask(message, context, draft, INTRO)
 
 
@@ -314,6 +381,43 @@ on_talked = _choice_step(TALKED, "talked")
 on_reachable = _choice_step(REACHABLE, "reachable")
 
 
+@FLOW.text_step(lambda context: context.settings.reports.max_text_length)
+async def on_situation(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+    """What is going on, in the resident's words (the guard may ask for behaviour once)."""
+    if len(text) < MIN_SITUATION:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(
+            context.t("Please describe in a few words what is going on.")
+        )
+        return None
+    return await FLOW.described(update, context, draft, SITUATION, "situation", text)
+
+
+on_keep_situation = FLOW.keep_step(SITUATION, "situation")
+
+
+def _address_step(step: str, field: str) -> tuple[Callback, Callback]:
+    """A typed street and house number, or Skip (nothing kept)."""
+
+    @FLOW.text_step(MAX_ADDRESS)
+    async def on_address(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
+        """A street and house number."""
+        draft[field] = text
+        return await FLOW.advance(update, context, draft, step)
+
+    @FLOW.button_step(step)
+    async def on_skip(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
+        """No address."""
+        draft[field] = None
+        return await FLOW.chosen(update, context, draft, step, value)
+
+    return on_address, on_skip
+
+
+on_other_address, on_other_address_skip = _address_step(OTHER_ADDRESS, "other_address")
+on_address, on_address_skip = _address_step(ADDRESS, "address")
+
+
 @FLOW.text_step(MAX_OTHER_PARTY)
 async def on_other(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """Who the other party is."""
@@ -390,6 +494,9 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 duration=draft["duration"],
                 talked=draft["talked"],
                 other_party=draft["other"],
+                situation=draft.get("situation"),
+                requester_address=draft.get("address"),
+                other_address=draft.get("other_address"),
                 contact_via=draft["via"],
                 phone=draft.get("phone") if draft["via"] == "telefoon" else None,
                 reachable=draft["reachable"],
@@ -453,7 +560,16 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                 TOPIC: [buttons(TOPIC, on_topic)],
                 DURATION: [buttons(DURATION, on_duration)],
                 TALKED: [buttons(TALKED, on_talked)],
+                SITUATION: [
+                    MessageHandler(text, on_situation),
+                    buttons(SITUATION, on_keep_situation),
+                ],
                 OTHER: [MessageHandler(text, on_other), buttons(OTHER, on_keep_other)],
+                OTHER_ADDRESS: [
+                    MessageHandler(text, on_other_address),
+                    buttons(OTHER_ADDRESS, on_other_address_skip),
+                ],
+                ADDRESS: [MessageHandler(text, on_address), buttons(ADDRESS, on_address_skip)],
                 FOR_WHOM: [buttons(FOR_WHOM, on_for_whom)],
                 VIA: [buttons(VIA, on_via)],
                 PHONE: [MessageHandler(text, on_phone)],

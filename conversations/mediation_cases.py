@@ -4,9 +4,11 @@ reminders, nazorg, the daily overview, the counts for the Koppelwerk pair and re
 - ``/zaken`` and ``/zaak <reference>`` (bemiddelaar only): the open cases of their wijken and
   one case with everything from the intake, the parties, appointments, notes and history.
   Buttons take the case, move it along the CCV stages (the joint talk only when both
-  neighbours agreed), name the mediators, record an appointment, add a note, create the
-  neighbour's invite code and close the case with an outcome. Every button checks again, on
-  the server side, that the presser is a bemiddelaar of *that* case's wijk.
+  neighbours agreed; "Undo" puts a move back for a short while, until the next move), name
+  the mediators, record an appointment (each party who uses the bot is told at once), add a
+  note, read all notes in full, create the neighbour's invite code and close the case with an
+  outcome. Every button checks again, on the server side, that the presser is a bemiddelaar
+  of *that* case's wijk. Every history entry reads as a sentence (EVENT_TEXTS).
 - The neighbour (party 2) opens ``/start bm-<code>`` or types ``/bemiddeling <code>``, reads
   what mediation is (nothing of what the requester said) and agrees, declines or asks for a
   call. The code works once.
@@ -83,6 +85,8 @@ from storage.wijken import wijk_by_slug
 
 log = logging.getLogger(__name__)
 
+SYSTEM = "system"  # an older writer of automatic history entries (storage.privacy)
+
 Outgoing = tuple[str, InlineKeyboardMarkup]  # a text to send, with its buttons
 
 CONVERSATION = "mediation_cases"  # the coordinator's typed steps
@@ -100,7 +104,8 @@ INVITE_PREFIX = "bm-"
 
 LIST_LIMIT = 25  # cases in /zaken
 OVERVIEW_LIMIT = 15  # lines per list in the daily overview
-NOTE_SHOWN = 300  # characters of a note in the history
+NOTE_SHOWN = 300  # characters of a note in the history ("Notes" sends them in full)
+SITUATION_SHOWN = 1500  # characters of "what is going on" in the case view
 PLACE_SHOWN = 60  # characters of a place in lists
 NAME_SHOWN = 30  # characters of a coordinator's name in /zaken
 APPOINTMENTS_SHOWN = 5  # the latest appointments in the case view
@@ -255,6 +260,11 @@ def _problem_text(t: Translator, problem: MediationProblem) -> str:
         return t("The neighbour has already answered the invitation; there is nothing to invite.")
     if problem.reason == "not_forward":
         return t("The case has already moved on; nothing changed.")
+    if problem.reason == "undo_gone":
+        return t(
+            "This stage change can no longer be undone (it was too long ago, or the case has "
+            "moved since); nothing changed."
+        )
     return t("That cannot be done now; nothing changed.")
 
 
@@ -266,7 +276,7 @@ def _who(t: Translator, actor: str, names: dict[int, str]) -> str:
     party = store.actor_party(actor)
     if party is not None:
         return t("party {n}", n=party)
-    if actor == store.BOT:
+    if actor in (store.BOT, SYSTEM):
         return t("the bot")
     telegram_id = store.actor_telegram_id(actor)
     if telegram_id is None:
@@ -279,16 +289,56 @@ def _ledger_party(note: str | None) -> str:
     return (note or "?").rsplit(":", 1)[-1]
 
 
+# What each history entry says in /zaak: plain lines, lines about one party (the party from
+# the entry's ledger note), and the kinds that need more (see _event_text). Never a raw code.
+EVENT_TEXTS: dict[str, str] = {
+    store.CREATED: N_("request received"),
+    store.TAKEN: N_("became coordinator"),
+    store.APPOINTMENT: N_("appointment recorded"),
+    store.NOTE: N_("note"),
+    store.INVITED_EVENT: N_("invite code for party 2 created"),
+    store.PARTY_PHONE: N_("gave a phone number"),
+    store.ANONYMISED: N_("anonymised after the retention period"),
+    store.MESSAGE_IN: N_("answer through the bot"),
+    store.PARTY_LEFT: N_("a party had their personal data removed (/vergeetmij)"),
+}
+PARTY_EVENT_TEXTS: dict[str, str] = {
+    store.APPOINTMENT_TOLD: N_("party {n} told of the appointment"),
+    store.APPOINTMENT_UNTOLD: N_("party {n} could NOT be told of the appointment"),
+    store.REMINDER_SENT: N_("reminder sent to party {n}"),
+    store.REMINDER_UNDELIVERED: N_("reminder could NOT be delivered to party {n}"),
+    store.NAZORG_SENT: N_("nazorg check-in sent to party {n}"),
+    store.NAZORG_UNDELIVERED: N_("nazorg check-in could NOT be delivered to party {n}"),
+}
+DETAILED_EVENTS = (
+    store.STAGE,
+    store.STAGE_UNDONE,
+    store.MEDIATORS,
+    store.PARTY_ANSWER,
+    store.NAZORG_ANSWER,
+    store.CLOSED_EVENT,
+    store.MESSAGE_OUT,
+    store.MESSAGE_UNDELIVERED,
+)
+assert {*EVENT_TEXTS, *PARTY_EVENT_TEXTS, *DETAILED_EVENTS} == set(store.EVENT_KINDS)
+
+
 def _event_text(t: Translator, event: MediationEvent, case: MediationCase) -> str:
-    """What happened in one history entry (escaped)."""
+    """What happened in one history entry (escaped); an unknown kind gets a neutral line."""
     kind = event.kind
-    if kind == "created":
-        return t("request received")
-    if kind == store.TAKEN:
-        return t("became coordinator")
+    if kind in EVENT_TEXTS:
+        return t(EVENT_TEXTS[kind])
+    if kind in PARTY_EVENT_TEXTS:
+        return t(PARTY_EVENT_TEXTS[kind], n=_ledger_party(event.note))
     if kind == store.STAGE:
         return t(
             "stage {old} → {new}",
+            old=_stage(t, event.from_stage or "?"),
+            new=_stage(t, event.to_stage or "?"),
+        )
+    if kind == store.STAGE_UNDONE:
+        return t(
+            "stage change undone: back from {old} to {new}",
             old=_stage(t, event.from_stage or "?"),
             new=_stage(t, event.to_stage or "?"),
         )
@@ -296,40 +346,20 @@ def _event_text(t: Translator, event: MediationEvent, case: MediationCase) -> st
         if event.note is None:
             return t("mediators named")
         return t("mediators: {names}", names=event.note)
-    if kind == store.APPOINTMENT:
-        return t("appointment recorded")
-    if kind == store.NOTE:
-        return t("note")
-    if kind == store.INVITED_EVENT:
-        return t("invite code for party 2 created")
     if kind == store.PARTY_ANSWER:
         return t(
             "answer to the invitation: {answer}",
             answer=t(PARTY_STATUS_LABELS.get(event.note or "", "?")),
         )
-    if kind == store.PARTY_PHONE:
-        return t("gave a phone number")
-    if kind == store.REMINDER_SENT:
-        return t("reminder sent to party {n}", n=_ledger_party(event.note))
-    if kind == store.REMINDER_UNDELIVERED:
-        return t("reminder could NOT be delivered to party {n}", n=_ledger_party(event.note))
-    if kind == store.NAZORG_SENT:
-        return t("nazorg check-in sent to party {n}", n=_ledger_party(event.note))
-    if kind == store.NAZORG_UNDELIVERED:
-        return t("nazorg check-in could NOT be delivered to party {n}", n=_ledger_party(event.note))
     if kind == store.NAZORG_ANSWER:
         return t("nazorg answer: {answer}", answer=t(NAZORG_LABELS.get(event.note or "", "?")))
     if kind == store.CLOSED_EVENT:
         return t("closed: {outcome}", outcome=_outcome(t, case.outcome))
-    if kind == store.ANONYMISED:
-        return t("anonymised after the retention period")
     if kind == store.MESSAGE_OUT:
         return t("message to party {n}", n=store.message_party_number(event) or "?")
     if kind == store.MESSAGE_UNDELIVERED:
         return t("message to party {n}, NOT delivered", n=store.message_party_number(event) or "?")
-    if kind == store.MESSAGE_IN:
-        return t("answer through the bot")
-    return escape(kind)
+    return t("other change")
 
 
 def _history_line(
@@ -462,7 +492,19 @@ def case_text(
             "<b>Talked with the neighbour:</b> {talked}",
             talked=t(TALKED_LABELS.get(case.talked, case.talked)),
         ),
+        t(
+            "<b>What is going on:</b> {situation}",
+            situation=shorten(case.situation, SITUATION_SHOWN) if case.situation else "—",
+        ),
         t("<b>Other party:</b> {other}", other=case.other_party or "—"),
+        t(
+            "<b>Street and number, party 1:</b> {address}",
+            address=case.requester_address or "—",
+        ),
+        t(
+            "<b>Street and number, other party:</b> {address}",
+            address=case.other_address or "—",
+        ),
         _party_line(t, tz, store.party_of(case, 1), 1, now),
         _party_line(t, tz, store.party_of(case, 2), 2, now),
     ]
@@ -490,20 +532,29 @@ def case_text(
     return steps.with_history(t, "\n".join(head), lines)
 
 
-def case_buttons(t: Translator, case: MediationCase, viewer: int) -> InlineKeyboardMarkup | None:
-    """The actions on an open case (a closed case has none)."""
+def case_buttons(
+    t: Translator, case: MediationCase, viewer: int, now: dt.datetime
+) -> InlineKeyboardMarkup | None:
+    """The actions on an open case; a closed case only has its notes to read (if any)."""
+    notes = any(e.kind == store.NOTE and e.note for e in case.history)
+    notes_button = ("🗒 " + t("Notes"), f"mcase:notes:{case.id}")
     if case.stage == store.CLOSED:
-        return None
+        return keyboard([notes_button]) if notes else None
     buttons: list[tuple[str, str]] = []
     if case.coordinator != viewer:
         buttons.append(("✋ " + t("Take the case"), f"mcase:take:{case.id}"))
     if store.next_stage(case.stage) is not None:
         buttons.append(("⏭ " + t("Next stage"), f"mcase:next:{case.id}:{case.stage}"))
+    move = store.undoable_move(case, now)
+    if move is not None:
+        buttons.append(("↩️ " + t("Undo"), f"mcase:undo:{case.id}:{move.id}"))
     buttons += [
         ("👥 " + t("Mediators"), f"mcase:mediators:{case.id}"),
         ("📅 " + t("Appointment"), f"mcase:appt:{case.id}"),
         ("📝 " + t("Note"), f"mcase:note:{case.id}"),
     ]
+    if notes:
+        buttons.append(notes_button)
     for number in (1, 2):
         party = store.party_of(case, number)
         if party is not None and party.resident_id is not None:
@@ -529,17 +580,18 @@ async def _show(
             return False
         appointments = list(await store.appointments_of(session, case.id))
         names = await store.display_names(session, store.history_actors(case))
+    now = clock()
     text = case_text(
         t,
         case,
         appointments,
         names,
         tz=settings.tz,
-        now=clock(),
+        now=now,
         intake_days=settings.mediation.intake_days,
         done=done,
     )
-    await context.bot.send_message(chat_id, text, reply_markup=case_buttons(t, case, chat_id))
+    await context.bot.send_message(chat_id, text, reply_markup=case_buttons(t, case, chat_id, now))
     return True
 
 
@@ -808,7 +860,16 @@ async def on_next(update: Update, context: BuurtContext) -> None:
             "In {n} weeks both parties get a check-in from the bot.",
             context.settings.mediation.nazorg_weeks,
         )
-    await _show(context, user_id, case.id, done=done)
+    await _show(context, user_id, case.id, done=done + " " + _undo_hint(t))
+
+
+def _undo_hint(t: Translator) -> str:
+    minutes = int(store.UNDO_WINDOW.total_seconds() // 60)
+    return t.ngettext(
+        "A mistake? “Undo” puts the stage back (for {n} minute, until the next move).",
+        "A mistake? “Undo” puts the stage back (for {n} minutes, until the next move).",
+        minutes,
+    )
 
 
 async def on_skip(update: Update, context: BuurtContext) -> None:
@@ -846,8 +907,86 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
         context,
         user_id,
         case.id,
-        done=t("Stage is now: {stage}.", stage=_stage(t, store.AGREEMENTS)),
+        done=t("Stage is now: {stage}.", stage=_stage(t, store.AGREEMENTS)) + " " + _undo_hint(t),
     )
+
+
+async def on_undo(update: Update, context: BuurtContext) -> None:
+    """Undo the latest stage move (shortly after it, and only until the next move)."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    try:
+        async with context.db.begin() as session:
+            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            back = (
+                await store.undo_stage(
+                    session,
+                    case,
+                    int(steps.match(context, 2)),
+                    actor=store.pro_actor(user_id),
+                    now=clock(),
+                )
+                if case is not None
+                else None
+            )
+    except MediationProblem as problem:
+        await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    if case is None or back is None:
+        await steps.refuse(query, context)
+        return
+    await query.answer()
+    await steps.spend(query)
+    await _show(
+        context,
+        user_id,
+        case.id,
+        done=t("Undone: the stage is {stage} again.", stage=_stage(t, back)),
+    )
+
+
+async def on_notes(update: Update, context: BuurtContext) -> None:
+    """Notes: every note of the case in full, over as many messages as needed."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+        names = await store.display_names(session, store.history_actors(case)) if case else {}
+    if case is None:
+        await steps.refuse(query, context)
+        return
+    notes = [e for e in case.history if e.kind == store.NOTE and e.note]
+    if not notes:
+        await query.answer(
+            t("There are no notes in {reference}.", reference=case.reference), show_alert=True
+        )
+        return
+    await query.answer()
+    tz = context.settings.tz
+    blocks = [
+        (
+            f"<i>{escape(local_datetime(e.at, tz))}</i> · {escape(_who(t, e.actor, names))}",
+            e.note or "",
+        )
+        for e in notes
+    ]
+    pages = steps.pages(blocks)
+    for number, page in enumerate(pages, start=1):
+        title = t.ngettext(
+            "🗒 <b>{n} note in {reference}</b>",
+            "🗒 <b>{n} notes in {reference}</b>",
+            len(notes),
+            reference=case.reference,
+        )
+        if len(pages) > 1:
+            title += " " + t("({page}/{pages})", page=number, pages=len(pages))
+        await context.bot.send_message(user_id, f"{title}\n\n{page}")
 
 
 async def on_close(update: Update, context: BuurtContext) -> None:
@@ -1153,11 +1292,9 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
     if place is None:
         return None
     starts_at = dt.datetime.fromisoformat(str(pending["starts_at"]))
-    return await _save(
-        update,
-        context,
-        pending,
-        lambda session, case: store.add_appointment(
+
+    async def record(session: AsyncSession, case: MediationCase) -> list[store.ReminderTarget]:
+        appointment = await store.add_appointment(
             session,
             case,
             parties=str(pending["parties"]),
@@ -1165,14 +1302,52 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
             place=place,
             actor=store.pro_actor(user.id),
             now=clock(),
-        ),
+        )
+        return await store.appointment_notices(session, appointment)
+
+    return await _save(
+        update,
+        context,
+        pending,
+        record,
         lambda t: t(
-            "Appointment recorded: {when}, {place}. The parties who use the bot get a "
-            "reminder a day before.",
+            "Appointment recorded: {when}, {place}. The parties who use the bot have been "
+            "told, and get a reminder a day before.",
             when=local_datetime(starts_at, context.settings.tz),
             place=place,
         ),
+        then=lambda targets: _tell_appointment(context, targets),
     )
+
+
+async def _tell_appointment(context: BuurtContext, targets: list[store.ReminderTarget]) -> None:
+    """Tell each party of a new appointment at once (date, time, place; nothing about the
+    other party), and note in the history who was told and who could not be."""
+    if not targets:
+        return
+    told: list[int] = []
+    untold: list[int] = []
+    tz = context.settings.tz
+    for target in targets:
+        t = Translator(_language(context, target.telegram_id, target.language))
+        text, markup = _appointment_notice(t, target, tz)
+        try:
+            await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
+            told.append(target.party)
+        except TelegramError as exc:
+            log.warning(
+                "appointment %s not told to party %s: %s", target.appointment_id, target.party, exc
+            )
+            untold.append(target.party)
+    async with context.db.begin() as session:
+        await store.record_appointment_notices(
+            session,
+            targets[0].case_id,
+            targets[0].appointment_id,
+            told=told,
+            untold=untold,
+            now=clock(),
+        )
 
 
 async def on_mediators(update: Update, context: BuurtContext) -> State:
@@ -1223,8 +1398,11 @@ async def _save(
     pending: dict[str, Any],
     change: Callable[[AsyncSession, MediationCase], Coroutine[Any, Any, Any]],
     done: Callable[[Translator], str],
+    *,
+    then: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
-    """Check again, store the typed change, show the case."""
+    """Check again, store the typed change, (``then``: act on what the change returned, after
+    it is committed) and show the case."""
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
@@ -1232,8 +1410,7 @@ async def _save(
     try:
         async with context.db.begin() as session:
             case = await _case_for(session, context, user.id, int(pending["case_id"]))
-            if case is not None:
-                await change(session, case)
+            result = await change(session, case) if case is not None else None
     except MediationProblem as problem:
         STEPS.forget(context)
         await message.reply_text(_problem_text(t, problem))
@@ -1242,6 +1419,8 @@ async def _save(
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
+    if then is not None:
+        await then(result)
     await _show(context, user.id, case.id, done=done(t))
     return ConversationHandler.END
 
@@ -1779,6 +1958,26 @@ def _reminder_text(t: Translator, target: store.ReminderTarget, tz: dt.tzinfo) -
     )
 
 
+def _appointment_notice(
+    t: Translator, target: store.ReminderTarget, tz: dt.tzinfo
+) -> tuple[str, InlineKeyboardMarkup]:
+    """Told at once when a talk is planned: date, time and place, nothing about the other
+    party, with a button to answer the mediation team."""
+    local = target.starts_at.astimezone(tz)
+    text = t(
+        "📅 <b>Appointment</b>: the mediation team has planned a buurtbemiddeling talk with "
+        "you on {date} at {time}.\n"
+        "<b>Place:</b> {place}\n"
+        "You get a reminder the day before. Can you not make it? Let the mediation team know "
+        "with the button below.",
+        date=local.strftime("%d-%m-%Y"),
+        time=local.strftime("%H:%M"),
+        place=target.place or "?",
+    )
+    markup = keyboard([("↩️ " + t("Answer"), f"mcase:ans:{target.case_id}:{target.party}")])
+    return text, markup
+
+
 def _nazorg_question(t: Translator, party_id: int) -> tuple[str, InlineKeyboardMarkup]:
     """The check-in some weeks after the agreements."""
     text = t(
@@ -2101,6 +2300,8 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d+)$"),
         CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d+):([a-z0-9_]+)$"),
         CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d+):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_undo, pattern=r"^mcase:undo:(\d+):(\d+)$"),
+        CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d+)$"),
         CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d+)$"),
         CallbackQueryHandler(
             on_outcome, pattern=rf"^mcase:out:(\d+):({'|'.join(store.OUTCOMES)})$"

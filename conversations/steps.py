@@ -9,7 +9,7 @@ of typing loses nothing; /annuleren stops it, and the feature's own commands dro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from telegram.error import BadRequest
 from telegram.ext import ConversationHandler, filters
 
 from bot.context import BuurtContext
-from bot.i18n import Translator
+from bot.i18n import Translator, escape
 from conversations.flow import PRIVATE, State, too_long
 from conversations.ui import not_allowed, telegram_length
 from storage import access
@@ -123,6 +123,48 @@ def with_history(t: Translator, head: str, lines: list[str]) -> str:
         )
     parts.extend(shown)
     return "\n".join(parts)
+
+
+def _escaped_chunks(text: str, limit: int) -> list[str]:
+    """``text`` HTML-escaped, cut into pieces of at most ``limit`` (as Telegram counts), at a
+    space or line break where one is near; an entity such as ``&amp;`` is never cut."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for char in text:
+        piece = escape(char)
+        length = telegram_length(piece)
+        if current and size + length > limit:
+            cut = next(
+                (i for i in range(len(current) - 1, len(current) // 2, -1) if current[i] in " \n"),
+                len(current) - 1,
+            )
+            chunks.append("".join(current[: cut + 1]).rstrip())
+            current = current[cut + 1 :]
+            size = sum(telegram_length(p) for p in current)
+        current.append(piece)
+        size += length
+    chunks.append("".join(current))
+    return chunks
+
+
+def pages(blocks: Sequence[tuple[str, str]], limit: int = MESSAGE_LIMIT - 200) -> list[str]:
+    """Blocks of (a safe HTML header, a plain text) as messages of at most ``limit``: the
+    texts escaped, as many blocks a message as fit, a text too long for one message split
+    over several. Nothing is left out."""
+    pieces: list[str] = []
+    for header, text in blocks:
+        room = max(limit - telegram_length(header) - 6, 100)  # header, " (…)" and a newline
+        first, *rest = _escaped_chunks(text, room)
+        pieces.append(f"{header}\n{first}")
+        pieces.extend(f"{header} (…)\n{chunk}" for chunk in rest)
+    result: list[str] = []
+    for piece in pieces:
+        if result and telegram_length(result[-1]) + 2 + telegram_length(piece) <= limit:
+            result[-1] += "\n\n" + piece
+        else:
+            result.append(piece)
+    return result
 
 
 # --- typed steps --------------------------------------------------------------------------

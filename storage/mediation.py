@@ -68,6 +68,9 @@ class NewMediation:
     referred_by: int | None = None
     signal_id: int | None = None
     on_behalf: bool = False
+    situation: str | None = None  # "wat speelt er?" in the resident's words
+    requester_address: str | None = None  # street and house number, optional
+    other_address: str | None = None
 
     def __post_init__(self) -> None:
         for value, allowed in (
@@ -98,6 +101,9 @@ async def create_case(
         duration=new.duration,
         talked=new.talked,
         other_party=new.other_party,
+        situation=new.situation,
+        requester_address=new.requester_address,
+        other_address=new.other_address,
         referred_by=new.referred_by,
         signal_id=new.signal_id,
         on_behalf=new.on_behalf,
@@ -115,9 +121,7 @@ async def create_case(
             consent_at=now,
         )
     )
-    case.history.append(
-        MediationEvent(kind="created", to_stage="aangemeld", actor="resident", at=now)
-    )
+    case.history.append(MediationEvent(kind=CREATED, to_stage="aangemeld", actor=RESIDENT, at=now))
     session.add(case)
     await session.flush()
     return case
@@ -173,10 +177,15 @@ RESIDENT = "resident"  # the requester at the intake
 BOT = "bot"
 
 # History entries (MediationEvent.kind).
+CREATED = "created"
 TAKEN = "taken"
 STAGE = "stage"
+STAGE_UNDONE = "stage_undone"  # from_stage/to_stage as moved back; note = the undone entry
 MEDIATORS = "mediators"
 APPOINTMENT = "appointment"
+# A party was told of a new appointment at once (note = "<appointment id>:<party number>").
+APPOINTMENT_TOLD = "appointment_told"
+APPOINTMENT_UNTOLD = "appointment_untold"  # could not be delivered
 NOTE = "note"
 INVITED_EVENT = "invited"
 PARTY_ANSWER = "party_answer"  # to_stage None, note = the status (agreed/declined/...)
@@ -193,6 +202,35 @@ ANONYMISED = "anonymised"
 MESSAGE_OUT = "message_out"  # actor "pro:<id>"
 MESSAGE_UNDELIVERED = "message_undelivered"  # a message_out that could not be delivered
 MESSAGE_IN = "message_in"  # actor "party:<n>"
+PARTY_LEFT = "party_left"  # a party removed their data (/vergeetmij); actor "party:<n>"
+# Every kind above: the case view has a human line for each (a test keeps them together).
+EVENT_KINDS: tuple[str, ...] = (
+    CREATED,
+    TAKEN,
+    STAGE,
+    STAGE_UNDONE,
+    MEDIATORS,
+    APPOINTMENT,
+    APPOINTMENT_TOLD,
+    APPOINTMENT_UNTOLD,
+    NOTE,
+    INVITED_EVENT,
+    PARTY_ANSWER,
+    PARTY_PHONE,
+    REMINDER_SENT,
+    REMINDER_UNDELIVERED,
+    NAZORG_SENT,
+    NAZORG_UNDELIVERED,
+    NAZORG_ANSWER,
+    CLOSED_EVENT,
+    ANONYMISED,
+    MESSAGE_OUT,
+    MESSAGE_UNDELIVERED,
+    MESSAGE_IN,
+    PARTY_LEFT,
+)
+# How long a stage move can be undone (and only until the next move).
+UNDO_WINDOW = dt.timedelta(minutes=15)
 
 
 def pro_actor(telegram_id: int) -> str:
@@ -414,6 +452,46 @@ async def move_stage(
     _record(session, case, STAGE, actor=actor, now=now, from_stage=from_stage, to_stage=to_stage)
     await session.flush()
     return from_stage
+
+
+def undoable_move(case: MediationCase, now: dt.datetime) -> MediationEvent | None:
+    """The stage move that may still be undone: the case's latest stage change, when it was a
+    move forward (not an undo, not closing) less than :data:`UNDO_WINDOW` ago."""
+    changes = [e for e in case.history if e.kind in (STAGE, STAGE_UNDONE, CLOSED_EVENT)]
+    if not changes or case.stage == CLOSED:
+        return None
+    last = max(changes, key=lambda e: e.id)
+    if last.kind != STAGE or last.to_stage != case.stage or last.from_stage is None:
+        return None
+    return last if now - last.at <= UNDO_WINDOW else None
+
+
+async def undo_stage(
+    session: AsyncSession, case: MediationCase, event_id: int, *, actor: str, now: dt.datetime
+) -> str:
+    """Undo the stage move ``event_id`` (the case goes back to the stage it came from; a
+    planned nazorg check-in is dropped again). MediationProblem "undo_gone" when that move is
+    no longer the latest, or too long ago. Returns the stage the case is back in."""
+    _open(case)
+    move = undoable_move(case, now)
+    if move is None or move.id != event_id or move.from_stage is None:
+        raise MediationProblem("undo_gone")
+    back = move.from_stage
+    if case.stage == NAZORG:
+        case.nazorg_due_at = None
+    case.stage = back
+    _record(
+        session,
+        case,
+        STAGE_UNDONE,
+        actor=actor,
+        now=now,
+        from_stage=move.to_stage,
+        to_stage=back,
+        note=str(move.id),
+    )
+    await session.flush()
+    return back
 
 
 async def set_mediators(
@@ -752,6 +830,47 @@ async def _reminder_parties(
     }
     handled = {p.number for p in reachable if _ledger_key(appointment.id, p.number) in handled_keys}
     return case, reachable, handled
+
+
+async def appointment_notices(
+    session: AsyncSession, appointment: MediationAppointment
+) -> list[ReminderTarget]:
+    """Who to tell at once of a new appointment: the parties it concerns who use the bot."""
+    _, reachable, _ = await _reminder_parties(session, appointment)
+    return [
+        ReminderTarget(
+            appointment_id=appointment.id,
+            case_id=appointment.case_id,
+            party=party.number,
+            telegram_id=party.resident.telegram_id,
+            language=party.resident.language,
+            starts_at=appointment.starts_at,
+            place=appointment.place,
+        )
+        for party in reachable
+        if party.resident is not None
+    ]
+
+
+async def record_appointment_notices(
+    session: AsyncSession,
+    case_id: int,
+    appointment_id: int,
+    *,
+    told: Iterable[int],
+    untold: Iterable[int],
+    now: dt.datetime,
+) -> None:
+    """Write in the history which parties were told of a new appointment, and which not."""
+    case = await get_case(session, case_id)
+    if case is None:
+        return
+    for kind, parties in ((APPOINTMENT_TOLD, told), (APPOINTMENT_UNTOLD, untold)):
+        for number in parties:
+            _record(
+                session, case, kind, actor=BOT, now=now, note=_ledger_key(appointment_id, number)
+            )
+    await session.flush()
 
 
 async def claim_reminders(
@@ -1099,13 +1218,14 @@ async def anonymise_closed(
 ) -> list[str]:
     """Anonymise the cases closed more than ``retention_days`` ago (once each).
 
-    Removed: the other party's description, the mediators' names, the link to a signal, every
-    party's phone, availability, invite code and link to a resident, the place of each
-    appointment and the text of every history entry. Kept for statistics: reference, wijk,
-    stage, outcome, topic, duration, talked (categories), the coordinator, who referred it,
-    the dates, the parties' status, contact way and nazorg answer, the appointments' times
-    and the kinds of the history entries. One "anonymised" entry (without any of the removed
-    content) records that it happened. Returns the references anonymised now.
+    Removed: what is going on, the other party's description, both street addresses, the
+    mediators' names, the link to a signal, every party's phone, availability, invite code and
+    link to a resident, the place of each appointment and the text of every history entry.
+    Kept for statistics: reference, wijk, stage, outcome, topic, duration, talked
+    (categories), the coordinator, who referred it, the dates, the parties' status, contact
+    way and nazorg answer, the appointments' times and the kinds of the history entries. One
+    "anonymised" entry (without any of the removed content) records that it happened.
+    Returns the references anonymised now.
     """
     cutoff = now - dt.timedelta(days=retention_days)
     result = await session.scalars(
@@ -1120,6 +1240,9 @@ async def anonymise_closed(
     done = []
     for case in result.all():
         case.other_party = None
+        case.situation = None
+        case.requester_address = None
+        case.other_address = None
         case.mediators = None
         case.signal_id = None
         case.anonymised_at = now

@@ -307,6 +307,13 @@ class MediationCase(Base):
     duration: Mapped[str] = mapped_column(String(20))
     talked: Mapped[str] = mapped_column(String(20))
     other_party: Mapped[str | None] = mapped_column(Text)
+    # "Wat speelt er?" in the requester's words (behaviour first; None once anonymised, and
+    # for cases from before it was asked).
+    situation: Mapped[str | None] = mapped_column(Text)
+    # Street and house number of the requester and of the other party, when given (optional;
+    # for the mediation coordinators only, never shown to the other party or the pair).
+    requester_address: Mapped[str | None] = mapped_column(String(120))
+    other_address: Mapped[str | None] = mapped_column(String(120))
     # The bemiddelaar who took the case (Telegram id) and the mediators (volunteers' names).
     coordinator: Mapped[int | None] = mapped_column(BigInteger)
     mediators: Mapped[str | None] = mapped_column(String(200))

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from storage import bot_state
-from storage.mediation import anonymise_closed
+from storage.mediation import PARTY_LEFT, anonymise_closed, party_actor
 from storage.models import (
     MediationCase,
     MediationEvent,
@@ -127,12 +127,14 @@ async def collect(session: AsyncSession, telegram_id: int) -> dict[str, Any] | N
                 "consent": _iso(party.consent_at),
                 "created": _iso(case.created_at),
             }
-            if party.number == 1:  # what they told in their own intake
+            if party.number == 1:  # what they told in their own intake (their own address only)
                 entry.update(
                     topic=case.topic,
                     duration=case.duration,
                     talked=case.talked,
+                    situation=case.situation,
                     other_party=case.other_party,
+                    your_address=case.requester_address,
                 )
             data["mediation"].append(entry)
         signups = (
@@ -225,9 +227,18 @@ async def forget(
             party.reachable = None
             case = await session.get(MediationCase, party.case_id)
             assert case is not None
+            # Addresses go at once: the requester gave both, the neighbour's is their own.
+            case.other_address = None
+            if party.number == 1:
+                case.requester_address = None
             if case.stage == "afgesloten":
                 case.other_party = None
-            session.add(MediationEvent(case_id=case.id, kind="party_left", actor=SYSTEM, at=now))
+                case.situation = None
+            session.add(
+                MediationEvent(
+                    case_id=case.id, kind=PARTY_LEFT, actor=party_actor(party.number), at=now
+                )
+            )
             result.mediation_cases += 1
         signups = await session.execute(delete(Signup).where(Signup.resident_id == resident.id))
         result.signups = int(getattr(signups, "rowcount", 0) or 0)

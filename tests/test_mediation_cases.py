@@ -5,7 +5,9 @@ for the Koppelwerk pair, retention and the daily overview."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
+import json
 import re
 import sqlite3
 import time
@@ -18,8 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from bot.emulator import BotMessage
+from bot.i18n import Translator
 from bot.shell import run_shell
 from conversations import mediation_cases
+from conversations.steps import pages
+from conversations.ui import telegram_length
+from storage import mediation as store
 from storage.mediation import working_days_between
 from storage.models import (
     MediationAppointment,
@@ -100,7 +106,10 @@ async def ask_mediation(anna: Person, other: str = "De bovenburen op nummer 14")
     await anna.taps("Geluid")
     await anna.taps("Langer dan een half jaar")
     await anna.taps("Geprobeerd")
+    await anna.says("Elke nacht harde muziek tot twee uur.")
     await anna.says(other)
+    await anna.says("Vermeerstraat 16")
+    await anna.says("Vermeerstraat 12")
     await anna.taps("Bel me")
     await anna.says("06 1234 5678")
     await anna.taps("'s Avonds")
@@ -164,7 +173,15 @@ def texts(bot: BotUnderTest, chat_id: int) -> list[str]:
     return [m.plain_text for m in bot.emulator.messages(chat_id)]
 
 
-PARTY_1_WORDS = ("bovenburen", "Geluid", "Anna", "06 1234 5678", "nummer 14")
+PARTY_1_WORDS = (
+    "bovenburen",
+    "Geluid",
+    "Anna",
+    "06 1234 5678",
+    "nummer 14",
+    "harde muziek",
+    "Vermeerstraat",
+)
 
 
 # --- the coordinator ---------------------------------------------------------------------------
@@ -188,7 +205,10 @@ async def test_coordinator_takes_a_case_and_moves_it_through_the_stages(
         "Over: Geluid",
         "Speelt al: Langer dan een half jaar",
         "Met de buur gepraat: Geprobeerd, maar het lukte niet",
+        "Wat speelt er: Elke nacht harde muziek tot twee uur.",
         "Andere partij: De bovenburen <nummer 14>",
+        "Straat en huisnummer partij 1: Vermeerstraat 12",
+        "Straat en huisnummer andere partij: Vermeerstraat 16",
         "Partij 1: doet mee, akkoord op",
         "telefonisch: 06 1234 5678 · best bereikbaar: 's Avonds",
         "Partij 2: nog niet uitgenodigd",
@@ -612,7 +632,7 @@ async def test_closing_thanks_both_and_the_referrer_sees_only_geslaagd(
     await carla.taps("Afsluiten")
     reply = await carla.taps("Opgelost")
     assert "Afgesloten als: Opgelost." in reply.text
-    assert reply.last.button_labels == []
+    assert reply.last.button_labels == ["🗒 Notities"]  # a closed case: only its notes to read
     again = await carla.presses(
         reply.last.message_id - 1, f"mcase:out:{(await load_case(bot)).id}:opgelost"
     )
@@ -665,6 +685,8 @@ async def test_a_wijkagent_and_a_resident_learn_nothing_and_change_nothing(
         f"mcase:msg:{case.id}:2",
         f"mcase:ans:{case.id}:1",
         f"mcase:ans:{case.id}:2",
+        f"mcase:notes:{case.id}",
+        f"mcase:undo:{case.id}:{max(e.id for e in case.history)}",
         "mcase:show:999",
         "mcase:whatever",
     }
@@ -866,6 +888,226 @@ async def test_messages_survive_a_restart_and_annuleren_sends_nothing(
     assert await snapshot(bot) == before
 
 
+# --- what the coordinator needs: appointments told at once, undo, notes in full, history ------
+
+
+async def test_the_parties_are_told_of_an_appointment_at_once(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, bram, reference = await two_parties(bot)
+    starts = (
+        (clock.now + dt.timedelta(days=5))
+        .astimezone(AMS_ZONE)
+        .replace(hour=19, minute=30, second=0, microsecond=0)
+    )
+    before = {1001: len(texts(bot, 1001)), 1002: len(texts(bot, 1002))}
+    reply = await plan(carla, reference, "Beide partijen", local(starts), "Buurthuis De Boog")
+    assert "De partijen die de bot gebruiken zijn ingelicht" in reply.text
+    for chat_id in (1001, 1002):
+        [notice] = texts(bot, chat_id)[before[chat_id] :]
+        assert (
+            f"gesprek voor buurtbemiddeling met je gepland op {local(starts)}".replace(
+                " 19:30", " om 19:30"
+            )
+            in notice
+        )
+        assert "Plaats: Buurthuis De Boog" in notice
+        assert "De dag ervoor krijg je een herinnering" in notice
+        for word in ("Anna", "Bram", "Carla", "partij", "Geluid", "bovenburen", "Vermeerstraat"):
+            assert word not in notice, word
+    assert bot.emulator.last_sent(1002).button_labels == ["↩️ Antwoorden"]
+    view = reply.last.plain_text
+    assert "partij 1 ingelicht over de afspraak · de bot" in view
+    assert "partij 2 ingelicht over de afspraak · de bot" in view
+
+    # Bram answers from the notice; it reaches the coordinator as party 2.
+    await bram.taps("Antwoorden")
+    await bram.says("Dan kan ik niet, woensdag wel.")
+    assert bot.emulator.last_sent(3001).plain_text == (
+        f"Antwoord van partij 2 in {reference}:\n\nDan kan ik niet, woensdag wel."
+    )
+
+    # A talk with party 1 only, who has blocked the bot: noted; Bram hears nothing of it.
+    bot.emulator.block_bot(anna.id)
+    bram_count = len(texts(bot, 1002))
+    reply = await plan(
+        carla, reference, "Partij 1", local(starts + dt.timedelta(days=7)), "Bij Anna thuis"
+    )
+    assert len(texts(bot, 1002)) == bram_count
+    assert "partij 1 kon NIET worden ingelicht over de afspraak" in reply.last.plain_text
+    case = await load_case(bot)
+    told = [(e.kind, e.note) for e in case.history if e.kind.startswith("appointment_")]
+    first, second = await appointments(bot)
+    assert told == [
+        ("appointment_told", f"{first.id}:1"),
+        ("appointment_told", f"{first.id}:2"),
+        ("appointment_untold", f"{second.id}:1"),
+    ]
+
+
+def undo_button(message: BotMessage) -> str:
+    [data] = [d for row in message.buttons for label, d in row if "Ongedaan maken" in label and d]
+    return data
+
+
+async def test_a_stage_move_can_be_undone_shortly_and_until_the_next_move(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    reference = await ask_mediation(bot.user(1001, "Anna"))
+    reply = await open_case(carla, reference)
+    assert "Ongedaan maken" not in str(reply.last.button_labels)  # nothing to undo yet
+    reply = await carla.taps("Volgende fase")
+    assert "De fase is nu: Intake." in reply.text
+    assert "‘Ongedaan maken’ zet de fase terug (nog 15 minuten" in reply.text
+    moved = reply.last
+    undo = undo_button(moved)
+    reply = await carla.taps("Ongedaan maken")
+    assert "Ongedaan gemaakt: de fase is weer Aangemeld." in reply.text
+    view = reply.last
+    assert "Fase: Aangemeld" in view.plain_text
+    assert "faseovergang ongedaan gemaakt: van Intake terug naar Aangemeld · Carla" in (
+        view.plain_text
+    )
+    assert "Ongedaan maken" not in str(view.button_labels)
+    again = await carla.presses(moved.message_id, undo)  # a double tap
+    assert "kan niet meer ongedaan worden gemaakt" in again.alert
+    assert (await load_case(bot)).stage == "aangemeld"
+
+    # Only until the next move.
+    first = (await carla.taps("Volgende fase")).last
+    first_undo = undo_button(first)
+    second = (await carla.taps("Volgende fase")).last
+    assert "Fase: Gesprek partij 1" in second.plain_text
+    again = await carla.presses(first.message_id, first_undo)
+    assert "kan niet meer ongedaan worden gemaakt" in again.alert
+    # And only for a short time.
+    clock.move(minutes=16)
+    again = await carla.presses(second.message_id, undo_button(second))
+    assert "kan niet meer ongedaan worden gemaakt" in again.alert
+    reply = await open_case(carla, reference)
+    assert "Ongedaan maken" not in str(reply.last.button_labels)
+    assert (await load_case(bot)).stage == "gesprek_partij_1"
+
+    # Undoing the move to nazorg drops the planned check-in again.
+    await move_to(carla, reference, "Gesprek partij 2")
+    await carla.taps("Volgende fase")  # refused: the neighbour did not agree
+    await carla.taps("Door naar afspraken")
+    reply = await carla.taps("Volgende fase")
+    assert "De fase is nu: Nazorg." in reply.text
+    assert (await load_case(bot)).nazorg_due_at is not None
+    reply = await carla.taps("Ongedaan maken")
+    assert "de fase is weer Afspraken" in reply.text
+    case = await load_case(bot)
+    assert (case.stage, case.nazorg_due_at) == ("afspraken", None)
+    moves = [(e.kind, e.from_stage, e.to_stage) for e in case.history if "stage" in e.kind]
+    assert moves == [
+        ("stage", "aangemeld", "intake"),
+        ("stage_undone", "intake", "aangemeld"),
+        ("stage", "aangemeld", "intake"),
+        ("stage", "intake", "gesprek_partij_1"),
+        ("stage", "gesprek_partij_1", "gesprek_partij_2"),
+        ("stage", "gesprek_partij_2", "afspraken"),
+        ("stage", "afspraken", "nazorg"),
+        ("stage_undone", "nazorg", "afspraken"),
+    ]
+    clock.move(weeks=5)
+    await run_job(bot, "mcase:nazorg")
+    assert not any("Hoe gaat het nu?" in m for m in texts(bot, 1001))
+
+
+async def test_notes_are_read_in_full_over_several_messages(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    reference = await ask_mediation(bot.user(1001, "Anna"))
+    notes = [
+        f"Notitie {n}: " + "gesprek <met> partij & buur, " * 33 + f"einde van notitie {n}."
+        for n in range(1, 6)
+    ]
+    assert all(900 < len(note) <= 1000 for note in notes)
+    for note in notes:
+        await open_case(carla, reference)
+        await carla.taps("📝 Notitie")
+        await carla.says(note)
+    view = (await open_case(carla, reference)).last.plain_text
+    assert notes[0] not in view  # the case view shortens each note
+
+    reply = await carla.taps("Notities")
+    assert len(reply.messages) == 3
+    for number, message in enumerate(reply.messages, start=1):
+        assert message.plain_text.startswith(f"🗒 5 notities in {reference} ({number}/3)")
+    everything = "\n".join(m.plain_text for m in reply.messages)
+    for note in notes:
+        assert note in everything
+    assert everything.count("· Carla") == 5
+
+    other = await ask_mediation(bot.user(1005, "Eva"), "De buren met de hond")
+    reply = await open_case(carla, other)
+    assert "Notities" not in str(reply.last.button_labels)
+    case_id = (await load_case_by(bot, other)).id
+    reply = await carla.presses(reply.last.message_id, f"mcase:notes:{case_id}")
+    assert reply.alert == f"Er zijn geen notities in {other}."
+
+
+def test_pages_split_a_text_too_long_for_one_message_without_breaking_html() -> None:
+    text = "a & b <c> " * 700  # 7000 characters, twice as many when escaped
+    first, second = ("<i>01-01-2026</i> · Carla", "<i>02-01-2026</i> · Carla")
+    found = pages([(first, text), (second, "kort")])
+    assert len(found) == 4
+    assert all(telegram_length(page) <= 3896 for page in found)
+    for page in found:  # every & starts a whole entity: no escape was cut in two
+        assert re.fullmatch(r"([^&]|&amp;|&lt;|&gt;)*", page, flags=re.S), page[-20:]
+    assert found[0].startswith(first + "\n")
+    assert all(page.startswith(first + " (…)\n") for page in found[1:])
+    assert found[-1].endswith("\n\n" + second + "\nkort")  # a short block joins the last page
+    bodies = [page.split("\n", 1)[1] for page in found]
+    bodies[-1] = bodies[-1].rsplit("\n\n", 1)[0]
+    assert html.unescape(" ".join(bodies)).split() == text.split()
+
+
+def test_every_history_kind_reads_as_a_human_line() -> None:
+    t = Translator("nl")
+    case = MediationCase(reference="BM-2026-0001", outcome="opgelost")
+    lines = {}
+    for kind in (*store.EVENT_KINDS, "iets_nieuws"):
+        event = MediationEvent(
+            kind=kind, note="3:2", actor="bot", from_stage="intake", to_stage="party:2"
+        )
+        lines[kind] = mediation_cases._event_text(t, event, case)
+    for kind, line in lines.items():
+        assert kind not in line and "_" not in line, (kind, line)
+    assert lines["iets_nieuws"] == "overige wijziging"
+    left = "een partij heeft de eigen gegevens laten verwijderen (/vergeetmij)"
+    assert lines["party_left"] == left
+    assert lines["appointment_told"] == "partij 2 ingelicht over de afspraak"
+
+
+async def test_a_party_who_leaves_is_a_human_line_and_takes_the_addresses(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla, anna, bram, reference = await two_parties(bot)
+    reply = await anna.says("/mijngegevens")
+    data = json.loads(reply.messages[-1].file_bytes or b"{}")
+    [mine] = data["mediation"]
+    assert mine["situation"] == "Elke nacht harde muziek tot twee uur."
+    assert mine["your_address"] == "Vermeerstraat 12"
+    assert "Vermeerstraat 16" not in json.dumps(data)  # the other party's address is not hers
+    reply = await bram.says("/mijngegevens")
+    theirs = (reply.messages[-1].file_bytes or b"").decode()
+    for word in ("Vermeerstraat", "harde muziek", "bovenburen"):
+        assert word not in theirs, word
+
+    await anna.says("/vergeetmij")
+    await anna.taps("Ja, verwijder mijn gegevens")
+    case = await load_case(bot)
+    assert (case.requester_address, case.other_address) == (None, None)
+    assert case.situation == "Elke nacht harde muziek tot twee uur."  # open: kept for the team
+    view = (await open_case(carla, reference)).last.plain_text
+    assert "een partij heeft de eigen gegevens laten verwijderen (/vergeetmij) · partij 1" in view
+    assert "party_left" not in view and "Vermeerstraat" not in view
+
+
 # --- retention ---------------------------------------------------------------------------------
 
 
@@ -919,6 +1161,7 @@ async def test_retention_anonymises_closed_cases_once(bot: BotUnderTest, clock: 
             None,
         )
     assert all(e.note is None for e in case.history)
+    assert (case.situation, case.requester_address, case.other_address) == (None, None, None)
     anonymised = [e for e in case.history if e.kind == "anonymised"]
     assert len(anonymised) == 1 and anonymised[0].actor == "bot"
     assert all(a.place is None for a in await appointments(bot) if a.case_id == case.id)
@@ -928,7 +1171,8 @@ async def test_retention_anonymises_closed_cases_once(bot: BotUnderTest, clock: 
     reply = await open_case(carla, reference)
     view = reply.last.plain_text
     assert "geanonimiseerd" in view and "Fatima" not in view and "Geheime" not in view
-    assert "06 1234" not in view
+    for word in ("06 1234", "Vermeerstraat", "harde muziek"):
+        assert word not in view, word
 
 
 async def load_case_by(bot: BotUnderTest, reference: str) -> MediationCase:
@@ -1119,7 +1363,10 @@ async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.Monk
         button("Geluid"),
         button("Langer dan een half jaar"),
         button("Geprobeerd, maar het lukte niet"),
+        "Elke nacht harde muziek tot twee uur.",
         "De bovenburen op nummer 14",
+        button("Overslaan"),
+        button("Overslaan"),
         button("Via deze bot"),
         button("'s Avonds"),
         button("Ja, het bemiddelingsteam mag"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from storage.models import MediationCase
+from storage.models import GuardCount, MediationCase
 from tests.harness import BotUnderTest, Person, grant_role
 
 
@@ -27,6 +27,7 @@ async def until_other_party(anna: Person) -> None:
     await anna.taps("Geluid")
     await anna.taps("Langer dan een half jaar")
     await anna.taps("Geprobeerd")
+    await anna.says("Elke nacht harde muziek tot twee uur.")
 
 
 async def test_full_intake(bot: BotUnderTest) -> None:
@@ -49,8 +50,22 @@ async def test_full_intake(bot: BotUnderTest) -> None:
     reply = await anna.taps("Langer dan een half jaar")
     assert "met je buur over gepraat" in reply.text
     reply = await anna.taps("Geprobeerd")
+    assert "Wat speelt er?" in reply.text
+    assert "Beschrijf gedrag, niet hoe mensen eruitzien" in reply.text
+    assert "Hoogstens 1000 tekens" in reply.text
+    reply = await anna.says("Ja")
+    assert "Beschrijf in een paar woorden wat er speelt." in reply.text
+    reply = await anna.says("x" * 1001)
+    assert "Die tekst is 1001 tekens lang; het maximum is 1000." in reply.text
+    reply = await anna.says("Elke nacht <harde> muziek & gebonk tot twee uur.")
     assert "Namen zijn niet nodig" in reply.text
     reply = await anna.says("De bovenburen op nummer 14 <3e verdieping>")
+    assert "Straat en huisnummer van de andere partij?" in reply.text
+    assert reply.last.button_labels == ["Overslaan"]
+    reply = await anna.says("Vermeerstraat 14")
+    assert "Jouw straat en huisnummer?" in reply.text
+    assert "nooit de andere partij" in reply.text
+    reply = await anna.taps("Overslaan")
     assert "Hoe mag het bemiddelingsteam je bereiken?" in reply.text
     reply = await anna.taps("Bel me")
     assert "telefoonnummer" in reply.text
@@ -66,11 +81,28 @@ async def test_full_intake(bot: BotUnderTest) -> None:
         "Over: Geluid",
         "Speelt al: Langer dan een half jaar",
         "Met de buur gepraat: Geprobeerd, maar het lukte niet",
+        "Wat speelt er: Elke nacht <harde> muziek & gebonk tot twee uur.",
         "Andere partij: De bovenburen op nummer 14 <3e verdieping>",
+        "Straat en huisnummer andere partij: Vermeerstraat 14",
+        "Jouw straat en huisnummer: —",
         "Contact: Bel me: 06 1234 5678",
         "Best bereikbaar: 's Avonds",
     ):
         assert line in summary
+    # Both addresses can still be changed at the summary (and "Overslaan" clears one again).
+    await anna.taps("Jouw adres")
+    reply = await anna.says("Vermeerstraat 12")
+    assert "Jouw straat en huisnummer: Vermeerstraat 12" in reply.text
+    await anna.taps("Adres andere partij")
+    reply = await anna.taps("Overslaan")
+    assert "Straat en huisnummer andere partij: —" in reply.text
+    await anna.taps("Adres andere partij")
+    await anna.says("Vermeerstraat 14")
+    await anna.taps("Wat speelt er")
+    reply = await anna.says("Elke nacht <harde> muziek & gebonk tot twee uur, al maanden.")
+    assert "Wat speelt er: Elke nacht <harde> muziek & gebonk tot twee uur, al maanden." in (
+        reply.text
+    )
     reply = await anna.taps("Aanvraag versturen")
     assert "opgeslagen als BM-2026-0001" in reply.text or "opgeslagen als BM-" in reply.text
     assert "binnen 5 werkdagen" in reply.text
@@ -79,6 +111,8 @@ async def test_full_intake(bot: BotUnderTest) -> None:
     assert case.stage == "aangemeld"
     assert (case.topic, case.duration, case.talked) == ("geluid", "lang", "geprobeerd")
     assert case.other_party == "De bovenburen op nummer 14 <3e verdieping>"
+    assert case.situation == "Elke nacht <harde> muziek & gebonk tot twee uur, al maanden."
+    assert (case.requester_address, case.other_address) == ("Vermeerstraat 12", "Vermeerstraat 14")
     [party] = case.parties
     assert (party.number, party.status, party.contact_via) == (1, "agreed", "telefoon")
     assert party.phone == "06 1234 5678" and party.reachable == "avond"
@@ -88,7 +122,7 @@ async def test_full_intake(bot: BotUnderTest) -> None:
     # The coordinator hears of it; the wijkagent hears nothing.
     note = bot.emulator.messages(3001)[-1].plain_text
     assert f"Nieuwe aanvraag voor bemiddeling {case.reference} (Geluid)" in note
-    assert "bovenburen" not in note
+    assert "bovenburen" not in note and "Vermeerstraat" not in note and "muziek" not in note
     assert bot.emulator.messages(3002) == []
 
 
@@ -108,6 +142,8 @@ async def test_no_consent_no_case(bot: BotUnderTest) -> None:
     anna = bot.user(1001, "Anna")
     await until_other_party(anna)
     await anna.says("Buren links")
+    await anna.taps("Overslaan")
+    await anna.taps("Overslaan")
     await anna.taps("Via deze bot")
     await anna.taps("Maakt niet uit")
     reply = await anna.taps("Nee")
@@ -120,6 +156,10 @@ async def test_cancel_edit_and_restart(bot: BotUnderTest) -> None:
     await until_other_party(anna)
     await bot.restart(crash=True)
     reply = await anna.says("Het gezin op de hoek")
+    assert "Straat en huisnummer van de andere partij?" in reply.text
+    await anna.taps("Overslaan")
+    await bot.restart(crash=True)
+    reply = await anna.says("Hoefkade 3")
     assert "Hoe mag het bemiddelingsteam je bereiken?" in reply.text
     await anna.taps("Via deze bot")
     await bot.restart()
@@ -150,3 +190,33 @@ async def test_not_now(bot: BotUnderTest) -> None:
     reply = await anna.taps("Nu niet")
     assert "altijd bemiddeling aanvragen" in reply.text
     assert await cases(bot) == []
+
+
+async def test_what_is_going_on_is_behaviour_first(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    await anna.taps("Nee")
+    await anna.taps("Geluid")
+    await anna.taps("Eén tot zes maanden")
+    await anna.taps("Nee, nog niet")
+    reply = await anna.says("Die Marokkaanse buren zijn altijd luidruchtig")
+    assert "wat deden mensen, waar en wanneer?" in reply.text
+    assert reply.last.button_labels == ["Mijn tekst zo houden"]
+    reply = await anna.taps("Mijn tekst zo houden")
+    assert "Wie is de andere partij?" in reply.text
+    await anna.says("De buren van nummer 3")
+    await anna.taps("Overslaan")
+    await anna.taps("Overslaan")
+    await anna.taps("Via deze bot")
+    await anna.taps("Overdag")
+    reply = await anna.taps("Ja, het bemiddelingsteam mag")
+    assert "Wat speelt er: Die Marokkaanse buren zijn altijd luidruchtig" in reply.text
+    assert "Jouw straat en huisnummer: —" in reply.text
+    await anna.taps("Aanvraag versturen")
+    [case] = await cases(bot)
+    assert case.situation == "Die Marokkaanse buren zijn altijd luidruchtig"
+    assert (case.requester_address, case.other_address) == (None, None)
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        assert (await session.scalars(select(GuardCount.count))).all() == [1]

@@ -10,6 +10,10 @@ from storage.models import GuardCount, MediationCase, Signal
 from tests.harness import BotUnderTest, Person, grant_role
 
 
+def texts(bot: BotUnderTest, chat_id: int) -> list[str]:
+    return [m.plain_text for m in bot.emulator.messages(chat_id)]
+
+
 async def report(person: Person, description: str = "Ruzie over de schutting, al weken.") -> None:
     await person.says("/melden")
     await person.taps("Nee, niemand is in gevaar")
@@ -30,7 +34,10 @@ async def finish_mediation(person: Person, other: str = "De buren van nummer 6")
     await person.taps("Tuin of parkeren")
     await person.taps("Langer dan een half jaar")
     await person.taps("Geprobeerd")
+    await person.says("De schutting wordt steeds verzet, en er wordt geschreeuwd.")
     await person.says(other)
+    await person.taps("Overslaan")
+    await person.taps("Overslaan")
     await person.taps("Via deze bot")
     await person.taps("'s Avonds")
     await person.taps("Ja, het bemiddelingsteam mag")
@@ -58,10 +65,16 @@ async def test_referral_needs_the_residents_yes(bot: BotUnderTest) -> None:
     assert "Wim" not in proposal.plain_text
     assert bot.emulator.messages(3001) == []  # nothing reaches the coordinator yet
 
+    assert "Twee getrainde vrijwillige bemiddelaars" in proposal.plain_text
     reply = await anna.taps("Ja, ik wil bemiddeling aanvragen", message=proposal)
-    assert "Twee getrainde vrijwillige bemiddelaars" in reply.text
-    await mediation_until_other(anna)
+    # The proposal explained mediation; the intake goes straight to the safety question.
+    assert "Twee getrainde vrijwillige bemiddelaars" not in reply.text
+    assert "Er volgen een paar korte vragen" in reply.text
+    assert "voelt iemand zich onveilig" in reply.last.plain_text
+    await anna.taps("Nee")
     await finish_mediation(anna)
+    explained = [m for m in texts(bot, 1001) if "Twee getrainde vrijwillige bemiddelaars" in m]
+    assert len(explained) == 1
     assert bot.db is not None
     async with bot.db.begin() as session:
         case = await session.scalar(select(MediationCase))
@@ -138,12 +151,13 @@ async def test_guard_on_the_other_party_in_mediation(bot: BotUnderTest) -> None:
     await anna.says("/bemiddeling")
     await mediation_until_other(anna)
     await anna.taps("Geluid")
-    await anna.taps("Een tot zes maanden")
+    await anna.taps("Eén tot zes maanden")
     await anna.taps("Nee, nog niet")
+    await anna.says("Elke avond gebonk op de vloer tot laat.")
     reply = await anna.says("Het Turkse gezin boven ons")
     assert "wat deden mensen, waar en wanneer?" in reply.text
     reply = await anna.says("Het gezin op de tweede verdieping, nummer 14")
-    assert "Hoe mag het bemiddelingsteam je bereiken?" in reply.text
+    assert "Straat en huisnummer van de andere partij?" in reply.text
     assert bot.db is not None
     async with bot.db.begin() as session:
         assert (await session.scalars(select(GuardCount.count))).all() == [1]
