@@ -82,10 +82,19 @@ async def test_upgrade_keeps_existing_rows(db_url: str) -> None:
                     " '2026-01-01 10:00:00', '2026-01-01 10:00:00')"
                 )
             )
+            await session.execute(
+                text(
+                    "INSERT INTO signal_events (signal_id, kind, actor, at) VALUES"
+                    " (1, 'created', 'resident', '2026-01-01 10:00:00')"
+                )
+            )
         await asyncio.to_thread(migrate.upgrade, db_url)
         async with db.begin() as session:
             row = (await session.execute(text("SELECT reference, on_behalf FROM signals"))).one()
+            history = (await session.execute(text("SELECT kind FROM signal_events"))).all()
     finally:
         await db.dispose()
     assert row[0] == "BS-2026-0001"
     assert not row[1]
+    # SQLite rebuilds a table to change it; the rows that refer to it must survive that.
+    assert [kind for (kind,) in history] == ["created"]
