@@ -95,6 +95,8 @@ def _register_handlers(application: BuurtApplication) -> None:
     # Group 0: at most one handler answers. Conversations first, so their steps win over the
     # general commands; the catch-alls come last.
     # Professional features come before onboarding: /start with an invite code is theirs.
+    # Every feature with a typed step comes before onboarding too, so that /annuleren stops
+    # the step instead of hearing "nothing to cancel".
     for feature in (
         report,
         mediation,
@@ -105,12 +107,11 @@ def _register_handlers(application: BuurtApplication) -> None:
         digest,
         export,
         privacy,
+        my_reports,
     ):
         for handler in feature.build_handlers():
             application.add_handler(handler)
     for handler in onboarding.build_handlers():
-        application.add_handler(handler)
-    for handler in my_reports.build_handlers():
         application.add_handler(handler)
     for handler in group.build_handlers():
         application.add_handler(handler)
@@ -195,13 +196,15 @@ async def _unknown_command(update: Update, context: BuurtContext) -> None:
 
 
 async def _outside_conversation(update: Update, context: BuurtContext) -> None:
-    """A message outside any flow: point to what the bot can do."""
+    """A message outside any flow: kindly point to reporting, following up and /help."""
     message = update.effective_message
     assert message is not None
     await message.reply_text(
         context.t(
-            "I only understand commands. Want to report something? Use /melden. "
-            "/help shows everything I can do."
+            "Thank you for your message. I cannot read loose messages, but I am glad to help:\n"
+            "• Want to report something? Tap /melden.\n"
+            "• Something to add to an earlier report? Tap /mijnmeldingen.\n"
+            "• With /help you see everything I can do."
         )
     )
 

@@ -92,6 +92,22 @@ async def too_long(message: Message, context: BuurtContext, text: str, limit: in
     return True
 
 
+def behaviour_request(t: Translator) -> str:
+    """The profiling guard's one kind question: describe behaviour instead (or keep the text)."""
+    return t(
+        "Your text says something about where people come from, what they look like "
+        "or what they believe. Could you describe what happened instead: what did "
+        "people do, where and when? That helps the professionals more, and keeps "
+        "anyone from being judged on who they are.\n"
+        "Send your text again, or keep it as it is."
+    )
+
+
+def keep_label(t: Translator) -> str:
+    """The label of the guard's button that keeps the text as it is."""
+    return t("Keep my text")
+
+
 @dataclass(frozen=True)
 class FlowTexts:
     """The flow-specific sentences (msgids marked with N_ where they are defined)."""
@@ -297,14 +313,8 @@ class GuidedFlow:
         message = update.effective_message
         assert message is not None
         await message.reply_text(
-            t(
-                "Your text says something about where people come from, what they look like "
-                "or what they believe. Could you describe what happened instead: what did "
-                "people do, where and when? That helps the professionals more, and keeps "
-                "anyone from being judged on who they are.\n"
-                "Send your text again, or keep it as it is."
-            ),
-            reply_markup=keyboard([(t("Keep my text"), self.data(draft, step, "keep"))]),
+            behaviour_request(t),
+            reply_markup=keyboard([(keep_label(t), self.data(draft, step, "keep"))]),
         )
         return True
 

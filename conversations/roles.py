@@ -144,6 +144,12 @@ def _what_you_can_do(t: Translator, me: access.Person) -> str:
     lines = []
     if me.may(access.Permission.DIGEST):
         lines.append(t("/overzicht: the digest of your wijk, now (it also comes every morning)"))
+        lines.append(
+            t(
+                "/meldingen_instellen: you get each new signal at once; there you can choose "
+                "the digest only"
+            )
+        )
     if me.may(access.Permission.SIGNALS):
         lines.append(t("/open: open signals; /melding BS-2026-0001: one signal"))
     if me.may(access.Permission.EXPORT):

@@ -26,6 +26,7 @@ STATUS_LABELS: dict[str, str] = {
     "nieuw": N_("New"),
     "in_behandeling": N_("Being handled"),
     "afgehandeld": N_("Closed"),
+    "ingetrokken": N_("Withdrawn"),
 }
 
 LANGUAGE_NAMES: dict[str, str] = {"nl": "Nederlands", "en": "English"}
