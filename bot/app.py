@@ -182,13 +182,15 @@ async def _unknown_command(update: Update, context: BuurtContext) -> None:
 
 
 async def _outside_conversation(update: Update, context: BuurtContext) -> None:
-    """A message outside any flow: point to what the bot can do."""
+    """A message outside any flow: kindly point to reporting, following up and /help."""
     message = update.effective_message
     assert message is not None
     await message.reply_text(
         context.t(
-            "I only understand commands. Want to report something? Use /melden. "
-            "/help shows everything I can do."
+            "Thank you for your message. I cannot read loose messages, but I am glad to help:\n"
+            "• Want to report something? Tap /melden.\n"
+            "• Something to add to an earlier report? Tap /mijnmeldingen.\n"
+            "• With /help you see everything I can do."
         )
     )
 
@@ -241,8 +243,10 @@ FEATURES: tuple[Feature, ...] = (
     digest.FEATURE,
     export.FEATURE,
     privacy.FEATURE,
-    onboarding.FEATURE,
+    # Every feature with a typed step comes before onboarding, so that /annuleren stops the
+    # step instead of hearing "nothing to cancel".
     my_reports.FEATURE,
+    onboarding.FEATURE,
     group.FEATURE,
     CORE,
 )

@@ -43,7 +43,10 @@ GROUP_COMMANDS: Menu = (
 )
 # Extra commands by permission, shown only in the menu of people who hold it.
 PROFESSIONAL_COMMANDS: dict[Permission, Menu] = {
-    Permission.DIGEST: (("overzicht", N_("The digest of your wijk, now")),),
+    Permission.DIGEST: (
+        ("overzicht", N_("The digest of your wijk, now")),
+        ("meldingen_instellen", N_("New signals: each at once, or only in the digest")),
+    ),
     Permission.SIGNALS: (
         ("open", N_("Open signals of your wijk")),
         ("melding", N_("One signal: /melding BS-2026-0001")),

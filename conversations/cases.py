@@ -56,7 +56,7 @@ from storage import cases as store
 from storage.access import Permission, Person
 from storage.models import Signal, SignalEvent, utcnow
 from storage.residents import get_resident
-from storage.signals import STATUSES
+from storage.signals import STATUSES, WITHDRAWN
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ FOLLOWUP_JOB = "cases:followups"
 FOLLOWUP_EVERY = dt.timedelta(minutes=5)
 DESCRIPTION_SHOWN = 2500  # characters of the description in the detail message
 ENTRY_SHOWN = 300  # characters of a note or message in the history
+ADDED_PHOTOS_SHOWN = 3  # the newest photos a reporter added later, shown with the signal
 
 # Conversation states: what the person is typing.
 STATUS_NOTE, NOTE, REPLY, ANSWER = "status_note", "note", "reply", "answer"
@@ -74,6 +75,7 @@ clock: Callable[[], dt.datetime] = utcnow
 
 OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
 FOLLOWUP_LABELS = {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("I don't know")}
+# Every kind of history entry as a human line (never the internal code).
 EVENT_LABELS = {
     "created": N_("reported"),
     store.ASSIGNED: N_("taken"),
@@ -84,6 +86,15 @@ EVENT_LABELS = {
     store.NOTICE_UNDELIVERED: N_("the reporter could not be told that it was closed"),
     store.FOLLOWUP_SENT: N_("asked the reporter whether it is solved"),
     store.FOLLOWUP_UNDELIVERED: N_("could not ask the reporter whether it is solved"),
+    store.FOLLOWUP: N_("the reporter answered whether it is solved"),
+    store.ADDITION: N_("the reporter added information"),
+    store.WITHDRAWN_EVENT: N_("withdrawn by the reporter"),
+    store.MEDIATION_PROPOSED: N_("buurtbemiddeling proposed to the reporter"),
+    store.MEDIATION_ACCEPTED: N_("the reporter wants buurtbemiddeling"),
+    store.MEDIATION_DECLINED: N_("the reporter does not want buurtbemiddeling"),
+    store.REPORTER_LEFT: N_("the reporter removed their data (/vergeetmij)"),
+    store.RETENTION_CONTACT: N_("contact details removed (retention period)"),
+    store.RETENTION_CONTENT: N_("description, typed place and photos removed (retention period)"),
 }
 INTERNAL = (store.NOTE, store.STATUS)
 
@@ -162,28 +173,35 @@ def _who(t: Translator, actor: str, names: dict[int, str]) -> str:
     """Who did something, as colleagues see it (a resident only as "reporter")."""
     if actor == store.RESIDENT:
         return t("reporter")
+    telegram_id = store.actor_telegram_id(actor)
+    if telegram_id is not None:
+        return names.get(telegram_id, t("a colleague"))
     if actor == store.BOT:
         return t("bot")
-    telegram_id = store.actor_telegram_id(actor)
-    return names.get(telegram_id, t("a colleague")) if telegram_id is not None else "?"
+    return t("automatic")  # the system: retention, a reporter who left
 
 
 def _event_text(t: Translator, event: SignalEvent) -> str:
-    """What happened in one history entry (escaped)."""
+    """What happened in one history entry, in words (escaped)."""
     if event.kind in (store.STATUS, store.REOPENED):
-        text = t(
-            "status {old} → {new}",
-            old=status_label(t, event.from_status or "?"),
-            new=status_label(t, event.to_status or "?"),
-        )
+        if event.from_status:
+            text = t(
+                "status {old} → {new}",
+                old=status_label(t, event.from_status),
+                new=status_label(t, event.to_status or ""),
+            )
+        else:
+            text = t("status {new}", new=status_label(t, event.to_status or ""))
         if event.kind == store.REOPENED:
             text = t("reopened, not solved according to the reporter: {change}", change=Html(text))
         return text
-    if event.kind == store.FOLLOWUP:
-        answer = t(FOLLOWUP_LABELS.get(event.note or "", "?"))
+    if event.kind == store.FOLLOWUP and event.note in FOLLOWUP_LABELS:
+        answer = t(FOLLOWUP_LABELS[event.note])
         return t("is it solved? the reporter answered: {answer}", answer=answer)
+    if event.kind == store.ADDITION and event.photo_file_id:
+        return t("the reporter added a photo (shown above)")
     label = EVENT_LABELS.get(event.kind)
-    return t(label) if label else escape(event.kind)
+    return t(label) if label else t("another change")
 
 
 def _history_line(t: Translator, tz: dt.tzinfo, event: SignalEvent, names: dict[int, str]) -> str:
@@ -258,14 +276,24 @@ def _detail_text(
 
 def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboardMarkup:
     buttons = []
-    if signal.assigned_to != viewer:
+    withdrawn = signal.status == WITHDRAWN
+    if signal.assigned_to != viewer and not withdrawn:
         buttons.append(("✋ " + t("Take"), f"cases:take:{signal.id}"))
-    buttons.append(("🔄 " + t("Status"), f"cases:status:{signal.id}"))
+    if not withdrawn:
+        buttons.append(("🔄 " + t("Status"), f"cases:status:{signal.id}"))
     buttons.append(("📝 " + t("Note"), f"cases:note:{signal.id}"))
     if signal.resident_id is not None:
         buttons.append(("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"))
-        buttons.append(("🤝 " + t("Propose mediation"), f"cases:refer:{signal.id}"))
+        if not withdrawn:
+            buttons.append(("🤝 " + t("Propose mediation"), f"cases:refer:{signal.id}"))
     return keyboard(buttons, columns=2)
+
+
+def _withdrawn(t: Translator, signal: Signal) -> str:
+    return t(
+        "The reporter has withdrawn {reference}; it can no longer be taken or change status.",
+        reference=signal.reference,
+    )
 
 
 async def _show(context: BuurtContext, chat_id: int, signal: Signal, names: dict[int, str]) -> None:
@@ -282,6 +310,21 @@ async def _show(context: BuurtContext, chat_id: int, signal: Signal, names: dict
         except BadRequest as exc:  # e.g. a file id Telegram no longer knows
             log.warning("photo of %s could not be shown: %s", signal.reference, exc)
             photo_problem = True
+    added = [e for e in signal.history if e.kind == store.ADDITION and e.photo_file_id]
+    for event in added[-ADDED_PHOTOS_SHOWN:]:
+        assert event.photo_file_id is not None
+        try:
+            await context.bot.send_photo(
+                chat_id,
+                event.photo_file_id,
+                caption=t(
+                    "📷 Added by the reporter of <b>{reference}</b> on {date}",
+                    reference=signal.reference,
+                    date=local_datetime(event.at, context.settings.tz),
+                ),
+            )
+        except BadRequest as exc:
+            log.warning("added photo of %s could not be shown: %s", signal.reference, exc)
     if signal.latitude is not None and signal.longitude is not None:
         await context.bot.send_location(chat_id, signal.latitude, signal.longitude)
     text = _detail_text(
@@ -458,9 +501,15 @@ async def on_take(update: Update, context: BuurtContext) -> None:
         _, signal = await _pro_signal(
             session, context, user_id, int(steps.match(context, 1)), for_update=True
         )
-        taken = await store.take(session, signal, user_id, now=clock()) if signal else None
+        open_ = signal is not None and signal.status != WITHDRAWN
+        taken = (
+            await store.take(session, signal, user_id, now=clock()) if signal and open_ else None
+        )
         previous = taken.previous if taken and taken.previous != user_id else None
         names = await store.display_names(session, [previous])
+    if signal is not None and not open_:
+        await query.answer(_withdrawn(t, signal), show_alert=True)
+        return
     if signal is None or taken is None:
         await steps.refuse(query, context)
         return
@@ -554,6 +603,9 @@ async def on_status_menu(update: Update, context: BuurtContext) -> None:
     if signal is None:
         await steps.refuse(query, context)
         return
+    if signal.status == WITHDRAWN:
+        await query.answer(_withdrawn(t, signal), show_alert=True)
+        return
     await query.answer()
     choices = [
         (status_label(t, status), f"cases:status:{signal.id}:{status}")
@@ -586,6 +638,9 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
         _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
     if signal is None:
         await steps.refuse(query, context)
+        return None
+    if signal.status == WITHDRAWN:
+        await query.answer(_withdrawn(t, signal), show_alert=True)
         return None
     if signal.status == to_status:
         await query.answer(
@@ -685,6 +740,9 @@ async def _apply_status(
     STEPS.forget(context)
     if signal is None:
         await context.bot.send_message(user.id, not_allowed(t))
+        return ConversationHandler.END
+    if old == WITHDRAWN:
+        await context.bot.send_message(user.id, _withdrawn(t, signal))
         return ConversationHandler.END
     if not changed:
         await context.bot.send_message(

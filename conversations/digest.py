@@ -17,6 +17,12 @@ their next digest then covers both days.
 ``/overzicht`` covers the signals since the asker's last delivered digest (or the last 24
 hours when they never had one) up to now, and moves no watermark.
 
+New signals: a professional who wants each new signal at once (the default; switched per wijk
+with ``/meldingen_instellen``) gets a short alert right after the signal is stored. The alerts
+are claimed in the unit of work that stores the signal and marked sent just before sending
+(storage/digest.py); a send that failed for a passing reason is retried by the wijk's retry
+job, and one missed while the bot was down goes out at start, unless a digest has covered it.
+
 Jobs read the time through :func:`clock`, which tests replace.
 """
 
@@ -31,17 +37,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import Update
-from telegram.error import Forbidden, TelegramError
-from telegram.ext import Application, BaseHandler, CommandHandler, filters
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import Application, BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.charts import WeeklyChart, weekly_chart_png
 from bot.context import AfterCommit, BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import Html, Translator, escape
 from bot.settings import Settings, WijkSettings
+from conversations import steps
 from conversations.ui import (
     category_label,
+    keyboard,
     local_date,
     local_datetime,
     not_allowed,
@@ -56,7 +64,7 @@ from storage.hotspots import HotspotRules, HotspotSummary
 from storage.models import Signal
 from storage.residents import get_resident
 from storage.signals import CATEGORIES
-from storage.wijken import get_wijk, wijk_by_slug
+from storage.wijken import active_wijken, get_wijk, wijk_by_slug
 
 log = logging.getLogger(__name__)
 
@@ -454,12 +462,18 @@ async def run_wijk(application: BuurtApplication, slug: str, now: dt.datetime) -
             due = await digests.due_recipients(
                 session, wijk_id, slot=slot, at=wijk.digest_time, tz=settings.tz
             )
+            # Alerts of signals the digest of this slot does not cover yet.
+            unsent = await digests.unsent_signal_alerts(session, wijk_id, after=slot)
+        alerted = [
+            await _send_signal_alert(application, signal_id, recipient, now=now)
+            for signal_id, recipient in unsent
+        ]
         for hotspot_id in pending:
             await _announce(application, hotspot_id, now=now)
         delivered = [
             await _send_digest(application, wijk, wijk_id, d, slot=slot, now=now) for d in due
         ]
-    if not all(delivered):
+    if not all(delivered) or not all(alerted):
         _schedule_retry(application, slug)
 
 
@@ -481,19 +495,180 @@ async def _retry_job(context: BuurtContext) -> None:
 async def on_signal_created(
     context: BuurtContext, session: AsyncSession, signal: Signal
 ) -> AfterCommit | None:
-    """Early warning for a just-stored signal (same unit of work); when it makes a NEW
-    hotspot, the alert to the pair follows after the commit."""
+    """A just-stored signal (same unit of work): claim the "new signal" alerts of those who
+    want each one at once, and run the early warning. The alerts (and the alert of a NEW
+    hotspot) are sent after the commit."""
     wijk = await get_wijk(session, signal.wijk_id)
-    rules = hotspot_rules(context.settings, wijk.slug if wijk else None)
+    slug = wijk.slug if wijk else None
+    claimed = await digests.claim_signal_alerts(session, signal, now=clock())
+    rules = hotspot_rules(context.settings, slug)
     hotspot = await hotspots.register_signal(session, signal, rules)
-    if hotspot is None:
+    if hotspot is None and not claimed:
         return None
-    hotspot_id = hotspot.id
+    hotspot_id = hotspot.id if hotspot is not None else None
+    signal_id = signal.id
 
     async def alert() -> None:
-        await _announce(_app(context.application), hotspot_id, now=clock())
+        application = _app(context.application)
+        if claimed:
+            recipients = await _alert_recipients(application, signal_id)
+            sent = [
+                await _send_signal_alert(application, signal_id, recipient, now=clock())
+                for recipient in recipients
+            ]
+            if not all(sent) and slug is not None:
+                _schedule_retry(application, slug)
+        if hotspot_id is not None:
+            await _announce(application, hotspot_id, now=clock())
 
     return alert
+
+
+# --- new-signal alerts ------------------------------------------------------------------------
+
+
+async def _alert_recipients(application: BuurtApplication, signal_id: int) -> list[int]:
+    """Who has an unsent alert about this signal."""
+    async with application.services.db.begin() as session:
+        return await digests.unsent_alerts_of(session, signal_id)
+
+
+def signal_alert_text(t: Translator, signal: Signal) -> tuple[str, InlineKeyboardMarkup]:
+    """The short alert about one new signal (no resident identity unless contactable)."""
+    often = t("recurring") if signal.frequency == "recurring" else t("first time")
+    lines = [
+        t(
+            "🆕 <b>New signal {reference}</b> · {wijk}",
+            reference=signal.reference,
+            wijk=signal.wijk.name if signal.wijk else "",
+        ),
+        t(
+            "{category} · {place} · {often}",
+            category=category_label(t, signal.category),
+            place=Html(_place(t, signal.location_text, signal.latitude, signal.longitude)),
+            often=often,
+        ),
+    ]
+    if signal.contactable and signal.contact_name:
+        lines.append(t("contact: {name}", name=signal.contact_name))
+    lines.append("")
+    lines.append(t("You get each new signal at once. Only in the digest? /meldingen_instellen"))
+    markup = keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
+    return "\n".join(lines), markup
+
+
+async def _send_signal_alert(
+    application: BuurtApplication, signal_id: int, recipient: int, *, now: dt.datetime
+) -> bool:
+    """Send one claimed alert at most once; False when it should be tried again later."""
+    async with application.services.db.begin() as session:
+        signal = await digests.take_signal_alert(session, signal_id, recipient, now=now)
+        if signal is None:
+            return True
+        language = await _language(application, session, recipient)
+    text, markup = signal_alert_text(Translator(language), signal)
+    try:
+        await application.bot.send_message(recipient, text, reply_markup=markup)
+    except Forbidden as exc:
+        # Blocked the bot: the signal is in their digest once they unblock.
+        log.warning("signal alert %s not delivered to %s: %s", signal.reference, recipient, exc)
+    except TelegramError as exc:
+        log.warning(
+            "signal alert %s for %s failed (%s); retrying", signal.reference, recipient, exc
+        )
+        async with application.services.db.begin() as session:
+            await digests.release_signal_alert(session, signal_id, recipient, taken_at=now)
+        return False
+    return True
+
+
+# --- /meldingen_instellen ---------------------------------------------------------------------
+
+
+async def _alert_settings(
+    context: BuurtContext, telegram_id: int
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    """The text and buttons of /meldingen_instellen, or None for someone without a digest."""
+    t = context.t
+    async with context.db.begin() as session:
+        person = await access.person(session, telegram_id, context.settings.admins)
+        mine = person.wijken_for(Permission.DIGEST)
+        wijken = [w for w in await active_wijken(session) if w.id in mine]
+        modes = await digests.alert_modes(session, telegram_id)
+    if not wijken:
+        return None
+    lines = [t("<b>How do you hear of new signals?</b>"), ""]
+    buttons: list[tuple[str, str]] = []
+    for wijk in wijken:
+        mode = modes.get(wijk.id, digests.DEFAULT_ALERT_MODE)
+        config = wijk_settings(context.settings, wijk.slug)
+        at = (config.digest_time if config else dt.time(8, 0)).strftime("%H:%M")
+        if mode == digests.IMMEDIATE:
+            lines.append(t("{wijk}: each new signal at once 🔔", wijk=wijk.name))
+            buttons.append(
+                (
+                    t("{wijk}: only in the digest", wijk=wijk.name),
+                    f"digest:alerts:{wijk.id}:{digests.DIGEST_ONLY}",
+                )
+            )
+        else:
+            lines.append(
+                t("{wijk}: only in the daily digest at {time} 📋", wijk=wijk.name, time=at)
+            )
+            buttons.append(
+                (
+                    t("{wijk}: each new signal at once", wijk=wijk.name),
+                    f"digest:alerts:{wijk.id}:{digests.IMMEDIATE}",
+                )
+            )
+    lines.append("")
+    lines.append(
+        t(
+            "The daily digest comes either way, and early warnings (hotspots) always come at "
+            "once. Residents are told when you will see their report."
+        )
+    )
+    return "\n".join(lines), keyboard(buttons)
+
+
+async def alert_settings(update: Update, context: BuurtContext) -> None:
+    """/meldingen_instellen: per wijk, each new signal at once or only in the digest."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    view = await _alert_settings(context, user.id)
+    if view is None:
+        await message.reply_text(not_allowed(context.t))
+        return
+    text, markup = view
+    await message.reply_text(text, reply_markup=markup)
+
+
+async def on_alert_mode(update: Update, context: BuurtContext) -> None:
+    """A button of /meldingen_instellen: switch one wijk (checked again on the server)."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    wijk_id, mode = int(steps.match(context, 1)), steps.match(context, 2)
+    async with context.db.begin() as session:
+        person = await access.person(session, user_id, context.settings.admins)
+        allowed = person.may(Permission.DIGEST, wijk_id)
+        if allowed:
+            await digests.set_alert_mode(session, wijk_id, user_id, mode, now=clock())
+    if not allowed:
+        await steps.refuse(query, context)
+        return
+    await query.answer(context.t("Saved"))
+    view = await _alert_settings(context, user_id)
+    if view is None:
+        return
+    text, markup = view
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc):
+            raise
 
 
 async def _announce(application: BuurtApplication, hotspot_id: int, *, now: dt.datetime) -> None:
@@ -579,8 +754,13 @@ async def overview(update: Update, context: BuurtContext) -> None:
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
-    """/overzicht."""
-    return [CommandHandler("overzicht", overview, filters=PRIVATE)]
+    """/overzicht and /meldingen_instellen with its buttons."""
+    return [
+        CommandHandler("overzicht", overview, filters=PRIVATE),
+        CommandHandler("meldingen_instellen", alert_settings, filters=PRIVATE),
+        CallbackQueryHandler(on_alert_mode, pattern=r"^digest:alerts:(\d+):(immediate|digest)$"),
+        CallbackQueryHandler(steps.stale_button(Permission.DIGEST), pattern=r"^digest:"),
+    ]
 
 
 async def start_jobs(application: Any) -> None:

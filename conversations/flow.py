@@ -72,6 +72,7 @@ LABELS: dict[str, str] = {
     "cases": N_("your text for a signal"),
     "mediation_cases": N_("your text for a mediation case"),
     "mediation_invite": N_("your phone number for the mediation team"),
+    "mine": N_("your addition to a report"),
 }
 
 
@@ -83,11 +84,13 @@ def persistent_conversation(
     fallbacks: list[BaseHandler[Any, Any, Any]],
     allow_reentry: bool = False,
     timeout: dt.timedelta | None = TYPED_TIMEOUT,
+    on_expired: Callback | None = None,
 ) -> FlowPart:
     """One flow's handlers: combined with every other flow into the one flow conversation
     (see :func:`one_conversation`), so a person is in at most one flow at a time.
 
-    A typed step (the default) expires after ``timeout`` without an answer."""
+    A typed step (the default) expires after ``timeout`` without an answer: what arrives then
+    goes to ``on_expired`` (which forgets the step and says so), or gets a general answer."""
     return FlowPart(
         name=name,
         entry_points=entry_points,
@@ -95,6 +98,7 @@ def persistent_conversation(
         fallbacks=fallbacks,
         allow_reentry=allow_reentry,
         timeout=timeout,
+        on_expired=on_expired,
     )
 
 
@@ -111,6 +115,22 @@ async def too_long(message: Message, context: BuurtContext, text: str, limit: in
         )
     )
     return True
+
+
+def behaviour_request(t: Translator) -> str:
+    """The profiling guard's one kind question: describe behaviour instead (or keep the text)."""
+    return t(
+        "Your text says something about where people come from, what they look like "
+        "or what they believe. Could you describe what happened instead: what did "
+        "people do, where and when? That helps the professionals more, and keeps "
+        "anyone from being judged on who they are.\n"
+        "Send your text again, or keep it as it is."
+    )
+
+
+def keep_label(t: Translator) -> str:
+    """The label of the guard's button that keeps the text as it is."""
+    return t("Keep my text")
 
 
 @dataclass(frozen=True)
@@ -318,14 +338,8 @@ class GuidedFlow:
         message = update.effective_message
         assert message is not None
         await message.reply_text(
-            t(
-                "Your text says something about where people come from, what they look like "
-                "or what they believe. Could you describe what happened instead: what did "
-                "people do, where and when? That helps the professionals more, and keeps "
-                "anyone from being judged on who they are.\n"
-                "Send your text again, or keep it as it is."
-            ),
-            reply_markup=keyboard([(t("Keep my text"), self.data(draft, step, "keep"))]),
+            behaviour_request(t),
+            reply_markup=keyboard([(keep_label(t), self.data(draft, step, "keep"))]),
         )
         return True
 
@@ -577,6 +591,7 @@ class FlowPart(BaseHandler[Update, BuurtContext, None]):
         command: str | None = None,
         resume: Callback | None = None,
         timeout: dt.timedelta | None = None,
+        on_expired: Callback | None = None,
     ) -> None:
         super().__init__(self._never)
         self.name = name
@@ -587,6 +602,7 @@ class FlowPart(BaseHandler[Update, BuurtContext, None]):
         self.command = command  # the command that resumes a draft kept for later
         self.resume = resume
         self.timeout = timeout
+        self.on_expired = on_expired
 
     @staticmethod
     async def _never(update: Update, context: BuurtContext) -> None:
@@ -649,6 +665,11 @@ def _owned(part: FlowPart, handler: BaseHandler[Any, Any, Any], *, step: bool) -
 async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> object:
     """A step that waited too long: nothing is sent or saved, and what was typed is shown
     back so it is not lost."""
+    if part.on_expired is not None:
+        await part.on_expired(update, context)
+        if context.user_data is not None:
+            context.user_data.pop(ACTIVE, None)
+        return ConversationHandler.END
     message = update.effective_message
     if message is not None:
         text = message.text or ""

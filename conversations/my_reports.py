@@ -1,24 +1,124 @@
-"""/mijnmeldingen: the resident's own reports with their status."""
+"""/mijnmeldingen: the resident's own reports with their status, and following up on an open
+one: add something (text or a photo) or withdraw it.
+
+Every button names the report by id and is checked again on the server side: only the
+reporter's own, still open report. An addition is a typed step kept in ``user_data["mine"]``
+(persisted), with the same text limit and profiling guard as /melden; it goes into the
+signal's history and to the professionals of the wijk, without the reporter's identity unless
+they chose to be contactable. Withdrawing asks for a confirmation first; the report then
+counts as closed, stays in the statistics, and the professionals are told.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler, filters
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.context import BuurtContext
 from bot.feature import Feature
-from conversations.ui import category_label, local_date, status_label
+from bot.i18n import Translator, escape
+from conversations import steps
+from conversations.flow import (
+    PRIVATE,
+    State,
+    behaviour_request,
+    keep_label,
+    persistent_conversation,
+    too_long,
+)
+from conversations.steps import TypedSteps
+from conversations.ui import category_label, keyboard, local_date, not_allowed, status_label
+from storage import access
+from storage import cases as store
+from storage.access import Permission
+from storage.guard import count_guard, mentions_appearance
+from storage.models import Signal, utcnow
 from storage.residents import get_resident
 from storage.signals import count_signals_of_resident, signals_of_resident
 
-PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+log = logging.getLogger(__name__)
+
 SHOWN = 20
+ADD = "add"
+# How long a pressed "Add" waits for the text or photo. Later, a message is not silently
+# attached to an old report (the resident may have moved on to something else).
+ADD_WAITS = dt.timedelta(hours=2)
+IMAGE = PRIVATE & (filters.PHOTO | filters.Document.IMAGE)
+OTHER = PRIVATE & ~filters.COMMAND & ~filters.TEXT & ~filters.PHOTO & ~filters.Document.IMAGE
+
+# "Now" for handlers; tests replace it to move time forward.
+clock: Callable[[], dt.datetime] = utcnow
+
+STEPS = TypedSteps(
+    key="mine",
+    cancelled=lambda t: t("Stopped. Nothing has been added."),
+    unfinished=lambda t, reference: t(
+        "(You did not finish your addition to {reference}; nothing was added.)",
+        reference=reference,
+    ),
+)
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+def _list_view(
+    t: Translator, signals: list[Signal], total: int, tz: dt.tzinfo
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    lines = [t("<b>Your reports</b>")]
+    rows: list[list[InlineKeyboardButton]] = []
+    for signal in signals:
+        lines.append(
+            t(
+                "<b>{reference}</b> · {category} · {date} · {status}",
+                reference=signal.reference,
+                category=category_label(t, signal.category),
+                date=local_date(signal.created_at, tz),
+                status=status_label(t, signal.status),
+            )
+        )
+        if store.is_open(signal):
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        "➕ " + t("Add to {reference}", reference=signal.reference),
+                        callback_data=f"mine:add:{signal.id}",
+                    ),
+                    InlineKeyboardButton(
+                        "↩️ " + t("Withdraw"), callback_data=f"mine:withdraw:{signal.id}"
+                    ),
+                ]
+            )
+    if total > len(signals):
+        lines.append(t("… and {n} older reports.", n=total - len(signals)))
+    if rows:
+        lines.append("")
+        lines.append(
+            t(
+                "Something to add to an open report, such as a new incident or a photo? Or is "
+                "it no longer needed? Use the buttons below."
+            )
+        )
+    return "\n".join(lines), InlineKeyboardMarkup(rows) if rows else None
 
 
 async def my_reports(update: Update, context: BuurtContext) -> None:
-    """List the resident's reports: reference, category, date and status."""
+    """List the resident's reports: reference, category, date and status; buttons to add to
+    or withdraw each open one."""
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
@@ -30,26 +130,409 @@ async def my_reports(update: Update, context: BuurtContext) -> None:
     if not signals:
         await message.reply_text(t("You have not made any reports yet. Start one with /melden."))
         return
-    tz = context.settings.tz
-    lines = [t("<b>Your reports</b>")]
-    for signal in signals:
-        lines.append(
-            t(
-                "<b>{reference}</b> · {category} · {date} · {status}",
+    text, markup = _list_view(t, list(signals), total, context.settings.tz)
+    await message.reply_text(text, reply_markup=markup)
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+async def _own_signal(
+    session: AsyncSession, telegram_id: int, signal_id: int, *, for_update: bool = False
+) -> Signal | None:
+    """The signal, only if this person reported it."""
+    resident = await get_resident(session, telegram_id)
+    if resident is None:
+        return None
+    signal = await store.get_signal(session, signal_id, for_update=for_update)
+    if signal is None or signal.resident_id != resident.id:
+        return None
+    return signal
+
+
+def _no_longer_open(t: Translator, signal: Signal) -> str:
+    return t(
+        "Report {reference} is no longer open ({status}), so it cannot be changed.",
+        reference=signal.reference,
+        status=status_label(t, signal.status),
+    )
+
+
+async def _professionals(
+    context: BuurtContext, session: AsyncSession, signal: Signal
+) -> dict[int, str]:
+    """The wijkagent and opbouwwerker of the signal's wijk (whoever took it is one of them),
+    with their languages."""
+    return {
+        telegram_id: await steps.language_of(context, session, telegram_id)
+        for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS)
+    }
+
+
+def _show_button(t: Translator, signal: Signal) -> InlineKeyboardMarkup:
+    return keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
+
+
+def _contact_line(t: Translator, signal: Signal) -> str | None:
+    if signal.contactable and signal.contact_name:
+        return t("Contact: {name}", name=signal.contact_name)
+    return None
+
+
+async def _tell(
+    context: BuurtContext,
+    signal: Signal,
+    targets: dict[int, str],
+    text: Callable[[Translator], str],
+    photo: str | None = None,
+) -> int:
+    """Send each professional ``text`` (and the photo) in their language; how many got it."""
+    delivered = 0
+    for telegram_id, language in targets.items():
+        t = Translator(language)  # theirs
+        try:
+            if photo is not None:
+                await context.bot.send_photo(
+                    telegram_id,
+                    photo,
+                    caption=t(
+                        "📷 Photo added by the reporter of <b>{reference}</b>",
+                        reference=signal.reference,
+                    ),
+                )
+            await context.bot.send_message(
+                telegram_id, text(t), reply_markup=_show_button(t, signal)
+            )
+            delivered += 1
+        except TelegramError as exc:
+            log.warning(
+                "follow-up on %s not delivered to a professional: %s", signal.reference, exc
+            )
+    return delivered
+
+
+# --- adding to a report -------------------------------------------------------------------------
+
+
+async def on_add_chosen(update: Update, context: BuurtContext) -> State:
+    """Add: ask for the text or photo."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return None
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
+    if signal is None:
+        await steps.refuse(query, context)
+        return None
+    if not store.is_open(signal):
+        await query.answer(_no_longer_open(t, signal), show_alert=True)
+        return None
+    STEPS.remember(context, ADD, signal.reference, signal_id=signal.id, since=clock().isoformat())
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "What would you like to add to report <b>{reference}</b>? Type it, or send a "
+            "photo (a caption is welcome). Please describe behaviour, not what people look "
+            "like or where they come from. (At most {limit} characters.) /annuleren stops.",
+            reference=signal.reference,
+            limit=context.settings.reports.max_text_length,
+        ),
+    )
+    return ADD
+
+
+async def _pending_addition(update: Update, context: BuurtContext) -> dict[str, Any] | None:
+    """The addition under way."""
+    return STEPS.pending(context, ADD)
+
+
+async def _add_expired(update: Update, context: BuurtContext) -> None:
+    """Something arrives after "Add" waited too long: it is not added, and the step ends."""
+    pending = STEPS.forget(context) or {}
+    message = update.effective_message
+    if message is None:
+        return
+    await message.reply_text(
+        context.t(
+            "This was not added to {reference}: it is a while since you pressed “Add”. "
+            "Want to add it after all? Open /mijnmeldingen and press “Add” again. Want to "
+            "report something new? Tap /melden.",
+            reference=str(pending.get("reference", "")),
+        )
+    )
+
+
+async def on_add_text(update: Update, context: BuurtContext) -> State:
+    """The typed addition."""
+    pending = await _pending_addition(update, context)
+    if pending is None:
+        return ConversationHandler.END
+    text = await steps.typed(update, context, context.settings.reports.max_text_length)
+    if text is None:
+        return ADD
+    return await _add(update, context, pending, text, None)
+
+
+async def on_add_photo(update: Update, context: BuurtContext) -> State:
+    """A photo (or an image sent as a file), with or without a caption."""
+    pending = await _pending_addition(update, context)
+    message = update.effective_message
+    assert message is not None
+    if pending is None:
+        return ConversationHandler.END
+    photo = message.photo[-1].file_id if message.photo else None
+    if photo is None and message.document is not None:
+        photo = message.document.file_id
+    caption = (message.caption or "").strip() or None
+    if caption and await too_long(
+        message, context, caption, context.settings.reports.max_text_length
+    ):
+        return ADD
+    return await _add(update, context, pending, caption, photo)
+
+
+async def on_keep(update: Update, context: BuurtContext) -> State:
+    """Keep my text: the addition the guard asked about is added as it was."""
+    pressed = await steps.pressed(update, context)
+    pending = STEPS.pending(context, ADD)
+    if pressed is None:
+        return None
+    query, _ = pressed
+    held = pending.get("held") if pending else None
+    if pending is None or not held or str(pending["signal_id"]) != steps.match(context, 1):
+        await query.answer(context.t("This button is no longer active."), show_alert=True)
+        return None
+    await query.answer()
+    await steps.spend(query)
+    return await _add(update, context, pending, held.get("text"), held.get("photo"), kept=True)
+
+
+async def _add(
+    update: Update,
+    context: BuurtContext,
+    pending: dict[str, Any],
+    text: str | None,
+    photo: str | None,
+    *,
+    kept: bool = False,
+) -> State:
+    user = update.effective_user
+    message = update.effective_message
+    assert user is not None and message is not None
+    t = context.t
+    if text and not kept and not pending.get("guard_asked") and mentions_appearance(text):
+        # Once, as in /melden: ask for behaviour instead; the resident may keep the text.
+        pending["guard_asked"] = True
+        pending["held"] = {"text": text, "photo": photo}
+        async with context.db.begin() as session:
+            await count_guard(session, clock())
+        await message.reply_text(
+            behaviour_request(t),
+            reply_markup=keyboard([(keep_label(t), f"mine:keep:{pending['signal_id']}")]),
+        )
+        return ADD
+    targets: dict[int, str] = {}
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user.id, int(pending["signal_id"]), for_update=True)
+        added = (
+            await store.add_from_reporter(
+                session, signal, text=text, photo_file_id=photo, now=clock()
+            )
+            if signal is not None
+            else None
+        )
+        if added is not None and signal is not None:
+            targets = await _professionals(context, session, signal)
+    STEPS.forget(context)
+    if signal is None:
+        await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    if added is None:
+        await message.reply_text(_no_longer_open(t, signal))
+        return ConversationHandler.END
+
+    def told(t: Translator) -> str:  # in the professional's language
+        lines = [
+            "➕ "
+            + t(
+                "The reporter of <b>{reference}</b> ({category}) added information:",
                 reference=signal.reference,
                 category=category_label(t, signal.category),
-                date=local_date(signal.created_at, tz),
-                status=status_label(t, signal.status),
-            )
+            ),
+            "",
+            escape(text) if text else t("(a photo, see above)"),
+        ]
+        contact = _contact_line(t, signal)
+        if contact:
+            lines += ["", contact]
+        return "\n".join(lines)
+
+    delivered = await _tell(context, signal, targets, told, photo)
+    if delivered:
+        reply = t(
+            "Thank you. Your addition to <b>{reference}</b> has been saved and passed on to "
+            "the wijkagent and the opbouwwerker.",
+            reference=signal.reference,
         )
-    if total > len(signals):
-        lines.append(t("… and {n} older reports.", n=total - len(signals)))
-    await message.reply_text("\n".join(lines))
+    else:
+        reply = t(
+            "Thank you. Your addition has been saved with report <b>{reference}</b>.",
+            reference=signal.reference,
+        )
+    await message.reply_text(reply)
+    return ConversationHandler.END
+
+
+async def on_other(update: Update, context: BuurtContext) -> State:
+    """A sticker, a file or a voice message while an addition is expected."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(context.t("Please send text or a photo, or stop with /annuleren."))
+    return None
+
+
+# --- withdrawing a report ------------------------------------------------------------------------
+
+
+async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
+    """Withdraw: ask for a confirmation first."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
+    if signal is None:
+        await steps.refuse(query, context)
+        return
+    if not store.is_open(signal):
+        await query.answer(_no_longer_open(t, signal), show_alert=True)
+        return
+    await query.answer()
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Withdraw report <b>{reference}</b> ({category})?\n"
+            "The wijkagent and the opbouwwerker are told that you withdrew it, and it is no "
+            "longer handled. It stays in the statistics, without your name.",
+            reference=signal.reference,
+            category=category_label(t, signal.category),
+        ),
+        reply_markup=keyboard(
+            [
+                ("↩️ " + t("Yes, withdraw it"), f"mine:withdraw-yes:{signal.id}"),
+                (t("No, keep it open"), f"mine:withdraw-no:{signal.id}"),
+            ]
+        ),
+    )
+
+
+async def on_withdraw_confirmed(update: Update, context: BuurtContext) -> None:
+    """Yes, withdraw: the report is withdrawn and the professionals are told."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    targets: dict[int, str] = {}
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user_id, int(steps.match(context, 1)), for_update=True)
+        withdrawn = await store.withdraw(session, signal, now=clock()) if signal else False
+        if withdrawn and signal is not None:
+            targets = await _professionals(context, session, signal)
+    if signal is None:
+        await steps.refuse(query, context)
+        return
+    if not withdrawn:
+        await query.answer(_no_longer_open(t, signal), show_alert=True)
+        return
+    await query.answer(t("Withdrawn"))
+    await steps.spend(query)
+    await context.bot.send_message(
+        user_id,
+        t(
+            "Report <b>{reference}</b> has been withdrawn. Thank you for letting us know. "
+            "Something new? You can always report it with /melden.",
+            reference=signal.reference,
+        ),
+    )
+
+    def told(t: Translator) -> str:  # in the professional's language
+        lines = [
+            "↩️ "
+            + t(
+                "The reporter has withdrawn report <b>{reference}</b> ({category}). It no "
+                "longer counts as open.",
+                reference=signal.reference,
+                category=category_label(t, signal.category),
+            )
+        ]
+        contact = _contact_line(t, signal)
+        if contact:
+            lines.append(contact)
+        return "\n".join(lines)
+
+    await _tell(context, signal, targets, told)
+
+
+async def on_withdraw_declined(update: Update, context: BuurtContext) -> None:
+    """No, keep it: nothing changes."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    async with context.db.begin() as session:
+        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
+    if signal is None:
+        await steps.refuse(query, context)
+        return
+    await query.answer(context.t("Nothing changed"))
+    await steps.spend(query)
+
+
+async def stale(update: Update, context: BuurtContext) -> None:
+    """Any other mine: button (an old step, forged data): change nothing."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer(context.t("This button is no longer active."), show_alert=True)
+
+
+# --- wiring ---------------------------------------------------------------------------------------
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
-    """Handlers for /mijnmeldingen."""
-    return [CommandHandler("mijnmeldingen", my_reports, filters=PRIVATE)]
+    """/mijnmeldingen, adding to a report (a persistent typed step) and withdrawing one."""
+    conversation = persistent_conversation(
+        entry_points=[CallbackQueryHandler(on_add_chosen, pattern=r"^mine:add:(\d+)$")],
+        states={
+            ADD: [
+                MessageHandler(steps.TYPED, on_add_text),
+                MessageHandler(IMAGE, on_add_photo),
+                CallbackQueryHandler(on_keep, pattern=r"^mine:keep:(\d+)$"),
+            ],
+        },
+        fallbacks=[
+            CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),
+            CommandHandler("mijnmeldingen", STEPS.leaving(my_reports), filters=PRIVATE),
+            MessageHandler(OTHER, on_other),
+        ],
+        name="mine",
+        allow_reentry=True,
+        timeout=ADD_WAITS,
+        on_expired=_add_expired,
+    )
+    return [
+        conversation,
+        CommandHandler("mijnmeldingen", my_reports, filters=PRIVATE),
+        CallbackQueryHandler(on_withdraw_chosen, pattern=r"^mine:withdraw:(\d+)$"),
+        CallbackQueryHandler(on_withdraw_confirmed, pattern=r"^mine:withdraw-yes:(\d+)$"),
+        CallbackQueryHandler(on_withdraw_declined, pattern=r"^mine:withdraw-no:(\d+)$"),
+        CallbackQueryHandler(stale, pattern=r"^mine:"),
+    ]
 
 
 FEATURE = Feature(name="my_reports", handlers=build_handlers)

@@ -34,7 +34,7 @@ def help_text(t: Translator) -> str:
                 "/melden: report an early signal (a quarrel, noise, children without "
                 "supervision, graffiti, ...)"
             ),
-            t("/mijnmeldingen: see your reports and what happened to them"),
+            t("/mijnmeldingen: your reports: what happened, add something, or withdraw one"),
             t("/bemiddeling: ask for mediation in a conflict with neighbours"),
             t("/koffie: koffiemomenten in your wijk"),
             t("/koppel: when the wijkagent and opbouwwerker are around"),

@@ -10,6 +10,7 @@ update, so a restart continues where the resident was.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from telegram import (
@@ -32,7 +33,9 @@ from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
-from conversations.ui import CATEGORY_LABELS, category_label, keyboard
+from conversations.ui import CATEGORY_LABELS, category_label, keyboard, role_label
+from storage.digest import DeliveryPromise, delivery_promise
+from storage.models import utcnow
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, create_signal
 from storage.wijken import active_wijken, get_wijk
@@ -40,6 +43,9 @@ from storage.wijken import active_wijken, get_wijk
 MAX_PLACE = 300
 MAX_WHEN = 300
 MIN_DESCRIPTION = 5
+
+# "Now" for storing a report and telling when it will be seen; tests replace it.
+clock: Callable[[], dt.datetime] = utcnow
 
 # Conversation states: one per question.
 SAFETY, WIJK, CATEGORY, DESCRIPTION = "safety", "wijk", "category", "description"
@@ -405,6 +411,8 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     user = update.effective_user
     message = update.effective_message
     assert query is not None and user is not None and message is not None
+    now = clock()
+    tz = context.settings.tz
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.lang)
         signal = await create_signal(
@@ -425,13 +433,20 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 contact_name=_contact_name(user, draft) if draft["contactable"] else None,
                 on_behalf=bool(draft.get("on_behalf")),
             ),
-            year=dt.datetime.now(context.settings.tz).year,
+            year=now.astimezone(tz).year,
+            now=now,
         )
         reference = signal.reference
-        # Other features react in the same unit of work (e.g. the early warning).
+        # Other features react in the same unit of work (e.g. alerts, the early warning).
         follow_ups = [
             await hook(context, session, signal) for hook in context.services.signal_hooks
         ]
+        wijk = await get_wijk(session, signal.wijk_id)
+        digest_time = next(
+            (w.digest_time for w in context.settings.wijken if wijk and w.slug == wijk.slug),
+            dt.time(8, 0),
+        )
+        promise = await delivery_promise(session, signal.wijk_id, now=now, at=digest_time, tz=tz)
     FLOW.drop(context)
     t = context.t
     await query.answer(t("Report sent"))
@@ -444,9 +459,10 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     await message.reply_text(
         t(
             "Thank you. Your report has been saved as <b>{reference}</b>.\n"
-            "The wijkagent and the opbouwwerker of your wijk receive it. {who}\n"
-            "Follow what happens with /mijnmeldingen.",
+            "{delivery} {who}\n"
+            "Follow what happens, add something or withdraw it with /mijnmeldingen.",
             reference=reference,
+            delivery=Html(_delivery(t, promise, now=now, tz=tz)),
             who=Html(who),
         )
     )
@@ -454,6 +470,42 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
         if follow_up is not None:
             await follow_up()
     return ConversationHandler.END
+
+
+def _roles(t: Translator, roles: tuple[str, ...]) -> str:
+    """ "the wijkagent and the opbouwwerker" (escaped)."""
+    named = [t("the {role}", role=role_label(t, role)) for role in roles]
+    return named[0] if len(named) == 1 else t(" and ").join([", ".join(named[:-1]), named[-1]])
+
+
+def _delivery(t: Translator, promise: DeliveryPromise, *, now: dt.datetime, tz: dt.tzinfo) -> str:
+    """When the professionals will see the report: the truth, from their choices (at once or
+    in the daily digest) and the time of the wijk's next digest."""
+    slot = promise.next_digest.astimezone(tz)
+    time = slot.strftime("%H:%M")
+    if slot.date() == now.astimezone(tz).date():
+        when = t("today at {time}", time=time)
+    else:
+        when = t("tomorrow at {time}", time=time)
+    if promise.at_once and promise.in_digest:
+        return t(
+            "It goes right away to {now}; {later} will see it {when}, in the daily overview.",
+            now=Html(_roles(t, promise.at_once)),
+            later=Html(_roles(t, promise.in_digest)),
+            when=when,
+        )
+    if promise.at_once:
+        return t("It goes right away to {who} of your wijk.", who=Html(_roles(t, promise.at_once)))
+    if promise.in_digest:
+        return t(
+            "It reaches {who} of your wijk {when}, in their daily overview.",
+            who=Html(_roles(t, promise.in_digest)),
+            when=when,
+        )
+    return t(
+        "Your wijk has no wijkagent or opbouwwerker in this bot yet; your report is kept, "
+        "and they will see it when they join."
+    )
 
 
 def _contact_name(user: User, draft: Draft) -> str:

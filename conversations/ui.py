@@ -33,6 +33,7 @@ STATUS_LABELS: dict[str, str] = {
     "nieuw": N_("New"),
     "in_behandeling": N_("Being handled"),
     "afgehandeld": N_("Closed"),
+    "ingetrokken": N_("Withdrawn"),
 }
 
 LANGUAGE_NAMES: dict[str, str] = {"nl": "Nederlands", "en": "English"}
@@ -253,6 +254,13 @@ def first_commands(t: Translator, role: str) -> str:
     """The three commands a role needs first, for the welcome after an invite."""
     names = FIRST_COMMANDS.get(role, ("help",))
     lines = command_lines(t, ((name, description_of(name)) for name in names))
+    if Permission.DIGEST in PERMISSIONS.get(role, frozenset()):
+        lines.append(
+            t(
+                "/meldingen_instellen: you get each new signal at once; there you can choose "
+                "the digest only"
+            )
+        )
     return "\n".join([t("To start with:"), *lines, t("/help shows everything you can do.")])
 
 

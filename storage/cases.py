@@ -21,10 +21,15 @@ from sqlalchemy.orm import selectinload
 from storage import access
 from storage.access import Permission
 from storage.models import RoleGrant, Signal, SignalEvent
-from storage.signals import REFERENCE_PREFIX, STATUSES, signal_by_reference
+from storage.signals import (
+    OPEN_STATUSES,
+    REFERENCE_PREFIX,
+    STATUSES,
+    WITHDRAWN,
+    signal_by_reference,
+)
 
 NEW, HANDLING, CLOSED = "nieuw", "in_behandeling", "afgehandeld"
-OPEN_STATUSES: tuple[str, ...] = (NEW, HANDLING)
 FOLLOWUP_ANSWERS: tuple[str, ...] = ("yes", "no", "unknown")
 RESIDENT = "resident"
 BOT = "bot"
@@ -41,6 +46,12 @@ FOLLOWUP_SENT = "followup_sent"
 FOLLOWUP_UNDELIVERED = "followup_undelivered"
 FOLLOWUP = "followup"
 REOPENED = "reopened"
+ADDITION = "addition"  # the reporter added text or a photo (from /mijnmeldingen)
+WITHDRAWN_EVENT = "withdrawn"  # the reporter withdrew the report
+# Written by storage.privacy (forgetting a resident, retention).
+REPORTER_LEFT = "reporter_left"
+RETENTION_CONTACT = "retention_contact"
+RETENTION_CONTENT = "retention_content"
 
 # BS-2026-0042, bs 2026 42, 2026-0042 or just 42 (then the current year).
 _REFERENCE = re.compile(r"^(?:BS[-\s]?)?(?:(\d{4})[-\s])?0*(\d{1,6})$")
@@ -234,7 +245,7 @@ async def change_status(
     if to_status not in STATUSES:
         raise ValueError(f"unknown status {to_status!r}")
     from_status = signal.status
-    if from_status == to_status:
+    if from_status in (to_status, WITHDRAWN):  # a withdrawn report stays withdrawn
         return False
     signal.status = to_status
     signal.updated_at = now
@@ -268,6 +279,52 @@ async def add_note(
     signal.updated_at = now
     await session.flush()
     return event
+
+
+def is_open(signal: Signal) -> bool:
+    """New or being handled: not closed, not withdrawn."""
+    return signal.status in OPEN_STATUSES
+
+
+async def add_from_reporter(
+    session: AsyncSession,
+    signal: Signal,
+    *,
+    text: str | None,
+    photo_file_id: str | None,
+    now: dt.datetime,
+) -> SignalEvent | None:
+    """The reporter adds information (text, a photo or both) to their open report; None when
+    it is no longer open."""
+    if not is_open(signal) or not (text or photo_file_id):
+        return None
+    event = _record(signal, ADDITION, actor=RESIDENT, now=now, note=text)
+    event.photo_file_id = photo_file_id
+    signal.updated_at = now
+    await session.flush()
+    return event
+
+
+async def withdraw(session: AsyncSession, signal: Signal, *, now: dt.datetime) -> bool:
+    """The reporter withdraws their open report: it counts as closed (no follow-up question)
+    but stays in statistics and the export. False when it was not open any more."""
+    if not is_open(signal):
+        return False
+    from_status = signal.status
+    signal.status = WITHDRAWN
+    signal.closed_at = now
+    signal.followup_due_at = None
+    signal.updated_at = now
+    _record(
+        signal,
+        WITHDRAWN_EVENT,
+        actor=RESIDENT,
+        now=now,
+        from_status=from_status,
+        to_status=WITHDRAWN,
+    )
+    await session.flush()
+    return True
 
 
 async def mark_event(session: AsyncSession, event_id: int, kind: str) -> None:

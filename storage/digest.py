@@ -8,6 +8,12 @@ one day before the first slot after they got the role. So every signal is in exa
 delivered digest per recipient, also when the bot was down at the slot (the next run covers
 the missed slot) or a send failed (the watermark stays and a retry covers the same period).
 
+New-signal alerts: each professional chooses per wijk between every new signal at once
+(:data:`IMMEDIATE`, the default) and the digest only (:data:`DIGEST_ONLY`). The alerts for a
+signal are claimed in the unit of work that stores it (a :class:`~storage.models.SignalAlert`
+row per recipient), each is marked sent just before it goes out, so a restart sends none twice.
+:func:`delivery_promise` tells the resident, from the same preferences, when it will be seen.
+
 Nothing here knows Telegram; the texts are made in conversations/digest.py.
 """
 
@@ -17,17 +23,21 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import access
 from storage.access import Permission
 from storage.hotspots import HotspotSummary, active_hotspots, summarise
-from storage.models import DigestDelivery, Signal, Wijk
-from storage.signals import CATEGORIES
+from storage.models import AlertPreference, DigestDelivery, Signal, SignalAlert, Wijk
+from storage.signals import CATEGORIES, OPEN_STATUSES
 
-OPEN_STATUSES = ("nieuw", "in_behandeling")
+IMMEDIATE, DIGEST_ONLY = "immediate", "digest"
+# Without a choice, every new signal comes at once: residents are told the pair gets their
+# report, a wijk has a few signals a day at most, and an early signal is worth most early.
+DEFAULT_ALERT_MODE = IMMEDIATE
 
 
 # --- time -----------------------------------------------------------------------------------
@@ -328,3 +338,150 @@ async def mark_delivered(
         row.covered_until = covered_until
         row.delivered_at = now
     await session.flush()
+
+
+# --- new-signal alerts: preferences, claims, and what the resident is told ------------------
+
+
+async def alert_modes(session: AsyncSession, telegram_id: int) -> dict[int, str]:
+    """A professional's chosen mode per wijk id (wijken without a choice are left out)."""
+    rows = await session.scalars(
+        select(AlertPreference).where(AlertPreference.telegram_id == telegram_id)
+    )
+    return {row.wijk_id: row.mode for row in rows.all()}
+
+
+async def set_alert_mode(
+    session: AsyncSession, wijk_id: int, telegram_id: int, mode: str, *, now: dt.datetime
+) -> None:
+    """Choose how ``telegram_id`` hears of new signals in a wijk."""
+    if mode not in (IMMEDIATE, DIGEST_ONLY):
+        raise ValueError(f"unknown alert mode {mode!r}")
+    row = await session.get(AlertPreference, (wijk_id, telegram_id), with_for_update=True)
+    if row is None:
+        session.add(
+            AlertPreference(wijk_id=wijk_id, telegram_id=telegram_id, mode=mode, updated_at=now)
+        )
+    else:
+        row.mode = mode
+        row.updated_at = now
+    await session.flush()
+
+
+async def _digest_holders(session: AsyncSession, wijk_id: int) -> list[tuple[int, str, str]]:
+    """(telegram id, role, mode) of everyone who gets the wijk's digest."""
+    grants = await access.holders(session, wijk_id, digest_roles())
+    chosen = {
+        row.telegram_id: row.mode
+        for row in (
+            await session.scalars(select(AlertPreference).where(AlertPreference.wijk_id == wijk_id))
+        ).all()
+    }
+    return [(g.telegram_id, g.role, chosen.get(g.telegram_id, DEFAULT_ALERT_MODE)) for g in grants]
+
+
+async def claim_signal_alerts(session: AsyncSession, signal: Signal, *, now: dt.datetime) -> int:
+    """In the unit of work that stores ``signal``: one alert row for every professional of its
+    wijk who wants each new signal at once. Returns how many."""
+    recipients = {
+        telegram_id
+        for telegram_id, _, mode in await _digest_holders(session, signal.wijk_id)
+        if mode == IMMEDIATE
+    }
+    for recipient in sorted(recipients):
+        session.add(SignalAlert(signal_id=signal.id, recipient=recipient, created_at=now))
+    await session.flush()
+    return len(recipients)
+
+
+async def unsent_signal_alerts(
+    session: AsyncSession, wijk_id: int, *, after: dt.datetime
+) -> list[tuple[int, int]]:
+    """(signal id, recipient) of alerts not sent yet, for signals created after ``after``
+    (older ones are in a digest by now, which is better than a late alert)."""
+    rows = await session.execute(
+        select(SignalAlert.signal_id, SignalAlert.recipient)
+        .join(Signal, Signal.id == SignalAlert.signal_id)
+        .where(
+            Signal.wijk_id == wijk_id,
+            Signal.created_at > after,
+            SignalAlert.sent_at.is_(None),
+        )
+        .order_by(SignalAlert.signal_id, SignalAlert.recipient)
+    )
+    return [(int(signal_id), int(recipient)) for signal_id, recipient in rows.all()]
+
+
+async def unsent_alerts_of(session: AsyncSession, signal_id: int) -> list[int]:
+    """The recipients whose alert about one signal has not been sent yet."""
+    rows = await session.scalars(
+        select(SignalAlert.recipient)
+        .where(SignalAlert.signal_id == signal_id, SignalAlert.sent_at.is_(None))
+        .order_by(SignalAlert.recipient)
+    )
+    return [int(recipient) for recipient in rows.all()]
+
+
+async def take_signal_alert(
+    session: AsyncSession, signal_id: int, recipient: int, *, now: dt.datetime
+) -> Signal | None:
+    """Mark one alert as sent before sending it (at most once); the signal, or None when it
+    was sent already (or is not due to this recipient)."""
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(
+            update(SignalAlert)
+            .where(
+                SignalAlert.signal_id == signal_id,
+                SignalAlert.recipient == recipient,
+                SignalAlert.sent_at.is_(None),
+            )
+            .values(sent_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if result.rowcount != 1:
+        return None
+    return await session.get(Signal, signal_id)
+
+
+async def release_signal_alert(
+    session: AsyncSession, signal_id: int, recipient: int, *, taken_at: dt.datetime
+) -> None:
+    """Undo :func:`take_signal_alert` after a send that may succeed later."""
+    await session.execute(
+        update(SignalAlert)
+        .where(
+            SignalAlert.signal_id == signal_id,
+            SignalAlert.recipient == recipient,
+            SignalAlert.sent_at == taken_at,
+        )
+        .values(sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryPromise:
+    """When the professionals of a wijk see a new signal: the roles who get it at once, the
+    roles who see it in the next digest, and when that digest comes."""
+
+    at_once: tuple[str, ...]
+    in_digest: tuple[str, ...]
+    next_digest: dt.datetime
+
+
+async def delivery_promise(
+    session: AsyncSession, wijk_id: int, *, now: dt.datetime, at: dt.time, tz: dt.tzinfo
+) -> DeliveryPromise:
+    """What a resident who reports now may be told. A role counts as "at once" when someone
+    holding it gets each new signal at once; roles follow the order of the role table."""
+    holders = await _digest_holders(session, wijk_id)
+    order = digest_roles()
+    at_once = {role for _, role, mode in holders if mode == IMMEDIATE}
+    later = {role for _, role, _ in holders} - at_once
+    return DeliveryPromise(
+        at_once=tuple(r for r in order if r in at_once),
+        in_digest=tuple(r for r in order if r in later),
+        next_digest=next_slot(now, at, tz),
+    )

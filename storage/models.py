@@ -83,7 +83,9 @@ class Signal(Base):
 
     __tablename__ = "signals"
     __table_args__ = (
-        CheckConstraint("status in ('nieuw', 'in_behandeling', 'afgehandeld')", name="status"),
+        CheckConstraint(
+            "status in ('nieuw', 'in_behandeling', 'afgehandeld', 'ingetrokken')", name="status"
+        ),
         CheckConstraint("frequency in ('first', 'recurring')", name="frequency"),
         CheckConstraint("occurred in ('now', 'today', 'earlier')", name="occurred"),
     )
@@ -139,6 +141,8 @@ class SignalEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
+    # A photo the reporter added later (a Telegram file id; removed with the other content).
+    photo_file_id: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -249,6 +253,38 @@ class DigestDelivery(Base):
     recipient: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     covered_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+ALERT_MODES: tuple[str, ...] = ("immediate", "digest")
+
+
+class AlertPreference(Base):
+    """How a professional hears of new signals in one wijk: each at once, or only in the
+    daily digest. Without a row the default applies (see storage/digest.py)."""
+
+    __tablename__ = "alert_preferences"
+    __table_args__ = (CheckConstraint("mode in ('immediate', 'digest')", name="mode"),)
+
+    wijk_id: Mapped[int] = mapped_column(
+        ForeignKey("wijken.id", ondelete="CASCADE"), primary_key=True
+    )
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SignalAlert(Base):
+    """One "new signal" alert to one professional: written with the signal (the claim to
+    send it), ``sent_at`` set just before the send, so a restart never sends it twice."""
+
+    __tablename__ = "signal_alerts"
+
+    signal_id: Mapped[int] = mapped_column(
+        ForeignKey("signals.id", ondelete="CASCADE"), primary_key=True
+    )
+    recipient: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Hotspot(Base):

@@ -28,9 +28,12 @@ from storage.models import (
     Signup,
     utcnow,
 )
+from storage.signals import WITHDRAWN
 
 SYSTEM = "system"
 CLOSED = "afgehandeld"
+# Closed for good: handled, or withdrawn by the reporter. Retention counts from closed_at.
+FINISHED = (CLOSED, WITHDRAWN)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -98,6 +101,7 @@ async def collect(session: AsyncSession, telegram_id: int) -> dict[str, Any] | N
                 "when_text": s.occurred_text,
                 "how_often": s.frequency,
                 "photo": bool(s.photo_file_id),
+                "photos_added_later": sum(1 for e in s.history if e.photo_file_id),
                 "contactable": s.contactable,
                 "contact_name": s.contact_name,
                 "on_behalf": s.on_behalf,
@@ -203,7 +207,9 @@ async def forget(
             signal.contact_name = None
             signal.contactable = False
             signal.photo_file_id = None
-            if signal.status == CLOSED:
+            for event in signal.history:
+                event.photo_file_id = None
+            if signal.status in FINISHED:
                 _strip_to_statistics(signal)
                 for event in signal.history:
                     if event.actor == "resident":
@@ -286,7 +292,8 @@ async def retention_plan(
     closed = (
         await session.scalars(
             select(Signal)
-            .where(Signal.status == CLOSED, Signal.closed_at.is_not(None))
+            .where(Signal.status.in_(FINISHED), Signal.closed_at.is_not(None))
+            .options(selectinload(Signal.history))
             .order_by(Signal.closed_at)
         )
     ).all()
@@ -297,6 +304,7 @@ async def retention_plan(
         has_content = (
             signal.description
             or signal.photo_file_id
+            or any(e.photo_file_id for e in signal.history)
             or signal.occurred_text
             or (signal.location_text and coarse_place(signal)[0] != signal.location_text)
         )
@@ -372,6 +380,7 @@ async def apply_retention(
             _strip_to_statistics(signal)
             signal.photo_file_id = None
             for event in signal.history:
+                event.photo_file_id = None
                 if event.actor == "resident":
                     event.note = None
             signal.history.append(SignalEvent(kind="retention_content", actor=SYSTEM, at=now))

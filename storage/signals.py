@@ -25,7 +25,10 @@ CATEGORIES: tuple[str, ...] = (
 )
 OCCURRED = ("now", "today", "earlier")
 FREQUENCIES = ("first", "recurring")
+# The statuses a professional sets; the reporter can also withdraw an open report.
 STATUSES = ("nieuw", "in_behandeling", "afgehandeld")
+WITHDRAWN = "ingetrokken"
+OPEN_STATUSES = ("nieuw", "in_behandeling")
 REFERENCE_PREFIX = "BS"
 
 

@@ -135,7 +135,7 @@ async def test_unsafe_means_police_route_and_nothing_stored(bot: BotUnderTest) -
     assert "Slachtofferhulp" in reply.text
     assert await cases(bot) == []
     reply = await anna.says("hallo")
-    assert "Ik begrijp alleen commando's" in reply.text  # the flow has ended
+    assert "Wil je iets melden? Tik /melden." in reply.text  # the flow has ended
 
 
 async def test_no_consent_no_case(bot: BotUnderTest) -> None:

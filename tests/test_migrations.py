@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
 from storage.db import Base, Database
@@ -84,13 +86,60 @@ async def test_upgrade_keeps_existing_rows(db_url: str) -> None:
                     " '2026-01-01 10:00:00', '2026-01-01 10:00:00')"
                 )
             )
+            await session.execute(
+                text(
+                    "INSERT INTO signal_events (signal_id, kind, actor, at) VALUES"
+                    " (1, 'created', 'resident', '2026-01-01 10:00:00')"
+                )
+            )
         await asyncio.to_thread(migrate.upgrade, db_url)
         async with db.begin() as session:
             row = (await session.execute(text("SELECT reference, on_behalf FROM signals"))).one()
+            history = (await session.execute(text("SELECT kind FROM signal_events"))).all()
     finally:
         await db.dispose()
     assert row[0] == "BS-2026-0001"
     assert not row[1]
+    # SQLite rebuilds a table to change it; the rows that refer to it must survive that.
+    assert [kind for (kind,) in history] == ["created"]
+
+
+async def test_0008_allows_withdrawn_reports_and_keeps_history(db_url: str) -> None:
+    """0008 changes the status check of signals (SQLite rebuilds the table); the history of
+    existing signals stays, and 'ingetrokken' is a valid status afterwards, nothing else."""
+    await asyncio.to_thread(migrate.upgrade, db_url, "0005")
+    db = Database(db_url)
+    try:
+        async with db.begin() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO wijken (id, slug, name, active) VALUES (1, 'noord', 'Noord', true)"
+                )
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO signals (id, reference, wijk_id, category, occurred, frequency,"
+                    " contactable, status, location_text, created_at, updated_at, on_behalf)"
+                    " VALUES (1, 'BS-2026-0001', 1, 'anders', 'now', 'first', false, 'nieuw',"
+                    " 'Plein', '2026-01-01 10:00:00', '2026-01-01 10:00:00', false)"
+                )
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO signal_events (signal_id, kind, actor, at) VALUES"
+                    " (1, 'created', 'resident', '2026-01-01 10:00:00')"
+                )
+            )
+        await asyncio.to_thread(migrate.upgrade, db_url)
+        async with db.begin() as session:
+            await session.execute(text("UPDATE signals SET status = 'ingetrokken'"))
+            history = (await session.execute(text("SELECT kind FROM signal_events"))).all()
+        with pytest.raises(IntegrityError):
+            async with db.begin() as session:
+                await session.execute(text("UPDATE signals SET status = 'weg'"))
+    finally:
+        await db.dispose()
+    assert [kind for (kind,) in history] == ["created"]
 
 
 async def test_flow_states_move_into_the_one_flow_conversation(db_url: str) -> None:

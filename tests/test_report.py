@@ -158,7 +158,7 @@ async def test_danger_means_112_and_nothing_is_stored(bot: BotUnderTest) -> None
     assert await signals(bot) == []
     # The conversation is over: ordinary text is not taken as a description.
     reply = await anna.says("hallo")
-    assert "Ik begrijp alleen commando's" in reply.text
+    assert "Wil je iets melden? Tik /melden." in reply.text
 
 
 async def test_cancel_midway_stores_nothing(bot: BotUnderTest) -> None:

@@ -189,7 +189,7 @@ async def test_shell_commands_explain_their_usage(sqlite_url: str) -> None:
     assert "(:nieuwlid werkt alleen in een groep" in transcript
     assert "(onbekende persoon 'niemand'" in transcript
     assert "Gebruik :chat prive of :chat groep." in transcript
-    assert "Anna> :tekst 12\n[Buurtsignaal → Anna]\nIk begrijp alleen commando's." in transcript
+    assert "Anna> :tekst 12\n[Buurtsignaal → Anna]\nDank je voor je bericht." in transcript
 
 
 async def test_messages_elsewhere_alerts_and_unseen_messages(
