@@ -943,7 +943,11 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
         return
     await query.answer()
     await query.edit_message_text(
-        t("Cancelled: {n} date(s). Everyone who signed up has been told.", n=len(affected))
+        t.ngettext(
+            "Cancelled: {n} date. Everyone who signed up has been told.",
+            "Cancelled: {n} dates. Everyone who signed up has been told.",
+            len(affected),
+        )
     )
     for cancelled, signups in affected:
         await _tell(context, signups, cancelled, "cancelled")
@@ -1066,7 +1070,11 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             ]
     context.user_data.pop("koffie_edit", None)
     await message.reply_text(
-        t("Changed: {n} date(s). Everyone who signed up has been told.", n=len(changed))
+        t.ngettext(
+            "Changed: {n} date. Everyone who signed up has been told.",
+            "Changed: {n} dates. Everyone who signed up has been told.",
+            len(changed),
+        )
     )
     for changed_moment, signups in changed:
         await _tell(context, signups, changed_moment, "moved")
