@@ -2,7 +2,8 @@
 
 Repeating series are filled in a few weeks ahead (``HORIZON``) and extended by a daily job.
 Times are planned in the wijk's local time: a weekly koffiemoment at 10:00 stays at 10:00
-across the change to and from summer time.
+across the change to and from summer time. Each date is known by its place in the series
+(``Moment.occurrence``), so a date that was moved or cancelled is never filled in again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ MORNING_HOUR = 8
 def occurrences(
     first: dt.datetime, repeat: str, until: dt.datetime, tz: dt.tzinfo
 ) -> list[dt.datetime]:
-    """The start times (UTC) of a series from ``first`` up to ``until``, in local wall time."""
+    """The start times (UTC) of a series from ``first`` up to ``until``, in local wall time;
+    the position in the list is the date's ``occurrence``."""
     local = first.astimezone(tz)
     if repeat == "none":
         return [first.astimezone(dt.UTC)]
@@ -43,14 +45,19 @@ async def _fill(
     session: AsyncSession, series: Series, until: dt.datetime, tz: dt.tzinfo, now: dt.datetime
 ) -> list[Moment]:
     existing = set(
-        (await session.scalars(select(Moment.starts_at).where(Moment.series_id == series.id))).all()
+        (
+            await session.scalars(select(Moment.occurrence).where(Moment.series_id == series.id))
+        ).all()
     )
     added = []
-    for starts_at in occurrences(series.first_starts_at, series.repeat, until, tz):
-        if starts_at in existing or starts_at < now:
+    for number, starts_at in enumerate(
+        occurrences(series.first_starts_at, series.repeat, until, tz)
+    ):
+        if number in existing or starts_at < now:
             continue
         moment = Moment(
             series_id=series.id,
+            occurrence=number,
             wijk_id=series.wijk_id,
             kind=series.kind,
             starts_at=starts_at,

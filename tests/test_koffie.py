@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -332,3 +333,123 @@ async def test_residents_cannot_plan_or_manage(bot: BotUnderTest, clock: Clock) 
     assert bot.db is not None
     async with bot.db.begin() as session:
         assert (await session.scalars(select(Signup))).all() == []
+
+
+def local(moment: Moment) -> dt.datetime:
+    return moment.starts_at.astimezone(ZoneInfo("Europe/Amsterdam"))
+
+
+def join_buttons(reply_markup: list[list[tuple[str, str]]]) -> list[str]:
+    return [data for row in reply_markup for _, data in row if data.startswith("koffie:join:")]
+
+
+async def test_a_moved_date_stays_moved(bot: BotUnderTest, clock: Clock) -> None:
+    """Issue 9: moving the next date from 10:00 to 10:30 must not bring a 10:00 ghost back."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    planned = await moments(bot)
+    [announcement] = emu.messages(GROUP)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")  # the first date
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await organiser.says("10:30")
+    assert "Gewijzigd: 1 datum." in reply.text
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")
+
+    now = await moments(bot)
+    assert [m.id for m in now] == [m.id for m in planned]  # no date was added
+    assert f"{local(now[0]):%H:%M}" == "10:30"
+    assert all(f"{local(m):%H:%M}" == "10:00" for m in now[1:])
+    # The group still has the one announcement, edited to the new time; no 'Komen: 0' ghost.
+    assert len(emu.messages(GROUP)) == 1
+    assert "10:30" in emu.message(GROUP, announcement.message_id).plain_text
+    reply = await anna.says("/koffie")
+    buttons = reply.last.buttons
+    labels = [label for row in buttons for label, _ in row]
+    assert len(labels) == len(set(labels))  # one button per day
+    assert len(join_buttons(buttons)) == len(
+        [m for m in now if m.starts_at <= clock.now + dt.timedelta(weeks=4)]
+    )
+    assert reply.text.count("10:30") == 1
+
+
+async def test_a_cancelled_date_stays_cancelled_when_the_series_moves(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """A cancelled date is not planned again, not even after the whole series moved."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    first, second, *_ = planned = await moments(bot)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Deze datum afzeggen")
+    reply = await organiser.taps("Ja, afzeggen")
+    assert "Afgezegd: 1 datum." in reply.edited[-1].plain_text
+    await run_job(bot, "koffie:sweep")
+    # The second date is now the next one and is announced; the cancelled one is not back.
+    announced = group_messages(bot)
+    assert len(announced) == 2 and "gaat niet door" in announced[0]
+    assert f"{local(second):%-d-%-m-%Y}" in announced[1]
+
+    # Now the whole series moves half an hour (from the second date, the first one shown).
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks wijzigen")
+    reply = await organiser.says("10:30")
+    assert "Gewijzigd: " in reply.text
+    await run_job(bot, "koffie:sweep")
+
+    now = await moments(bot)
+    assert [m.id for m in now] == [m.id for m in planned]
+    assert [m.id for m in now if m.cancelled_at is not None] == [first.id]
+    assert len(group_messages(bot)) == 2
+    reply = await anna.says("/koffie")
+    assert f"{local(first):%d-%m}" not in " ".join(
+        label for row in reply.last.buttons for label, _ in row
+    )
+    assert reply.text.count("10:00") == 0
+
+
+async def test_moving_the_whole_series_moves_later_dates_too(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """After the series moved to 10:30, dates the sweep adds later are at 10:30 too."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    planned = await moments(bot)
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks wijzigen")
+    reply = await organiser.says("10:30")
+    assert f"Gewijzigd: {len(planned)} data." in reply.text
+    clock.now += dt.timedelta(weeks=3)
+    await run_job(bot, "koffie:sweep")
+    now = await moments(bot)
+    assert len(now) == len(planned) + 2  # the horizon moved three weeks, from a later start
+    assert all(f"{local(m):%H:%M}" == "10:30" for m in now)
+    assert len({m.starts_at for m in now}) == len(now)
+
+
+async def test_cancel_the_whole_series_counts_in_plural(bot: BotUnderTest, clock: Clock) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Om de week")
+    planned = await moments(bot)
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks afzeggen")
+    reply = await organiser.taps("Ja, afzeggen")
+    assert f"Afgezegd: {len(planned)} data." in reply.edited[-1].plain_text
+    assert all(m.cancelled_at is not None for m in await moments(bot))
