@@ -11,13 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Moment, Resident, Series, Signup, utcnow
 
 HORIZON = dt.timedelta(weeks=8)
+PRESENCE_KINDS = ("spreekuur", "wandeling")
 STEP = {"weekly": dt.timedelta(weeks=1), "biweekly": dt.timedelta(weeks=2)}
 MORNING_HOUR = 8
 
@@ -383,6 +385,32 @@ async def release_reminder(session: AsyncSession, signup_id: int, kind: str) -> 
     await session.flush()
 
 
+GroupMessage = Literal["announced", "previewed"]
+
+
+def _sent_column(what: GroupMessage) -> Any:
+    return Moment.announced_at if what == "announced" else Moment.previewed_at
+
+
+async def claim(
+    session: AsyncSession, moment_id: int, what: GroupMessage, *, now: dt.datetime
+) -> bool:
+    """Claim the group's announcement or day-before note of a date before sending it, in one
+    conditional update; False when it was already claimed (by another sweep)."""
+    column = _sent_column(what)
+    result = await session.execute(
+        update(Moment).where(Moment.id == moment_id, column.is_(None)).values({column: now})
+    )
+    return bool(cast("CursorResult[Any]", result).rowcount == 1)
+
+
+async def release(session: AsyncSession, moment_id: int, what: GroupMessage) -> None:
+    """Give a claim back after the send failed, so the next sweep tries again."""
+    await session.execute(
+        update(Moment).where(Moment.id == moment_id).values({_sent_column(what): None})
+    )
+
+
 async def to_announce(session: AsyncSession, *, now: dt.datetime) -> Sequence[Moment]:
     """Koffie dates to announce in their group: the next date of each series, once."""
     rows = (
@@ -407,12 +435,45 @@ async def to_preview(session: AsyncSession, *, now: dt.datetime) -> Sequence[Mom
     result = await session.scalars(
         select(Moment)
         .where(
-            Moment.kind.in_(["spreekuur", "wandeling"]),
+            Moment.kind.in_(PRESENCE_KINDS),
             Moment.cancelled_at.is_(None),
             Moment.previewed_at.is_(None),
             Moment.starts_at > now,
             Moment.starts_at <= now + dt.timedelta(days=1),
         )
         .order_by(Moment.starts_at)
+    )
+    return result.all()
+
+
+async def presence_during(session: AsyncSession, moment: Moment) -> Moment | None:
+    """The Koppel's spreekuur or walk in the same wijk that overlaps a date, if any."""
+    end = moment.starts_at + dt.timedelta(minutes=moment.duration_minutes)
+    rows = await session.scalars(
+        select(Moment)
+        .where(
+            Moment.wijk_id == moment.wijk_id,
+            Moment.kind.in_(PRESENCE_KINDS),
+            Moment.cancelled_at.is_(None),
+            Moment.starts_at < end,
+            Moment.starts_at > moment.starts_at - dt.timedelta(days=1),
+        )
+        .order_by(Moment.starts_at, Moment.id)
+    )
+    for presence in rows:
+        if presence.starts_at + dt.timedelta(minutes=presence.duration_minutes) > moment.starts_at:
+            return presence
+    return None
+
+
+async def announced(session: AsyncSession, wijk_id: int, *, now: dt.datetime) -> Sequence[int]:
+    """The coming koffie dates of a wijk that have an announcement in the group."""
+    result = await session.scalars(
+        select(Moment.id).where(
+            Moment.wijk_id == wijk_id,
+            Moment.kind == "koffie",
+            Moment.group_message_id.is_not(None),
+            Moment.starts_at > now,
+        )
     )
     return result.all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
@@ -453,3 +454,78 @@ async def test_cancel_the_whole_series_counts_in_plural(bot: BotUnderTest, clock
     reply = await organiser.taps("Ja, afzeggen")
     assert f"Afgezegd: {len(planned)} data." in reply.edited[-1].plain_text
     assert all(m.cancelled_at is not None for m in await moments(bot))
+
+
+async def announce_presence(agent: Person, kind: str, day: dt.date, time: str) -> None:
+    await agent.says("/aanwezig")
+    await agent.taps(kind)
+    await agent.says("Buurthuis De Mussen")
+    await agent.says(day.strftime("%d-%m-%Y"))
+    await agent.says(time)
+    await agent.taps("Eenmalig")
+    reply = await agent.taps("Publiceren")
+    assert "Gepubliceerd" in reply.text
+
+
+async def test_announcements_name_the_pair_only_when_they_are_there(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Issue 9: a koffiemoment promises the wijkagent and opbouwwerker only when they said so."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    agent = bot.user(4002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    day = (clock.now + dt.timedelta(days=3)).date()
+
+    await plan_koffie(organiser, day, repeat="Eenmalig")
+    [announcement] = emu.messages(GROUP)
+    assert "Iedereen is welkom. Komen: 0" in announcement.plain_text
+    assert "wijkagent" not in announcement.plain_text
+
+    # The pair announces a spreekuur during the koffiemoment: the announcement now says so.
+    await announce_presence(agent, "Spreekuur", day, "10:30")
+    text = emu.message(GROUP, announcement.message_id).plain_text
+    assert (
+        "Op hetzelfde moment: Spreekuur van de wijkagent en opbouwwerker, Buurthuis De Mussen, "
+        "vanaf 10:30." in text
+    )
+    assert "Komen: 0" in text
+
+    # They cancel it: the announcement no longer names them.
+    await agent.says("/beheer")
+    await agent.taps("Spreekuur")
+    await agent.taps("Deze datum afzeggen")
+    await agent.taps("Ja, afzeggen")
+    assert "wijkagent" not in emu.message(GROUP, announcement.message_id).plain_text
+
+    # Planned when the pair is already announced: named at once; an evening walk does not count.
+    later = day + dt.timedelta(days=2)
+    await announce_presence(agent, "Wandeling", later, "19:30")
+    await plan_koffie(organiser, later, repeat="Eenmalig")
+    assert "wijkagent" not in emu.messages(GROUP)[-1].plain_text
+    await announce_presence(agent, "Spreekuur", later, "09:00")
+    assert "Spreekuur van de wijkagent" in emu.messages(GROUP)[-1].plain_text
+    # Reminders to those who signed up name nobody either.
+    anna = bot.user(1001, "Anna")
+    [moment] = [m for m in await moments(bot) if m.kind == "koffie" and local(m).date() == later]
+    reply = await anna.says("/koffie")
+    await anna.presses(reply.last.message_id, f"koffie:join:{moment.id}")
+    clock.now = moment.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    [reminder] = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
+    assert "wijkagent" not in reminder
+
+
+async def test_two_sweeps_at_once_announce_once(bot: BotUnderTest, clock: Clock) -> None:
+    """The timer's sweep and the one right after planning may run together: one announcement."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    # The group is not reachable yet: the announcement waits for a later sweep.
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    assert [m.announced_at for m in await moments(bot)] == [None]
+    bot.emulator.add_group(GROUP, "Buurtgroep")
+    assert bot.app is not None
+    await asyncio.gather(koffie.sweep(bot.app), koffie.sweep(bot.app))
+    assert len(group_messages(bot)) == 1
