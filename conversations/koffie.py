@@ -44,7 +44,7 @@ from conversations.flow import (
     State,
     persistent_conversation,
 )
-from conversations.ui import keyboard, not_allowed
+from conversations.ui import keyboard, local_datetime, not_allowed, short_date
 from storage import access, gatherings
 from storage.models import Moment, Resident, Signup, Wijk, utcnow
 from storage.residents import ensure_resident, get_resident
@@ -58,15 +58,6 @@ MAX_GUESTS = 3
 MAX_PLACE = 200
 KOFFIE_KINDS = ("koffie",)
 PRESENCE_KINDS = gatherings.PRESENCE_KINDS
-WEEKDAYS = (
-    N_("Monday"),
-    N_("Tuesday"),
-    N_("Wednesday"),
-    N_("Thursday"),
-    N_("Friday"),
-    N_("Saturday"),
-    N_("Sunday"),
-)
 KIND_LABELS = {
     "koffie": N_("Koffiemoment"),
     "spreekuur": N_("Spreekuur of the wijkagent and opbouwwerker"),
@@ -80,9 +71,8 @@ def clock() -> dt.datetime:
 
 
 def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
-    """'Thursday 3-12-2026 10:00' in the reader's language."""
-    local = moment.starts_at.astimezone(tz)
-    return f"{t(WEEKDAYS[local.weekday()])} {local.day}-{local.month}-{local.year} {local:%H:%M}"
+    """'donderdag 03-12-2026 10:00' in the reader's language."""
+    return local_datetime(moment.starts_at, tz).render(t.language)
 
 
 def kind_label(t: Translator, kind: str) -> str:
@@ -204,7 +194,7 @@ async def _plan_summary(context: BuurtContext, draft: Draft) -> tuple[str, Inlin
             wijk=wijk.name if wijk else "?",
         ),
         t("<b>Where:</b> {place}", place=draft["place"]),
-        t("<b>First date:</b> {date}", date=f"{start:%d-%m-%Y %H:%M}"),
+        t("<b>First date:</b> {date}", date=local_datetime(start, context.settings.tz)),
         t("<b>Repeats:</b> {repeat}", repeat=PLAN.label(t, REPEAT, draft["repeat"])),
     ]
     if draft["kind"] == "koffie":
@@ -408,7 +398,7 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
         t(
             "Published: {kind} on {date} at {place}. Manage it with /beheer.",
             kind=kind_label(t, draft["kind"]),
-            date=f"{start:%d-%m-%Y %H:%M}",
+            date=local_datetime(start, settings.tz),
             place=draft["place"],
         )
     )
@@ -472,7 +462,7 @@ async def koffie(update: Update, context: BuurtContext) -> None:
             )
             + (" ✔️" if moment.id in mine else "")
         )
-        short = moment.starts_at.astimezone(tz).strftime("%d-%m")
+        short = short_date(moment.starts_at, tz)
         if moment.id in mine:
             buttons.append((t("Cancel {date}", date=short), f"koffie:leave:{moment.id}"))
         else:

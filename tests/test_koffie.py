@@ -123,7 +123,7 @@ async def test_announcement_sign_ups_cancel_reminders_and_names(
 
     # The organiser sees who comes: first names only.
     await organiser.says("/beheer")
-    reply = await organiser.taps(first.starts_at.astimezone(AMS).strftime("%-d-%-m-%Y"))
+    reply = await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
     assert "Komen: 2 mensen" in reply.text
     assert "Wie: Bram (+1)" in reply.text
     assert "Anna" not in reply.text
@@ -401,7 +401,7 @@ async def test_a_cancelled_date_stays_cancelled_when_the_series_moves(
     # The second date is now the next one and is announced; the cancelled one is not back.
     announced = group_messages(bot)
     assert len(announced) == 2 and "gaat niet door" in announced[0]
-    assert f"{local(second):%-d-%-m-%Y}" in announced[1]
+    assert f"{local(second):%d-%m-%Y}" in announced[1]
 
     # Now the whole series moves half an hour (from the second date, the first one shown).
     await organiser.says("/beheer")
@@ -529,3 +529,40 @@ async def test_two_sweeps_at_once_announce_once(bot: BotUnderTest, clock: Clock)
     assert bot.app is not None
     await asyncio.gather(koffie.sweep(bot.app), koffie.sweep(bot.app))
     assert len(group_messages(bot)) == 1
+
+
+NL_DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+async def test_dates_in_private_chats_carry_the_weekday(bot: BotUnderTest, clock: Clock) -> None:
+    """Issue 9: 'donderdag 03-12-2026 10:00', in the reader's language, buttons included."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    day = (clock.now + dt.timedelta(days=4)).date()
+    nl_when = f"{NL_DAYS[day.weekday()]} {day:%d-%m-%Y} 10:00"
+    en_when = f"{EN_DAYS[day.weekday()]} {day:%d-%m-%Y} 10:00"
+    await organiser.says("/koffieplannen")
+    await organiser.says("Buurthuis De Mussen")
+    await organiser.says(day.strftime("%d-%m-%Y"))
+    await organiser.says("10:00")
+    await organiser.taps("Eenmalig")
+    reply = await organiser.taps("Geen maximum")
+    assert f"Eerste datum: {nl_when}" in reply.text
+    reply = await organiser.taps("Publiceren")
+    assert f"Gepubliceerd: Koffiemoment op {nl_when} in Buurthuis De Mussen." in reply.text
+
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/koffie")
+    assert f"☕ {nl_when}, Buurthuis De Mussen" in reply.text
+    [[(label, _)]] = reply.last.buttons
+    assert label.startswith(f"Aanmelden {NL_DAYS[day.weekday()][:2]} {day.day} ")
+    reply = await anna.taps("Aanmelden")
+    assert f"aangemeld voor het koffiemoment op {nl_when}" in reply.text
+
+    otto = bot.user(1002, "Otto", language_code="en")
+    await otto.says("/help")  # the bot learns Otto's language from his chat
+    reply = await otto.says("/koffie")
+    assert f"☕ {en_when}, Buurthuis De Mussen" in reply.text
+    [[(label, _)]] = reply.last.buttons
+    assert label == f"Sign up {EN_DAYS[day.weekday()][:3]} {day.day} {day:%b}"
