@@ -2,7 +2,7 @@
 
 Message ids are English; Dutch is the default language. ``Translator`` escapes every
 keyword argument for HTML unless it is wrapped in :class:`Html`, so user text can never
-break a message.
+break a message, and renders a :class:`Localized` argument (a date) in its own language.
 """
 
 from __future__ import annotations
@@ -29,6 +29,24 @@ class Html(str):
     """Text that is already safe HTML (built by the bot, not typed by a user)."""
 
     __slots__ = ()
+
+
+class Localized(str):
+    """A value that is written differently per language (a date with its weekday, say).
+    Filled into a message by a :class:`Translator` it is rendered in that translator's
+    language; used as a plain string it reads in the default language."""
+
+    __slots__ = ()
+
+    def render(self, language: str) -> str:
+        """The value in ``language``."""
+        raise NotImplementedError
+
+
+def _fill(value: object, language: str) -> str:
+    if isinstance(value, Localized):
+        value = value.render(language)
+    return escape(value)
 
 
 def escape(value: object) -> str:
@@ -79,7 +97,9 @@ class Translator:
     def __call__(self, message: str, /, **values: object) -> str:
         """Translate ``message`` and fill in ``{name}`` placeholders with escaped values."""
         text = self._table.get(message, message)
-        return text.format(**{k: escape(v) for k, v in values.items()}) if values else text
+        if not values:
+            return text
+        return text.format(**{k: _fill(v, self.language) for k, v in values.items()})
 
     def ngettext(self, singular: str, plural: str, n: int, /, **values: object) -> str:
         """Translate with a plural form chosen by ``n`` (also available as ``{n}``)."""
@@ -87,7 +107,7 @@ class Translator:
         # Dutch and English share the plural rule "n != 1".
         singular_text, plural_text = forms if forms else (singular, plural)
         text = singular_text if n == 1 else plural_text
-        return text.format(n=n, **{k: escape(v) for k, v in values.items()})
+        return text.format(n=n, **{k: _fill(v, self.language) for k, v in values.items()})
 
 
 def translator(language: str) -> Translator:

@@ -45,7 +45,7 @@ from conversations.flow import (
     State,
     persistent_conversation,
 )
-from conversations.ui import keyboard, not_allowed
+from conversations.ui import keyboard, local_datetime, not_allowed, short_date
 from storage import access, gatherings
 from storage.models import Moment, Resident, Signup, Wijk, utcnow
 from storage.residents import ensure_resident, get_resident
@@ -58,16 +58,7 @@ COUNT_DELAY_SECONDS = 2.0  # coalesce "Ik kom" presses into one edit (groups all
 MAX_GUESTS = 3
 MAX_PLACE = 200
 KOFFIE_KINDS = ("koffie",)
-PRESENCE_KINDS = ("spreekuur", "wandeling")
-WEEKDAYS = (
-    N_("Monday"),
-    N_("Tuesday"),
-    N_("Wednesday"),
-    N_("Thursday"),
-    N_("Friday"),
-    N_("Saturday"),
-    N_("Sunday"),
-)
+PRESENCE_KINDS = gatherings.PRESENCE_KINDS
 KIND_LABELS = {
     "koffie": N_("Koffiemoment"),
     "spreekuur": N_("Spreekuur of the wijkagent and opbouwwerker"),
@@ -81,9 +72,8 @@ def clock() -> dt.datetime:
 
 
 def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
-    """'Thursday 3-12-2026 10:00' in the reader's language."""
-    local = moment.starts_at.astimezone(tz)
-    return f"{t(WEEKDAYS[local.weekday()])} {local.day}-{local.month}-{local.year} {local:%H:%M}"
+    """'donderdag 03-12-2026 10:00' in the reader's language."""
+    return local_datetime(moment.starts_at, tz).render(t.language)
 
 
 def kind_label(t: Translator, kind: str) -> str:
@@ -205,7 +195,7 @@ async def _plan_summary(context: BuurtContext, draft: Draft) -> tuple[str, Inlin
             wijk=wijk.name if wijk else "?",
         ),
         t("<b>Where:</b> {place}", place=draft["place"]),
-        t("<b>First date:</b> {date}", date=f"{start:%d-%m-%Y %H:%M}"),
+        t("<b>First date:</b> {date}", date=local_datetime(start, context.settings.tz)),
         t("<b>Repeats:</b> {repeat}", repeat=PLAN.label(t, REPEAT, draft["repeat"])),
     ]
     if draft["kind"] == "koffie":
@@ -409,12 +399,14 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
         t(
             "Published: {kind} on {date} at {place}. Manage it with /beheer.",
             kind=kind_label(t, draft["kind"]),
-            date=f"{start:%d-%m-%Y %H:%M}",
+            date=local_datetime(start, settings.tz),
             place=draft["place"],
         )
     )
     log.info("planned series %s with %s dates", series.id, dates)
     await sweep(context.application)
+    if series.kind in PRESENCE_KINDS:
+        await refresh_wijk_announcements(context.application, series.wijk_id)
     return ConversationHandler.END
 
 
@@ -471,7 +463,7 @@ async def koffie(update: Update, context: BuurtContext) -> None:
             )
             + (" ✔️" if moment.id in mine else "")
         )
-        short = moment.starts_at.astimezone(tz).strftime("%d-%m")
+        short = short_date(moment.starts_at, tz)
         if moment.id in mine:
             buttons.append((t("Cancel {date}", date=short), f"koffie:leave:{moment.id}"))
         else:
@@ -686,22 +678,35 @@ async def on_ics(update: Update, context: BuurtContext) -> None:
 
 
 def _announcement(
-    t: Translator, moment: Moment, people: int, tz: dt.tzinfo
+    t: Translator, moment: Moment, people: int, tz: dt.tzinfo, pair: Moment | None
 ) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The group's announcement of a date. The wijkagent and opbouwwerker are named only when
+    they announced a spreekuur or walk (``pair``) at that time: no promise they did not make."""
     if moment.cancelled_at is not None:
         return t(
             "☕ <s>Koffiemoment {when}, {place}</s>\nThis koffiemoment has been cancelled.",
             when=when_text(t, moment, tz),
             place=moment.place,
         ), None
-    text = t(
-        "☕ <b>Koffiemoment in {wijk}</b>\n{when}, {place}\n"
-        "Everyone is welcome, with the wijkagent and the opbouwwerker. Coming: {n}",
-        wijk=moment.wijk.name,
-        when=when_text(t, moment, tz),
-        place=moment.place,
-        n=people,
-    )
+    lines = [
+        t(
+            "☕ <b>Koffiemoment in {wijk}</b>\n{when}, {place}",
+            wijk=moment.wijk.name,
+            when=when_text(t, moment, tz),
+            place=moment.place,
+        )
+    ]
+    if pair is not None:
+        lines.append(
+            t(
+                "At the same time: {kind}, {place}, from {time}.",
+                kind=kind_label(t, pair.kind),
+                place=pair.place,
+                time=f"{pair.starts_at.astimezone(tz):%H:%M}",
+            )
+        )
+    lines.append(t("Everyone is welcome. Coming: {n}", n=people))
+    text = "\n".join(lines)
     return text, InlineKeyboardMarkup(
         [
             [
@@ -771,6 +776,16 @@ async def _update_count(context: BuurtContext) -> None:
     await refresh_announcement(context.application, context.job.data)
 
 
+async def refresh_wijk_announcements(application: Any, wijk_id: int) -> None:
+    """Bring the coming koffie announcements of a wijk up to date after the Koppel's presence
+    changed (they name the pair only when the pair is there)."""
+    assert isinstance(application, BuurtApplication)
+    async with application.services.db.begin() as session:
+        ids = await gatherings.announced(session, wijk_id, now=clock())
+    for moment_id in ids:
+        await refresh_announcement(application, moment_id)
+
+
 async def refresh_announcement(application: Any, moment_id: int) -> None:
     """Bring a date's group announcement up to date (count, or cancelled)."""
     assert isinstance(application, BuurtApplication)
@@ -780,7 +795,9 @@ async def refresh_announcement(application: Any, moment_id: int) -> None:
         if moment is None or moment.group_message_id is None or moment.group_chat_id is None:
             return
         people = (await gatherings.counts(session, [moment_id]))[moment_id].people
-    text, markup = _announcement(Translator(settings.default_language), moment, people, settings.tz)
+        pair = await gatherings.presence_during(session, moment)
+    t = Translator(settings.default_language)
+    text, markup = _announcement(t, moment, people, settings.tz, pair)
     try:
         await application.bot.edit_message_text(
             text,
@@ -944,11 +961,17 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
         return
     await query.answer()
     await query.edit_message_text(
-        t("Cancelled: {n} date(s). Everyone who signed up has been told.", n=len(affected))
+        t.ngettext(
+            "Cancelled: {n} date. Everyone who signed up has been told.",
+            "Cancelled: {n} dates. Everyone who signed up has been told.",
+            len(affected),
+        )
     )
     for cancelled, signups in affected:
         await _tell(context, signups, cancelled, "cancelled")
         await refresh_announcement(context.application, cancelled.id)
+    if moment.kind in PRESENCE_KINDS:
+        await refresh_wijk_announcements(context.application, moment.wijk_id)
 
 
 async def keep_moment(update: Update, context: BuurtContext) -> None:
@@ -1067,11 +1090,17 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             ]
     context.user_data.pop("koffie_edit", None)
     await message.reply_text(
-        t("Changed: {n} date(s). Everyone who signed up has been told.", n=len(changed))
+        t.ngettext(
+            "Changed: {n} date. Everyone who signed up has been told.",
+            "Changed: {n} dates. Everyone who signed up has been told.",
+            len(changed),
+        )
     )
     for changed_moment, signups in changed:
         await _tell(context, signups, changed_moment, "moved")
         await refresh_announcement(context.application, changed_moment.id)
+    if moment.kind in PRESENCE_KINDS:
+        await refresh_wijk_announcements(context.application, moment.wijk_id)
     return ConversationHandler.END
 
 
@@ -1109,20 +1138,30 @@ async def sweep(application: Any) -> None:
         ]
         reminders = await gatherings.due_reminders(session, now=now, tz=tz)
         numbers = await gatherings.counts(session, [m.id for m in announce])
+        pairs = {m.id: await gatherings.presence_during(session, m) for m in announce}
+    # Each message is claimed before it is sent, so two sweeps at once (the timer and one run
+    # right after planning) cannot both send it; a failed send gives the claim back.
     for moment in announce:
-        text, markup = _announcement(t, moment, numbers[moment.id].people, tz)
+        async with db.begin() as session:
+            if not await gatherings.claim(session, moment.id, "announced", now=now):
+                continue
+        text, markup = _announcement(t, moment, numbers[moment.id].people, tz, pairs[moment.id])
         try:
             sent = await application.bot.send_message(_group_of(moment), text, reply_markup=markup)
         except TelegramError as exc:
             log.warning("could not announce %s: %s", moment.id, exc)
+            async with db.begin() as session:
+                await gatherings.release(session, moment.id, "announced")
             continue
         async with db.begin() as session:
             fresh = await gatherings.get_moment(session, moment.id)
             if fresh is not None:
-                fresh.announced_at = now
                 fresh.group_chat_id = sent.chat_id
                 fresh.group_message_id = sent.message_id
     for moment in previews:
+        async with db.begin() as session:
+            if not await gatherings.claim(session, moment.id, "previewed", now=now):
+                continue
         text = t(
             "Tomorrow: {kind}, {when}, {place}. Drop by!",
             kind=kind_label(t, moment.kind),
@@ -1133,11 +1172,8 @@ async def sweep(application: Any) -> None:
             await application.bot.send_message(_group_of(moment), text)
         except TelegramError as exc:
             log.warning("could not preview %s: %s", moment.id, exc)
-            continue
-        async with db.begin() as session:
-            fresh = await gatherings.get_moment(session, moment.id)
-            if fresh is not None:
-                fresh.previewed_at = now
+            async with db.begin() as session:
+                await gatherings.release(session, moment.id, "previewed")
     for reminder in reminders:
         await _remind(application, reminder, now)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 
+from babel.dates import format_date
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.commands import (
@@ -14,7 +15,7 @@ from bot.commands import (
     description_of,
     role_menu,
 )
-from bot.i18n import N_, Html, Translator, escape
+from bot.i18n import LANGUAGES, N_, Html, Localized, Translator, escape
 from bot.settings import Settings
 from storage.access import PERMISSIONS, Permission, Person
 from storage.models import Signal
@@ -80,14 +81,43 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def local_date(moment: dt.datetime, tz: dt.tzinfo) -> str:
-    """A date as residents write it: 26-11-2026."""
-    return moment.astimezone(tz).strftime("%d-%m-%Y")
+class LocalDate(Localized):
+    """A local date (and time) with its weekday, named in the reader's language from Babel's
+    locale data. Filled into a message by ``t(...)`` it follows the translator's language."""
+
+    local: dt.datetime
+    pattern: str
+    with_time: bool
+
+    def __new__(cls, local: dt.datetime, pattern: str, *, with_time: bool) -> LocalDate:
+        text = _render_date(local, pattern, with_time, LANGUAGES[0])
+        value = super().__new__(cls, text)
+        value.local, value.pattern, value.with_time = local, pattern, with_time
+        return value
+
+    def render(self, language: str) -> str:
+        """The date in ``language``."""
+        return _render_date(self.local, self.pattern, self.with_time, language)
 
 
-def local_datetime(moment: dt.datetime, tz: dt.tzinfo) -> str:
-    """A date and time as residents write it: 26-11-2026 14:05."""
-    return moment.astimezone(tz).strftime("%d-%m-%Y %H:%M")
+def _render_date(local: dt.datetime, pattern: str, with_time: bool, language: str) -> str:
+    text = format_date(local.date(), pattern, locale=language)
+    return f"{text} {local:%H:%M}" if with_time else text
+
+
+def local_date(moment: dt.datetime, tz: dt.tzinfo) -> LocalDate:
+    """A date for people to read, with the weekday: 'woensdag 26-11-2026'."""
+    return LocalDate(moment.astimezone(tz), "EEEE dd-MM-yyyy", with_time=False)
+
+
+def local_datetime(moment: dt.datetime, tz: dt.tzinfo) -> LocalDate:
+    """A date and time for people to read, with the weekday: 'woensdag 26-11-2026 14:05'."""
+    return LocalDate(moment.astimezone(tz), "EEEE dd-MM-yyyy", with_time=True)
+
+
+def short_date(moment: dt.datetime, tz: dt.tzinfo) -> LocalDate:
+    """A date short enough for a button: 'wo 26 nov'."""
+    return LocalDate(moment.astimezone(tz), "EEE d MMM", with_time=False)
 
 
 ROLE_LABELS: dict[str, str] = {

@@ -2,7 +2,8 @@
 
 Repeating series are filled in a few weeks ahead (``HORIZON``) and extended by a daily job.
 Times are planned in the wijk's local time: a weekly koffiemoment at 10:00 stays at 10:00
-across the change to and from summer time.
+across the change to and from summer time. Each date is known by its place in the series
+(``Moment.occurrence``), so a date that was moved or cancelled is never filled in again.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Moment, Resident, Series, Signup, utcnow
 
 HORIZON = dt.timedelta(weeks=8)
+PRESENCE_KINDS = ("spreekuur", "wandeling")
 STEP = {"weekly": dt.timedelta(weeks=1), "biweekly": dt.timedelta(weeks=2)}
 MORNING_HOUR = 8
 
@@ -24,7 +27,8 @@ MORNING_HOUR = 8
 def occurrences(
     first: dt.datetime, repeat: str, until: dt.datetime, tz: dt.tzinfo
 ) -> list[dt.datetime]:
-    """The start times (UTC) of a series from ``first`` up to ``until``, in local wall time."""
+    """The start times (UTC) of a series from ``first`` up to ``until``, in local wall time;
+    the position in the list is the date's ``occurrence``."""
     local = first.astimezone(tz)
     if repeat == "none":
         return [first.astimezone(dt.UTC)]
@@ -43,14 +47,19 @@ async def _fill(
     session: AsyncSession, series: Series, until: dt.datetime, tz: dt.tzinfo, now: dt.datetime
 ) -> list[Moment]:
     existing = set(
-        (await session.scalars(select(Moment.starts_at).where(Moment.series_id == series.id))).all()
+        (
+            await session.scalars(select(Moment.occurrence).where(Moment.series_id == series.id))
+        ).all()
     )
     added = []
-    for starts_at in occurrences(series.first_starts_at, series.repeat, until, tz):
-        if starts_at in existing or starts_at < now:
+    for number, starts_at in enumerate(
+        occurrences(series.first_starts_at, series.repeat, until, tz)
+    ):
+        if number in existing or starts_at < now:
             continue
         moment = Moment(
             series_id=series.id,
+            occurrence=number,
             wijk_id=series.wijk_id,
             kind=series.kind,
             starts_at=starts_at,
@@ -376,6 +385,32 @@ async def release_reminder(session: AsyncSession, signup_id: int, kind: str) -> 
     await session.flush()
 
 
+GroupMessage = Literal["announced", "previewed"]
+
+
+def _sent_column(what: GroupMessage) -> Any:
+    return Moment.announced_at if what == "announced" else Moment.previewed_at
+
+
+async def claim(
+    session: AsyncSession, moment_id: int, what: GroupMessage, *, now: dt.datetime
+) -> bool:
+    """Claim the group's announcement or day-before note of a date before sending it, in one
+    conditional update; False when it was already claimed (by another sweep)."""
+    column = _sent_column(what)
+    result = await session.execute(
+        update(Moment).where(Moment.id == moment_id, column.is_(None)).values({column: now})
+    )
+    return bool(cast("CursorResult[Any]", result).rowcount == 1)
+
+
+async def release(session: AsyncSession, moment_id: int, what: GroupMessage) -> None:
+    """Give a claim back after the send failed, so the next sweep tries again."""
+    await session.execute(
+        update(Moment).where(Moment.id == moment_id).values({_sent_column(what): None})
+    )
+
+
 async def to_announce(session: AsyncSession, *, now: dt.datetime) -> Sequence[Moment]:
     """Koffie dates to announce in their group: the next date of each series, once."""
     rows = (
@@ -400,12 +435,45 @@ async def to_preview(session: AsyncSession, *, now: dt.datetime) -> Sequence[Mom
     result = await session.scalars(
         select(Moment)
         .where(
-            Moment.kind.in_(["spreekuur", "wandeling"]),
+            Moment.kind.in_(PRESENCE_KINDS),
             Moment.cancelled_at.is_(None),
             Moment.previewed_at.is_(None),
             Moment.starts_at > now,
             Moment.starts_at <= now + dt.timedelta(days=1),
         )
         .order_by(Moment.starts_at)
+    )
+    return result.all()
+
+
+async def presence_during(session: AsyncSession, moment: Moment) -> Moment | None:
+    """The Koppel's spreekuur or walk in the same wijk that overlaps a date, if any."""
+    end = moment.starts_at + dt.timedelta(minutes=moment.duration_minutes)
+    rows = await session.scalars(
+        select(Moment)
+        .where(
+            Moment.wijk_id == moment.wijk_id,
+            Moment.kind.in_(PRESENCE_KINDS),
+            Moment.cancelled_at.is_(None),
+            Moment.starts_at < end,
+            Moment.starts_at > moment.starts_at - dt.timedelta(days=1),
+        )
+        .order_by(Moment.starts_at, Moment.id)
+    )
+    for presence in rows:
+        if presence.starts_at + dt.timedelta(minutes=presence.duration_minutes) > moment.starts_at:
+            return presence
+    return None
+
+
+async def announced(session: AsyncSession, wijk_id: int, *, now: dt.datetime) -> Sequence[int]:
+    """The coming koffie dates of a wijk that have an announcement in the group."""
+    result = await session.scalars(
+        select(Moment.id).where(
+            Moment.wijk_id == wijk_id,
+            Moment.kind == "koffie",
+            Moment.group_message_id.is_not(None),
+            Moment.starts_at > now,
+        )
     )
     return result.all()

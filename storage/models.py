@@ -470,10 +470,16 @@ class Moment(Base):
     """One date of a series (repeating series are filled in a few weeks ahead)."""
 
     __tablename__ = "moments"
-    __table_args__ = (UniqueConstraint("series_id", "starts_at", name="uq_moments_series_start"),)
+    __table_args__ = (
+        UniqueConstraint("series_id", "occurrence", name="uq_moments_series_occurrence"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    # Which date of its series this is (0 for the first): a date is known by its place in the
+    # series, not by its start, so a date that was moved or cancelled is never planned again.
+    # Negative only for a stray copy an older version planned (see migration 0006).
+    occurrence: Mapped[int] = mapped_column(Integer)
     wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import string
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 
 from bot.i18n import LANGUAGES, Translator, escape, load_catalog
+from conversations.ui import local_date, local_datetime, short_date
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {"t": None, "N_": None, "ngettext": (1, 2)}
@@ -76,6 +78,24 @@ def test_values_are_html_escaped() -> None:
     text = Translator("nl")("<b>Description:</b> {text}", text="<script> & co")
     assert text == "<b>Beschrijving:</b> &lt;script&gt; &amp; co"
     assert escape("a < b") == "a &lt; b"
+
+
+def test_dates_carry_the_weekday_in_the_readers_language() -> None:
+    """Dates shown to people name the weekday, in the language of the translator that fills
+    them in (Babel's locale data); used as plain text they read in Dutch."""
+    tz = dt.timezone(dt.timedelta(hours=1))
+    moment = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)  # a Thursday, 10:00 in Amsterdam
+    when = local_datetime(moment, tz)
+    assert Translator("nl")("<b>Where:</b> {place}", place=when) == (
+        "<b>Waar:</b> donderdag 03-12-2026 10:00"
+    )
+    assert Translator("en")("<b>Where:</b> {place}", place=when) == (
+        "<b>Where:</b> Thursday 03-12-2026 10:00"
+    )
+    assert str(local_date(moment, tz)) == "donderdag 03-12-2026"
+    assert local_date(moment, tz).render("en") == "Thursday 03-12-2026"
+    assert short_date(moment, tz).render("nl").startswith("do 3 dec")
+    assert short_date(moment, tz).render("en") == "Thu 3 Dec"
 
 
 def test_catalogs_have_no_duplicates() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -121,7 +123,7 @@ async def test_announcement_sign_ups_cancel_reminders_and_names(
 
     # The organiser sees who comes: first names only.
     await organiser.says("/beheer")
-    reply = await organiser.taps(first.starts_at.astimezone(AMS).strftime("%-d-%-m-%Y"))
+    reply = await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
     assert "Komen: 2 mensen" in reply.text
     assert "Wie: Bram (+1)" in reply.text
     assert "Anna" not in reply.text
@@ -332,3 +334,235 @@ async def test_residents_cannot_plan_or_manage(bot: BotUnderTest, clock: Clock) 
     assert bot.db is not None
     async with bot.db.begin() as session:
         assert (await session.scalars(select(Signup))).all() == []
+
+
+def local(moment: Moment) -> dt.datetime:
+    return moment.starts_at.astimezone(ZoneInfo("Europe/Amsterdam"))
+
+
+def join_buttons(reply_markup: list[list[tuple[str, str]]]) -> list[str]:
+    return [data for row in reply_markup for _, data in row if data.startswith("koffie:join:")]
+
+
+async def test_a_moved_date_stays_moved(bot: BotUnderTest, clock: Clock) -> None:
+    """Issue 9: moving the next date from 10:00 to 10:30 must not bring a 10:00 ghost back."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    planned = await moments(bot)
+    [announcement] = emu.messages(GROUP)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")  # the first date
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await organiser.says("10:30")
+    assert "Gewijzigd: 1 datum." in reply.text
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")
+
+    now = await moments(bot)
+    assert [m.id for m in now] == [m.id for m in planned]  # no date was added
+    assert f"{local(now[0]):%H:%M}" == "10:30"
+    assert all(f"{local(m):%H:%M}" == "10:00" for m in now[1:])
+    # The group still has the one announcement, edited to the new time; no 'Komen: 0' ghost.
+    assert len(emu.messages(GROUP)) == 1
+    assert "10:30" in emu.message(GROUP, announcement.message_id).plain_text
+    reply = await anna.says("/koffie")
+    buttons = reply.last.buttons
+    labels = [label for row in buttons for label, _ in row]
+    assert len(labels) == len(set(labels))  # one button per day
+    assert len(join_buttons(buttons)) == len(
+        [m for m in now if m.starts_at <= clock.now + dt.timedelta(weeks=4)]
+    )
+    assert reply.text.count("10:30") == 1
+
+
+async def test_a_cancelled_date_stays_cancelled_when_the_series_moves(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """A cancelled date is not planned again, not even after the whole series moved."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    first, second, *_ = planned = await moments(bot)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Deze datum afzeggen")
+    reply = await organiser.taps("Ja, afzeggen")
+    assert "Afgezegd: 1 datum." in reply.edited[-1].plain_text
+    await run_job(bot, "koffie:sweep")
+    # The second date is now the next one and is announced; the cancelled one is not back.
+    announced = group_messages(bot)
+    assert len(announced) == 2 and "gaat niet door" in announced[0]
+    assert f"{local(second):%d-%m-%Y}" in announced[1]
+
+    # Now the whole series moves half an hour (from the second date, the first one shown).
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks wijzigen")
+    reply = await organiser.says("10:30")
+    assert "Gewijzigd: " in reply.text
+    await run_job(bot, "koffie:sweep")
+
+    now = await moments(bot)
+    assert [m.id for m in now] == [m.id for m in planned]
+    assert [m.id for m in now if m.cancelled_at is not None] == [first.id]
+    assert len(group_messages(bot)) == 2
+    reply = await anna.says("/koffie")
+    assert f"{local(first):%d-%m}" not in " ".join(
+        label for row in reply.last.buttons for label, _ in row
+    )
+    assert reply.text.count("10:00") == 0
+
+
+async def test_moving_the_whole_series_moves_later_dates_too(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """After the series moved to 10:30, dates the sweep adds later are at 10:30 too."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    planned = await moments(bot)
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks wijzigen")
+    reply = await organiser.says("10:30")
+    assert f"Gewijzigd: {len(planned)} data." in reply.text
+    clock.now += dt.timedelta(weeks=3)
+    await run_job(bot, "koffie:sweep")
+    now = await moments(bot)
+    assert len(now) == len(planned) + 2  # the horizon moved three weeks, from a later start
+    assert all(f"{local(m):%H:%M}" == "10:30" for m in now)
+    assert len({m.starts_at for m in now}) == len(now)
+
+
+async def test_cancel_the_whole_series_counts_in_plural(bot: BotUnderTest, clock: Clock) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Om de week")
+    planned = await moments(bot)
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("De hele reeks afzeggen")
+    reply = await organiser.taps("Ja, afzeggen")
+    assert f"Afgezegd: {len(planned)} data." in reply.edited[-1].plain_text
+    assert all(m.cancelled_at is not None for m in await moments(bot))
+
+
+async def announce_presence(agent: Person, kind: str, day: dt.date, time: str) -> None:
+    await agent.says("/aanwezig")
+    await agent.taps(kind)
+    await agent.says("Buurthuis De Mussen")
+    await agent.says(day.strftime("%d-%m-%Y"))
+    await agent.says(time)
+    await agent.taps("Eenmalig")
+    reply = await agent.taps("Publiceren")
+    assert "Gepubliceerd" in reply.text
+
+
+async def test_announcements_name_the_pair_only_when_they_are_there(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Issue 9: a koffiemoment promises the wijkagent and opbouwwerker only when they said so."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    agent = bot.user(4002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    day = (clock.now + dt.timedelta(days=3)).date()
+
+    await plan_koffie(organiser, day, repeat="Eenmalig")
+    [announcement] = emu.messages(GROUP)
+    assert "Iedereen is welkom. Komen: 0" in announcement.plain_text
+    assert "wijkagent" not in announcement.plain_text
+
+    # The pair announces a spreekuur during the koffiemoment: the announcement now says so.
+    await announce_presence(agent, "Spreekuur", day, "10:30")
+    text = emu.message(GROUP, announcement.message_id).plain_text
+    assert (
+        "Op hetzelfde moment: Spreekuur van de wijkagent en opbouwwerker, Buurthuis De Mussen, "
+        "vanaf 10:30." in text
+    )
+    assert "Komen: 0" in text
+
+    # They cancel it: the announcement no longer names them.
+    await agent.says("/beheer")
+    await agent.taps("Spreekuur")
+    await agent.taps("Deze datum afzeggen")
+    await agent.taps("Ja, afzeggen")
+    assert "wijkagent" not in emu.message(GROUP, announcement.message_id).plain_text
+
+    # Planned when the pair is already announced: named at once; an evening walk does not count.
+    later = day + dt.timedelta(days=2)
+    await announce_presence(agent, "Wandeling", later, "19:30")
+    await plan_koffie(organiser, later, repeat="Eenmalig")
+    assert "wijkagent" not in emu.messages(GROUP)[-1].plain_text
+    await announce_presence(agent, "Spreekuur", later, "09:00")
+    assert "Spreekuur van de wijkagent" in emu.messages(GROUP)[-1].plain_text
+    # Reminders to those who signed up name nobody either.
+    anna = bot.user(1001, "Anna")
+    [moment] = [m for m in await moments(bot) if m.kind == "koffie" and local(m).date() == later]
+    reply = await anna.says("/koffie")
+    await anna.presses(reply.last.message_id, f"koffie:join:{moment.id}")
+    clock.now = moment.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    [reminder] = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
+    assert "wijkagent" not in reminder
+
+
+async def test_two_sweeps_at_once_announce_once(bot: BotUnderTest, clock: Clock) -> None:
+    """The timer's sweep and the one right after planning may run together: one announcement."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    # The group is not reachable yet: the announcement waits for a later sweep.
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    assert [m.announced_at for m in await moments(bot)] == [None]
+    bot.emulator.add_group(GROUP, "Buurtgroep")
+    assert bot.app is not None
+    await asyncio.gather(koffie.sweep(bot.app), koffie.sweep(bot.app))
+    assert len(group_messages(bot)) == 1
+
+
+NL_DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+async def test_dates_in_private_chats_carry_the_weekday(bot: BotUnderTest, clock: Clock) -> None:
+    """Issue 9: 'donderdag 03-12-2026 10:00', in the reader's language, buttons included."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    day = (clock.now + dt.timedelta(days=4)).date()
+    nl_when = f"{NL_DAYS[day.weekday()]} {day:%d-%m-%Y} 10:00"
+    en_when = f"{EN_DAYS[day.weekday()]} {day:%d-%m-%Y} 10:00"
+    await organiser.says("/koffieplannen")
+    await organiser.says("Buurthuis De Mussen")
+    await organiser.says(day.strftime("%d-%m-%Y"))
+    await organiser.says("10:00")
+    await organiser.taps("Eenmalig")
+    reply = await organiser.taps("Geen maximum")
+    assert f"Eerste datum: {nl_when}" in reply.text
+    reply = await organiser.taps("Publiceren")
+    assert f"Gepubliceerd: Koffiemoment op {nl_when} in Buurthuis De Mussen." in reply.text
+
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/koffie")
+    assert f"☕ {nl_when}, Buurthuis De Mussen" in reply.text
+    [[(label, _)]] = reply.last.buttons
+    assert label.startswith(f"Aanmelden {NL_DAYS[day.weekday()][:2]} {day.day} ")
+    reply = await anna.taps("Aanmelden")
+    assert f"aangemeld voor het koffiemoment op {nl_when}" in reply.text
+
+    otto = bot.user(1002, "Otto", language_code="en")
+    await otto.says("/help")  # the bot learns Otto's language from his chat
+    reply = await otto.says("/koffie")
+    assert f"☕ {en_when}, Buurthuis De Mussen" in reply.text
+    [[(label, _)]] = reply.last.buttons
+    assert label == f"Sign up {EN_DAYS[day.weekday()][:3]} {day.day} {day:%b}"

@@ -24,7 +24,7 @@ from bot.i18n import Translator
 from bot.shell import run_shell
 from conversations import mediation_cases
 from conversations.steps import pages
-from conversations.ui import telegram_length
+from conversations.ui import local_datetime, telegram_length
 from storage import mediation as store
 from storage.mediation import working_days_between
 from storage.models import (
@@ -166,7 +166,13 @@ async def plan(carla: Person, reference: str, parties: str, when: str, place: st
 
 
 def local(moment: dt.datetime) -> str:
+    """A date and time as a coordinator types it."""
     return moment.astimezone(AMS_ZONE).strftime("%d-%m-%Y %H:%M")
+
+
+def shown(moment: dt.datetime) -> str:
+    """A date and time as the bot shows it in Dutch: with the weekday."""
+    return str(local_datetime(moment, AMS_ZONE))
 
 
 def texts(bot: BotUnderTest, chat_id: int) -> list[str]:
@@ -480,8 +486,8 @@ async def test_appointment_reminders_once_and_a_failed_send_is_retried(
     reply = await carla.says(starts.strftime("%d-%m-%Y %H:%M"))
     assert "Waar?" in reply.text
     reply = await carla.says("Buurthuis De Boog <zaal 2>")
-    assert f"Afspraak vastgelegd: {local(starts)}, Buurthuis De Boog <zaal 2>." in reply.text
-    assert f"{local(starts)} · Aangemeld · Beide partijen · Buurthuis De Boog <zaal 2>" in (
+    assert f"Afspraak vastgelegd: {shown(starts)}, Buurthuis De Boog <zaal 2>." in reply.text
+    assert f"{shown(starts)} · Aangemeld · Beide partijen · Buurthuis De Boog <zaal 2>" in (
         reply.last.plain_text
     )
     [appointment] = await appointments(bot)

@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import column, insert, inspect, select, table, text
 from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
 from storage.db import Base, Database
-from storage.models import BotState
+from storage.models import BotState, UTCDateTime
 
 
 async def test_models_and_migrations_agree(db_url: str) -> None:
@@ -176,3 +176,98 @@ async def test_flow_states_move_into_the_one_flow_conversation(db_url: str) -> N
         ("flows:[1001, 1001]", "bemiddeling:other"),
         ("flows:[2001, 2001]", "cases:reply"),
     ]
+
+
+async def test_upgrade_numbers_the_dates_of_a_series(db_url: str) -> None:
+    """0009: existing dates get their place in the series; a moved date keeps its place, and a
+    copy that the old sweep planned again at the old time is taken out of the series."""
+    await asyncio.to_thread(migrate.upgrade, db_url, "0005")
+    utc = dt.UTC
+    first = dt.datetime(2099, 1, 5, 9, 0, tzinfo=utc)
+    week = dt.timedelta(weeks=1)
+    series = table(
+        "series",
+        *(column(name) for name in ("id", "wijk_id", "kind", "place", "repeat")),
+        *(column(name) for name in ("duration_minutes", "created_by")),
+        column("first_starts_at", UTCDateTime()),
+        column("created_at", UTCDateTime()),
+    )
+    moments = table(
+        "moments",
+        *(column(name) for name in ("id", "series_id", "wijk_id", "kind", "place")),
+        column("duration_minutes"),
+        column("starts_at", UTCDateTime()),
+        column("cancelled_at", UTCDateTime()),
+    )
+    signups = table(
+        "signups",
+        *(column(name) for name in ("id", "moment_id", "resident_id", "first_name", "guests")),
+        column("created_at", UTCDateTime()),
+    )
+    starts = {
+        1: (1, first + dt.timedelta(minutes=30), None),  # moved to 10:30 (Amsterdam)
+        2: (1, first + week, None),
+        3: (1, first + 2 * week, first),  # cancelled
+        4: (1, first + 3 * week + dt.timedelta(days=2), None),  # moved two days later
+        5: (1, first + 4 * week, None),
+        6: (1, first, None),  # the ghost of date 1, nobody signed up
+        7: (1, first + 3 * week, None),  # the ghost of date 4, someone signed up
+        8: (2, first, None),  # a once-only koffiemoment
+    }
+    db = Database(db_url)
+    try:
+        async with db.begin() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO wijken (id, slug, name, active) VALUES (1, 'noord', 'Noord', true)"
+                )
+            )
+            residents = table(
+                "residents", column("id"), column("telegram_id"), column("language"),
+                column("created_at", UTCDateTime()),
+            )  # fmt: skip
+            for resident_id in (1, 2):
+                await session.execute(
+                    insert(residents).values(
+                        id=resident_id, telegram_id=1000 + resident_id, language="nl",
+                        created_at=first - 4 * week,
+                    )
+                )  # fmt: skip
+            for series_id, repeat in ((1, "weekly"), (2, "none")):
+                await session.execute(
+                    insert(series).values(
+                        id=series_id, wijk_id=1, kind="koffie", place="Buurthuis",
+                        repeat=repeat, duration_minutes=90, created_by=4001,
+                        first_starts_at=first, created_at=first - 4 * week,
+                    )
+                )  # fmt: skip
+            for moment_id, (series_id, starts_at, cancelled_at) in starts.items():
+                await session.execute(
+                    insert(moments).values(
+                        id=moment_id, series_id=series_id, wijk_id=1, kind="koffie",
+                        place="Buurthuis", duration_minutes=90, starts_at=starts_at,
+                        cancelled_at=cancelled_at,
+                    )
+                )  # fmt: skip
+            for signup_id, moment_id in ((1, 1), (2, 7)):
+                await session.execute(
+                    insert(signups).values(
+                        id=signup_id, moment_id=moment_id, resident_id=signup_id,
+                        first_name="Anna", guests=0, created_at=first - week,
+                    )
+                )  # fmt: skip
+        await asyncio.to_thread(migrate.upgrade, db_url)
+        async with db.begin() as session:
+            rows = (
+                await session.execute(
+                    text("SELECT id, occurrence, cancelled_at FROM moments ORDER BY id")
+                )
+            ).all()
+            kept = (await session.execute(text("SELECT moment_id FROM signups"))).scalars().all()
+    finally:
+        await db.dispose()
+    numbers = {moment_id: occurrence for moment_id, occurrence, _ in rows}
+    cancelled = {moment_id for moment_id, _, cancelled_at in rows if cancelled_at is not None}
+    assert numbers == {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: -6, 7: -7, 8: 0}
+    assert cancelled == {3, 6}  # the ghost with a sign-up stays for the organiser to cancel
+    assert sorted(kept) == [1, 7]  # rebuilding the table on SQLite deletes no sign-ups

@@ -42,6 +42,8 @@ async def _run_async() -> None:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
             await connection.commit()
+            if connection.dialect.name == "sqlite":
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
     finally:
         await engine.dispose()
 
