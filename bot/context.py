@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -13,7 +14,7 @@ from bot.i18n import Translator, normalise_language
 from bot.limiter import INTERACTIVE, LANE
 from bot.settings import Settings
 from storage.db import Database
-from storage.models import Signal
+from storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
     from telegram import Update
@@ -33,6 +34,10 @@ class Services:
     db: Database
     # Wired in bot.app so that features react to each other without importing each other.
     signal_hooks: list[SignalHook] = field(default_factory=list)
+    # The one source of time (UTC, aware): handlers use ``context.now``, jobs and senders
+    # ``services.clock()``, and storage takes ``now`` as an argument. Nothing else reads the
+    # wall clock; tests move it with time-machine.
+    clock: Callable[[], dt.datetime] = utcnow
 
 
 class BuurtApplication(
@@ -67,6 +72,11 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
     def settings(self) -> Settings:
         """The validated settings."""
         return self.services.settings
+
+    @property
+    def now(self) -> dt.datetime:
+        """Now (UTC), from the application's one clock."""
+        return self.services.clock()
 
     @property
     def db(self) -> Database:

@@ -54,7 +54,7 @@ from conversations.ui import (
 from storage import access
 from storage import cases as store
 from storage.access import Permission, Person
-from storage.models import Signal, SignalEvent, utcnow
+from storage.models import Signal, SignalEvent
 from storage.residents import get_resident
 from storage.signals import STATUSES, WITHDRAWN
 
@@ -69,9 +69,6 @@ ADDED_PHOTOS_SHOWN = 3  # the newest photos a reporter added later, shown with t
 
 # Conversation states: what the person is typing.
 STATUS_NOTE, NOTE, REPLY, ANSWER = "status_note", "note", "reply", "answer"
-
-# "Now" for handlers and the follow-up job; tests replace it to move time forward.
-clock: Callable[[], dt.datetime] = utcnow
 
 OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
 FOLLOWUP_LABELS = {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("I don't know")}
@@ -328,7 +325,7 @@ async def _show(context: BuurtContext, chat_id: int, signal: Signal, names: dict
     if signal.latitude is not None and signal.longitude is not None:
         await context.bot.send_location(chat_id, signal.latitude, signal.longitude)
     text = _detail_text(
-        t, context.settings.tz, signal, names, now=clock(), photo_problem=photo_problem
+        t, context.settings.tz, signal, names, now=context.now, photo_problem=photo_problem
     )
     await context.bot.send_message(chat_id, text, reply_markup=_detail_buttons(t, signal, chat_id))
 
@@ -400,7 +397,7 @@ async def _open_page(
             return None
         listing = await store.open_signals(session, wijken, page=page, per_page=PER_PAGE)
         names = await store.display_names(session, (s.assigned_to for s in listing.signals))
-    return _open_view(context.t, listing, names, many_wijken=len(wijken) > 1, now=clock())
+    return _open_view(context.t, listing, names, many_wijken=len(wijken) > 1, now=context.now)
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -426,7 +423,7 @@ async def melding_command(update: Update, context: BuurtContext) -> None:
     assert message is not None and user is not None
     t = context.t
     typed = " ".join(context.args or []).strip()
-    year = clock().astimezone(context.settings.tz).year
+    year = context.now.astimezone(context.settings.tz).year
     reference = store.parse_reference(typed, year=year) if typed else None
     async with context.db.begin() as session:
         person = await access.person(session, user.id, context.settings.admins)
@@ -503,7 +500,9 @@ async def on_take(update: Update, context: BuurtContext) -> None:
         )
         open_ = signal is not None and signal.status != WITHDRAWN
         taken = (
-            await store.take(session, signal, user_id, now=clock()) if signal and open_ else None
+            await store.take(session, signal, user_id, now=context.now)
+            if signal and open_
+            else None
         )
         previous = taken.previous if taken and taken.previous != user_id else None
         names = await store.display_names(session, [previous])
@@ -546,7 +545,7 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
             await steps.refuse(query, context)
             return
         role = store.signing_role(person, signal.wijk_id) or "wijkagent"
-        await store.propose_mediation(session, signal, user_id, now=clock())
+        await store.propose_mediation(session, signal, user_id, now=context.now)
         reporter, reference = signal.resident.telegram_id, signal.reference
     their = context.translator_for(reporter)
     try:
@@ -714,7 +713,7 @@ async def _apply_status(
     user = update.effective_user
     assert user is not None
     t = context.t
-    now = clock()
+    now = context.now
     to_status = str(pending["status"])
     changed = False
     old = ""
@@ -855,7 +854,9 @@ async def on_note(update: Update, context: BuurtContext) -> State:
             session, context, user.id, int(pending["signal_id"]), for_update=True
         )
         if signal is not None:
-            await store.add_note(session, signal, note, actor=store.pro_actor(user.id), now=clock())
+            await store.add_note(
+                session, signal, note, actor=store.pro_actor(user.id), now=context.now
+            )
     STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
@@ -924,7 +925,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
                 signal,
                 store.REPLY_OUT,
                 actor=store.pro_actor(user.id),
-                now=clock(),
+                now=context.now,
                 note=text,
             )
             role = store.signing_role(person, signal.wijk_id) or ""
@@ -999,7 +1000,7 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
         signal = await _own_signal(session, user.id, int(pending["signal_id"]))
         if signal is not None:
             await store.record(
-                session, signal, store.REPLY_IN, actor=store.RESIDENT, now=clock(), note=text
+                session, signal, store.REPLY_IN, actor=store.RESIDENT, now=context.now, note=text
             )
             for telegram_id in await store.reply_targets(session, signal):
                 languages[telegram_id] = await steps.language_of(context, session, telegram_id)
@@ -1044,7 +1045,9 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     async with context.db.begin() as session:
         signal = await _own_signal(session, user_id, int(steps.match(context, 1)), for_update=True)
         result = (
-            await store.answer_followup(session, signal, answer, now=clock()) if signal else None
+            await store.answer_followup(session, signal, answer, now=context.now)
+            if signal
+            else None
         )
         if signal is not None and result is not None and result.reopened_to is not None:
             for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS):
@@ -1080,7 +1083,7 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
 
 async def send_followups(context: BuurtContext) -> None:
     """Ask the reporters of closed signals whose follow-up is due: is het opgelost?"""
-    now = clock()
+    now = context.now
     async with context.db.begin() as session:
         due = await store.due_followups(session, now)
     for signal_id in due:

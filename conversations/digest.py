@@ -59,6 +59,7 @@ from conversations.ui import (
 from storage import access, hotspots
 from storage import digest as digests
 from storage.access import Permission
+from storage.calendar import latest_slot
 from storage.digest import Digest, SignalBrief
 from storage.hotspots import HotspotRules, HotspotSummary
 from storage.models import Signal
@@ -75,11 +76,6 @@ MAX_MESSAGE = 4096
 # How many lines a list may have; shortened step by step until the digest fits one message.
 LIST_LIMITS = (40, 20, 10, 5, 2, 0)
 MAX_REFERENCES = 10
-
-
-def clock() -> dt.datetime:
-    """Now (UTC). Jobs ask this function, so tests can move time."""
-    return dt.datetime.now(dt.UTC)
 
 
 # --- settings per wijk ----------------------------------------------------------------------
@@ -449,7 +445,7 @@ async def run_wijk(application: BuurtApplication, slug: str, now: dt.datetime) -
     if wijk is None:
         return
     rules = hotspot_rules(settings, slug)
-    slot = digests.latest_slot(now, wijk.digest_time, settings.tz)
+    slot = latest_slot(now, wijk.digest_time, settings.tz)
     state = _delivery(application)
     async with state.digest_lock:
         async with application.services.db.begin() as session:
@@ -480,13 +476,13 @@ async def run_wijk(application: BuurtApplication, slug: str, now: dt.datetime) -
 async def _daily_job(context: BuurtContext) -> None:
     """The wijk's daily digest (job ``digest:<slug>``)."""
     assert context.job is not None
-    await run_wijk(_app(context.application), str(context.job.data), clock())
+    await run_wijk(_app(context.application), str(context.job.data), context.now)
 
 
 async def _retry_job(context: BuurtContext) -> None:
     """Deliver what failed before (job ``digest:retry:<slug>``)."""
     assert context.job is not None
-    await run_wijk(_app(context.application), str(context.job.data), clock())
+    await run_wijk(_app(context.application), str(context.job.data), context.now)
 
 
 # --- early warning --------------------------------------------------------------------------
@@ -500,7 +496,7 @@ async def on_signal_created(
     hotspot) are sent after the commit."""
     wijk = await get_wijk(session, signal.wijk_id)
     slug = wijk.slug if wijk else None
-    claimed = await digests.claim_signal_alerts(session, signal, now=clock())
+    claimed = await digests.claim_signal_alerts(session, signal, now=context.now)
     rules = hotspot_rules(context.settings, slug)
     hotspot = await hotspots.register_signal(session, signal, rules)
     if hotspot is None and not claimed:
@@ -513,13 +509,15 @@ async def on_signal_created(
         if claimed:
             recipients = await _alert_recipients(application, signal_id)
             sent = [
-                await _send_signal_alert(application, signal_id, recipient, now=clock())
+                await _send_signal_alert(
+                    application, signal_id, recipient, now=application.services.clock()
+                )
                 for recipient in recipients
             ]
             if not all(sent) and slug is not None:
                 _schedule_retry(application, slug)
         if hotspot_id is not None:
-            await _announce(application, hotspot_id, now=clock())
+            await _announce(application, hotspot_id, now=application.services.clock())
 
     return alert
 
@@ -655,7 +653,7 @@ async def on_alert_mode(update: Update, context: BuurtContext) -> None:
         person = await access.person(session, user_id, context.settings.admins)
         allowed = person.may(Permission.DIGEST, wijk_id)
         if allowed:
-            await digests.set_alert_mode(session, wijk_id, user_id, mode, now=clock())
+            await digests.set_alert_mode(session, wijk_id, user_id, mode, now=context.now)
     if not allowed:
         await steps.refuse(query, context)
         return
@@ -720,7 +718,7 @@ async def overview(update: Update, context: BuurtContext) -> None:
     assert message is not None and user is not None
     settings = context.settings
     t = context.t
-    now = clock()
+    now = context.now
     found: list[Digest] = []
     async with context.db.begin() as session:
         person = await access.person(session, user.id, settings.admins)
@@ -779,7 +777,7 @@ async def start_jobs(application: Any) -> None:
             name=name,
             data=wijk.slug,
         )
-    now = clock()
+    now = application.services.clock()
     for wijk in settings.wijken:
         try:
             await run_wijk(app, wijk.slug, now)

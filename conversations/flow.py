@@ -43,7 +43,6 @@ from bot.i18n import N_, Translator
 from conversations.ui import keyboard
 from storage import access
 from storage.guard import count_guard, mentions_appearance
-from storage.models import utcnow
 from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk
 
@@ -333,7 +332,7 @@ class GuidedFlow:
         draft["guard_asked"] = True
         draft["guard_pending"] = {"step": step, "text": text}
         async with context.db.begin() as session:
-            await count_guard(session, utcnow())
+            await count_guard(session, context.now)
         t = context.t
         message = update.effective_message
         assert message is not None
@@ -624,7 +623,7 @@ class FlowPart(BaseHandler[Update, BuurtContext, None]):
         active = (context.user_data or {}).get(ACTIVE) or {}
         if self.timeout is None or active.get("name") != self.name or not active.get("at"):
             return False
-        return utcnow() - dt.datetime.fromisoformat(active["at"]) > self.timeout
+        return context.now - dt.datetime.fromisoformat(active["at"]) > self.timeout
 
 
 def _active(context: BuurtContext) -> str | None:
@@ -635,15 +634,16 @@ def _active(context: BuurtContext) -> str | None:
 def _moved(context: BuurtContext, name: str, state: object) -> None:
     """Remember which flow is on screen (or that none is) after one of its steps."""
     data = context.user_data
+    now = context.now.isoformat()
     if data is None or state is None:
         if data is not None and data.get(ACTIVE, {}).get("name") == name:
-            data[ACTIVE]["at"] = utcnow().isoformat()
+            data[ACTIVE]["at"] = now
         return
     if state == ConversationHandler.END:
         if data.get(ACTIVE, {}).get("name") == name:
             data.pop(ACTIVE, None)
         return
-    data[ACTIVE] = {"name": name, "at": utcnow().isoformat()}
+    data[ACTIVE] = {"name": name, "at": now}
 
 
 def _owned(part: FlowPart, handler: BaseHandler[Any, Any, Any], *, step: bool) -> None:

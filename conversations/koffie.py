@@ -47,7 +47,7 @@ from conversations.flow import (
 )
 from conversations.ui import keyboard, local_datetime, not_allowed, short_date
 from storage import access, gatherings
-from storage.models import Moment, Resident, Signup, Wijk, utcnow
+from storage.models import Moment, Resident, Signup, Wijk
 from storage.residents import ensure_resident, get_resident
 from storage.wijken import active_wijken, get_wijk
 
@@ -64,11 +64,6 @@ KIND_LABELS = {
     "spreekuur": N_("Spreekuur of the wijkagent and opbouwwerker"),
     "wandeling": N_("Walk through the wijk with the wijkagent and opbouwwerker"),
 }
-
-
-def clock() -> dt.datetime:
-    """Now (tests replace this to travel in time)."""
-    return utcnow()
 
 
 def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
@@ -293,7 +288,7 @@ async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text
     day = parse_date(text)
     message = update.effective_message
     assert message is not None
-    today = clock().astimezone(context.settings.tz).date()
+    today = context.now.astimezone(context.settings.tz).date()
     if day is None or day < today:
         await message.reply_text(
             context.t(
@@ -316,7 +311,7 @@ async def on_plan_time(update: Update, context: BuurtContext, draft: Draft, text
         await message.reply_text(context.t("Please type the time, for example 10:00."))
         return None
     draft["time"] = f"{moment:%H:%M}"
-    if _plan_start(draft, context.settings.tz) <= clock():
+    if _plan_start(draft, context.settings.tz) <= context.now:
         await message.reply_text(
             context.t("That moment has already passed; please pick a later time.")
         )
@@ -384,11 +379,11 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
             created_by=user.id,
             tz=settings.tz,
             capacity=draft.get("capacity"),
-            now=clock(),
+            now=context.now,
         )
         dates = len(
             await gatherings.upcoming(
-                session, series.wijk_id, [series.kind], now=clock(), within=gatherings.HORIZON
+                session, series.wijk_id, [series.kind], now=context.now, within=gatherings.HORIZON
             )
         )
     PLAN.drop(context)
@@ -437,7 +432,7 @@ async def koffie(update: Update, context: BuurtContext) -> None:
         return
     tz = context.settings.tz
     async with context.db.begin() as session:
-        moments = list(await gatherings.upcoming(session, wijk.id, KOFFIE_KINDS, now=clock()))
+        moments = list(await gatherings.upcoming(session, wijk.id, KOFFIE_KINDS, now=context.now))
         numbers = await gatherings.counts(session, [m.id for m in moments])
         mine = {
             m.id
@@ -485,7 +480,7 @@ async def koppel(update: Update, context: BuurtContext) -> None:
     async with context.db.begin() as session:
         moments = list(
             await gatherings.upcoming(
-                session, wijk.id, PRESENCE_KINDS, now=clock(), within=dt.timedelta(weeks=3)
+                session, wijk.id, PRESENCE_KINDS, now=context.now, within=dt.timedelta(weeks=3)
             )
         )
     if not moments:
@@ -541,13 +536,13 @@ async def _join(
             moment is None
             or moment.kind != "koffie"
             or moment.cancelled_at
-            or moment.starts_at <= clock()
+            or moment.starts_at <= context.now
         ):
             return "gone", None, None
         resident = await ensure_resident(session, user_id, context.lang)
         try:
             signup, new = await gatherings.sign_up(
-                session, moment, resident, first_name, now=clock()
+                session, moment, resident, first_name, now=context.now
             )
         except gatherings.Full:
             return "full", moment, None
@@ -641,7 +636,7 @@ async def on_leave(update: Update, context: BuurtContext) -> None:
         if signup is None or signup.cancelled_at is not None:
             await query.answer(t("You were not signed up for this one."), show_alert=True)
             return
-        await gatherings.cancel_signup(session, signup, now=clock())
+        await gatherings.cancel_signup(session, signup, now=context.now)
         moment = signup.moment
     await query.answer(t("Cancelled"))
     await query.edit_message_reply_markup(reply_markup=None)
@@ -670,7 +665,7 @@ async def on_ics(update: Update, context: BuurtContext) -> None:
     assert update.effective_message is not None
     local = moment.starts_at.astimezone(context.settings.tz)
     await update.effective_message.reply_document(
-        InputFile(ics(t, moment, clock()), filename=f"{moment.kind}-{local:%Y-%m-%d}.ics")
+        InputFile(ics(t, moment, context.now), filename=f"{moment.kind}-{local:%Y-%m-%d}.ics")
     )
 
 
@@ -781,7 +776,7 @@ async def refresh_wijk_announcements(application: Any, wijk_id: int) -> None:
     changed (they name the pair only when the pair is there)."""
     assert isinstance(application, BuurtApplication)
     async with application.services.db.begin() as session:
-        ids = await gatherings.announced(session, wijk_id, now=clock())
+        ids = await gatherings.announced(session, wijk_id, now=application.services.clock())
     for moment_id in ids:
         await refresh_announcement(application, moment_id)
 
@@ -836,7 +831,7 @@ async def manage(update: Update, context: BuurtContext) -> None:
         for wijk_id in sorted(wijken):
             moments.extend(
                 await gatherings.upcoming(
-                    session, wijk_id, KOFFIE_KINDS + PRESENCE_KINDS, now=clock()
+                    session, wijk_id, KOFFIE_KINDS + PRESENCE_KINDS, now=context.now
                 )
             )
         numbers = await gatherings.counts(session, [m.id for m in moments])
@@ -951,9 +946,9 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
         fresh = await gatherings.get_moment(session, moment.id)
         assert fresh is not None
         if whole:
-            affected = await gatherings.cancel_series(session, fresh.series, now=clock())
+            affected = await gatherings.cancel_series(session, fresh.series, now=context.now)
         elif fresh.cancelled_at is None:
-            affected = [(fresh, await gatherings.cancel_moment(session, fresh, now=clock()))]
+            affected = [(fresh, await gatherings.cancel_moment(session, fresh, now=context.now))]
         else:
             affected = []
     if not affected:
@@ -1073,13 +1068,13 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
                 t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
             )
             return None
-        if new_start is not None and new_start <= clock():
+        if new_start is not None and new_start <= context.now:
             await message.reply_text(t("That moment has already passed; please pick a later time."))
             return None
         if edit["series"]:
             shift = (new_start - moment.starts_at) if new_start else None
             changed = await gatherings.change_series(
-                session, moment.series, place=place, shift=shift, now=clock()
+                session, moment.series, place=place, shift=shift, now=context.now
             )
         else:
             changed = [
@@ -1125,7 +1120,7 @@ async def sweep(application: Any) -> None:
     """Announce new koffiemomenten, send due reminders and day-before notes (idempotent)."""
     assert isinstance(application, BuurtApplication)
     settings, db = application.services.settings, application.services.db
-    now = clock()
+    now = application.services.clock()
     tz = settings.tz
     t = Translator(settings.default_language)
     async with db.begin() as session:

@@ -78,7 +78,6 @@ from storage.models import (
     MediationCase,
     MediationEvent,
     MediationParty,
-    utcnow,
 )
 from storage.residents import ensure_resident, get_resident
 from storage.wijken import wijk_by_slug
@@ -129,8 +128,6 @@ PHONE = "phone"
 MESSAGE, ANSWER = "message", "answer"  # the team writes to a party; a party answers
 
 # "Now" for handlers and jobs; tests replace it to move time.
-clock: Callable[[], dt.datetime] = utcnow
-
 STAGE_LABELS: dict[str, str] = {
     "aangemeld": N_("Registered"),
     "intake": N_("Intake"),
@@ -580,7 +577,7 @@ async def _show(
             return False
         appointments = list(await store.appointments_of(session, case.id))
         names = await store.display_names(session, store.history_actors(case))
-    now = clock()
+    now = context.now
     text = case_text(
         t,
         case,
@@ -616,7 +613,7 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
     if not cases:
         await message.reply_text(t("There are no open mediation cases in your wijk."))
         return
-    now = clock()
+    now = context.now
     lines = [
         t.ngettext("<b>{n} open mediation case</b>", "<b>{n} open mediation cases</b>", len(cases))
     ]
@@ -658,7 +655,7 @@ async def show_case(update: Update, context: BuurtContext) -> None:
     assert message is not None and user is not None
     t = context.t
     typed = " ".join(context.args or []).strip()
-    year = clock().astimezone(context.settings.tz).year
+    year = context.now.astimezone(context.settings.tz).year
     reference = store.parse_reference(typed, year=year) if typed else None
     async with context.db.begin() as session:
         person = await access.person(session, user.id, context.settings.admins)
@@ -763,7 +760,7 @@ async def on_take(update: Update, context: BuurtContext) -> None:
     try:
         async with context.db.begin() as session:
             case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-            changed = await store.take(session, case, user_id, now=clock()) if case else False
+            changed = await store.take(session, case, user_id, now=context.now) if case else False
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
@@ -820,7 +817,7 @@ async def on_next(update: Update, context: BuurtContext) -> None:
                     case,
                     to_stage,
                     actor=store.pro_actor(user_id),
-                    now=clock(),
+                    now=context.now,
                     nazorg_after=dt.timedelta(weeks=context.settings.mediation.nazorg_weeks),
                 )
     except MediationProblem as problem:
@@ -892,7 +889,7 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
                     case,
                     store.AGREEMENTS,
                     actor=store.pro_actor(user_id),
-                    now=clock(),
+                    now=context.now,
                     nazorg_after=dt.timedelta(weeks=context.settings.mediation.nazorg_weeks),
                 )
     except MediationProblem as problem:
@@ -927,7 +924,7 @@ async def on_undo(update: Update, context: BuurtContext) -> None:
                     case,
                     int(steps.match(context, 2)),
                     actor=store.pro_actor(user_id),
-                    now=clock(),
+                    now=context.now,
                 )
                 if case is not None
                 else None
@@ -1033,7 +1030,7 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
             case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             if case is not None:
                 parties = await store.close_case(
-                    session, case, outcome, actor=store.pro_actor(user_id), now=clock()
+                    session, case, outcome, actor=store.pro_actor(user_id), now=context.now
                 )
                 for party in parties:
                     if party.resident is not None:
@@ -1074,7 +1071,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
                     session,
                     case,
                     actor=store.pro_actor(user_id),
-                    now=clock(),
+                    now=context.now,
                     valid_for=dt.timedelta(days=settings.mediation.invite_days),
                 )
                 if case is not None
@@ -1091,7 +1088,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
     shown = store.format_code(code)
     bot_name = context.bot.username
     link = f"https://t.me/{bot_name}?start={INVITE_PREFIX}{code}"
-    until = local_date(party.invite_expires_at or clock(), settings.tz)
+    until = local_date(party.invite_expires_at or context.now, settings.tz)
     card = t(
         "Hello neighbour, the buurtbemiddeling team of {wijk} would like to invite you for a "
         "talk about living together in the street. Buurtbemiddeling is free, voluntary and "
@@ -1232,7 +1229,9 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
         t(
             "✔️ {parties}\nWhen? Type the date and time as dd-mm-jjjj uu:mm, for example {example}.",
             parties=t(label),
-            example=local_datetime(clock() + dt.timedelta(days=7), context.settings.tz),
+            example=(context.now + dt.timedelta(days=7))
+            .astimezone(context.settings.tz)
+            .strftime("%d-%m-%Y %H:%M"),
         ),
     )
     return APPT_WHEN
@@ -1261,11 +1260,13 @@ async def on_appointment_when(update: Update, context: BuurtContext) -> State:
             t(
                 "I cannot read that as a date and time. Please type it as dd-mm-jjjj uu:mm, "
                 "for example {example}.",
-                example=local_datetime(clock() + dt.timedelta(days=7), tz),
+                example=(context.now + dt.timedelta(days=7))
+                .astimezone(tz)
+                .strftime("%d-%m-%Y %H:%M"),
             )
         )
         return None
-    now = clock()
+    now = context.now
     if starts_at <= now:
         await message.reply_text(
             t("That moment has already passed. Please type a date and time in the future.")
@@ -1301,7 +1302,7 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
             starts_at=starts_at,
             place=place,
             actor=store.pro_actor(user.id),
-            now=clock(),
+            now=context.now,
         )
         return await store.appointment_notices(session, appointment)
 
@@ -1346,7 +1347,7 @@ async def _tell_appointment(context: BuurtContext, targets: list[store.ReminderT
             targets[0].appointment_id,
             told=told,
             untold=untold,
-            now=clock(),
+            now=context.now,
         )
 
 
@@ -1365,7 +1366,7 @@ async def on_mediators(update: Update, context: BuurtContext) -> State:
         context,
         pending,
         lambda session, case: store.set_mediators(
-            session, case, names, actor=store.pro_actor(user.id), now=clock()
+            session, case, names, actor=store.pro_actor(user.id), now=context.now
         ),
         lambda t: t("Mediators: {names}.", names=names),
     )
@@ -1386,7 +1387,7 @@ async def on_note(update: Update, context: BuurtContext) -> State:
         context,
         pending,
         lambda session, case: store.add_note(
-            session, case, text, actor=store.pro_actor(user.id), now=clock()
+            session, case, text, actor=store.pro_actor(user.id), now=context.now
         ),
         lambda t: t("Note added."),
     )
@@ -1522,7 +1523,7 @@ async def on_message(update: Update, context: BuurtContext) -> State:
             case = await _case_for(session, context, user.id, int(pending["case_id"]))
             relay = (
                 await store.message_party(
-                    session, case, number, text, actor=store.pro_actor(user.id), now=clock()
+                    session, case, number, text, actor=store.pro_actor(user.id), now=context.now
                 )
                 if case is not None
                 else None
@@ -1636,7 +1637,7 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
             )
             if found is not None:
                 case, party = found
-                await store.answer_from_party(session, case, party, text, now=clock())
+                await store.answer_from_party(session, case, party, text, now=context.now)
                 people = await _coordinators(context, session, case)
     except MediationProblem:
         STEPS.forget(context)
@@ -1700,7 +1701,9 @@ async def _invitation(update: Update, context: BuurtContext, typed: str) -> None
     try:
         async with context.db.begin() as session:
             resident = await ensure_resident(session, user.id, context.lang)
-            party = await store.invited_party(session, code, resident_id=resident.id, now=clock())
+            party = await store.invited_party(
+                session, code, resident_id=resident.id, now=context.now
+            )
             wijk = party.case.wijk.name
     except MediationProblem as problem:
         await message.reply_text(_invite_problem(t, problem.reason))
@@ -1753,7 +1756,7 @@ async def _answer(
         async with context.db.begin() as session:
             resident = await ensure_resident(session, user_id, context.lang)
             party = await store.answer_invite(
-                session, code, resident_id=resident.id, answer=answer, now=clock()
+                session, code, resident_id=resident.id, answer=answer, now=context.now
             )
             case = await store.get_case(session, party.case_id)
             assert case is not None
@@ -1845,7 +1848,7 @@ async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
             if resident
             else None
         )
-        case = await store.set_party_phone(session, party, text, now=clock()) if party else None
+        case = await store.set_party_phone(session, party, text, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}
     context.user_data.pop(PHONE_PENDING, None)
     if case is None:
@@ -1898,7 +1901,7 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
             if resident
             else None
         )
-        case = await store.answer_nazorg(session, party, answer, now=clock()) if party else None
+        case = await store.answer_nazorg(session, party, answer, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}
     if party is None:
         await steps.refuse(query, context)
@@ -2007,7 +2010,7 @@ def _lock(application: Any) -> asyncio.Lock:
 async def send_reminders(context: BuurtContext) -> None:
     """Remind the parties of each appointment once, about a day before it starts."""
     async with _lock(context.application):
-        now = clock()
+        now = context.now
         async with context.db.begin() as session:
             due = await store.due_reminders(session, now)
         for appointment_id in due:
@@ -2043,7 +2046,7 @@ async def _remind(context: BuurtContext, appointment_id: int, now: dt.datetime) 
 async def send_nazorg(context: BuurtContext) -> None:
     """Send the nazorg check-in to each party whose case is due, once."""
     async with _lock(context.application):
-        now = clock()
+        now = context.now
         async with context.db.begin() as session:
             due = await store.due_nazorg(session, now)
         for party_id in due:
@@ -2075,7 +2078,7 @@ async def _check_in(context: BuurtContext, party_id: int, now: dt.datetime) -> N
 
 async def anonymise(context: BuurtContext) -> None:
     """Retention: anonymise the cases closed longer ago than the retention period."""
-    now = clock()
+    now = context.now
     async with context.db.begin() as session:
         done = await store.anonymise_closed(
             session, now=now, retention_days=context.settings.mediation.retention_days
@@ -2177,7 +2180,7 @@ async def send_overview(context: BuurtContext) -> None:
     assert job is not None
     slug = str(job.data)
     settings = context.settings
-    now = clock()
+    now = context.now
     async with context.db.begin() as session:
         wijk = await wijk_by_slug(session, slug)
         if wijk is None or not wijk.active:

@@ -46,7 +46,7 @@ from storage import access
 from storage import cases as store
 from storage.access import Permission
 from storage.guard import count_guard, mentions_appearance
-from storage.models import Signal, utcnow
+from storage.models import Signal
 from storage.residents import get_resident
 from storage.signals import count_signals_of_resident, signals_of_resident
 
@@ -59,9 +59,6 @@ ADD = "add"
 ADD_WAITS = dt.timedelta(hours=2)
 IMAGE = PRIVATE & (filters.PHOTO | filters.Document.IMAGE)
 OTHER = PRIVATE & ~filters.COMMAND & ~filters.TEXT & ~filters.PHOTO & ~filters.Document.IMAGE
-
-# "Now" for handlers; tests replace it to move time forward.
-clock: Callable[[], dt.datetime] = utcnow
 
 STEPS = TypedSteps(
     key="mine",
@@ -229,7 +226,9 @@ async def on_add_chosen(update: Update, context: BuurtContext) -> State:
     if not store.is_open(signal):
         await query.answer(_no_longer_open(t, signal), show_alert=True)
         return None
-    STEPS.remember(context, ADD, signal.reference, signal_id=signal.id, since=clock().isoformat())
+    STEPS.remember(
+        context, ADD, signal.reference, signal_id=signal.id, since=context.now.isoformat()
+    )
     await query.answer()
     await context.bot.send_message(
         user_id,
@@ -328,7 +327,7 @@ async def _add(
         pending["guard_asked"] = True
         pending["held"] = {"text": text, "photo": photo}
         async with context.db.begin() as session:
-            await count_guard(session, clock())
+            await count_guard(session, context.now)
         await message.reply_text(
             behaviour_request(t),
             reply_markup=keyboard([(keep_label(t), f"mine:keep:{pending['signal_id']}")]),
@@ -339,7 +338,7 @@ async def _add(
         signal = await _own_signal(session, user.id, int(pending["signal_id"]), for_update=True)
         added = (
             await store.add_from_reporter(
-                session, signal, text=text, photo_file_id=photo, now=clock()
+                session, signal, text=text, photo_file_id=photo, now=context.now
             )
             if signal is not None
             else None
@@ -441,7 +440,7 @@ async def on_withdraw_confirmed(update: Update, context: BuurtContext) -> None:
     targets: dict[int, str] = {}
     async with context.db.begin() as session:
         signal = await _own_signal(session, user_id, int(steps.match(context, 1)), for_update=True)
-        withdrawn = await store.withdraw(session, signal, now=clock()) if signal else False
+        withdrawn = await store.withdraw(session, signal, now=context.now) if signal else False
         if withdrawn and signal is not None:
             targets = await _professionals(context, session, signal)
     if signal is None:

@@ -160,16 +160,14 @@ def _reporter_left(t: Translator, reference: str) -> str:
     )
 
 
-def clock() -> dt.datetime:
-    """Now (tests replace this to travel in time)."""
-    return dt.datetime.now(dt.UTC)
-
-
 async def run_retention(application: Any, *, dry_run: bool = False) -> list[Removal]:
     """Remove (or, dry, list) personal data whose time is up, as configured."""
     assert isinstance(application, BuurtApplication)
     return await retention(
-        application.services.db, application.services.settings, now=clock(), dry_run=dry_run
+        application.services.db,
+        application.services.settings,
+        now=application.services.clock(),
+        dry_run=dry_run,
     )
 
 

@@ -10,7 +10,6 @@ update, so a restart continues where the resident was.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from telegram import (
@@ -35,7 +34,6 @@ from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard, role_label
 from storage.digest import DeliveryPromise, delivery_promise
-from storage.models import utcnow
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, create_signal
 from storage.wijken import active_wijken, get_wijk
@@ -43,9 +41,6 @@ from storage.wijken import active_wijken, get_wijk
 MAX_PLACE = 300
 MAX_WHEN = 300
 MIN_DESCRIPTION = 5
-
-# "Now" for storing a report and telling when it will be seen; tests replace it.
-clock: Callable[[], dt.datetime] = utcnow
 
 # Conversation states: one per question.
 SAFETY, WIJK, CATEGORY, DESCRIPTION = "safety", "wijk", "category", "description"
@@ -411,7 +406,7 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     user = update.effective_user
     message = update.effective_message
     assert query is not None and user is not None and message is not None
-    now = clock()
+    now = context.now
     tz = context.settings.tz
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.lang)

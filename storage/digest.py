@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import access
 from storage.access import Permission
+from storage.calendar import add_working_days, monday_of, next_slot, shift_days
 from storage.hotspots import HotspotSummary, active_hotspots, summarise
 from storage.models import AlertPreference, DigestDelivery, Signal, SignalAlert, Wijk
 from storage.signals import CATEGORIES, OPEN_STATUSES
@@ -41,41 +42,6 @@ DEFAULT_ALERT_MODE = IMMEDIATE
 
 
 # --- time -----------------------------------------------------------------------------------
-
-
-def latest_slot(now: dt.datetime, at: dt.time, tz: dt.tzinfo) -> dt.datetime:
-    """The most recent digest moment at or before ``now``: today's if passed, else yesterday's."""
-    local = now.astimezone(tz)
-    today = dt.datetime.combine(local.date(), at.replace(tzinfo=None), tzinfo=tz)
-    slot = today if today <= local else today - dt.timedelta(days=1)
-    # Recombine on the slot's own date so the wall-clock time survives a DST change.
-    slot = dt.datetime.combine(slot.date(), at.replace(tzinfo=None), tzinfo=tz)
-    return slot.astimezone(dt.UTC)
-
-
-def next_slot(moment: dt.datetime, at: dt.time, tz: dt.tzinfo) -> dt.datetime:
-    """The first digest moment at or after ``moment``."""
-    slot = latest_slot(moment, at, tz)
-    if slot == moment:
-        return slot
-    day = slot.astimezone(tz).date() + dt.timedelta(days=1)
-    return dt.datetime.combine(day, at.replace(tzinfo=None), tzinfo=tz).astimezone(dt.UTC)
-
-
-def add_working_days(moment: dt.datetime, days: int, tz: dt.tzinfo) -> dt.datetime:
-    """``moment`` plus ``days`` working days (Monday to Friday), counted in ``tz``.
-
-    A signal from Friday 17:00 with two working days is due on Tuesday 17:00; one from
-    Saturday 10:00 on Tuesday 10:00.
-    """
-    local = moment.astimezone(tz)
-    day = local.date()
-    for _ in range(days):
-        day += dt.timedelta(days=1)
-        while day.weekday() >= 5:
-            day += dt.timedelta(days=1)
-    due = dt.datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=tz)
-    return due.astimezone(dt.UTC)
 
 
 def is_overdue(signal: Signal, *, now: dt.datetime, response_days: int, tz: dt.tzinfo) -> bool:
@@ -241,7 +207,7 @@ async def weekly_counts(
 ) -> list[WeekCounts]:
     """The ``weeks`` complete ISO weeks before the week of ``before``, oldest first."""
     this_monday = before.astimezone(tz).date()
-    this_monday -= dt.timedelta(days=this_monday.weekday())
+    this_monday = monday_of(this_monday)
     mondays = [this_monday - dt.timedelta(weeks=n) for n in range(weeks, 0, -1)]
     start = dt.datetime.combine(mondays[0], dt.time(0), tzinfo=tz).astimezone(dt.UTC)
     end = dt.datetime.combine(this_monday, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
@@ -255,7 +221,7 @@ async def weekly_counts(
     buckets: dict[dt.date, Counter[str]] = {monday: Counter() for monday in mondays}
     for created_at, category in rows:
         day = created_at.astimezone(tz).date()
-        buckets[day - dt.timedelta(days=day.weekday())][category] += 1
+        buckets[monday_of(day)][category] += 1
     result = []
     for monday in mondays:
         year, week, _ = monday.isocalendar()
@@ -308,7 +274,7 @@ async def due_recipients(
                 due.append(Due(recipient, row.covered_until))
         elif granted_at <= slot:
             first = next_slot(granted_at, at, tz)
-            due.append(Due(recipient, first - dt.timedelta(days=1)))
+            due.append(Due(recipient, shift_days(first, -1, tz)))
     return due
 
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -18,6 +19,7 @@ from tests.harness import BotUnderTest
 pytest_plugins = ["tests.pgserver"]
 
 ADMIN_ID = 900001
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 # Where the clock starts for every test (an ISO instant); CI also runs the suite from other
 # starts (a Sunday night, the first days of a new year, just before a DST change).
 CLOCK_START = dt.datetime.fromisoformat(
@@ -32,6 +34,44 @@ def travel() -> Iterator[time_machine.Coordinates]:
     hour, weekday or year the suite runs; ``travel.shift(...)`` moves it."""
     with time_machine.travel(CLOCK_START, tick=True) as traveller:
         yield traveller
+
+
+class Clock:
+    """The tests' one clock: ``clock.now`` is the time everything in the process sees (the
+    bot's clock, the scheduler, the emulator); setting it, or ``move``, moves all of it."""
+
+    def __init__(self, traveller: time_machine.Coordinates) -> None:
+        self._traveller = traveller
+
+    @property
+    def now(self) -> dt.datetime:
+        """Now, in UTC."""
+        return dt.datetime.now(dt.UTC)
+
+    @now.setter
+    def now(self, value: dt.datetime) -> None:
+        self._traveller.move_to(value)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def move(self, **delta: float) -> dt.datetime:
+        """Move the clock by a timedelta's worth (``clock.move(days=2)``)."""
+        self.now = self.now + dt.timedelta(**delta)
+        return self.now
+
+    def at(self, hour: int, minute: int = 0, *, days: int = 0) -> dt.datetime:
+        """Today (Amsterdam) plus ``days``, at hour:minute local time."""
+        day = dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=days)
+        self.now = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=AMSTERDAM)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    """A clock that stands still until a test moves it (request it before ``bot``)."""
+    with time_machine.travel(CLOCK_START, tick=False) as traveller:
+        yield Clock(traveller)
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,10 @@ from sqlalchemy import select
 
 from bot.emulator import BotMessage
 from bot.settings import Settings
-from conversations import cases
 from storage.models import RoleGrant, Signal, SignalEvent, Wijk, utcnow
 from storage.residents import ensure_resident
 from storage.signals import NewSignal, create_signal
-from tests.conftest import make_settings
+from tests.conftest import Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x00\xc0" + b"\x00" * 64
@@ -542,7 +541,7 @@ async def close(bot: BotUnderTest, pro: Person, reference: str) -> None:
 
 
 async def test_close_followup_no_reopens_and_alerts_the_pair(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+    clock: Clock, bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bram, olga = await pair(bot)
     anna = bot.user(1001, "Anna")
@@ -555,13 +554,13 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
     assert closed.closed_at is not None
 
     # Not yet due: nothing is asked.
-    monkeypatch.setattr(cases, "clock", lambda: closed.closed_at + dt.timedelta(days=2))
+    clock.now = closed.closed_at + dt.timedelta(days=2)
     anna_before = len(chat(bot, anna))
     await job(bot).run(bot.app)
     assert len(chat(bot, anna)) == anna_before
 
     later = closed.closed_at + dt.timedelta(days=3, minutes=1)
-    monkeypatch.setattr(cases, "clock", lambda: later)
+    clock.now = later
     await job(bot).run(bot.app)
     await job(bot).run(bot.app)  # a second sweep asks nothing again
     [question] = chat(bot, anna)[anna_before:]
@@ -606,7 +605,7 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
     await close(bot, bram, reference)
     again = await signal_row(bot, reference)
     assert again.followup_sent_at is None and again.followup_answer is None
-    monkeypatch.setattr(cases, "clock", lambda: again.closed_at + dt.timedelta(days=4))
+    clock.now = again.closed_at + dt.timedelta(days=4)
     await job(bot).run(bot.app)
     reply = await anna.taps("Weet ik niet")
     assert "Dank je wel dat je het laat weten." in reply.text
@@ -615,7 +614,7 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
 
 
 async def test_failed_followup_is_tried_again_and_gone_reporters_are_not_asked(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+    clock: Clock, bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bram, _ = await pair(bot)
     anna = bot.user(1001, "Anna")
@@ -625,7 +624,7 @@ async def test_failed_followup_is_tried_again_and_gone_reporters_are_not_asked(
     await close(bot, bram, orphan.reference)
     assert (await signal_row(bot, orphan.reference)).followup_due_at is None
     closed = await signal_row(bot, reference)
-    monkeypatch.setattr(cases, "clock", lambda: closed.closed_at + dt.timedelta(days=5))
+    clock.now = closed.closed_at + dt.timedelta(days=5)
 
     anna_before = len(chat(bot, anna))
     bot.emulator.fail_next("sendMessage", status=502, times=3)
@@ -644,7 +643,7 @@ async def test_failed_followup_is_tried_again_and_gone_reporters_are_not_asked(
 
 
 async def test_followup_to_a_reporter_who_blocked_the_bot_is_noted_once(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+    clock: Clock, bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bram, _ = await pair(bot)
     anna = bot.user(1001, "Anna")
@@ -654,7 +653,7 @@ async def test_followup_to_a_reporter_who_blocked_the_bot_is_noted_once(
     reply_texts = texts(bot, bram)
     assert "De melder kon het niet horen" in reply_texts
     closed = await signal_row(bot, reference)
-    monkeypatch.setattr(cases, "clock", lambda: closed.closed_at + dt.timedelta(days=5))
+    clock.now = closed.closed_at + dt.timedelta(days=5)
     await job(bot).run(bot.app)
     await job(bot).run(bot.app)
     kinds = [e.kind for e in await events(bot, reference)]

@@ -8,37 +8,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import conversations.digest as digest_module
 from bot.charts import PNG_SIGNATURE
 from bot.emulator import BotMessage
 from bot.i18n import Translator
 from conversations.ui import not_allowed
-from storage.digest import add_working_days, build_digest, latest_slot
+from storage.calendar import add_working_days, latest_slot
+from storage.digest import build_digest
 from storage.models import DigestDelivery, Signal, Wijk
 from storage.residents import ensure_resident
 from storage.signals import NewSignal, create_signal
+from tests.conftest import Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
 TZ = ZoneInfo("Europe/Amsterdam")
 DIGEST = "Dagoverzicht Schilderswijk"
-
-
-class Clock:
-    """The time the digest jobs see; tests move it."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Replace the jobs' clock (request it before ``bot``)."""
-    fake = Clock()
-    monkeypatch.setattr(digest_module, "clock", fake)
-    return fake
 
 
 def slot_after(days: int, *, monday: bool | None = None) -> dt.datetime:

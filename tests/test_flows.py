@@ -37,9 +37,9 @@ async def test_a_second_flow_asks_before_leaving_the_first(bot: BotUnderTest) ->
     await anna.taps("Geluid")
     await anna.taps("Langer dan een half jaar")
     await anna.taps("Geprobeerd")
-    # Typed while the mediation question is on screen: it is the other party, not a report.
-    reply = await anna.says("De bovenburen op nummer 14")
-    assert "Hoe mag het bemiddelingsteam je bereiken?" in reply.text
+    # Typed while the mediation question is on screen: it answers that, not the report.
+    reply = await anna.says("Elke avond harde muziek van de bovenburen.")
+    assert "Wie is de andere partij?" in reply.text
 
     # /annuleren stops the mediation on screen, not the report kept for later.
     reply = await anna.says("/annuleren")

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import conversations.digest as digest_module
 from bot.settings import Settings
 from conversations.digest import hotspot_rules
 from storage.hotspots import (
@@ -22,30 +21,12 @@ from storage.hotspots import (
 )
 from storage.models import Hotspot, Signal, Wijk
 from storage.signals import NewSignal, create_signal
-from tests.conftest import make_settings
+from tests.conftest import Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
 TZ = ZoneInfo("Europe/Amsterdam")
 ALERT = "Vroegsignaal"
 DEFAULT_RULES = HotspotRules(min_signals=3, days=14, radius_m=150)
-
-
-class Clock:
-    """The time the digest jobs see; tests move it."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Replace the jobs' clock (request it before ``bot``)."""
-    fake = Clock()
-    monkeypatch.setattr(digest_module, "clock", fake)
-    return fake
 
 
 # --- the street-name normaliser --------------------------------------------------------------

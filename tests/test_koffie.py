@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import icalendar
-import pytest
 from sqlalchemy import select
 
 from conversations import koffie
 from storage.models import Moment, Signup
-from tests.conftest import ADMIN_ID
+from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
 GROUP = -1001
 AMS = dt.timezone(dt.timedelta(hours=1))  # winter time in Amsterdam
-
-
-class Clock:
-    """The time the koffie feature sees; tests move it."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    fake = Clock(dt.datetime.now(dt.UTC))
-    monkeypatch.setattr(koffie, "clock", fake)
-    yield fake
 
 
 def in_group(person: Person) -> Person:

@@ -34,30 +34,10 @@ from storage.models import (
     MediationParty,
     utcnow,
 )
-from tests.conftest import make_settings
+from tests.conftest import Clock, make_settings
 from tests.harness import BotUnderTest, Person, Reply, grant_role
 
 AMS_ZONE = ZoneInfo("Europe/Amsterdam")  # the default settings.timezone
-
-
-class Clock:
-    """The time the mediation jobs and handlers see; tests move it."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = utcnow()
-        monkeypatch.setattr(mediation_cases, "clock", self)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def move(self, **delta: float) -> dt.datetime:
-        self.now = self.now + dt.timedelta(**delta)
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    return Clock(monkeypatch)
 
 
 # --- helpers -----------------------------------------------------------------------------------

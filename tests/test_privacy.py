@@ -18,7 +18,7 @@ from bot.settings import Settings
 from conversations import privacy
 from storage import gatherings
 from storage.models import BotState, GuardCount, MediationCase, Resident, Signal, Signup
-from tests.conftest import make_settings
+from tests.conftest import Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -193,7 +193,10 @@ async def test_forget_me(bot: BotUnderTest) -> None:
 
 
 async def test_retention_removes_on_schedule_and_dry_run_lists_first(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clock: Clock,
+    bot: BotUnderTest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     anna = bot.user(1001, "Anna")
     await report(anna, "Lawaai bij nummer 12 door de buren", contactable=True)
@@ -207,10 +210,10 @@ async def test_retention_removes_on_schedule_and_dry_run_lists_first(
         signal.closed_at = closed_at
 
     # 20 days after closing: nothing is due yet.
-    monkeypatch.setattr(privacy, "clock", lambda: closed_at + dt.timedelta(days=20))
+    clock.now = closed_at + dt.timedelta(days=20)
     assert await privacy.run_retention(bot.app) == []
     # 31 days: the contact details go; the dry run lists that first, without changing anything.
-    monkeypatch.setattr(privacy, "clock", lambda: closed_at + dt.timedelta(days=31))
+    clock.now = closed_at + dt.timedelta(days=31)
     planned = await privacy.run_retention(bot.app, dry_run=True)
     assert [(r.kind, r.reference) for r in planned] == [("contact", "BS-2026-0001")]
     async with bot.db.begin() as session:
@@ -222,7 +225,7 @@ async def test_retention_removes_on_schedule_and_dry_run_lists_first(
     assert [r.kind for r in removed] == ["contact"]
     assert await privacy.run_retention(bot.app) == []  # nothing twice
     # After a year: the text and the photo go; statistics stay.
-    monkeypatch.setattr(privacy, "clock", lambda: closed_at + dt.timedelta(days=366))
+    clock.now = closed_at + dt.timedelta(days=366)
     removed = await privacy.run_retention(bot.app)
     assert [r.kind for r in removed] == ["content"]
     async with bot.db.begin() as session:

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from conversations import cases, digest, koffie
+from conversations import cases
 from storage.models import Moment
-from tests.conftest import ADMIN_ID
+from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
 LINK = re.compile(r"start=(inv-[\w-]+)")
@@ -33,7 +33,7 @@ async def report_noise(person: Person, place: str) -> str:
 
 
 async def test_the_pair_acts_on_recurring_noise(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+    clock: Clock, bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 3: an admin invites a wijkagent, three residents report noise on one street, she
     gets one hotspot alert, /overzicht shows all three, she replies anonymously and closes one,
@@ -79,8 +79,8 @@ async def test_the_pair_acts_on_recurring_noise(
     assert "is afgehandeld" in emu.messages(anna.id)[-1].plain_text
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3, minutes=5)
-    monkeypatch.setattr(cases, "clock", lambda: later)
-    monkeypatch.setattr(digest, "clock", lambda: later)
+    clock.now = later
+    clock.now = later
     assert bot.app is not None and bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name(cases.FOLLOWUP_JOB)
     await job.run(bot.app)
@@ -90,7 +90,7 @@ async def test_the_pair_acts_on_recurring_noise(
 
 
 async def test_the_group_meets_for_coffee(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+    clock: Clock, bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 5: an organiser plans a two-weekly koffiemoment, the group sees it, two residents
     press "Ik kom" and the count shows 2, one cancels privately, the right reminders go out,
@@ -99,7 +99,7 @@ async def test_the_group_meets_for_coffee(
     group = -1001
     emu.add_group(group, "Buurtgroep Schilderswijk")
     now = dt.datetime.now(dt.UTC)
-    monkeypatch.setattr(koffie, "clock", lambda: now)
+    clock.now = now
     olga = bot.user(4001, "Olga")
     await grant_role(bot, olga, "organisator")
     await olga.says("/koffieplannen")
@@ -139,7 +139,7 @@ async def test_the_group_meets_for_coffee(
     starts = moment.starts_at
     [sweep] = bot.app.job_queue.get_jobs_by_name("koffie:sweep")
     for at in (starts - dt.timedelta(hours=23), starts - dt.timedelta(hours=1)):
-        monkeypatch.setattr(koffie, "clock", lambda at=at: at)
+        clock.now = at
         await sweep.run(bot.app)
     anna_reminders = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
     assert len(anna_reminders) == 2
