@@ -36,6 +36,11 @@ def travel() -> Iterator[time_machine.Coordinates]:
         yield traveller
 
 
+def this_year() -> int:
+    """The year on the clock in Amsterdam (references such as BS-2027-0001 carry it)."""
+    return dt.datetime.now(AMSTERDAM).year
+
+
 class Clock:
     """The tests' one clock: ``clock.now`` is the time everything in the process sees (the
     bot's clock, the scheduler, the emulator); setting it, or ``move``, moves all of it."""
@@ -58,6 +63,14 @@ class Clock:
     def move(self, **delta: float) -> dt.datetime:
         """Move the clock by a timedelta's worth (``clock.move(days=2)``)."""
         self.now = self.now + dt.timedelta(**delta)
+        return self.now
+
+    def next_weekday(self, weekday: int, hour: int) -> dt.datetime:
+        """Move to the next ``weekday`` (0 is Monday; today counts) at ``hour`` in Amsterdam."""
+        day = dt.datetime.now(AMSTERDAM).date()
+        while day.weekday() != weekday:
+            day += dt.timedelta(days=1)
+        self.now = dt.datetime.combine(day, dt.time(hour), tzinfo=AMSTERDAM)
         return self.now
 
     def at(self, hour: int, minute: int = 0, *, days: int = 0) -> dt.datetime:

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from conversations import privacy
 from storage import gatherings
 from storage.models import BotState, GuardCount, MediationCase, Resident, Signal, Signup
-from tests.conftest import Clock, make_settings
+from tests.conftest import Clock, make_settings, this_year
 from tests.harness import BotUnderTest, Person, grant_role
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -74,6 +74,7 @@ async def report(person: Person, text: str, *, contactable: bool = False) -> Non
 
 
 async def test_my_data_is_complete_and_only_mine(bot: BotUnderTest) -> None:
+    year = this_year()  # references carry the year they were made in
     anna = bot.user(1001, "Anna")
     bram = bot.user(1002, "Bram")
     await anna.says("/start")
@@ -97,8 +98,8 @@ async def test_my_data_is_complete_and_only_mine(bot: BotUnderTest) -> None:
 
     reply = await anna.says("/mijngegevens")
     summary, document = reply.messages
-    assert "1 melding: BS-2026-" in summary.plain_text
-    assert "1 bemiddelingszaak: BM-2026-0001" in summary.plain_text
+    assert f"1 melding: BS-{year}-" in summary.plain_text
+    assert f"1 bemiddelingszaak: BM-{year}-0001" in summary.plain_text
     assert "Iets wat je nog niet had afgerond: melden" in summary.plain_text
     assert document.file_name == "mijngegevens.json" and document.file_bytes is not None
     data = json.loads(document.file_bytes)
@@ -117,6 +118,7 @@ async def test_my_data_is_complete_and_only_mine(bot: BotUnderTest) -> None:
 
 
 async def test_forget_me(bot: BotUnderTest) -> None:
+    year = this_year()  # references carry the year they were made in
     agent = bot.user(3002, "Wim")
     await grant_role(bot, agent, "wijkagent")
     anna = bot.user(1001, "Anna")
@@ -159,7 +161,7 @@ async def test_forget_me(bot: BotUnderTest) -> None:
     assert "je persoonsgegevens zijn verwijderd" in reply.edited[-1].plain_text
 
     told = bot.emulator.messages(3002)[-1].plain_text
-    assert "niet meer bereikbaar" in told and "BS-2026-0001" in told
+    assert "niet meer bereikbaar" in told and f"BS-{year}-0001" in told
     async with bot.db.begin() as session:
         assert (await session.scalars(select(Resident))).all() == []
         assert (await session.scalars(select(Signup))).all() == []
@@ -198,6 +200,7 @@ async def test_retention_removes_on_schedule_and_dry_run_lists_first(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    year = this_year()  # references carry the year they were made in
     anna = bot.user(1001, "Anna")
     await report(anna, "Lawaai bij nummer 12 door de buren", contactable=True)
     # Closed 40 days ago (the CLI below runs at the real "now").
@@ -215,12 +218,12 @@ async def test_retention_removes_on_schedule_and_dry_run_lists_first(
     # 31 days: the contact details go; the dry run lists that first, without changing anything.
     clock.now = closed_at + dt.timedelta(days=31)
     planned = await privacy.run_retention(bot.app, dry_run=True)
-    assert [(r.kind, r.reference) for r in planned] == [("contact", "BS-2026-0001")]
+    assert [(r.kind, r.reference) for r in planned] == [("contact", f"BS-{year}-0001")]
     async with bot.db.begin() as session:
         assert (await session.scalar(select(Signal.contact_name))) == "Anna"
     cli = ["--config", str(write_config(bot)), "retention", "--dry-run"]
     assert await asyncio.to_thread(main, cli) == 0
-    assert "would remove contact: BS-2026-0001" in capsys.readouterr().out
+    assert f"would remove contact: BS-{year}-0001" in capsys.readouterr().out
     removed = await privacy.run_retention(bot.app)
     assert [r.kind for r in removed] == ["contact"]
     assert await privacy.run_retention(bot.app) == []  # nothing twice
@@ -314,6 +317,7 @@ async def test_guard_leaves_street_names_alone(bot: BotUnderTest) -> None:
 
 
 async def test_dry_run_lists_mediation_cases_due_for_anonymising(bot: BotUnderTest) -> None:
+    year = this_year()  # references carry the year they were made in
     anna = bot.user(1001, "Anna")
     await anna.says("/bemiddeling")
     await anna.taps("Ik wil bemiddeling aanvragen")
@@ -336,7 +340,7 @@ async def test_dry_run_lists_mediation_cases_due_for_anonymising(bot: BotUnderTe
         assert case is not None
         case.stage, case.outcome, case.closed_at = "afgesloten", "opgelost", closed
     planned = await privacy.run_retention(bot.app, dry_run=True)
-    assert [(r.kind, r.reference) for r in planned] == [("mediation", "BM-2026-0001")]
+    assert [(r.kind, r.reference) for r in planned] == [("mediation", f"BM-{year}-0001")]
     removed = await privacy.run_retention(bot.app)
     assert [r.kind for r in removed] == ["mediation"]
     async with bot.db.begin() as session:

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from storage.models import GuardCount, MediationCase, Signal
+from tests.conftest import this_year
 from tests.harness import BotUnderTest, Person, grant_role
 
 
@@ -45,6 +46,7 @@ async def finish_mediation(person: Person, other: str = "De buren van nummer 6")
 
 
 async def test_referral_needs_the_residents_yes(bot: BotUnderTest) -> None:
+    year = this_year()  # references carry the year they were made in
     agent = bot.user(3002, "Wim")
     await grant_role(bot, agent, "wijkagent")
     carla = bot.user(3001, "Carla")
@@ -54,12 +56,12 @@ async def test_referral_needs_the_residents_yes(bot: BotUnderTest) -> None:
     await anna.taps("Pseudoniem")
     await anna.taps("Melding versturen")
 
-    await agent.says("/melding BS-2026-0001")
+    await agent.says(f"/melding BS-{year}-0001")
     reply = await agent.taps("Bemiddeling voorstellen")
     assert reply.alert == "Voorstel verstuurd"
     proposal = bot.emulator.messages(1001)[-1]
     assert (
-        "De wijkagent stelt buurtbemiddeling voor bij je melding BS-2026-0001"
+        f"De wijkagent stelt buurtbemiddeling voor bij je melding BS-{year}-0001"
         in proposal.plain_text
     )
     assert "Wim" not in proposal.plain_text
@@ -93,13 +95,14 @@ async def test_referral_needs_the_residents_yes(bot: BotUnderTest) -> None:
 
 
 async def test_referral_declined(bot: BotUnderTest) -> None:
+    year = this_year()  # references carry the year they were made in
     agent = bot.user(3002, "Wim")
     await grant_role(bot, agent, "wijkagent")
     anna = bot.user(1001, "Anna")
     await report(anna)
     await anna.taps("Pseudoniem")
     await anna.taps("Melding versturen")
-    await agent.says("/melding BS-2026-0001")
+    await agent.says(f"/melding BS-{year}-0001")
     await agent.taps("Bemiddeling voorstellen")
     reply = await anna.taps("Nee, liever niet")
     assert "er wordt niets doorgegeven" in reply.text
