@@ -1955,7 +1955,7 @@ def _reminder_text(t: Translator, target: store.ReminderTarget, tz: dt.tzinfo) -
         "⏰ <b>Reminder</b>: you have a buurtbemiddeling talk on {date} at {time}.\n"
         "<b>Place:</b> {place}\n"
         "Can you not make it? Please let the mediation team know in time.",
-        date=local.strftime("%d-%m-%Y"),
+        date=local_date(local, tz),
         time=local.strftime("%H:%M"),
         place=target.place or "?",
     )
@@ -1973,7 +1973,7 @@ def _appointment_notice(
         "<b>Place:</b> {place}\n"
         "You get a reminder the day before. Can you not make it? Let the mediation team know "
         "with the button below.",
-        date=local.strftime("%d-%m-%Y"),
+        date=local_date(local, tz),
         time=local.strftime("%H:%M"),
         place=target.place or "?",
     )

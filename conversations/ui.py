@@ -267,6 +267,7 @@ def privacy_text(t: Translator, settings: Settings, *, full: bool) -> str:
             days=keep.signup_days,
         ),
         t("• A report you are still typing is kept until you send or cancel it."),
+        t("• The bot removes what is due every night; nobody has to remember to."),
         "",
         t("<b>Your rights</b>"),
         t("/mijngegevens: everything we store about you, as a message and as a file."),
@@ -291,7 +292,8 @@ def first_commands(t: Translator, role: str) -> str:
                 "the digest only"
             )
         )
-    return "\n".join([t("To start with:"), *lines, t("/help shows everything you can do.")])
+    ending = [] if "help" in names else [t("/help shows everything you can do.")]
+    return "\n".join([t("To start with:"), *lines, *ending])
 
 
 def role_sections(t: Translator, person: Person, wijk_names: Mapping[int, str]) -> list[str]:
@@ -300,13 +302,18 @@ def role_sections(t: Translator, person: Person, wijk_names: Mapping[int, str]) 
     by_role: dict[str, list[str]] = {}
     for grant in person.grants:
         by_role.setdefault(grant.role, []).append(wijk_names.get(grant.wijk_id, "?"))
+    shown: set[str] = set()
     for role, wijken in by_role.items():
         head = t(
             "<b>As {role} in {wijken}</b>",
             role=role_label(t, role),
             wijken=", ".join(sorted(wijken)),
         )
-        sections.append("\n".join([head, *command_lines(t, role_menu(role))]))
+        # A command two roles share is listed under the first.
+        commands = [(c, d) for c, d in role_menu(role) if c not in shown]
+        shown.update(c for c, _ in commands)
+        if commands:
+            sections.append("\n".join([head, *command_lines(t, commands)]))
     if person.is_admin:
         head = t("<b>As administrator</b>")
         sections.append(

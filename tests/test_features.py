@@ -35,3 +35,9 @@ def test_readme_lists_exactly_the_declared_jobs() -> None:
     listed = set(re.findall(r"^  - `([a-z_]+:[a-z_<>:]+)`", section, re.M))
     declared = {job.name for f in FEATURES for job in f.jobs}
     assert listed == declared
+
+
+async def test_privacy_says_the_removal_runs_every_night(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/privacy")
+    assert "elke nacht" in reply.text

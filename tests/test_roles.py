@@ -237,3 +237,12 @@ async def test_help_shows_what_this_person_can_do_grouped_by_role(bot: BotUnderT
     assert "Als beheerder van de bot" in reply.text
     assert "/uitnodigen" in reply.text and "/profilering" in reply.text
     assert "/open" not in reply.text  # admins see no report content
+
+
+async def test_help_lists_a_command_two_roles_share_once(bot: BotUnderTest) -> None:
+    omar = bot.user(3002, "Omar")
+    await grant_role(bot, omar, "opbouwwerker")
+    await grant_role(bot, omar, "organisator")
+    reply = await omar.says("/help")
+    assert reply.text.count("/koffieplannen:") == 1
+    assert "Als opbouwwerker in Schilderswijk" in reply.text
