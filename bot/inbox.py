@@ -178,6 +178,11 @@ class Inbox:
 
     # ------------------------------------------------------------------ handling
 
+    @property
+    def in_hand(self) -> int:
+        """How many updates were handed to the application and are not finished yet."""
+        return len(self._queued)
+
     def owns(self, update: object) -> bool:
         """Whether ``update`` came from the inbox and is not finished yet."""
         return isinstance(update, Update) and update.update_id in self._queued
