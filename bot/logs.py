@@ -91,7 +91,11 @@ class FoldRepeats(logging.Filter):
 
     def _report_expired(self, now: float) -> None:
         """Write the count of every line whose window is over, and forget those lines."""
-        expired = [k for k, r in self._lines.items() if now - r.since >= self.window]
+        expired = []
+        for key, repeats in self._lines.items():  # oldest first: in the order first seen
+            if now - repeats.since < self.window:
+                break
+            expired.append(key)
         for key in expired:
             repeats = self._lines.pop(key)
             if repeats.folded:
