@@ -20,6 +20,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import inbox
 from bot.commands import publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
@@ -79,6 +80,8 @@ def build_application(
         .persistence(SqlPersistence(database))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        # No Updater: bot.inbox fetches the updates, storing each before it is confirmed.
+        .updater(None)
     )
     if rate_limiter:
         # PTB types the builder's rate limiter by its generic argument; any limiter is fine.
@@ -248,5 +251,6 @@ FEATURES: tuple[Feature, ...] = (
     my_reports.FEATURE,
     onboarding.FEATURE,
     group.FEATURE,
+    inbox.FEATURE,  # no handlers: the clean-up of the inbox
     CORE,
 )

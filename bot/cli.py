@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
 from bot import logs
@@ -273,7 +274,7 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
 
     application = build_application(settings)
     # Go online first (with retries and one clear line when that fails), in the event loop
-    # run_polling will use; it then finds the application initialised and starts polling.
+    # serve will use; it then finds the application initialised and starts polling.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -287,11 +288,41 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
         print(problem.message, file=sys.stderr)
         return problem.exit_code
     try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        loop.run_until_complete(serve(application))
     except TelegramError as exc:
         print(f"Telegram refused the start of the bot: {_reason(exc)}.", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # where the loop cannot catch signals (Windows)
+        pass
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
     return 0
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def serve(application: BuurtApplication) -> None:
+    """Long polling through the inbox (bot.inbox) until SIGINT or SIGTERM, then stop cleanly:
+    what was fetched is handled or stays in the inbox for the next start."""
+    from bot.inbox import polling
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        async with polling(application):
+            log.info("the bot is online; stop it with Ctrl-C or SIGTERM")
+            await stop.wait()
+            log.info("stopping: handling what was received, then shutting down")
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 # Network trouble at start: this many attempts, waiting START_DELAY seconds after the first

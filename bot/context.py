@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator, normalise_language
@@ -17,7 +18,7 @@ from storage.db import Database
 from storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
-    from telegram import Update
+    from bot.inbox import Inbox
 
 
 # A reaction to a newly stored signal, run inside the same unit of work. It may return a
@@ -46,11 +47,22 @@ class BuurtApplication(
     """The Application, with its services and write-through persistence."""
 
     services: Services
+    # The inbox the updates come from when polling (bot.inbox); None when fed directly.
+    inbox: Inbox | None = None
 
     async def process_update(self, update: object) -> None:
         """Process one update, then store conversation and user data right away.
 
-        Calls made while handling it take the interactive lane (see bot.limiter)."""
+        An update from the inbox is marked there once it was handled (see bot.inbox)."""
+        inbox = self.inbox
+        if inbox is not None and inbox.owns(update):
+            assert isinstance(update, Update)
+            await inbox.handle(update, lambda: self._process(update))
+        else:
+            await self._process(update)
+
+    async def _process(self, update: object) -> None:
+        """Handle one update; calls made meanwhile take the interactive lane (bot.limiter)."""
         lane = LANE.set(INTERACTIVE)
         try:
             await super().process_update(update)

@@ -639,6 +639,7 @@ class BotApiEmulator:
         self._query_ids = itertools.count(1)
         self._open_queries: set[str] = set()
         self._failures: dict[str, list[_Failure]] = {}
+        self._holds: dict[str, asyncio.Event] = {}
         self._listeners: list[Listener] = []
         self._answer_listeners: list[Callable[[JsonDict], object]] = []
         self._changed = asyncio.Event()
@@ -1104,7 +1105,36 @@ class BotApiEmulator:
         failure = _Failure(ApiError(status, description, parameters), times)
         self._failures.setdefault(method.lower(), []).append(failure)
 
+    def hold(self, method: str) -> None:
+        """Keep calls of ``method`` waiting (unanswered) until :meth:`release`.
+
+        A held call whose client has gone away by then (a killed process) is dropped: it
+        never happened, as when Telegram never received the request."""
+        self._holds.setdefault(method.lower(), asyncio.Event())
+
+    def release(self, method: str) -> None:
+        """Let the held calls of ``method`` go on, and stop holding new ones."""
+        gate = self._holds.pop(method.lower(), None)
+        if gate is not None:
+            gate.set()
+
+    def held(self, method: str) -> int:
+        """How many calls of ``method`` are waiting now."""
+        return sum(1 for c in self.calls if c.method.lower() == method.lower() and c.status == 0)
+
     # ---------------------------------------------------------------- polling helpers
+
+    @property
+    def allowed_updates(self) -> frozenset[str]:
+        """The update types the bot asked for (by getUpdates' allowed_updates)."""
+        return self._allowed_updates
+
+    def enqueue_raw(self, payload: JsonDict) -> JsonDict:
+        """Enqueue an update exactly as given (plus a fresh update_id), even a malformed one."""
+        update = {"update_id": next(self._update_ids), **copy.deepcopy(payload)}
+        self._queue.append(update)
+        self._notify()
+        return copy.deepcopy(update)
 
     @property
     def pending_updates(self) -> int:
@@ -1726,6 +1756,17 @@ class BotApiEmulator:
         self.calls.append(call)
         try:
             call.params = await self._read_params(request)
+            gate = self._holds.get(method.lower())
+            if gate is not None:
+                call.status = 0  # waiting
+                self._notify()
+                await gate.wait()
+                call.status = 200
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    call.status = 499  # the client went away: the call is dropped
+                    self._notify()
+                    return web.Response(status=499)
             failures = self._failures.get(method.lower())
             if failures:
                 failure = failures[0]

@@ -1,4 +1,5 @@
-"""Logging for the console script: one format on stderr, quiet HTTP libraries, no secrets.
+"""Logging for the console script: one format on stderr, quiet HTTP libraries, no secrets,
+and no floods: a line repeated many times a minute is folded into one count.
 
 The bot token is part of every Bot API URL (``.../bot<token>/getMe``), so any library that logs
 a URL or an exception that quotes one would leak it. :func:`redacting` puts a filter on the
@@ -11,9 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 REDACTED = "[redacted]"
 HTTP_LOGGERS = ("httpx", "httpcore")
+# The same line (logger, level and text) at most this often per window; the rest is counted.
+REPEAT_LIMIT = 5
+REPEAT_WINDOW = 60.0
 
 
 def configure(*, verbose: bool) -> None:
@@ -24,6 +29,94 @@ def configure(*, verbose: bool) -> None:
     )
     for name in HTTP_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, FoldRepeats) for f in handler.filters):
+            handler.addFilter(FoldRepeats(handler))
+
+
+@dataclass
+class _Repeats:
+    """How often one line was seen in the current window, and how many were left out."""
+
+    since: float
+    seen: int = 0
+    folded: int = 0
+
+
+class FoldRepeats(logging.Filter):
+    """Let the same line through at most ``limit`` times per ``window`` seconds.
+
+    The rest is counted and reported in one line ("... repeated N more times") with the next
+    line written after the window, so that a loop that fails the same way every millisecond
+    fills no disk. Times come from the records themselves. One filter per handler.
+    """
+
+    def __init__(
+        self,
+        handler: logging.Handler,
+        *,
+        limit: int = REPEAT_LIMIT,
+        window: float = REPEAT_WINDOW,
+        max_lines: int = 1000,
+    ) -> None:
+        """Fold repeats in what ``handler`` writes."""
+        super().__init__()
+        self.handler = handler
+        self.limit = limit
+        self.window = window
+        self.max_lines = max_lines
+        self._lines: dict[tuple[str, int, str], _Repeats] = {}
+        self._reporting = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a line already written ``limit`` times in this window."""
+        if self._reporting:  # our own summary line
+            return True
+        self._report_expired(record.created)
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a broken record: leave it to the handler
+        key = (record.name, record.levelno, text)
+        repeats = self._lines.get(key)
+        if repeats is None:
+            if len(self._lines) >= self.max_lines:
+                self._lines.pop(next(iter(self._lines)))
+            repeats = self._lines[key] = _Repeats(since=record.created)
+        repeats.seen += 1
+        if repeats.seen <= self.limit:
+            return True
+        repeats.folded += 1
+        return False
+
+    def _report_expired(self, now: float) -> None:
+        """Write the count of every line whose window is over, and forget those lines."""
+        expired = []
+        for key, repeats in self._lines.items():  # oldest first: in the order first seen
+            if now - repeats.since < self.window:
+                break
+            expired.append(key)
+        for key in expired:
+            repeats = self._lines.pop(key)
+            if repeats.folded:
+                name, level, text = key
+                if len(text) > 300:
+                    text = text[:300] + "..."
+                summary = logging.LogRecord(
+                    name,
+                    level,
+                    __file__,
+                    0,
+                    "the line %r was repeated %d more times in %d s (not shown)",
+                    (text, repeats.folded, round(self.window)),
+                    None,
+                )
+                summary.created = now
+                self._reporting = True
+                try:
+                    self.handler.handle(summary)
+                finally:
+                    self._reporting = False
 
 
 def token_secrets(token: str | None) -> list[str]:

@@ -1,9 +1,10 @@
 """``buurtsignaal shell``: chat with the real bot in a terminal, through the local emulator.
 
-The real Application runs with long polling (getUpdates) against :class:`BotApiEmulator` on
-127.0.0.1, on the configured database. No token and no network are needed; nothing here ever
-contacts Telegram. Every line typed is an action of the current person (a text, a button
-press, a location, ...); every bot message in the current chat is printed as it arrives.
+The real Application runs with long polling (getUpdates, through the inbox of bot.inbox)
+against :class:`BotApiEmulator` on 127.0.0.1, on the configured database. No token and no
+network are needed; nothing here ever contacts Telegram. Every line typed is an action of the
+current person (a text, a button press, a location, ...); every bot message in the current
+chat is printed as it arrives.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from telegram import Update
-
 from bot.app import build_application
 from bot.context import BuurtApplication
 from bot.emulator import BotApiEmulator, BotMessage
+from bot.inbox import polling
 from bot.settings import Settings
 from storage import migrate
 
@@ -486,7 +486,7 @@ class ShellSession:
                 self._scan_calls()
                 return self._polls > polls
 
-            # The updater asks again only after it queued what it got: then join the queue.
+            # The inbox asks again only after it queued what it got: then join the queue.
             await self.emu.wait_until(polled_again, max(deadline - loop.time(), 0.01))
             await asyncio.wait_for(self.app.update_queue.join(), max(deadline - loop.time(), 0.01))
         except TimeoutError:
@@ -821,28 +821,6 @@ def _ctrl_c_sets(event: asyncio.Event, *, enabled: bool) -> Iterator[None]:
             restore()
 
 
-@contextlib.asynccontextmanager
-async def _polling(application: BuurtApplication) -> AsyncIterator[None]:
-    """Run the application like ``run_polling`` does, but inside the running event loop."""
-    updater = application.updater
-    assert updater is not None
-    try:
-        await application.initialize()
-        if application.post_init is not None:
-            await application.post_init(application)
-        await updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
-        await application.start()
-        yield
-    finally:
-        if updater.running:
-            await updater.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
-        if application.post_shutdown is not None:
-            await application.post_shutdown(application)
-
-
 async def run_shell(
     settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> int:
@@ -865,7 +843,7 @@ async def run_shell(
                 base_url=emulator.base_url,
                 base_file_url=emulator.base_file_url,
             )
-            async with _polling(application):
+            async with polling(application, wait=1):
                 session = ShellSession(
                     settings,
                     emulator,

@@ -526,3 +526,29 @@ class GuardCount(Base):
 
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+INBOX_STATES: tuple[str, ...] = ("new", "done", "failed")
+
+
+class InboxUpdate(Base):
+    """An update from Telegram, stored before it is confirmed and handled from here.
+
+    ``raw`` is the update as Telegram sent it (with the message text): it is dropped as soon as
+    the update is handled, and the row itself soon after (see ``storage.inbox``). A failed update
+    keeps it, with the error, until it is removed too.
+    """
+
+    __tablename__ = "inbox_updates"
+    __table_args__ = (CheckConstraint("state in ('new', 'done', 'failed')", name="state"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The chat it belongs to (None for an update without one): updates of one chat in order.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    raw: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
+    state: Mapped[str] = mapped_column(String(10), default="new", index=True)
+    # Handling attempts started; one that never finished was cut off by a stop of the process.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

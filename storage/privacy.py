@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from storage import bot_state
 from storage.mediation import PARTY_LEFT, anonymise_closed, party_actor
 from storage.models import (
+    InboxUpdate,
     MediationCase,
     MediationEvent,
     MediationParty,
@@ -251,6 +252,10 @@ async def forget(
         await session.delete(resident)
     await bot_state.drop(session, "user", str(telegram_id))
     await bot_state.drop_suffix(session, "conversation", f"[{telegram_id}, {telegram_id}]")
+    # Updates from the private chat that were set aside keep their text until then.
+    await session.execute(
+        delete(InboxUpdate).where(InboxUpdate.chat_id == telegram_id, InboxUpdate.state == "failed")
+    )
     await session.flush()
     return result
 
