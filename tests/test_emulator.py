@@ -74,8 +74,9 @@ JPEG = (
 async def emu() -> AsyncIterator[BotApiEmulator]:
     """A running emulator with two users and a group."""
     async with BotApiEmulator() as emulator:
-        emulator.add_user(ANNA, "Anna", last_name="de Vries", username="anna")
-        emulator.add_user(BERT, "Bert")
+        # Both have started the bot before (test_send_needs_a_started_bot covers who has not).
+        emulator.add_user(ANNA, "Anna", last_name="de Vries", username="anna", started=True)
+        emulator.add_user(BERT, "Bert", started=True)
         emulator.add_group(GROUP, "Buurt Oost", bot_is_admin=True)
         yield emulator
 
@@ -200,14 +201,25 @@ async def test_send_message_with_keyboard_and_press_button(
         await query.answer()
 
 
-async def test_press_forged_data_on_unknown_message(emu: BotApiEmulator, client: Bot) -> None:
-    """Tests may forge callback data, even for a message the bot never sent."""
-    update = Update.de_json(emu.press(ANNA, 99, "forged:data", enqueue=False), client)
+async def test_press_forged_data_but_never_an_unknown_message(
+    emu: BotApiEmulator, client: Bot
+) -> None:
+    """Tests may forge callback data (a modified client can), but only on a message the bot
+    really sent: Telegram delivers no press for a message that never existed."""
+    sent = await client.send_message(ANNA, "kies", reply_markup=keyboard())
+    update = Update.de_json(
+        emu.press(ANNA, sent.message_id, "forged:data", enqueue=False), client
+    )
     assert update.callback_query is not None
     assert update.callback_query.data == "forged:data"
     assert update.callback_query.message is not None
-    assert update.callback_query.message.message_id == 99
+    assert update.callback_query.message.message_id == sent.message_id
     assert emu.pending_updates == 0
+    with pytest.raises(LookupError, match="no message 99"):
+        emu.press(ANNA, 99, "forged:data")
+    user_message = emu.text(ANNA, "hallo")["message"]["message_id"]
+    with pytest.raises(LookupError):  # users' own messages carry no bot buttons
+        emu.press(ANNA, user_message, "forged:data")
 
 
 async def test_user_text_and_bot_command_entity(emu: BotApiEmulator, client: Bot) -> None:
@@ -512,8 +524,9 @@ async def test_long_polling_and_offset(emu: BotApiEmulator, client: Bot) -> None
 
 async def test_allowed_updates_and_limit(emu: BotApiEmulator, client: Bot) -> None:
     """allowed_updates filters update types; limit caps the batch."""
+    sent = await client.send_message(ANNA, "kies", reply_markup=keyboard())
     emu.text(ANNA, "een")
-    emu.press(ANNA, 1, "x")
+    emu.press(ANNA, sent.message_id, "x")
     emu.text(ANNA, "twee")
     first = await client.get_updates(limit=1, timeout=0)
     assert len(first) == 1 and first[0].message is not None
