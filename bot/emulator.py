@@ -513,7 +513,9 @@ def parse_markdown_v2(text: str) -> tuple[str, list[JsonDict]]:
             elif kind == "custom_emoji":
                 url, i = _link_target(text, i)
                 if url is None:
-                    raise MarkdownParseError("The entity must contain a tg://emoji or tg://time URL")
+                    raise MarkdownParseError(
+                        "The entity must contain a tg://emoji or tg://time URL"
+                    )
                 entity["custom_emoji_id"] = url.rsplit("=", 1)[-1]
             elif kind == "pre" and argument:
                 entity["language"] = argument
@@ -553,7 +555,9 @@ def parse_markdown_v2(text: str) -> tuple[str, list[JsonDict]]:
             raise _reserved(char)
         stack.append((kind, pos16, begin, argument))
     if quote_start is not None and pos16 > quote_start:
-        entities.append({"type": "blockquote", "offset": quote_start, "length": pos16 - quote_start})
+        entities.append(
+            {"type": "blockquote", "offset": quote_start, "length": pos16 - quote_start}
+        )
     if stack:
         kind, _, begin, _ = stack[-1]
         raise MarkdownParseError(
@@ -1954,9 +1958,7 @@ class BotApiEmulator:
             if not isinstance(length, int) or not 0 <= length <= 1_000_000:
                 raise _bad(f"receive an entity with incorrect length {length}")
             if length and offset >= total:
-                raise _bad(
-                    f"entity begins after the end of the text at UTF-16 offset {offset}"
-                )
+                raise _bad(f"entity begins after the end of the text at UTF-16 offset {offset}")
             if offset + length > total:
                 raise _bad(
                     f"entity beginning at UTF-16 offset {offset} ends after the end of the "
@@ -2286,9 +2288,7 @@ class BotApiEmulator:
         if chat_id is not None:
             rules.append((self.flood_group if chat_id < 0 else self.flood_private, chat_id))
         for (limit, period), only in rules:
-            recent = [
-                at for at, chat in self._flood if now - at < period and only in (None, chat)
-            ]
+            recent = [at for at, chat in self._flood if now - at < period and only in (None, chat)]
             if len(recent) >= limit:
                 waits.append(recent[-limit] + period - now)
         if waits:
