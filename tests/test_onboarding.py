@@ -115,7 +115,7 @@ async def test_unknown_command_and_loose_text(bot: BotUnderTest) -> None:
     assert "Dat commando ken ik niet" in reply.text
     reply = await anna.says("hallo?")
     assert "Wil je iets melden? Tik /melden." in reply.text
-    reply = await anna.presses(1, "taal:xx")
+    reply = await anna.forges("taal:xx")
     assert "werkt niet meer" in reply.alert
 
 
