@@ -2284,7 +2284,7 @@ class BotApiEmulator:
         longest = max(self.flood_overall[1], self.flood_group[1], self.flood_private[1])
         self._flood = [(at, chat) for at, chat in self._flood if now - at < longest]
         waits: list[float] = []
-        rules = [(self.flood_overall, None)]
+        rules: list[tuple[tuple[int, float], int | None]] = [(self.flood_overall, None)]
         if chat_id is not None:
             rules.append((self.flood_group if chat_id < 0 else self.flood_private, chat_id))
         for (limit, period), only in rules:
@@ -2546,10 +2546,10 @@ class BotApiEmulator:
         if isinstance(source, UploadedFile):
             sizes = self._store_photo(source.content)
         elif isinstance(source, str):
-            content, content_type = self.web[source]
-            if not content_type.startswith("image/") or image_size(content) is None:
+            fetched, content_type = self.web[source]
+            if not content_type.startswith("image/") or image_size(fetched) is None:
                 raise _bad("wrong type of the web page content")
-            sizes = self._store_photo(content, source_url=source)
+            sizes = self._store_photo(fetched, source_url=source)
         else:
             sizes = self._photo_sets.get(source.file_id) or self._store_photo(source.content)
         content = {"photo": [self._photo_size(s) for s in sizes], **fields}
@@ -2576,9 +2576,9 @@ class BotApiEmulator:
             )
         elif isinstance(source, str):
             name = source.rsplit("/", 1)[-1] or None
-            content, content_type = self.web[source]
+            fetched, content_type = self.web[source]
             stored = self._store_file(
-                "documents", content, file_name=name, mime_type=content_type, source_url=source
+                "documents", fetched, file_name=name, mime_type=content_type, source_url=source
             )
         else:
             stored = source
