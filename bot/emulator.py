@@ -19,6 +19,8 @@ import inspect
 import itertools
 import json
 import logging
+import math
+import random
 import re
 import struct
 import time
@@ -36,10 +38,14 @@ __all__ = [
     "BotApiEmulator",
     "BotMessage",
     "HtmlParseError",
+    "InjectedFault",
+    "MarkdownParseError",
     "StoredFile",
     "UploadedFile",
     "image_size",
     "parse_html",
+    "parse_markdown",
+    "parse_markdown_v2",
     "utf16_len",
 ]
 
@@ -51,6 +57,24 @@ _log = logging.getLogger(__name__)
 MAX_TEXT_LENGTH: Final = 4096
 MAX_CAPTION_LENGTH: Final = 1024
 MAX_CALLBACK_DATA_BYTES: Final = 64
+MAX_CALLBACK_ANSWER_LENGTH: Final = 200
+MAX_PLACEHOLDER_LENGTH: Final = 64
+MAX_INLINE_BUTTONS: Final = 100
+MAX_INLINE_ROW: Final = 8
+MAX_REPLY_BUTTONS: Final = 300
+MAX_REPLY_ROW: Final = 12
+DELETE_WINDOW: Final = 48 * 3600  # seconds after which a message can't be deleted for everyone
+
+# Calls that put something in a chat: these count towards Telegram's flood limits.
+FLOOD_METHODS: Final = frozenset(
+    m.lower()
+    for m in (
+        "sendMessage", "sendPhoto", "sendDocument", "sendLocation", "sendChatAction",
+        "editMessageText", "editMessageCaption", "editMessageReplyMarkup", "copyMessage",
+        "forwardMessage",
+    )
+)  # fmt: skip
+FAULT_KINDS: Final = ("429", "500", "502", "timeout", "403")
 
 # Update types Telegram delivers when allowed_updates is empty (the default).
 ALL_UPDATE_TYPES: Final = frozenset(
@@ -372,6 +396,243 @@ def _strip_html(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Telegram-flavoured Markdown
+# --------------------------------------------------------------------------------------------
+
+
+class MarkdownParseError(ValueError):
+    """Raised for Markdown or MarkdownV2 that Telegram would refuse with "can't parse entities"."""
+
+
+_MDV2_RESERVED: Final = frozenset("_*[]()~`>#+-=|{}.!")
+# How Telegram names an entity type in its MarkdownV2 errors.
+_MDV2_NAMES: Final = {
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "code": "Code",
+    "pre": "Pre",
+    "text_link": "TextUrl",
+    "custom_emoji": "CustomEmoji",
+}
+
+
+def _reserved(char: str) -> MarkdownParseError:
+    return MarkdownParseError(
+        f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
+    )
+
+
+def _closes(kind: str, text: str, i: int) -> bool:
+    """Whether the MarkdownV2 markup at ``i`` ends an open entity of ``kind``."""
+    char, after = text[i], text[i + 1 : i + 3]
+    return {
+        "bold": char == "*",
+        "italic": char == "_" and after[:1] != "_",
+        "underline": text.startswith("__", i),
+        "strikethrough": char == "~",
+        "spoiler": text.startswith("||", i),
+        "code": char == "`",
+        "pre": text.startswith("```", i),
+        "text_link": char == "]",
+        "custom_emoji": char == "]",
+    }[kind]
+
+
+def _link_target(text: str, i: int) -> tuple[str | None, int]:
+    """Read "(url)" at ``i`` (backslash escapes allowed); return (url or None, index after)."""
+    if i >= len(text) or text[i] != "(":
+        return None, i
+    start = i + 1
+    url: list[str] = []
+    i = start
+    while i < len(text) and text[i] != ")":
+        if text[i] == "\\" and i + 1 < len(text) and 0 < ord(text[i + 1]) <= 126:
+            i += 1
+        url.append(text[i])
+        i += 1
+    if i >= len(text):
+        raise MarkdownParseError(
+            f"Can't find end of a URL at byte offset {_byte_offset(text, start)}"
+        )
+    return "".join(url), i + 1
+
+
+def parse_markdown_v2(text: str) -> tuple[str, list[JsonDict]]:
+    """Parse MarkdownV2 into (plain text, entities), raising MarkdownParseError like Telegram:
+    every reserved character outside an entity's markup must be escaped with a backslash."""
+    out: list[str] = []
+    pos16 = 0
+    entities: list[JsonDict] = []
+    stack: list[tuple[str, int, int, str]] = []  # kind, UTF-16 start, index in text, argument
+    quote_start: int | None = None
+    line_start = True
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "\\" and i + 1 < n and 0 < ord(text[i + 1]) <= 126:
+            out.append(text[i + 1])
+            pos16 += 1
+            line_start = text[i + 1] == "\n"
+            i += 2
+            continue
+        in_code = bool(stack) and stack[-1][0] in {"code", "pre"}
+        if char == "\n":
+            if quote_start is not None and not text.startswith(">", i + 1):
+                if pos16 > quote_start:
+                    entities.append(
+                        {"type": "blockquote", "offset": quote_start, "length": pos16 - quote_start}
+                    )
+                quote_start = None
+            out.append(char)
+            pos16 += 1
+            line_start = True
+            i += 1
+            continue
+        if char == ">" and line_start and not in_code:
+            if quote_start is None:
+                quote_start = pos16
+            line_start = False
+            i += 1
+            continue
+        line_start = False
+        if (in_code and char != "`") or (not in_code and char not in _MDV2_RESERVED):
+            out.append(char)
+            pos16 += utf16_len(char)
+            i += 1
+            continue
+        if stack and _closes(stack[-1][0], text, i):
+            kind, start, _, argument = stack.pop()
+            i += {"underline": 2, "spoiler": 2, "pre": 3}.get(kind, 1)
+            entity: JsonDict = {"type": kind, "offset": start, "length": pos16 - start}
+            if kind == "text_link":
+                url, i = _link_target(text, i)
+                entity["url"] = url if url is not None else _plain_since(out, start)
+            elif kind == "custom_emoji":
+                url, i = _link_target(text, i)
+                if url is None:
+                    raise MarkdownParseError(
+                        "The entity must contain a tg://emoji or tg://time URL"
+                    )
+                entity["custom_emoji_id"] = url.rsplit("=", 1)[-1]
+            elif kind == "pre" and argument:
+                entity["language"] = argument
+            if pos16 > start:
+                entities.append(entity)
+            continue
+        begin = i
+        argument = ""
+        if text.startswith("__", i):
+            kind, i = "underline", i + 2
+        elif char == "_":
+            kind, i = "italic", i + 1
+        elif char == "*":
+            kind, i = "bold", i + 1
+        elif char == "~":
+            kind, i = "strikethrough", i + 1
+        elif text.startswith("||", i):
+            kind, i = "spoiler", i + 2
+        elif char == "[":
+            kind, i = "text_link", i + 1
+        elif text.startswith("![", i):
+            kind, i = "custom_emoji", i + 2
+        elif text.startswith("```", i):
+            kind, i = "pre", i + 3
+            end = i
+            while end < n and not text[end].isspace() and text[end] != "`":
+                end += 1
+            if end > i and end < n and text[end] != "`":
+                argument, i = text[i:end], end
+            if text.startswith(("\r\n", "\n\r"), i):
+                i += 2
+            elif i < n and text[i] in "\r\n":
+                i += 1
+        elif char == "`":
+            kind, i = "code", i + 1
+        else:
+            raise _reserved(char)
+        stack.append((kind, pos16, begin, argument))
+    if quote_start is not None and pos16 > quote_start:
+        entities.append(
+            {"type": "blockquote", "offset": quote_start, "length": pos16 - quote_start}
+        )
+    if stack:
+        kind, _, begin, _ = stack[-1]
+        raise MarkdownParseError(
+            f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset "
+            f"{_byte_offset(text, begin)}"
+        )
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(out), entities
+
+
+def _plain_since(out: list[str], start16: int) -> str:
+    """The plain text produced from UTF-16 offset ``start16`` on."""
+    plain = "".join(out)
+    units = plain.encode("utf-16-le", "surrogatepass")[start16 * 2 :]
+    return units.decode("utf-16-le", "surrogatepass")
+
+
+def parse_markdown(text: str) -> tuple[str, list[JsonDict]]:
+    """Parse legacy Markdown (*bold*, _italic_, `code`, ```pre```, [text](url)) like Telegram:
+    an entity that is opened and never closed is an error."""
+    kinds = {"*": "bold", "_": "italic", "`": "code", "[": "text_link"}
+    out: list[str] = []
+    pos16 = 0
+    entities: list[JsonDict] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "\\" and i + 1 < n and text[i + 1] in kinds:
+            out.append(text[i + 1])
+            pos16 += 1
+            i += 2
+            continue
+        if char not in kinds:
+            out.append(char)
+            pos16 += utf16_len(char)
+            i += 1
+            continue
+        begin, kind = i, kinds[char]
+        closing = "]" if char == "[" else char
+        i += 1
+        language = ""
+        if text.startswith("``", i) and char == "`":
+            kind, closing, i = "pre", "```", i + 2
+            end = i
+            while end < n and not text[end].isspace() and text[end] != "`":
+                end += 1
+            if end > i and end < n and text[end] != "`":
+                language, i = text[i:end], end
+            if i < n and text[i] in "\r\n":
+                i += 1
+        end = text.find(closing, i)
+        if end < 0:
+            raise MarkdownParseError(
+                f"Can't find end of the entity starting at byte offset {_byte_offset(text, begin)}"
+            )
+        inner = text[i:end]
+        start = pos16
+        out.append(inner)
+        pos16 += utf16_len(inner)
+        i = end + len(closing)
+        entity: JsonDict = {"type": kind, "offset": start, "length": pos16 - start}
+        if kind == "text_link":
+            url, after = inner, i
+            if text.startswith("(", i):
+                close = text.find(")", i)
+                url, after = (text[i + 1 : close], close + 1) if close >= 0 else (text[i + 1 :], n)
+            entity["url"], i = url, after
+        elif language:
+            entity["language"] = language
+        if pos16 > start:
+            entities.append(entity)
+    return "".join(out), entities
+
+
+# --------------------------------------------------------------------------------------------
 # Images
 # --------------------------------------------------------------------------------------------
 
@@ -438,6 +699,22 @@ def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
 
 
+def _error(status: int, retry_after: int | None = None, description: str | None = None) -> ApiError:
+    """An injected HTTP error as Telegram words it (429 always carries retry_after)."""
+    if status == 429 and retry_after is None:
+        retry_after = 1
+    if description is None:
+        if status == 429:
+            description = f"Too Many Requests: retry after {retry_after}"
+        else:
+            try:
+                description = HTTPStatus(status).phrase
+            except ValueError:
+                description = f"Error {status}"
+    parameters = None if retry_after is None else {"retry_after": retry_after}
+    return ApiError(status, description, parameters)
+
+
 @dataclass(frozen=True)
 class UploadedFile:
     """A file part received in a multipart request."""
@@ -474,11 +751,13 @@ class StoredFile:
 
 @dataclass
 class ApiCall:
-    """One HTTP call the bot made: method name, parsed parameters and the HTTP status answered."""
+    """One HTTP call the bot made: method name, parsed parameters, the HTTP status answered
+    and the kind of failure injected into it, if any (see :class:`InjectedFault`)."""
 
     method: str
     params: JsonDict
     status: int = 200
+    injected: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -561,12 +840,42 @@ class _Chat:
         return message_id
 
 
+@dataclass(frozen=True)
+class InjectedFault:
+    """A failure the emulator injected into one call.
+
+    ``kind`` is the HTTP status ("429", "500", "502", "403", ...), "timeout" (held, never
+    applied, connection dropped) or "lost" (applied, then answered 502: the response was lost).
+    ``applied`` says whether the call took effect in the chat despite the failure.
+    """
+
+    method: str
+    kind: str
+    applied: bool = False
+    chat_id: int | None = None
+
+
 @dataclass
 class _Failure:
     """An injected failure for the next calls of one method."""
 
     error: ApiError
     remaining: int
+    kind: str = ""
+    hold: float = 0.0  # a timeout: hold the request this long, then drop the connection
+    after_applying: bool = False  # apply the call, then answer with ``error`` anyway
+
+
+@dataclass
+class _FaultPlan:
+    """Seeded random failures (see :meth:`BotApiEmulator.faults`)."""
+
+    rate: float
+    methods: frozenset[str] | None
+    kinds: tuple[str, ...]
+    rng: random.Random
+    retry_after: int
+    hold: float
 
 
 def _decode_value(key: str, value: str) -> Any:
@@ -607,9 +916,26 @@ class BotApiEmulator:
         bot_id: int = 123456,
         bot_username: str = "buurtsignaal_bot",
         bot_first_name: str = "Buurtsignaal",
+        latency_ms: float = 0.0,
+        flood_limits: bool = False,
     ) -> None:
-        """Create the emulator; call ``start`` (or use ``async with``) to serve it."""
+        """Create the emulator; call ``start`` (or use ``async with``) to serve it.
+
+        ``latency_ms`` delays every answer (getUpdates included) as a network would;
+        ``flood_limits`` answers 429 like Telegram when the bot sends too fast (see
+        :meth:`_check_flood`). Both are attributes that may be changed at any time.
+        """
         self.token = token
+        self.latency_ms = latency_ms
+        self.flood_limits = flood_limits
+        # (messages, seconds): all chats together, one group, one private chat.
+        self.flood_overall: tuple[int, float] = (30, 1.0)
+        self.flood_group: tuple[int, float] = (20, 60.0)
+        self.flood_private: tuple[int, float] = (5, 5.0)
+        self.flood_errors = 0
+        self.injected: list[InjectedFault] = []
+        # Web content sendPhoto/sendDocument can fetch by URL: url -> (bytes, content type).
+        self.web: dict[str, tuple[bytes, str]] = {}
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
@@ -629,6 +955,9 @@ class BotApiEmulator:
         self.internal_errors: list[Exception] = []
         self._chats: dict[int, _Chat] = {}
         self._blocked: set[int] = set()
+        self._started: set[int] = set()
+        self._flood: list[tuple[float, int | None]] = []
+        self._fault_plan: _FaultPlan | None = None
         self._files_by_path: dict[str, StoredFile] = {}
         self._photo_sets: dict[str, list[StoredFile]] = {}
         self._queue: list[JsonDict] = []
@@ -766,8 +1095,15 @@ class BotApiEmulator:
         last_name: str | None = None,
         username: str | None = None,
         language_code: str | None = "nl",
+        started: bool = False,
     ) -> JsonDict:
-        """Register a user and the private chat with them; return the User dict."""
+        """Register a user and the private chat with them; return the User dict.
+
+        Like on Telegram, the bot can write to a user only after they started the bot: sent
+        it anything in their private chat (``text``, ``photo``, ...). Until then a send to
+        them fails with 403 "bot can't initiate conversation with a user". ``started=True``
+        is for a user who did so before the test begins.
+        """
         if user_id <= 0:
             raise ValueError("user ids are positive")
         user: JsonDict = {"id": user_id, "is_bot": False, "first_name": first_name}
@@ -778,6 +1114,8 @@ class BotApiEmulator:
         if language_code is not None:
             user["language_code"] = language_code
         self.users[user_id] = user
+        if started:
+            self._started.add(user_id)
         if user_id not in self._chats:
             self._chats[user_id] = _Chat(id=user_id, type="private", user_id=user_id)
         return dict(user)
@@ -812,6 +1150,22 @@ class BotApiEmulator:
     def set_bot_admin(self, chat_id: int, is_admin: bool = True) -> None:
         """Make the bot an administrator of a group (or not)."""
         self._group(chat_id).bot_is_admin = is_admin
+
+    def set_started(self, user_id: int, started: bool = True) -> None:
+        """Mark whether a user has started the bot (see ``add_user``)."""
+        self._user(user_id)
+        if started:
+            self._started.add(user_id)
+        else:
+            self._started.discard(user_id)
+
+    def has_started(self, user_id: int) -> bool:
+        """Whether the user started the bot, so the bot may write to them."""
+        return user_id in self._started
+
+    def serve_url(self, url: str, content: bytes, content_type: str = "image/jpeg") -> None:
+        """Make ``url`` reachable for sendPhoto/sendDocument by URL (others fail like Telegram)."""
+        self.web[url] = (content, content_type)
 
     def block_bot(self, user_id: int) -> None:
         """Let the user block the bot: sends to their private chat then fail with 403."""
@@ -860,14 +1214,12 @@ class BotApiEmulator:
         """The user presses a callback button with arbitrary ``data`` on a bot message."""
         user = self._user(user_id)
         chat = self._chat_for(user_id, chat_id)
-        message = chat.history.get(message_id)
-        if message is None:
-            message = {
-                "message_id": message_id,
-                "from": self._bot_user(),
-                "chat": self._chat_dict(chat),
-                "date": int(time.time()),
-            }
+        sent = chat.bot_messages.get(message_id)
+        if sent is None:
+            # Telegram only delivers presses on buttons of messages the bot sent; the data
+            # itself may be forged (a modified client), the message not.
+            raise LookupError(f"the bot sent no message {message_id} in chat {chat.id}")
+        message = sent.raw
         query_id = f"{self.bot_id}{next(self._query_ids):010d}"
         self._open_queries.add(query_id)
         query = {
@@ -1088,21 +1440,82 @@ class BotApiEmulator:
         times: int = 1,
         description: str | None = None,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` with an HTTP error."""
+        """Answer the next ``times`` calls of ``method`` with an HTTP error; the calls are not
+        applied (nothing reaches the chat)."""
+        self._queue_failure(method, _error(status, retry_after, description), times)
+
+    def hang_next(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """A timeout: hold the next ``times`` calls of ``method`` for ``seconds`` (longer than
+        the client waits), then drop the connection. The calls are not applied."""
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        error = ApiError(504, "Gateway Timeout")
+        self._queue_failure(method, error, times, kind="timeout", hold=seconds)
+
+    def lose_response_next(self, method: str, *, times: int = 1, status: int = 502) -> None:
+        """The next ``times`` calls of ``method`` ARE applied (the message reaches the chat),
+        but the bot gets an HTTP error instead of the result, as when a proxy or the network
+        loses the answer. Unlike ``fail_next``, a bot that simply retries now sends twice."""
+        self._queue_failure(method, _error(status), times, kind="lost", after_applying=True)
+
+    def faults(
+        self,
+        rate: float = 0.2,
+        *,
+        methods: Iterable[str] | None = None,
+        kinds: Iterable[str] = FAULT_KINDS,
+        seed: int | None = None,
+        retry_after: int = 1,
+        hold: float = 6.0,
+    ) -> None:
+        """Fail calls at random, reproducibly with ``seed``: each call of ``methods`` (default:
+        every method except getUpdates) fails with probability ``rate`` as one of ``kinds``:
+
+        - "429": Too Many Requests with ``retry_after``;
+        - "500", "502" (or any other status): a server error;
+        - "403": "Forbidden: bot was blocked by the user" (in a group: the bot was kicked),
+          for this call only; calls without a chat get another kind;
+        - "timeout": held for ``hold`` seconds (longer than the client waits), then the
+          connection is dropped;
+        - "lost": applied, then answered 502 (see ``lose_response_next``).
+
+        All but "lost" leave the chat untouched. ``rate=0`` stops. Every injected failure is
+        recorded in ``injected``.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        chosen = tuple(kinds)
+        for kind in chosen:
+            if kind not in {"timeout", "lost"} and not (kind.isdigit() and 400 <= int(kind) < 600):
+                raise ValueError(f"unknown fault kind {kind!r}")
+        if rate and not chosen:
+            raise ValueError("kinds must not be empty")
+        self._fault_plan = (
+            _FaultPlan(
+                rate=rate,
+                methods=None if methods is None else frozenset(m.lower() for m in methods),
+                kinds=chosen,
+                rng=random.Random(seed),
+                retry_after=retry_after,
+                hold=hold,
+            )
+            if rate
+            else None
+        )
+
+    def _queue_failure(
+        self,
+        method: str,
+        error: ApiError,
+        times: int,
+        *,
+        kind: str | None = None,
+        hold: float = 0.0,
+        after_applying: bool = False,
+    ) -> None:
         if times < 1:
             raise ValueError("times must be at least 1")
-        if status == 429 and retry_after is None:
-            retry_after = 1
-        if description is None:
-            if status == 429:
-                description = f"Too Many Requests: retry after {retry_after}"
-            else:
-                try:
-                    description = HTTPStatus(status).phrase
-                except ValueError:
-                    description = f"Error {status}"
-        parameters = None if retry_after is None else {"retry_after": retry_after}
-        failure = _Failure(ApiError(status, description, parameters), times)
+        failure = _Failure(error, times, kind or str(error.status), hold, after_applying)
         self._failures.setdefault(method.lower(), []).append(failure)
 
     def hold(self, method: str) -> None:
@@ -1121,6 +1534,38 @@ class BotApiEmulator:
     def held(self, method: str) -> int:
         """How many calls of ``method`` are waiting now."""
         return sum(1 for c in self.calls if c.method.lower() == method.lower() and c.status == 0)
+
+    def _take_failure(self, method: str, params: JsonDict) -> _Failure | None:
+        """The failure to inject into this call: a scripted one first, else a random one."""
+        failures = self._failures.get(method.lower())
+        if failures:
+            failure = failures[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                failures.pop(0)
+            return failure
+        plan = self._fault_plan
+        if plan is None:
+            return None
+        if plan.methods is None and method.lower() == "getupdates":
+            return None
+        if plan.methods is not None and method.lower() not in plan.methods:
+            return None
+        if plan.rng.random() >= plan.rate:
+            return None
+        chat = self._flood_chat(params)
+        kinds = [k for k in plan.kinds if k != "403" or chat is not None] or ["500"]
+        kind = plan.rng.choice(kinds)
+        if kind == "timeout":
+            return _Failure(ApiError(504, "Gateway Timeout"), 1, kind, hold=plan.hold)
+        if kind == "lost":
+            return _Failure(_error(502), 1, kind, after_applying=True)
+        if kind == "403":
+            assert chat is not None
+            where = "blocked by the user" if chat > 0 else "kicked from the supergroup chat"
+            return _Failure(ApiError(403, f"Forbidden: bot was {where}"), 1, kind)
+        status = int(kind)
+        return _Failure(_error(status, plan.retry_after if status == 429 else None), 1, kind)
 
     # ---------------------------------------------------------------- polling helpers
 
@@ -1311,6 +1756,8 @@ class BotApiEmulator:
         chat = self._chat_for(user_id, chat_id)
         if chat.type != "private":
             chat.members.setdefault(user_id, "member")
+        else:
+            self._started.add(user_id)
         if reply_to_message_id is not None:
             replied = chat.history.get(reply_to_message_id)
             if replied is None:
@@ -1420,6 +1867,8 @@ class BotApiEmulator:
             if value in self.files:
                 return self.files[value]
             if re.match(r"https?://\S+$", value):
+                if value not in self.web:  # Telegram could not fetch it
+                    raise _bad("failed to get HTTP URL content")
                 return value
         raise _bad("wrong file identifier/HTTP URL specified")
 
@@ -1449,6 +1898,8 @@ class BotApiEmulator:
         chat = self._resolve_chat(params.get("chat_id"))
         if chat.type == "private" and chat.user_id in self._blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat.type == "private" and chat.user_id not in self._started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         if chat.type != "private" and not chat.bot_member:
             raise ApiError(403, f"Forbidden: bot is not a member of the {chat.type} chat")
         return chat
@@ -1511,16 +1962,38 @@ class BotApiEmulator:
     def _format(
         self, text: str, parse_mode: str | None, entities: Any
     ) -> tuple[str, list[JsonDict]]:
-        """Turn text + parse_mode (or explicit entities) into trimmed plain text and entities."""
-        if isinstance(entities, list) and entities:
-            return _trim(text, [e for e in entities if isinstance(e, dict)])
-        if parse_mode is not None and parse_mode.lower() == "html":
+        """Turn text + parse_mode (or else explicit entities) into trimmed plain text and
+        entities, refusing what Telegram refuses."""
+        parsers = {"html": parse_html, "markdownv2": parse_markdown_v2, "markdown": parse_markdown}
+        if parse_mode is not None:
             try:
-                plain, found = parse_html(text)
-            except HtmlParseError as exc:
+                plain, found = parsers[parse_mode.lower()](text)
+            except (HtmlParseError, MarkdownParseError) as exc:
                 raise _bad(f"can't parse entities: {exc}") from None
             return _trim(plain, found)
+        if isinstance(entities, list) and entities:
+            given = [e for e in entities if isinstance(e, dict)]
+            self._check_entities(text, given)
+            return _trim(text, given)
         return _trim(text, [])
+
+    @staticmethod
+    def _check_entities(text: str, entities: list[JsonDict]) -> None:
+        """Explicit entities must lie within the text (UTF-16 offsets), as Telegram checks."""
+        total = utf16_len(text)
+        for entity in entities:
+            offset, length = entity.get("offset"), entity.get("length")
+            if not isinstance(offset, int) or not 0 <= offset <= 1_000_000:
+                raise _bad(f"receive an entity with incorrect offset {offset}")
+            if not isinstance(length, int) or not 0 <= length <= 1_000_000:
+                raise _bad(f"receive an entity with incorrect length {length}")
+            if length and offset >= total:
+                raise _bad(f"entity begins after the end of the text at UTF-16 offset {offset}")
+            if offset + length > total:
+                raise _bad(
+                    f"entity beginning at UTF-16 offset {offset} ends after the end of the "
+                    f"text at UTF-16 offset {offset + length}"
+                )
 
     def _caption(self, params: JsonDict) -> tuple[str | None, JsonDict]:
         """Validate an optional caption; return the raw caption and the message fields."""
@@ -1549,6 +2022,7 @@ class BotApiEmulator:
             rows = markup["inline_keyboard"]
             if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
                 raise _bad('field "inline_keyboard" of the InlineKeyboardMarkup must be an Array')
+            self._check_size(rows, MAX_INLINE_BUTTONS, MAX_INLINE_ROW)
             for row in rows:
                 for button in row:
                     self._check_inline_button(button)
@@ -1558,6 +2032,7 @@ class BotApiEmulator:
             rows = markup["keyboard"]
             if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
                 raise _bad('field "keyboard" of the ReplyKeyboardMarkup must be an Array')
+            self._check_size(rows, MAX_REPLY_BUTTONS, MAX_REPLY_ROW)
             for row in rows:
                 for button in row:
                     label = button if isinstance(button, str) else (button or {}).get("text")
@@ -1565,7 +2040,19 @@ class BotApiEmulator:
                         raise _bad("can't parse keyboard button: Text must be non-empty")
         elif "remove_keyboard" not in markup and "force_reply" not in markup:
             raise _bad("can't parse reply keyboard markup JSON object")
+        placeholder = markup.get("input_field_placeholder")
+        if placeholder is not None and (
+            not isinstance(placeholder, str) or len(placeholder) > MAX_PLACEHOLDER_LENGTH
+        ):
+            # Telegram allows 1-64 characters; its wording for more is not documented.
+            raise _bad("input field placeholder is too long")
         return markup
+
+    @staticmethod
+    def _check_size(rows: list[list[Any]], most: int, per_row: int) -> None:
+        """Telegram's keyboard limits: ``most`` buttons in all, ``per_row`` in one row."""
+        if sum(len(row) for row in rows) > most or any(len(row) > per_row for row in rows):
+            raise _bad("reply markup is too long")
 
     @staticmethod
     def _check_inline_button(button: Any) -> None:
@@ -1756,6 +2243,8 @@ class BotApiEmulator:
         self.calls.append(call)
         try:
             call.params = await self._read_params(request)
+            if self.latency_ms > 0:
+                await asyncio.sleep(self.latency_ms / 1000)
             gate = self._holds.get(method.lower())
             if gate is not None:
                 call.status = 0  # waiting
@@ -1767,19 +2256,24 @@ class BotApiEmulator:
                     call.status = 499  # the client went away: the call is dropped
                     self._notify()
                     return web.Response(status=499)
-            failures = self._failures.get(method.lower())
-            if failures:
-                failure = failures[0]
-                failure.remaining -= 1
-                if failure.remaining <= 0:
-                    failures.pop(0)
-                raise failure.error
+            failure = self._take_failure(method, call.params)
+            if failure is not None:
+                call.injected = failure.kind
+                if failure.hold:
+                    return await self._drop(request, call, failure)
+                if not failure.after_applying:
+                    self._record_fault(call, failure, applied=False)
+                    raise failure.error
+            self._check_flood(method, call.params)
             handler = self._handlers.get(method.lower())
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
             result = handler(call.params)
             if inspect.isawaitable(result):
                 result = await result
+            if failure is not None:  # applied, but the answer is lost on its way back
+                self._record_fault(call, failure, applied=True)
+                raise failure.error
         except ApiError as exc:
             call.status = exc.status
             body = exc.payload()
@@ -1792,6 +2286,59 @@ class BotApiEmulator:
             body = {"ok": True, "result": result}
         self._notify()
         return web.json_response(body, status=call.status)
+
+    def _record_fault(self, call: ApiCall, failure: _Failure, *, applied: bool) -> None:
+        """Remember an injected failure."""
+        self.injected.append(
+            InjectedFault(call.method, failure.kind, applied, self._flood_chat(call.params))
+        )
+
+    async def _drop(self, request: web.Request, call: ApiCall, failure: _Failure) -> web.Response:
+        """An injected timeout: hold the request, never apply it, then drop the connection."""
+        call.status = 0  # no answer
+        self._record_fault(call, failure, applied=False)
+        self._notify()
+        await asyncio.sleep(failure.hold)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=failure.error.status)
+
+    def _flood_chat(self, params: JsonDict) -> int | None:
+        """The chat id a call aims at, if it names a known one."""
+        value = params.get("chat_id")
+        if value is None or value == "":
+            return None
+        try:
+            return self._resolve_chat(value).id
+        except ApiError:
+            return None
+
+    def _check_flood(self, method: str, params: JsonDict) -> None:
+        """With ``flood_limits``, answer 429 like Telegram for a chat-bound call (a send, edit,
+        copy or forward) over one of the limits: ``flood_overall`` messages a second in all,
+        ``flood_group`` per group, ``flood_private`` per private chat (messages, seconds).
+        ``retry_after`` is the time until the window has room again, at least a second."""
+        if not self.flood_limits or method.lower() not in FLOOD_METHODS:
+            return
+        chat_id = self._flood_chat(params)
+        now = asyncio.get_running_loop().time()
+        longest = max(self.flood_overall[1], self.flood_group[1], self.flood_private[1])
+        self._flood = [(at, chat) for at, chat in self._flood if now - at < longest]
+        waits: list[float] = []
+        rules: list[tuple[tuple[int, float], int | None]] = [(self.flood_overall, None)]
+        if chat_id is not None:
+            rules.append((self.flood_group if chat_id < 0 else self.flood_private, chat_id))
+        for (limit, period), only in rules:
+            recent = [at for at, chat in self._flood if now - at < period and only in (None, chat)]
+            if len(recent) >= limit:
+                waits.append(recent[-limit] + period - now)
+        if waits:
+            self.flood_errors += 1
+            retry_after = max(1, math.ceil(max(waits)))
+            raise ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
+            )
+        self._flood.append((now, chat_id))
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         """Serve a file download."""
@@ -1908,7 +2455,14 @@ class BotApiEmulator:
         scope = self._json_param(params, "scope")
         if scope is not None and not isinstance(scope, dict):
             raise _bad("can't parse BotCommandScope JSON object")
-        return _scope_key(scope), self._str_param(params, "language_code") or ""
+        return _scope_key(scope), self._language(params)
+
+    def _language(self, params: JsonDict) -> str:
+        """The language_code of a bot setting: empty, or two lower-case letters (ISO 639-1)."""
+        language = self._str_param(params, "language_code") or ""
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise _bad("invalid language code specified")
+        return language
 
     def _api_set_my_commands(self, params: JsonDict) -> bool:
         """setMyCommands, validated and stored per scope and language."""
@@ -1965,7 +2519,7 @@ class BotApiEmulator:
         value = self._str_param(params, key) or ""
         if len(value) > limit:
             raise _bad(f"{key} is too long")
-        language = self._str_param(params, "language_code") or ""
+        language = self._language(params)
         if value:
             store[language] = value
         else:
@@ -1978,7 +2532,7 @@ class BotApiEmulator:
 
     def _api_get_my_description(self, params: JsonDict) -> JsonDict:
         """getMyDescription."""
-        language = self._str_param(params, "language_code") or ""
+        language = self._language(params)
         return {"description": self.descriptions.get(language, self.descriptions.get("", ""))}
 
     def _api_set_my_short_description(self, params: JsonDict) -> bool:
@@ -1987,7 +2541,7 @@ class BotApiEmulator:
 
     def _api_get_my_short_description(self, params: JsonDict) -> JsonDict:
         """getMyShortDescription."""
-        language = self._str_param(params, "language_code") or ""
+        language = self._language(params)
         store = self.short_descriptions
         return {"short_description": store.get(language, store.get("", ""))}
 
@@ -1997,7 +2551,7 @@ class BotApiEmulator:
 
     def _api_get_my_name(self, params: JsonDict) -> JsonDict:
         """getMyName."""
-        language = self._str_param(params, "language_code") or ""
+        language = self._language(params)
         return {"name": self.names.get(language, self.names.get("", self.bot_first_name))}
 
     # ---------------------------------------------------------------- API: messages
@@ -2033,7 +2587,10 @@ class BotApiEmulator:
         if isinstance(source, UploadedFile):
             sizes = self._store_photo(source.content)
         elif isinstance(source, str):
-            sizes = self._store_photo(b"", source_url=source)
+            fetched, content_type = self.web[source]
+            if not content_type.startswith("image/") or image_size(fetched) is None:
+                raise _bad("wrong type of the web page content")
+            sizes = self._store_photo(fetched, source_url=source)
         else:
             sizes = self._photo_sets.get(source.file_id) or self._store_photo(source.content)
         content = {"photo": [self._photo_size(s) for s in sizes], **fields}
@@ -2060,7 +2617,10 @@ class BotApiEmulator:
             )
         elif isinstance(source, str):
             name = source.rsplit("/", 1)[-1] or None
-            stored = self._store_file("documents", b"", file_name=name, source_url=source)
+            fetched, content_type = self.web[source]
+            stored = self._store_file(
+                "documents", fetched, file_name=name, mime_type=content_type, source_url=source
+            )
         else:
             stored = source
         content = {"document": self._document_dict(stored), **fields}
@@ -2131,8 +2691,16 @@ class BotApiEmulator:
         return message.raw
 
     def _delete(self, chat: _Chat, message_id: int) -> bool:
-        """Delete one message; False if there is no such message."""
+        """Delete one message; False if there is no such message.
+
+        As on Telegram, a message older than 48 hours can't be deleted for everyone, unless
+        the bot is an administrator of the (super)group.
+        """
         message = chat.bot_messages.get(message_id)
+        live = chat.history.get(message_id)
+        if live is not None and not (chat.type != "private" and chat.bot_is_admin):
+            if int(time.time()) - int(live.get("date", 0)) >= DELETE_WINDOW:
+                raise _bad("message can't be deleted for everyone")
         if message is not None and not message.deleted:
             message.deleted = True
             chat.history.pop(message_id, None)
@@ -2172,6 +2740,9 @@ class BotApiEmulator:
         query_id = self._str_param(params, "callback_query_id")
         if query_id not in self._open_queries:
             raise _bad("query is too old and response timeout expired or query ID is invalid")
+        text = self._str_param(params, "text") or ""
+        if len(text) > MAX_CALLBACK_ANSWER_LENGTH:
+            raise _bad("MESSAGE_TOO_LONG")
         self._open_queries.discard(query_id)
         answer = dict(params)
         self.callback_answers.append(answer)

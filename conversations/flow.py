@@ -40,9 +40,10 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
-from conversations.ui import keyboard
+from conversations.ui import keyboard, paged_keyboard
 from storage import access
 from storage.guard import count_guard, mentions_appearance
+from storage.models import Wijk
 from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk
 
@@ -229,6 +230,22 @@ class GuidedFlow:
             ),
             columns=self.columns.get(step, 1),
         )
+
+    def wijk_buttons(
+        self, t: Translator, draft: Draft, step: str, wijken: Iterable[Wijk]
+    ) -> InlineKeyboardMarkup:
+        """The wijken to choose from at ``step``, a page at a time (a city may have many)."""
+        return paged_keyboard(
+            t,
+            [(w.name, self.data(draft, step, str(w.id))) for w in wijken],
+            page=int(draft.get("wijk_page", 0)),
+            page_data=lambda page: self.data(draft, step, f"page-{page}"),
+        )
+
+    @staticmethod
+    def wijk_value(value: str) -> bool:
+        """Whether a wijk step's button value is valid: a wijk id, or another page."""
+        return value.isdigit() or (value.startswith("page-") and value[5:].isdigit())
 
     def buttons_of(self, step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
         """The handler of ``step``'s buttons."""
@@ -450,13 +467,24 @@ class GuidedFlow:
     async def wijk_chosen(
         self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str
     ) -> State:
-        """A wijk button: an active wijk becomes the draft's, anything else is a stale button."""
+        """A wijk button: an active wijk becomes the draft's, "page-<n>" shows another page of
+        wijken, anything else is a stale button."""
+        if value.startswith("page-"):
+            draft["wijk_page"] = int(value.removeprefix("page-"))
+            assert self.question is not None
+            query = update.callback_query
+            assert query is not None
+            await query.answer()
+            _, markup = await self.question(context, draft, step)
+            await query.edit_message_reply_markup(reply_markup=markup)
+            return None
         async with context.db.begin() as session:
             wijk = await get_wijk(session, int(value))
         if wijk is None or not wijk.active:
             await self.stale_button(update, context)
             return None
         draft["wijk_id"] = wijk.id
+        draft.pop("wijk_page", None)
         await self.close_question(update, context, draft, wijk.name)
         return await self.advance(update, context, draft, step)
 

@@ -145,9 +145,8 @@ async def plan_question(context: BuurtContext, draft: Draft, step: str) -> tuple
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
         allowed = set(draft["wijken"])
-        return t("For which wijk?"), keyboard(
-            ((w.name, PLAN.data(draft, WIJK, str(w.id))) for w in wijken if w.id in allowed),
-            columns=2,
+        return t("For which wijk?"), PLAN.wijk_buttons(
+            t, draft, WIJK, (w for w in wijken if w.id in allowed)
         )
     if step == KIND:
         return t("A spreekuur or a walk?"), PLAN.buttons(t, draft, KIND)
@@ -238,10 +237,10 @@ start_koffie = _planner("koffie")
 start_presence = _planner("presence")
 
 
-@PLAN.button_step(WIJK, str.isdigit)
+@PLAN.button_step(WIJK, PLAN.wijk_value)
 async def on_plan_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
-    """A wijk was chosen (only one the planner may plan for)."""
-    if int(value) not in draft["wijken"]:
+    """A wijk was chosen (only one the planner may plan for), or another page of them."""
+    if value.isdigit() and int(value) not in draft["wijken"]:
         await PLAN.stale_button(update, context)
         return None
     return await PLAN.wijk_chosen(update, context, draft, WIJK, value)

@@ -34,7 +34,6 @@ from conversations.ui import (
     REACHABLE_LABELS,
     TALKED_LABELS,
     TOPIC_LABELS,
-    keyboard,
     mediation_explanation,
     topic_label,
 )
@@ -147,9 +146,7 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
     if step == WIJK:
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
-        return t("Which wijk do you live in?"), keyboard(
-            ((w.name, FLOW.data(draft, WIJK, str(w.id))) for w in wijken), columns=2
-        )
+        return t("Which wijk do you live in?"), FLOW.wijk_buttons(t, draft, WIJK, wijken)
     if step == TOPIC:
         return t("<b>What is the conflict about?</b>"), FLOW.buttons(t, draft, TOPIC)
     if step == DURATION:
@@ -359,7 +356,7 @@ async def on_unsafe(update: Update, context: BuurtContext, draft: Draft, value: 
     )
 
 
-@FLOW.button_step(WIJK, str.isdigit)
+@FLOW.button_step(WIJK, FLOW.wijk_value)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
     return await FLOW.wijk_chosen(update, context, draft, WIJK, value)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
@@ -14,10 +15,12 @@ from conversations.ui import (
     LANGUAGE_NAMES,
     keyboard,
     language_keyboard,
+    paged_keyboard,
     privacy_text,
     role_sections,
 )
 from storage import access
+from storage.models import Wijk
 from storage.residents import ensure_resident, get_resident, set_language, set_wijk
 from storage.wijken import active_wijken, get_wijk, wijk_by_slug
 
@@ -90,8 +93,7 @@ async def start(update: Update, context: BuurtContext) -> None:
     if current is None or not current.active:
         context.user_data[ONBOARDING] = first_time
         await message.reply_text(
-            t("Which wijk do you live in?"),
-            reply_markup=keyboard(((w.name, f"start:wijk:{w.id}") for w in wijken), columns=2),
+            t("Which wijk do you live in?"), reply_markup=_wijk_buttons(t, wijken, 0)
         )
         return
     if len(wijken) > 1:
@@ -114,16 +116,27 @@ async def _ask_language(update: Update, context: BuurtContext) -> None:
     )
 
 
+def _wijk_buttons(t: Translator, wijken: Sequence[Wijk], page: int) -> InlineKeyboardMarkup:
+    """The wijken to choose from, a page at a time (``start:wijken:<page>`` turns pages)."""
+    return paged_keyboard(
+        t,
+        [(w.name, f"start:wijk:{w.id}") for w in wijken],
+        page=page,
+        page_data=lambda n: f"start:wijken:{n}",
+    )
+
+
 async def choose_wijken(update: Update, context: BuurtContext) -> None:
-    """Show the wijken to pick another one."""
+    """Show the wijken to pick another one (or another page of them)."""
     query = update.callback_query
-    assert query is not None
+    assert query is not None and query.data is not None
+    page = query.data.removeprefix("start:wijken").lstrip(":")
     async with context.db.begin() as session:
         wijken = await active_wijken(session)
     await query.answer()
     await query.edit_message_text(
         context.t("Which wijk do you live in?"),
-        reply_markup=keyboard(((w.name, f"start:wijk:{w.id}") for w in wijken), columns=2),
+        reply_markup=_wijk_buttons(context.t, wijken, int(page or 0)),
     )
 
 
@@ -209,7 +222,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("taal", taal, filters=PRIVATE),
         CommandHandler("annuleren", nothing_to_cancel, filters=PRIVATE),
         CallbackQueryHandler(on_wijk, pattern=r"^start:wijk:\d+$"),
-        CallbackQueryHandler(choose_wijken, pattern=r"^start:wijken$"),
+        CallbackQueryHandler(choose_wijken, pattern=r"^start:wijken(?::\d{1,4})?$"),
         CallbackQueryHandler(on_language, pattern=r"^taal:[a-z]{2}$"),
     ]
 

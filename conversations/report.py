@@ -119,9 +119,7 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
     if step == WIJK:
         async with context.db.begin() as session:
             wijken = await active_wijken(session)
-        return t("Which wijk is it about?"), keyboard(
-            ((w.name, FLOW.data(draft, WIJK, str(w.id))) for w in wijken), columns=2
-        )
+        return t("Which wijk is it about?"), FLOW.wijk_buttons(t, draft, WIJK, wijken)
     if step == CATEGORY:
         return t("What is it about?"), keyboard(
             ((category_label(t, code), FLOW.data(draft, CATEGORY, code)) for code in CATEGORIES),
@@ -280,7 +278,7 @@ async def on_for_whom(update: Update, context: BuurtContext, draft: Draft, value
     return await FLOW.chosen(update, context, draft, FOR_WHOM, value)
 
 
-@FLOW.button_step(WIJK, str.isdigit)
+@FLOW.button_step(WIJK, FLOW.wijk_value)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
     return await FLOW.wijk_chosen(update, context, draft, WIJK, value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from babel.dates import format_date
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -50,8 +50,14 @@ def status_label(t: Translator, code: str) -> str:
     return t(STATUS_LABELS.get(code, code))
 
 
+# Telegram's limits for an inline keyboard: 8 buttons in a row, 100 in all.
+MAX_ROW = 8
+PAGE_SIZE = 24  # choices on one page of a paged keyboard (well under the 100)
+
+
 def keyboard(buttons: Iterable[tuple[str, str]], *, columns: int = 1) -> InlineKeyboardMarkup:
-    """An inline keyboard of (label, callback data) in rows of ``columns``."""
+    """An inline keyboard of (label, callback data) in rows of ``columns`` (at most 8)."""
+    columns = min(columns, MAX_ROW)
     row: list[InlineKeyboardButton] = []
     rows: list[Sequence[InlineKeyboardButton]] = []
     for label, data in buttons:
@@ -62,6 +68,30 @@ def keyboard(buttons: Iterable[tuple[str, str]], *, columns: int = 1) -> InlineK
     if row:
         rows.append(row)
     return InlineKeyboardMarkup(rows)
+
+
+def paged_keyboard(
+    t: Translator,
+    buttons: Sequence[tuple[str, str]],
+    *,
+    page: int,
+    page_data: Callable[[int], str],
+    columns: int = 2,
+    size: int = PAGE_SIZE,
+) -> InlineKeyboardMarkup:
+    """Choices in pages of ``size``, with "Back" and "More" buttons (callback data
+    ``page_data(n)``) when they do not fit on one page; a page out of range shows the last."""
+    if len(buttons) <= size:
+        return keyboard(buttons, columns=columns)
+    last = (len(buttons) - 1) // size
+    page = max(0, min(page, last))
+    rows = list(keyboard(buttons[page * size : (page + 1) * size], columns=columns).inline_keyboard)
+    paging: list[InlineKeyboardButton] = []
+    if page > 0:
+        paging.append(InlineKeyboardButton("◀️ " + t("Back"), callback_data=page_data(page - 1)))
+    if page < last:
+        paging.append(InlineKeyboardButton(t("More") + " ▶️", callback_data=page_data(page + 1)))
+    return InlineKeyboardMarkup([*rows, paging])
 
 
 def language_keyboard(prefix: str) -> InlineKeyboardMarkup:

@@ -108,7 +108,8 @@ class BotUnderTest:
         await self.app.process_update(Update.de_json(update, self.app.bot))
 
     def user(self, user_id: int, first_name: str, language_code: str | None = "nl") -> Person:
-        """A person who talks to the bot in a private chat."""
+        """A person who talks to the bot in a private chat. As on Telegram, the bot can write
+        to them only once they wrote to it (or got a role, see ``grant_role``)."""
         self.emulator.add_user(user_id, first_name, language_code=language_code)
         return Person(self, user_id, first_name)
 
@@ -204,6 +205,13 @@ class Person:
             self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False)
         )
 
+    async def forges(self, data: str) -> Reply:
+        """A forged press (a modified client): any callback data, sent from the newest bot
+        message in this chat; Telegram accepts presses only on messages that exist."""
+        messages = self.emulator.messages(self.chat_id)
+        assert messages, f"the bot has not written in chat {self.chat_id}: nothing to press on"
+        return await self.presses(messages[-1].message_id, data)
+
 
 async def grant_role(
     bot: BotUnderTest, person: Person, role: str, wijk_slug: str = "schilderswijk"
@@ -221,3 +229,6 @@ async def grant_role(
         session.add(
             RoleGrant(telegram_id=person.id, role=role, wijk_id=wijk.id, display_name=person.name)
         )
+    # A professional accepts the invite with /start in a private chat, so the bot may write to
+    # them from then on: this shortcut of the invite flow does the same.
+    bot.emulator.set_started(person.id)

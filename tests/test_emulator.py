@@ -12,15 +12,19 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import time_machine
 from telegram import (
     Bot,
     BotCommand,
     BotCommandScopeAllGroupChats,
     BotCommandScopeChat,
     CallbackQuery,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
+    MessageEntity,
+    ReplyKeyboardMarkup,
     Update,
 )
 from telegram.error import (
@@ -30,6 +34,7 @@ from telegram.error import (
     InvalidToken,
     NetworkError,
     RetryAfter,
+    TimedOut,
 )
 from telegram.ext import (
     Application,
@@ -39,11 +44,22 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
-from bot.emulator import BotApiEmulator, BotMessage, HtmlParseError, image_size, parse_html
+from bot.emulator import (
+    BotApiEmulator,
+    BotMessage,
+    HtmlParseError,
+    MarkdownParseError,
+    image_size,
+    parse_html,
+    parse_markdown_v2,
+)
 
 ANNA = 1001
 BERT = 1002
+CAROL = 1003
+DIRK = 1004
 GROUP = -100123
 
 
@@ -74,8 +90,9 @@ JPEG = (
 async def emu() -> AsyncIterator[BotApiEmulator]:
     """A running emulator with two users and a group."""
     async with BotApiEmulator() as emulator:
-        emulator.add_user(ANNA, "Anna", last_name="de Vries", username="anna")
-        emulator.add_user(BERT, "Bert")
+        # Both have started the bot before (test_send_needs_a_started_bot covers who has not).
+        emulator.add_user(ANNA, "Anna", last_name="de Vries", username="anna", started=True)
+        emulator.add_user(BERT, "Bert", started=True)
         emulator.add_group(GROUP, "Buurt Oost", bot_is_admin=True)
         yield emulator
 
@@ -200,14 +217,23 @@ async def test_send_message_with_keyboard_and_press_button(
         await query.answer()
 
 
-async def test_press_forged_data_on_unknown_message(emu: BotApiEmulator, client: Bot) -> None:
-    """Tests may forge callback data, even for a message the bot never sent."""
-    update = Update.de_json(emu.press(ANNA, 99, "forged:data", enqueue=False), client)
+async def test_press_forged_data_but_never_an_unknown_message(
+    emu: BotApiEmulator, client: Bot
+) -> None:
+    """Tests may forge callback data (a modified client can), but only on a message the bot
+    really sent: Telegram delivers no press for a message that never existed."""
+    sent = await client.send_message(ANNA, "kies", reply_markup=keyboard())
+    update = Update.de_json(emu.press(ANNA, sent.message_id, "forged:data", enqueue=False), client)
     assert update.callback_query is not None
     assert update.callback_query.data == "forged:data"
     assert update.callback_query.message is not None
-    assert update.callback_query.message.message_id == 99
+    assert update.callback_query.message.message_id == sent.message_id
     assert emu.pending_updates == 0
+    with pytest.raises(LookupError, match="no message 99"):
+        emu.press(ANNA, 99, "forged:data")
+    user_message = emu.text(ANNA, "hallo")["message"]["message_id"]
+    with pytest.raises(LookupError):  # users' own messages carry no bot buttons
+        emu.press(ANNA, user_message, "forged:data")
 
 
 async def test_user_text_and_bot_command_entity(emu: BotApiEmulator, client: Bot) -> None:
@@ -512,8 +538,9 @@ async def test_long_polling_and_offset(emu: BotApiEmulator, client: Bot) -> None
 
 async def test_allowed_updates_and_limit(emu: BotApiEmulator, client: Bot) -> None:
     """allowed_updates filters update types; limit caps the batch."""
+    sent = await client.send_message(ANNA, "kies", reply_markup=keyboard())
     emu.text(ANNA, "een")
-    emu.press(ANNA, 1, "x")
+    emu.press(ANNA, sent.message_id, "x")
     emu.text(ANNA, "twee")
     first = await client.get_updates(limit=1, timeout=0)
     assert len(first) == 1 and first[0].message is not None
@@ -705,3 +732,307 @@ async def test_stop_releases_a_pending_long_poll() -> None:
         assert loop.time() - started < 2
     assert not emulator.running
     await emulator.stop()  # idempotent
+
+
+# ------------------------------------------------------------------------------ never laxer
+# Each check below is one where Telegram refuses what an earlier emulator accepted.
+
+
+async def test_send_needs_a_started_bot(emu: BotApiEmulator, client: Bot) -> None:
+    """A user who never wrote to the bot can't be written to; their first message opens it."""
+    emu.add_user(CAROL, "Carol")
+    assert not emu.has_started(CAROL)
+    with pytest.raises(Forbidden, match="bot can't initiate conversation with a user"):
+        await client.send_message(CAROL, "hallo")
+    emu.text(CAROL, "/start")
+    assert emu.has_started(CAROL)
+    await client.send_message(CAROL, "welkom")
+    emu.set_started(CAROL, False)
+    with pytest.raises(Forbidden, match="initiate"):
+        await client.send_photo(CAROL, JPEG)
+    emu.add_user(DIRK, "Dirk", started=True)
+    await client.send_message(DIRK, "hallo")
+    emu.text(CAROL, "ik ben er", chat_id=GROUP)  # a group message opens no private chat
+    with pytest.raises(Forbidden):
+        await client.send_message(CAROL, "hallo")
+    assert [m.plain_text for m in emu.sent] == ["welkom", "hallo"]
+
+
+def buttons(count: int, per_row: int) -> InlineKeyboardMarkup:
+    """``count`` callback buttons in rows of ``per_row``."""
+    flat = [InlineKeyboardButton(str(n), callback_data=f"n:{n}") for n in range(count)]
+    return InlineKeyboardMarkup([flat[i : i + per_row] for i in range(0, count, per_row)])
+
+
+async def test_keyboard_size_limits(emu: BotApiEmulator, client: Bot) -> None:
+    """At most 100 inline buttons and 8 a row (reply keyboards: 300 and 12)."""
+    await client.send_message(ANNA, "ok", reply_markup=buttons(100, 8))
+    for markup in (buttons(101, 8), buttons(9, 9)):
+        with pytest.raises(BadRequest, match="Reply markup is too long"):
+            await client.send_message(ANNA, "te veel", reply_markup=markup)
+    sent = await client.send_message(ANNA, "ok", reply_markup=buttons(2, 2))
+    with pytest.raises(BadRequest, match="Reply markup is too long"):
+        await client.edit_message_reply_markup(ANNA, sent.message_id, reply_markup=buttons(9, 9))
+    await client.send_message(ANNA, "ok", reply_markup=ReplyKeyboardMarkup([["a"] * 12]))
+    with pytest.raises(BadRequest, match="Reply markup is too long"):
+        await client.send_message(ANNA, "nee", reply_markup=ReplyKeyboardMarkup([["a"] * 13]))
+    assert len(emu.sent) == 3
+
+
+async def test_placeholder_limit(emu: BotApiEmulator, client: Bot) -> None:
+    """input_field_placeholder holds at most 64 characters."""
+    await client.send_message(
+        ANNA, "ok", reply_markup=ReplyKeyboardMarkup([["a"]], input_field_placeholder="p" * 64)
+    )
+    for markup in (
+        ReplyKeyboardMarkup([["a"]], input_field_placeholder="p" * 65),
+        ForceReply(input_field_placeholder="p" * 65),
+    ):
+        with pytest.raises(BadRequest, match="placeholder"):
+            await client.send_message(ANNA, "nee", reply_markup=markup)
+
+
+async def test_callback_answer_limit(emu: BotApiEmulator, client: Bot) -> None:
+    """A callback answer holds at most 200 characters; a refused answer leaves the query open."""
+    sent = await client.send_message(ANNA, "kies", reply_markup=keyboard())
+    query = Update.de_json(emu.press_button(ANNA, sent.message_id, "Ja"), client).callback_query
+    assert query is not None
+    with pytest.raises(BadRequest, match="Message_too_long"):
+        await query.answer("x" * 201, show_alert=True)
+    assert await query.answer("x" * 200, show_alert=True)
+    assert emu.callback_answers[-1]["text"] == "x" * 200
+
+
+async def test_language_codes(emu: BotApiEmulator, client: Bot) -> None:
+    """Bot settings per language take a two-letter ISO 639-1 code, or none."""
+    commands = [BotCommand("start", "Begin")]
+    await client.set_my_commands(commands, language_code="nl")
+    for code in ("nld", "NL", "en-US", "e"):
+        with pytest.raises(BadRequest, match="Invalid language code specified"):
+            await client.set_my_commands(commands, language_code=code)
+    with pytest.raises(BadRequest, match="Invalid language code"):
+        await client.get_my_commands(language_code="dutch")
+    with pytest.raises(BadRequest, match="Invalid language code"):
+        await client.set_my_description("Buurtsignaal", language_code="en_GB")
+    assert emu.commands_for(None, "nl") is not None
+    assert emu.commands_for(None, "nld") is None
+
+
+async def test_markdown_v2_is_parsed_like_telegram(emu: BotApiEmulator, client: Bot) -> None:
+    """MarkdownV2 needs every reserved character escaped; Markdown needs entities closed."""
+    with pytest.raises(BadRequest, match=r"(?i)character '\.' is reserved"):
+        await client.send_message(ANNA, "Om 9.30 uur", parse_mode="MarkdownV2")
+    with pytest.raises(BadRequest, match=r"(?i)can't find end of bold entity at byte offset 0"):
+        await client.send_message(ANNA, "*vet", parse_mode="MarkdownV2")
+    with pytest.raises(BadRequest, match=r"(?i)can't find end of the entity starting"):
+        await client.send_message(ANNA, "snake_case", parse_mode="Markdown")
+    sent = await client.send_message(
+        ANNA, "*Om* 9\\.30 _uur_ [hier](https://example.org/a\\)b)", parse_mode="MarkdownV2"
+    )
+    assert sent.text == "Om 9.30 uur hier"
+    found = [(e.type, e.offset, e.length, e.url) for e in sent.entities]
+    assert found == [
+        ("bold", 0, 2, None),
+        ("italic", 8, 3, None),
+        ("text_link", 12, 4, "https://example.org/a)b"),
+    ]
+    legacy = await client.send_message(ANNA, "*vet* en `code`", parse_mode="Markdown")
+    assert legacy.text == "vet en code"
+    assert parse_markdown_v2("||geheim||\n>citaat")[1] == [
+        {"type": "spoiler", "offset": 0, "length": 6},
+        {"type": "blockquote", "offset": 7, "length": 6},
+    ]
+    with pytest.raises(MarkdownParseError, match="Can't find end of a URL"):
+        parse_markdown_v2("[a](https://x")
+
+
+async def test_entities_must_lie_within_the_text(emu: BotApiEmulator, client: Bot) -> None:
+    """Explicit entities past the end of the text are refused (offsets in UTF-16 units)."""
+    await client.send_message(ANNA, "hallo😀", entities=[MessageEntity("bold", 5, 2)])
+    with pytest.raises(BadRequest, match=r"Entity beginning at utf-16 offset 3 ends after"):
+        await client.send_message(ANNA, "hallo", entities=[MessageEntity("bold", 3, 5)])
+    with pytest.raises(BadRequest, match="Entity begins after the end of the text"):
+        await client.send_photo(
+            ANNA, JPEG, caption="foto", caption_entities=[MessageEntity("italic", 9, 1)]
+        )
+    assert len(emu.sent) == 1
+
+
+async def test_delete_only_within_48_hours(
+    emu: BotApiEmulator, client: Bot, travel: time_machine.Coordinates
+) -> None:
+    """After 48 hours a message can't be deleted for everyone, unless the bot is a group
+    admin."""
+    early = await client.send_message(ANNA, "oud")
+    later = await client.send_message(ANNA, "nieuwer")
+    in_group = await client.send_message(GROUP, "in de groep")
+    travel.shift(dtm.timedelta(hours=47))
+    assert await client.delete_message(ANNA, later.message_id)
+    travel.shift(dtm.timedelta(hours=1))
+    with pytest.raises(BadRequest, match="Message can't be deleted for everyone"):
+        await client.delete_message(ANNA, early.message_id)
+    assert await client.delete_message(GROUP, in_group.message_id)  # the bot is admin there
+    assert [m.plain_text for m in emu.messages(ANNA)] == ["oud"]
+
+
+async def test_photo_by_url_must_be_reachable(emu: BotApiEmulator, client: Bot) -> None:
+    """Telegram fetches a photo URL itself: an unreachable URL or a web page is refused."""
+    with pytest.raises(BadRequest, match="Failed to get http url content"):
+        await client.send_photo(ANNA, "https://example.org/kaart.png")
+    emu.serve_url("https://example.org/kaart.png", png_bytes(40, 30), "image/png")
+    emu.serve_url("https://example.org/", b"<html></html>", "text/html")
+    sent = await client.send_photo(ANNA, "https://example.org/kaart.png")
+    assert (sent.photo[-1].width, sent.photo[-1].height) == (40, 30)
+    with pytest.raises(BadRequest, match="Wrong type of the web page content"):
+        await client.send_photo(ANNA, "https://example.org/")
+    document = await client.send_document(ANNA, "https://example.org/")
+    assert document.document is not None
+    downloaded = await (await client.get_file(document.document.file_id)).download_as_bytearray()
+    assert bytes(downloaded) == b"<html></html>"
+
+
+# ------------------------------------------------------------------------------ the network
+
+
+async def test_latency_delays_each_answer_without_blocking_others(
+    emu: BotApiEmulator, client: Bot
+) -> None:
+    """latency_ms holds every answer (getUpdates too), but calls run side by side."""
+    loop = asyncio.get_running_loop()
+    emu.latency_ms = 300
+    started = loop.time()
+    await asyncio.gather(*(client.send_message(ANNA, f"{n}") for n in range(4)), client.get_me())
+    elapsed = loop.time() - started
+    assert 0.3 <= elapsed < 1.0
+    started = loop.time()
+    assert await client.get_updates(timeout=0) == ()
+    assert loop.time() - started >= 0.3
+    emu.latency_ms = 0
+    started = loop.time()
+    await client.send_message(ANNA, "snel")
+    assert loop.time() - started < 0.3
+
+
+async def test_flood_limits_per_private_chat_and_group(
+    emu: BotApiEmulator, client: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With flood_limits, a burst to one private chat or a group answers 429 with retry_after;
+    answering a button press or getMe does not count."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    emu.flood_limits = True
+    for n in range(5):
+        await client.send_message(ANNA, f"{n}")
+    with pytest.raises(RetryAfter) as caught:
+        await client.send_message(ANNA, "te snel")
+    assert 1 <= caught.value.retry_after.total_seconds() <= 5
+    await client.send_message(BERT, "een ander mag wel")
+    for _ in range(10):
+        await client.get_me()
+    for n in range(20):
+        await client.send_message(GROUP, f"{n}")
+    with pytest.raises(RetryAfter) as caught:
+        await client.send_message(GROUP, "te veel")
+    assert 55 <= caught.value.retry_after.total_seconds() <= 60
+    assert emu.flood_errors == 2
+    assert len(emu.sent) == 5 + 1 + 20
+    emu.flood_limits = False
+    await client.send_message(ANNA, "weer gewoon")
+
+
+async def test_flood_limit_for_all_chats_together(
+    emu: BotApiEmulator, client: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than flood_overall messages a second in all is refused, whatever the chats."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    emu = BotApiEmulator(flood_limits=True)
+    emu.flood_overall = (3, 1.0)
+    async with emu:
+        for uid in (ANNA, BERT, CAROL):
+            emu.add_user(uid, str(uid), started=True)
+        async with Bot(emu.token, base_url=emu.base_url) as bot:
+            for uid in (ANNA, BERT, CAROL):
+                await bot.send_message(uid, "hallo")
+            with pytest.raises(RetryAfter) as caught:
+                await bot.send_message(ANNA, "nog een")
+            assert caught.value.retry_after.total_seconds() == 1
+            await asyncio.sleep(1.05)
+            await bot.send_message(ANNA, "nog een")
+        assert emu.flood_errors == 1
+
+
+# ------------------------------------------------------------------------------ fault injection
+
+
+async def test_random_faults_are_seeded_recorded_and_not_applied(
+    emu: BotApiEmulator, client: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faults() fails a share of the calls, the same ones for the same seed; none reaches the
+    chat, and each is recorded."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+    async def run() -> list[str]:
+        emu.faults(0.5, methods=["sendMessage"], kinds=("429", "500", "403"), seed=11)
+        outcome: list[str] = []
+        for n in range(30):
+            try:
+                await client.send_message(ANNA, f"{n}")
+                outcome.append("ok")
+            except RetryAfter:
+                outcome.append("429")
+            except Forbidden as exc:
+                assert "bot was blocked by the user" in exc.message
+                outcome.append("403")
+            except NetworkError:
+                outcome.append("500")
+        emu.faults(0)
+        return outcome
+
+    first = await run()
+    assert {"ok", "429", "500", "403"} <= set(first)
+    assert [f.kind for f in emu.injected] == [o for o in first if o != "ok"]
+    assert not any(f.applied for f in emu.injected)
+    assert len(emu.sent) == first.count("ok")
+    assert [c.injected for c in emu.calls_to("sendMessage")] == [
+        None if o == "ok" else o for o in first
+    ]
+    emu.injected.clear()
+    assert await run() == first
+    await client.get_me()  # other methods were never touched
+    assert all(c.injected is None for c in emu.calls_to("getMe"))
+
+
+async def test_timeout_holds_the_call_and_never_applies_it(emu: BotApiEmulator) -> None:
+    """hang_next: the client times out (or sees the connection dropped); nothing is sent."""
+    quick = HTTPXRequest(read_timeout=0.2)
+    async with Bot(emu.token, base_url=emu.base_url, request=quick) as impatient:
+        emu.hang_next("sendMessage", 0.5)
+        with pytest.raises(TimedOut):
+            await impatient.send_message(ANNA, "hallo")
+        await asyncio.sleep(0.4)  # the emulator gives up on the request, unapplied
+    async with Bot(emu.token, base_url=emu.base_url) as patient:
+        emu.hang_next("sendMessage", 0.2)
+        with pytest.raises(NetworkError):
+            await patient.send_message(ANNA, "hallo")
+        await patient.send_message(ANNA, "eindelijk")
+    assert [m.plain_text for m in emu.sent] == ["eindelijk"]
+    assert [(f.kind, f.applied, f.chat_id) for f in emu.injected] == [("timeout", False, ANNA)] * 2
+    assert [c.injected for c in emu.calls_to("sendMessage")] == ["timeout", "timeout", None]
+
+
+async def test_lost_response_is_applied_so_a_retry_sends_twice(
+    emu: BotApiEmulator, client: Bot
+) -> None:
+    """lose_response_next: the message arrives, the bot hears 502; retrying doubles it. With
+    fail_next the same 502 means nothing arrived."""
+    emu.lose_response_next("sendMessage")
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await client.send_message(ANNA, "eenmaal")
+    await client.send_message(ANNA, "eenmaal")  # a naive retry
+    emu.fail_next("sendMessage", status=502)
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await client.send_message(BERT, "niet aangekomen")
+    assert [m.plain_text for m in emu.messages(ANNA)] == ["eenmaal", "eenmaal"]
+    assert emu.messages(BERT) == []
+    assert [(f.kind, f.applied) for f in emu.injected] == [("lost", True), ("502", False)]
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        emu.faults(0.1, kinds=("teapot",))

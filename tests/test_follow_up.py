@@ -280,7 +280,7 @@ async def test_forged_buttons_for_someone_elses_report_are_refused(bot: BotUnder
         f"mine:withdraw-no:{signal.id}",
     ):
         for someone in (mallory, bram):
-            reply = await someone.presses(message_id, data)
+            reply = await someone.forges(data)
             assert reply.alert == NOT_ALLOWED, data
     reply = await mallory.presses(message_id, "mine:keep:1")
     assert reply.alert == "Deze knop werkt niet meer."

@@ -308,7 +308,7 @@ async def test_residents_cannot_plan_or_manage(bot: BotUnderTest, clock: Clock) 
         f"koffie:cancelseries-yes:{moment.id}",
         f"koffie:editm:{moment.id}",
     ):
-        reply = await anna.presses(1, data)
+        reply = await anna.forges(data)
         assert reply.alert == "Sorry, dat kan ik niet voor je doen.", data
     [still] = await moments(bot)
     assert still.cancelled_at is None

@@ -338,7 +338,7 @@ async def test_neighbour_joins_by_deep_link_and_agrees_seeing_nothing_of_party_1
     dirk = bot.user(1004, "Dirk")
     reply = await dirk.says(f"/start {parameter}")
     assert "Deze code is al gebruikt" in reply.text
-    reply = await dirk.presses(1, f"mcase:p2:{parameter[3:]}:agree")  # a replayed button
+    reply = await dirk.forges(f"mcase:p2:{parameter[3:]}:agree")  # a replayed button
     assert reply.alert == "Sorry, dat kan ik niet voor je doen."
 
     # Both agreed: now the joint talk may happen.
@@ -558,7 +558,7 @@ async def test_nazorg_check_in_answers_and_the_coordinator_is_told(
     anna_question = bot.emulator.last_sent(1001)
     anna_beter = anna_question.buttons[0][0][1]
     assert anna_beter is not None
-    reply = await bram.presses(anna_question.message_id, anna_beter)
+    reply = await bram.forges(anna_beter)
     assert reply.alert == "Sorry, dat kan ik niet voor je doen."
 
     reply = await anna.taps("Beter")
@@ -687,7 +687,7 @@ async def test_a_wijkagent_and_a_resident_learn_nothing_and_change_nothing(
             reply = await outsider.says(command)
             assert reply.text == "Sorry, dat kan ik niet voor je doen.", (outsider.name, command)
         for data in sorted(seen):
-            reply = await outsider.presses(1, data)
+            reply = await outsider.forges(data)
             assert reply.alert == "Sorry, dat kan ik niet voor je doen.", (outsider.name, data)
             assert reply.messages == []
             assert reference not in reply.alert
@@ -734,7 +734,7 @@ async def test_coordinator_and_each_party_write_through_the_bot_without_names(
     [[(_, anna_answer)]] = relayed.buttons
     assert anna_answer is not None
     before = await snapshot(bot)
-    reply = await bram.presses(relayed.message_id, anna_answer)
+    reply = await bram.forges(anna_answer)
     assert reply.alert == REFUSAL and reply.messages == []
     reply = await bram.says("Ik antwoord namens Anna")
     assert await snapshot(bot) == before
@@ -793,6 +793,7 @@ async def test_a_wijkagent_and_an_outsider_cannot_use_the_message_buttons(
     case = await load_case(bot)
     wim = bot.user(3002, "Wim")
     await grant_role(bot, wim, "wijkagent")
+    await wim.says("/help")
     dirk = bot.user(1004, "Dirk")
     await dirk.says("/start")
     before = await snapshot(bot)
@@ -806,13 +807,13 @@ async def test_a_wijkagent_and_an_outsider_cannot_use_the_message_buttons(
             "mcase:msg:999:1",
             "mcase:ans:999:1",
         ):
-            reply = await outsider.presses(1, data)
+            reply = await outsider.forges(data)
             assert reply.alert == REFUSAL, (outsider.name, data)
             assert reply.messages == []
         reply = await outsider.says("Een bericht na het drukken")
         assert reference not in reply.text
     # Anna (party 1) may answer, but not write as the mediation team.
-    reply = await anna.presses(1, f"mcase:msg:{case.id}:2")
+    reply = await anna.forges(f"mcase:msg:{case.id}:2")
     assert reply.alert == REFUSAL
     assert await snapshot(bot) == before
     others = [m for m in bot.emulator.sent[sent_before:] if m.chat_id not in (3002, 1004)]

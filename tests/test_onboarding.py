@@ -115,7 +115,7 @@ async def test_unknown_command_and_loose_text(bot: BotUnderTest) -> None:
     assert "Dat commando ken ik niet" in reply.text
     reply = await anna.says("hallo?")
     assert "Wil je iets melden? Tik /melden." in reply.text
-    reply = await anna.presses(1, "taal:xx")
+    reply = await anna.forges("taal:xx")
     assert "werkt niet meer" in reply.alert
 
 
@@ -142,3 +142,34 @@ async def test_errors_get_a_kind_answer_and_keep_the_draft(bot: BotUnderTest) ->
     reply = await anna.says("/melden")  # the description was kept before the send failed
     assert "we gaan verder waar je was" in reply.text
     assert "Waar was het?" in reply.text
+
+
+MANY_WIJKEN = [{"name": f"Wijk {n:03d}", "slug": f"wijk-{n:03d}"} for n in range(1, 121)]
+
+
+async def test_a_city_of_120_wijken_comes_a_page_at_a_time(
+    db_url: str, start_bot: Callable[[Settings], Awaitable[BotUnderTest]]
+) -> None:
+    """Telegram refuses a keyboard of more than 100 buttons or 8 a row: the wijken come in
+    pages with "Meer" and "Terug"."""
+    bot = await start_bot(make_settings(db_url, wijken=MANY_WIJKEN))
+    anna = bot.user(1001, "Anna")
+    reply = await anna.says("/start")
+    assert "In welke wijk woon je?" in reply.text
+    first = reply.last
+    assert first.button_labels[:3] == ["Wijk 001", "Wijk 002", "Wijk 003"]
+    assert first.button_labels[-1] == "Meer ▶️"
+    assert len(first.button_labels) == 24 + 1
+    assert all(len(row) <= 8 for row in first.buttons)
+    for _ in range(4):
+        reply = await anna.taps("Meer")
+    last = reply.edited[0]
+    assert last.message_id == first.message_id  # the same question, another page
+    assert last.button_labels[0] == "Wijk 097"
+    assert last.button_labels[-2:] == ["Wijk 120", "◀️ Terug"]
+    reply = await anna.taps("Terug")
+    assert reply.edited[0].button_labels[0] == "Wijk 073"
+    reply = await anna.taps("Wijk 080")
+    assert reply.edited[0].plain_text == "Je wijk: Wijk 080."
+    stored = await resident(bot, 1001)
+    assert stored is not None and stored.wijk is not None and stored.wijk.slug == "wijk-080"

@@ -90,7 +90,8 @@ async def test_referral_needs_the_residents_yes(bot: BotUnderTest) -> None:
     assert "werkt niet meer" in reply.alert
     # Someone else cannot answer Anna's proposal.
     bram = bot.user(1002, "Bram")
-    reply = await bram.presses(proposal.message_id, f"mref:{signal.id}:yes")
+    await bram.says("/start")
+    reply = await bram.forges(f"mref:{signal.id}:yes")
     assert "werkt niet meer" in reply.alert
 
 

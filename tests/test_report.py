@@ -396,6 +396,35 @@ async def test_several_wijken_ask_which_one(
     assert stored.wijk.slug == "transvaal"
 
 
+async def test_a_city_of_120_wijken_pages_the_wijk_question(
+    db_url: str, start_bot: Callable[[Settings], Awaitable[BotUnderTest]]
+) -> None:
+    """The wijk question of /melden pages through 120 wijken within Telegram's limits; a page
+    button of an older draft changes nothing."""
+    wijken = [{"name": f"Wijk {n:03d}", "slug": f"wijk-{n:03d}"} for n in range(1, 121)]
+    bot = await start_bot(make_settings(db_url, wijken=wijken))
+    anna = bot.user(1001, "Anna")
+    await anna.says("/melden")
+    reply = await anna.taps("Nee, niemand is in gevaar")
+    assert "Over welke wijk gaat het?" in reply.text
+    question = reply.last
+    assert len(question.button_labels) == 25 and question.button_labels[-1] == "Meer ▶️"
+    stale_page = _data(question, "Meer")
+    reply = await anna.taps("Meer")
+    assert reply.edited[0].button_labels[0] == "Wijk 025"
+    assert reply.edited[0].button_labels[-2:] == ["◀️ Terug", "Meer ▶️"]
+    await anna.taps("Wijk 030")
+    await anna.taps("Vernieling")
+    await anna.says("Ruit van het buurthuis ingegooid.")
+    await complete_after_description(anna)
+    await anna.taps("Melding versturen")
+    [stored] = await signals(bot)
+    assert stored.wijk.slug == "wijk-030"
+    await anna.says("/melden")
+    reply = await anna.presses(question.message_id, stale_page)
+    assert "Deze knop werkt niet meer" in reply.alert
+
+
 def _data(message: BotMessage, label: str) -> str:
     for row in message.buttons:
         for text, data in row:

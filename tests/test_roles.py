@@ -124,7 +124,7 @@ async def test_residents_and_professionals_cannot_manage_roles(bot: BotUnderTest
             reply = await person.says(command)
             assert reply.text == "Sorry, dat kan ik niet voor je doen.", command
         for data in (f"roles:revoke:{grant.id}", f"roles:revoke-yes:{grant.id}", "roles:keep:1"):
-            reply = await person.presses(1, data)
+            reply = await person.forges(data)
             assert reply.alert == "Sorry, dat kan ik niet voor je doen."
     [still] = await grants(bot)
     assert still.revoked_at is None
@@ -152,7 +152,7 @@ async def test_beheerder_manages_only_their_wijk(
     reply = await beheer.says("/rollen")
     assert "Ozan" not in reply.text  # another wijk's roles stay invisible
     schilderswijk_grant = next(g for g in await grants(bot) if g.telegram_id == 2011)
-    reply = await beheer.presses(1, f"roles:revoke-yes:{schilderswijk_grant.id}")
+    reply = await beheer.forges(f"roles:revoke-yes:{schilderswijk_grant.id}")
     assert reply.alert == "Sorry, dat kan ik niet voor je doen."
 
 
@@ -161,10 +161,11 @@ async def test_stale_revoke_buttons(bot: BotUnderTest) -> None:
     sanne = bot.user(2001, "Sanne")
     await grant_role(bot, sanne, "opbouwwerker")
     [grant] = await grants(bot)
-    await admin.presses(1, f"roles:revoke-yes:{grant.id}")
-    reply = await admin.presses(1, f"roles:revoke-yes:{grant.id}")  # a double tap
+    await admin.says("/rollen")
+    await admin.forges(f"roles:revoke-yes:{grant.id}")
+    reply = await admin.forges(f"roles:revoke-yes:{grant.id}")  # a double tap
     assert "al ingetrokken" in reply.alert
-    reply = await admin.presses(1, "roles:revoke-yes:99999")
+    reply = await admin.forges("roles:revoke-yes:99999")
     assert reply.alert == "Sorry, dat kan ik niet voor je doen."
 
 

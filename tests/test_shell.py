@@ -197,6 +197,8 @@ async def test_messages_elsewhere_alerts_and_unseen_messages(
 ) -> None:
     out = io.StringIO()
     session = ShellSession(make_settings(sqlite_url), emulator, cast(Any, None), out)
+    for person in (1001, 1002):  # both wrote to the bot before, so it may write to them
+        emulator.set_started(person)
     async with Bot(emulator.token, base_url=emulator.base_url) as bot:
         await bot.send_message(1002, "<b>Hoi</b> Bram", parse_mode="HTML")
         await bot.send_message(-1001, "Iets voor de groep")
