@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import flag_modified
@@ -71,6 +72,8 @@ class NewMediation:
     situation: str | None = None  # "wat speelt er?" in the resident's words
     requester_address: str | None = None  # street and house number, optional
     other_address: str | None = None
+    # The draft it was sent from (see MediationCase.draft_key); stored at most once.
+    draft_key: str | None = None
 
     def __post_init__(self) -> None:
         for value, allowed in (
@@ -107,6 +110,7 @@ async def create_case(
         referred_by=new.referred_by,
         signal_id=new.signal_id,
         on_behalf=new.on_behalf,
+        draft_key=new.draft_key,
         created_at=now,
         updated_at=now,
     )
@@ -125,6 +129,30 @@ async def create_case(
     session.add(case)
     await session.flush()
     return case
+
+
+async def case_of_draft(session: AsyncSession, draft_key: str) -> MediationCase | None:
+    """The case already stored from an intake draft, if any."""
+    return await session.scalar(select(MediationCase).where(MediationCase.draft_key == draft_key))
+
+
+async def store_case_once(
+    session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
+) -> tuple[MediationCase, bool]:
+    """Store the case of an intake draft once: (the new case, True), or (the case stored from
+    the same draft before, False), also when another transaction stores it at the same time."""
+    assert new.draft_key is not None
+    existing = await case_of_draft(session, new.draft_key)
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():  # the reference number is only taken with it
+            return await create_case(session, new, year=year, now=now), True
+    except IntegrityError:
+        existing = await case_of_draft(session, new.draft_key)
+        if existing is None:
+            raise
+        return existing, False
 
 
 async def case_by_reference(session: AsyncSession, reference: str) -> MediationCase | None:

@@ -50,6 +50,8 @@ class NewSignal:
     photo_file_id: str | None = None
     contact_name: str | None = None
     on_behalf: bool = False
+    # The draft it was sent from (see Signal.draft_key); a draft is stored at most once.
+    draft_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -108,6 +110,7 @@ async def create_signal(
         contactable=new.contactable,
         contact_name=new.contact_name,
         on_behalf=new.on_behalf,
+        draft_key=new.draft_key,
         status="nieuw",
     )
     if now is not None:
@@ -119,6 +122,30 @@ async def create_signal(
     session.add(signal)
     await session.flush()
     return signal
+
+
+async def signal_of_draft(session: AsyncSession, draft_key: str) -> Signal | None:
+    """The report already stored from a draft, if any."""
+    return await session.scalar(select(Signal).where(Signal.draft_key == draft_key))
+
+
+async def store_signal_once(
+    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime | None = None
+) -> tuple[Signal, bool]:
+    """Store the report of a draft once: (the new signal, True), or (the signal stored from
+    the same draft before, False), also when another transaction stores it at the same time."""
+    assert new.draft_key is not None
+    existing = await signal_of_draft(session, new.draft_key)
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():  # the reference number is only taken with it
+            return await create_signal(session, new, year=year, now=now), True
+    except IntegrityError:
+        existing = await signal_of_draft(session, new.draft_key)
+        if existing is None:
+            raise
+        return existing, False
 
 
 def _at(now: dt.datetime | None) -> dict[str, dt.datetime]:
