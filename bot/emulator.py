@@ -1104,6 +1104,10 @@ class BotApiEmulator:
         failure = _Failure(ApiError(status, description, parameters), times)
         self._failures.setdefault(method.lower(), []).append(failure)
 
+    def clear_failures(self) -> None:
+        """Forget the failures injected with ``fail_next`` that have not happened yet."""
+        self._failures.clear()
+
     # ---------------------------------------------------------------- polling helpers
 
     @property

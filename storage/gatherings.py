@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Moment, Resident, Series, Signup, utcnow
@@ -181,7 +182,10 @@ async def sign_up(
     guests: int = 0,
     now: dt.datetime | None = None,
 ) -> tuple[Signup, bool]:
-    """Sign a resident up (again); returns the sign-up and whether it is new."""
+    """Sign a resident up (again); returns the sign-up and whether it is new.
+
+    At most one sign-up per person and date (a unique constraint): a second press, also one
+    handled at the same moment elsewhere, finds the first and changes nothing."""
     now = now or utcnow()
     existing = await signup_of(session, moment.id, resident.id)
     if existing is not None and existing.cancelled_at is None:
@@ -190,16 +194,23 @@ async def sign_up(
         taken = (await counts(session, [moment.id]))[moment.id].people
         if taken + 1 + guests > moment.capacity:
             raise Full
-    if existing is None:
-        existing = Signup(moment_id=moment.id, resident_id=resident.id)
-        session.add(existing)
-    existing.first_name = first_name[:64]
-    existing.guests = guests
-    existing.created_at = now
-    existing.cancelled_at = None
-    existing.reminded_day_at = None
-    existing.reminded_morning_at = None
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            if existing is None:
+                existing = Signup(moment_id=moment.id, resident_id=resident.id)
+                session.add(existing)
+            existing.first_name = first_name[:64]
+            existing.guests = guests
+            existing.created_at = now
+            existing.cancelled_at = None
+            existing.reminded_day_at = None
+            existing.reminded_morning_at = None
+            await session.flush()
+    except IntegrityError:  # signed up at the same moment by another press
+        again = await signup_of(session, moment.id, resident.id)
+        if again is None:
+            raise
+        return again, False
     return existing, True
 
 
