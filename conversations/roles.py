@@ -116,24 +116,27 @@ async def redeem(update: Update, context: BuurtContext) -> None:
         }
         await message.reply_text(reasons[problem.reason])
         return
-    await message.reply_text(
-        t(
-            "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
-            role=role_label(t, role),
-            wijk=wijk_name,
-            commands=Html(first_commands(t, role)),
-        )
-    )
-    await publish_personal_menu(context.bot, me, settings.default_language)
-    if not new:
-        return  # the inviter heard of it the first time
     try:
-        await context.bot.send_message(
-            inviter,
-            _invite_used(context.translator_for(inviter), user.first_name, role, wijk_name),
+        await message.reply_text(
+            t(
+                "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
+                role=role_label(t, role),
+                wijk=wijk_name,
+                commands=Html(first_commands(t, role)),
+            )
         )
-    except TelegramError:
-        pass  # the inviter may never have opened a chat with the bot; the audit log has it
+    finally:
+        # Their menu and the inviter's news do not wait for the welcome to arrive; the
+        # inviter hears it once.
+        await publish_personal_menu(context.bot, me, settings.default_language)
+        if new:
+            try:
+                await context.bot.send_message(
+                    inviter,
+                    _invite_used(context.translator_for(inviter), user.first_name, role, wijk_name),
+                )
+            except TelegramError:
+                pass  # the inviter may never have opened a chat with the bot; the audit log has it
 
 
 def _invite_used(t: Translator, name: str, role: str, wijk: str) -> str:

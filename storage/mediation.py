@@ -35,7 +35,7 @@ from storage.models import (
     Wijk,
     utcnow,
 )
-from storage.signals import next_number
+from storage.signals import give_back, next_number
 
 TOPICS: tuple[str, ...] = (
     "geluid",
@@ -93,11 +93,16 @@ async def create_case(
     session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
 ) -> MediationCase:
     """Store a confirmed intake as a case (stage aangemeld) with its first party."""
-    now = now or utcnow()
     prefix = f"{REFERENCE_PREFIX}-{year}"
     number = await next_number(session, prefix)
+    return await _insert_case(session, new, f"{prefix}-{number:04d}", now or utcnow())
+
+
+async def _insert_case(
+    session: AsyncSession, new: NewMediation, reference: str, now: dt.datetime
+) -> MediationCase:
     case = MediationCase(
-        reference=f"{prefix}-{number:04d}",
+        reference=reference,
         wijk_id=new.wijk_id,
         stage="aangemeld",
         topic=new.topic,
@@ -140,19 +145,26 @@ async def store_case_once(
     session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
 ) -> tuple[MediationCase, bool]:
     """Store the case of an intake draft once: (the new case, True), or (the case stored from
-    the same draft before, False), also when another transaction stores it at the same time."""
+    the same draft before, False), also when another transaction stores it at the same time
+    (see storage.signals.store_signal_once)."""
     assert new.draft_key is not None
     existing = await case_of_draft(session, new.draft_key)
     if existing is not None:
         return existing, False
-    try:
-        async with session.begin_nested():  # the reference number is only taken with it
-            return await create_case(session, new, year=year, now=now), True
-    except IntegrityError:
-        existing = await case_of_draft(session, new.draft_key)
-        if existing is None:
-            raise
-        return existing, False
+    prefix = f"{REFERENCE_PREFIX}-{year}"
+    number = await next_number(session, prefix)
+    existing = await case_of_draft(session, new.draft_key)  # stored while we waited
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                case = await _insert_case(session, new, f"{prefix}-{number:04d}", now or utcnow())
+            return case, True
+        except IntegrityError:  # stored at the same moment under another year's number
+            existing = await case_of_draft(session, new.draft_key)
+            if existing is None:
+                raise
+    await give_back(session, prefix, number)
+    return existing, False
 
 
 async def case_by_reference(session: AsyncSession, reference: str) -> MediationCase | None:
