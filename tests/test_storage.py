@@ -220,6 +220,28 @@ async def test_a_draft_sent_twice_at_once_is_stored_once(db: Database) -> None:
         )
 
 
+async def test_a_draft_sent_twice_at_once_around_new_year_is_stored_once(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    new = _new(wijk_id, draft_key="melden:1:0123abcd")
+
+    def send(year: int) -> Callable[[AsyncSession], Awaitable[tuple[str, bool]]]:
+        async def store(session: AsyncSession) -> tuple[str, bool]:
+            signal, created = await store_signal_once(session, new, year=year)
+            return signal.reference, created
+
+        return store
+
+    # Two numbering sequences do not wait for each other: the unique draft key decides.
+    first, second = await _while_first_is_open(db, send(2026), send(2027))
+    assert first == ("BS-2026-0001", True)
+    assert second == ("BS-2026-0001", False)
+    async with db.begin() as session:
+        # The number of 2027 that was taken for nothing was given back.
+        assert (await create_signal(session, _new(wijk_id), year=2027)).reference == (
+            "BS-2027-0001"
+        )
+
+
 async def test_a_mediation_draft_sent_twice_at_once_is_stored_once(db: Database) -> None:
     wijk_id = await _wijk_id(db)
     async with db.begin() as session:
