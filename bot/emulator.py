@@ -1567,6 +1567,10 @@ class BotApiEmulator:
         status = int(kind)
         return _Failure(_error(status, plan.retry_after if status == 429 else None), 1, kind)
 
+    def clear_failures(self) -> None:
+        """Forget the failures injected with ``fail_next`` that have not happened yet."""
+        self._failures.clear()
+
     # ---------------------------------------------------------------- polling helpers
 
     @property

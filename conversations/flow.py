@@ -26,8 +26,9 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Message, ReplyKeyboardRemove, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -44,7 +45,7 @@ from conversations.ui import keyboard, paged_keyboard
 from storage import access
 from storage.guard import count_guard, mentions_appearance
 from storage.models import Wijk
-from storage.residents import ensure_resident
+from storage.residents import ensure_resident, get_resident
 from storage.wijken import active_wijken, get_wijk
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class FlowTexts:
 
     cancelled: str
     resumed: str
+    # Said when a draft that was already sent is sent or resumed again ({reference}).
+    already: str | None = None
 
 
 @dataclass
@@ -155,6 +158,9 @@ class GuidedFlow:
     hints: Mapping[str, str] = field(default_factory=dict)
     # Steps that are skipped when the draft says so: step -> predicate.
     skip: Mapping[str, Callable[[Draft], bool]] = field(default_factory=dict)
+    # For a flow that stores what it sends: the reference stored from a draft, by its key
+    # (see draft_key), so a draft that was sent before is never stored twice.
+    stored: Callable[[AsyncSession, str], Awaitable[str | None]] | None = None
 
     # --- the draft --------------------------------------------------------------------------
 
@@ -174,6 +180,66 @@ class GuidedFlow:
         """Forget the draft."""
         if context.user_data is not None:
             context.user_data.pop(self.name, None)
+
+    def draft_key(self, resident_id: int, nonce: str) -> str:
+        """What a sent draft is known by in the database: ``<flow>:<resident id>:<nonce>``.
+
+        Stored (unique) with what the draft became, in the same transaction: a draft whose key
+        is stored counts as sent, however the reply fared. Resident ids, not Telegram ids, so
+        /vergeetmij leaves nothing that points to the account."""
+        return f"{self.name}:{resident_id}:{nonce}"
+
+    async def already_sent(self, update: Update, context: BuurtContext, nonce: str) -> bool:
+        """When the draft with ``nonce`` was sent before (its reply lost, a restart, a double
+        tap): say what it was stored as, forget the draft, and return True."""
+        user = update.effective_user
+        message = update.effective_message
+        if self.stored is None or self.texts.already is None or user is None or message is None:
+            return False
+        async with context.db.begin() as session:
+            resident = await get_resident(session, user.id)
+            key = self.draft_key(resident.id, nonce) if resident is not None else None
+            reference = await self.stored(session, key) if key is not None else None
+        if reference is None:
+            return False
+        draft = self.draft(context)
+        if draft is not None and draft.get("nonce") == nonce:
+            self.drop(context)
+        query = update.callback_query
+        if query is not None:
+            await query.answer()
+        await message.reply_text(context.t(self.texts.already, reference=reference))
+        if query is not None:
+            await self.spend_buttons(update)
+        return True
+
+    @staticmethod
+    async def spend_buttons(update: Update) -> None:
+        """Take the buttons off the message a pressed button was on (the flow is done); a
+        failure here only leaves spent buttons, which answer that they are no longer active."""
+        query = update.callback_query
+        if query is None:
+            return
+        try:
+            await query.edit_message_reply_markup(reply_markup=None)
+        except TelegramError as exc:
+            log.info("could not take the buttons off a finished summary: %s", exc)
+
+    def sent_again(self) -> CallbackQueryHandler[Any, Any]:
+        """Outside the flow: the send button of a draft that was sent already (a double tap, an
+        older summary) says what it was stored as; anything else is a stale button."""
+
+        async def callback(update: Update, context: BuurtContext) -> None:
+            query = update.callback_query
+            assert query is not None and query.data is not None
+            nonce = query.data.split(":")[1]
+            if not await self.already_sent(update, context, nonce):
+                await self.stale_button(update, context)
+
+        callback.__doc__ = "A send button of a draft that was already sent."
+        return CallbackQueryHandler(
+            callback, pattern=rf"^{self.name}:[0-9a-f]{{8}}:{SUMMARY}:send$"
+        )
 
     async def begin(
         self,
@@ -510,8 +576,13 @@ class GuidedFlow:
     # --- the generic callbacks --------------------------------------------------------------
 
     async def stale_button(self, update: Update, context: BuurtContext) -> None:
-        """A button from an earlier step, an old draft or forged data: explain, change nothing."""
+        """A button from an earlier step, an old draft or forged data: explain, change nothing.
+
+        The send button of a draft that was sent already says what it was stored as."""
         query = update.callback_query
+        parts = (query.data or "").split(":") if query is not None else []
+        if parts[2:] == [SUMMARY, "send"] and await self.already_sent(update, context, parts[1]):
+            return
         if query is not None:
             await query.answer(
                 context.t("This button is no longer active. Please use the latest question."),
@@ -540,6 +611,10 @@ class GuidedFlow:
             assert message is not None
             if draft is None or "step" not in draft:
                 return await start(update, context)
+            if draft["step"] == SUMMARY and await self.already_sent(
+                update, context, draft["nonce"]
+            ):
+                return ConversationHandler.END
             await message.reply_text(context.t(self.texts.resumed))
             return await self.ask(message, context, draft, draft["step"])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -39,7 +40,7 @@ from conversations.ui import (
 )
 from storage import access
 from storage.cases import record_referral_answer, referral_of
-from storage.mediation import NewMediation, create_case
+from storage.mediation import NewMediation, case_of_draft, store_case_once
 from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk
 
@@ -58,6 +59,11 @@ TALKED, OTHER, VIA, PHONE, REACHABLE, CONSENT = (
     "consent",
 )
 FOR_WHOM = "for_whom"
+# Said when a request that was already stored is sent again (its reply may have been lost).
+ALREADY = N_(
+    "Your request had already been saved as <b>{reference}</b>; nothing was sent twice. "
+    "A coordinator of the mediation team will contact you."
+)
 SITUATION, OTHER_ADDRESS, ADDRESS = "situation", "other_address", "address"
 ORDER = (
     INTRO,
@@ -112,6 +118,7 @@ FLOW = GuidedFlow(
     texts=FlowTexts(
         cancelled=N_("Mediation request cancelled. Nothing has been saved."),
         resumed=N_("You were already asking for mediation; let's continue where you were."),
+        already=ALREADY,
     ),
     hints={
         SITUATION: N_("Please send this as a text message."),
@@ -202,6 +209,14 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
 
 
 FLOW.question = question
+
+
+async def _stored_reference(session: AsyncSession, draft_key: str) -> str | None:
+    case = await case_of_draft(session, draft_key)
+    return case.reference if case is not None else None
+
+
+FLOW.stored = _stored_reference
 
 
 async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
@@ -475,6 +490,8 @@ async def on_summary(update: Update, context: BuurtContext, draft: Draft, value:
 
 
 async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
+    """Store the request once (as /melden does): a draft sent again shows its reference, and
+    the draft is forgotten only once the resident has seen it."""
     query = update.callback_query
     user = update.effective_user
     message = update.effective_message
@@ -482,7 +499,7 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     settings = context.settings
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.lang)
-        case = await create_case(
+        case, new = await store_case_once(
             session,
             NewMediation(
                 wijk_id=int(draft["wijk_id"]),
@@ -500,31 +517,46 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 referred_by=draft.get("referred_by"),
                 signal_id=draft.get("signal_id"),
                 on_behalf=bool(draft.get("on_behalf")),
+                draft_key=FLOW.draft_key(resident.id, draft["nonce"]),
             ),
             year=dt.datetime.now(settings.tz).year,
         )
         reference, topic = case.reference, case.topic
-        coordinators = await access.recipients(session, case.wijk_id, access.Permission.MEDIATION)
-    FLOW.drop(context)
-    t = context.t
-    await query.answer(t("Request sent"))
-    await query.edit_message_reply_markup(reply_markup=None)
-    await message.reply_text(
-        t(
-            "Thank you. Your request has been saved as <b>{reference}</b>.\n"
-            "A coordinator of the mediation team will contact you within {days} working days. "
-            "What you told stays with the mediation team.",
-            reference=reference,
-            days=settings.mediation.intake_days,
+        coordinators = (
+            await access.recipients(session, case.wijk_id, access.Permission.MEDIATION)
+            if new
+            else []
         )
-    )
-    for coordinator in coordinators:
-        try:
-            await context.bot.send_message(
-                coordinator, _new_case_text(context.translator_for(coordinator), reference, topic)
+    t = context.t
+    if not new:
+        await query.answer()
+        await message.reply_text(t(ALREADY, reference=reference))
+        FLOW.drop(context)
+        await FLOW.spend_buttons(update)
+        return ConversationHandler.END
+    try:
+        await query.answer(t("Request sent"))
+        await message.reply_text(
+            t(
+                "Thank you. Your request has been saved as <b>{reference}</b>.\n"
+                "A coordinator of the mediation team will contact you within {days} working "
+                "days. What you told stays with the mediation team.",
+                reference=reference,
+                days=settings.mediation.intake_days,
             )
-        except TelegramError:
-            continue  # the daily overview lists it too
+        )
+        FLOW.drop(context)
+        await FLOW.spend_buttons(update)
+    finally:
+        # The coordinators hear of it even when the resident's reply was lost.
+        for coordinator in coordinators:
+            try:
+                await context.bot.send_message(
+                    coordinator,
+                    _new_case_text(context.translator_for(coordinator), reference, topic),
+                )
+            except TelegramError:
+                continue  # the daily overview lists it too
     return ConversationHandler.END
 
 
@@ -576,7 +608,8 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             },
             command="bemiddeling",
             start=start,
-        )
+        ),
+        FLOW.sent_again(),
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -35,12 +36,18 @@ from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, S
 from conversations.ui import CATEGORY_LABELS, category_label, keyboard, role_label
 from storage.digest import DeliveryPromise, delivery_promise
 from storage.residents import ensure_resident
-from storage.signals import CATEGORIES, NewSignal, create_signal
+from storage.signals import CATEGORIES, NewSignal, signal_of_draft, store_signal_once
 from storage.wijken import active_wijken, get_wijk
 
 MAX_PLACE = 300
 MAX_WHEN = 300
 MIN_DESCRIPTION = 5
+
+# Said when a report that was already stored is sent again (its reply may have been lost).
+ALREADY = N_(
+    "Your report had already been saved as <b>{reference}</b>; nothing was sent twice.\n"
+    "Follow what happens, add something or withdraw it with /mijnmeldingen."
+)
 
 # Conversation states: one per question.
 SAFETY, WIJK, CATEGORY, DESCRIPTION = "safety", "wijk", "category", "description"
@@ -80,6 +87,7 @@ FLOW = GuidedFlow(
     texts=FlowTexts(
         cancelled=N_("Report cancelled. Nothing has been saved."),
         resumed=N_("You were already making a report; let's continue where you were."),
+        already=ALREADY,
     ),
     hints={
         DESCRIPTION: N_("Please send this as a text message."),
@@ -167,6 +175,14 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
 
 
 FLOW.question = question
+
+
+async def _stored_reference(session: AsyncSession, draft_key: str) -> str | None:
+    signal = await signal_of_draft(session, draft_key)
+    return signal.reference if signal is not None else None
+
+
+FLOW.stored = _stored_reference
 
 
 async def _summary(context: BuurtContext, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
@@ -400,6 +416,9 @@ async def on_summary(update: Update, context: BuurtContext, draft: Draft, value:
 
 
 async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
+    """Store the report once: a draft sent again (its reply lost, a restart, a double tap)
+    shows the reference it was stored as. The draft is forgotten only once the resident has
+    seen the reference, so after an error the same summary can simply be sent again."""
     query = update.callback_query
     user = update.effective_user
     message = update.effective_message
@@ -408,7 +427,7 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     tz = context.settings.tz
     async with context.db.begin() as session:
         resident = await ensure_resident(session, user.id, context.lang)
-        signal = await create_signal(
+        signal, new = await store_signal_once(
             session,
             NewSignal(
                 wijk_id=int(draft["wijk_id"]),
@@ -425,43 +444,56 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 contactable=bool(draft["contactable"]),
                 contact_name=_contact_name(user, draft) if draft["contactable"] else None,
                 on_behalf=bool(draft.get("on_behalf")),
+                draft_key=FLOW.draft_key(resident.id, draft["nonce"]),
             ),
             year=now.astimezone(tz).year,
             now=now,
         )
         reference = signal.reference
-        # Other features react in the same unit of work (e.g. alerts, the early warning).
-        follow_ups = [
-            await hook(context, session, signal) for hook in context.services.signal_hooks
-        ]
-        wijk = await get_wijk(session, signal.wijk_id)
-        digest_time = next(
-            (w.digest_time for w in context.settings.wijken if wijk and w.slug == wijk.slug),
-            dt.time(8, 0),
-        )
-        promise = await delivery_promise(session, signal.wijk_id, now=now, at=digest_time, tz=tz)
-    FLOW.drop(context)
+        if new:
+            # Other features react in the same unit of work (e.g. alerts, the early warning).
+            follow_ups = [
+                await hook(context, session, signal) for hook in context.services.signal_hooks
+            ]
+            wijk = await get_wijk(session, signal.wijk_id)
+            digest_time = next(
+                (w.digest_time for w in context.settings.wijken if wijk and w.slug == wijk.slug),
+                dt.time(8, 0),
+            )
+            promise = await delivery_promise(
+                session, signal.wijk_id, now=now, at=digest_time, tz=tz
+            )
     t = context.t
-    await query.answer(t("Report sent"))
-    await query.edit_message_reply_markup(reply_markup=None)
-    who = (
-        t("They can see that you are willing to be contacted.")
-        if draft["contactable"]
-        else t("They do not see who you are.")
-    )
-    await message.reply_text(
-        t(
-            "Thank you. Your report has been saved as <b>{reference}</b>.\n"
-            "{delivery} {who}\n"
-            "Follow what happens, add something or withdraw it with /mijnmeldingen.",
-            reference=reference,
-            delivery=Html(_delivery(t, promise, now=now, tz=tz)),
-            who=Html(who),
+    if not new:
+        await query.answer()
+        await message.reply_text(t(ALREADY, reference=reference))
+        FLOW.drop(context)
+        await FLOW.spend_buttons(update)
+        return ConversationHandler.END
+    try:
+        await query.answer(t("Report sent"))
+        who = (
+            t("They can see that you are willing to be contacted.")
+            if draft["contactable"]
+            else t("They do not see who you are.")
         )
-    )
-    for follow_up in follow_ups:
-        if follow_up is not None:
-            await follow_up()
+        await message.reply_text(
+            t(
+                "Thank you. Your report has been saved as <b>{reference}</b>.\n"
+                "{delivery} {who}\n"
+                "Follow what happens, add something or withdraw it with /mijnmeldingen.",
+                reference=reference,
+                delivery=Html(_delivery(t, promise, now=now, tz=tz)),
+                who=Html(who),
+            )
+        )
+        FLOW.drop(context)
+        await FLOW.spend_buttons(update)
+    finally:
+        # The professionals hear of it even when the resident's reply was lost.
+        for follow_up in follow_ups:
+            if follow_up is not None:
+                await follow_up()
     return ConversationHandler.END
 
 
@@ -539,7 +571,8 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             },
             command="melden",
             start=start,
-        )
+        ),
+        FLOW.sent_again(),
     ]
 
 

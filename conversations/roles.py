@@ -93,7 +93,8 @@ async def invite(update: Update, context: BuurtContext) -> None:
 
 
 async def redeem(update: Update, context: BuurtContext) -> None:
-    """/start inv-<code>: take the role the invite grants, and tell whoever invited."""
+    """/start inv-<code>: take the role the invite grants, and tell whoever invited. Opened
+    again by the same person, the same welcome, and nothing changes twice."""
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
@@ -102,7 +103,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
     settings = context.settings
     try:
         async with context.db.begin() as session:
-            grant, used = await access.redeem_invite(
+            grant, used, new = await access.redeem_invite(
                 session, code, telegram_id=user.id, display_name=user.first_name
             )
             role, wijk_name, inviter = grant.role, grant.wijk.name, used.created_by
@@ -115,22 +116,27 @@ async def redeem(update: Update, context: BuurtContext) -> None:
         }
         await message.reply_text(reasons[problem.reason])
         return
-    await message.reply_text(
-        t(
-            "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
-            role=role_label(t, role),
-            wijk=wijk_name,
-            commands=Html(first_commands(t, role)),
-        )
-    )
-    await publish_personal_menu(context.bot, me, settings.default_language)
     try:
-        await context.bot.send_message(
-            inviter,
-            _invite_used(context.translator_for(inviter), user.first_name, role, wijk_name),
+        await message.reply_text(
+            t(
+                "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
+                role=role_label(t, role),
+                wijk=wijk_name,
+                commands=Html(first_commands(t, role)),
+            )
         )
-    except TelegramError:
-        pass  # the inviter may never have opened a chat with the bot; the audit log has it
+    finally:
+        # Their menu and the inviter's news do not wait for the welcome to arrive; the
+        # inviter hears it once.
+        await publish_personal_menu(context.bot, me, settings.default_language)
+        if new:
+            try:
+                await context.bot.send_message(
+                    inviter,
+                    _invite_used(context.translator_for(inviter), user.first_name, role, wijk_name),
+                )
+            except TelegramError:
+                pass  # the inviter may never have opened a chat with the bot; the audit log has it
 
 
 def _invite_used(t: Translator, name: str, role: str, wijk: str) -> str:
@@ -188,8 +194,11 @@ def _revoke(grant: RoleGrant) -> str:
     return f"roles:revoke:{grant.id}"
 
 
-async def _allowed_grant(update: Update, context: BuurtContext) -> RoleGrant | None:
-    """The grant a roles button is about, if the presser may manage it; else refuse."""
+async def _allowed_grant(
+    update: Update, context: BuurtContext, *, revoked: bool = False
+) -> RoleGrant | None:
+    """The grant a roles button is about, if the presser may manage it (and, unless
+    ``revoked``, it is still active); else refuse."""
     query = update.callback_query
     user = update.effective_user
     assert query is not None and query.data is not None and user is not None
@@ -200,7 +209,7 @@ async def _allowed_grant(update: Update, context: BuurtContext) -> RoleGrant | N
     if grant is None or not me.may_manage_roles(grant.wijk_id):
         await query.answer(not_allowed(context.t), show_alert=True)
         return None
-    if grant.revoked_at is not None:
+    if grant.revoked_at is not None and not revoked:
         await query.answer(context.t("This role was already revoked."), show_alert=True)
         return None
     return grant
@@ -234,8 +243,9 @@ async def ask_revoke(update: Update, context: BuurtContext) -> None:
 
 
 async def confirm_revoke(update: Update, context: BuurtContext) -> None:
-    """Revoke the role, tell the person, and reset their command menu."""
-    grant = await _allowed_grant(update, context)
+    """Revoke the role, tell the person, and reset their command menu. Pressed again (a
+    double tap, or after the answer was lost) it answers the same and changes nothing twice."""
+    grant = await _allowed_grant(update, context, revoked=True)
     if grant is None:
         return
     query = update.callback_query
@@ -245,32 +255,29 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
     settings = context.settings
     async with context.db.begin() as session:
         revoked = await access.revoke(session, grant.id, by=user.id)
-        if revoked is None:
-            await query.answer(t("This role was already revoked."), show_alert=True)
-            return
-        them = await access.person(session, revoked.telegram_id, settings.admins)
-        name, role, wijk, subject = (
-            revoked.display_name,
-            revoked.role,
-            revoked.wijk.name,
-            revoked.telegram_id,
-        )
-    await query.answer()
-    await query.edit_message_text(
-        t(
-            "Revoked: {name} is no longer {role} in {wijk}.",
-            name=name,
-            role=role_label(t, role),
-            wijk=wijk,
-        )
-    )
-    await publish_personal_menu(context.bot, them, settings.default_language)
+        first = revoked is not None
+        them = await access.person(session, grant.telegram_id, settings.admins)
+    name, role, wijk, subject = grant.display_name, grant.role, grant.wijk.name, grant.telegram_id
     try:
-        await context.bot.send_message(
-            subject, _role_ended(context.translator_for(subject), role, wijk)
+        await query.answer()
+        await query.edit_message_text(
+            t(
+                "Revoked: {name} is no longer {role} in {wijk}.",
+                name=name,
+                role=role_label(t, role),
+                wijk=wijk,
+            )
         )
-    except TelegramError:
-        pass  # they may have blocked the bot; the audit log records the revocation
+    finally:
+        # Their menu is reset however often this is pressed; they are told once.
+        await publish_personal_menu(context.bot, them, settings.default_language)
+        if first:
+            try:
+                await context.bot.send_message(
+                    subject, _role_ended(context.translator_for(subject), role, wijk)
+                )
+            except TelegramError:
+                pass  # they may have blocked the bot; the audit log records the revocation
 
 
 async def keep(update: Update, context: BuurtContext) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ROLES, AuditEntry, Invite, RoleGrant, utcnow
@@ -205,6 +206,20 @@ class InviteProblem(Exception):
         self.reason = reason
 
 
+async def active_grant(
+    session: AsyncSession, telegram_id: int, role: str, wijk_id: int
+) -> RoleGrant | None:
+    """Someone's active grant of ``role`` in a wijk (there is at most one)."""
+    return await session.scalar(
+        select(RoleGrant).where(
+            RoleGrant.telegram_id == telegram_id,
+            RoleGrant.role == role,
+            RoleGrant.wijk_id == wijk_id,
+            RoleGrant.revoked_at.is_(None),
+        )
+    )
+
+
 async def redeem_invite(
     session: AsyncSession,
     code: str,
@@ -212,13 +227,19 @@ async def redeem_invite(
     telegram_id: int,
     display_name: str,
     now: dt.datetime | None = None,
-) -> tuple[RoleGrant, Invite]:
-    """Use an invite: grant its role (once) and record who used it."""
+) -> tuple[RoleGrant, Invite, bool]:
+    """Use an invite: grant its role (once) and record who used it; returns the grant, the
+    invite and whether this use was new. The person who used it opening it again (after a
+    lost answer, a restart) gets the same grant back and nothing changes twice."""
     now = now or utcnow()
     invite = await session.scalar(select(Invite).where(Invite.code == code))
     if invite is None:
         raise InviteProblem("unknown")
     if invite.used_at is not None:
+        if invite.used_by == telegram_id:
+            again = await active_grant(session, telegram_id, invite.role, invite.wijk_id)
+            if again is not None:
+                return again, invite, False
         raise InviteProblem("used")
     if invite.expires_at <= now:
         raise InviteProblem("expired")
@@ -231,25 +252,24 @@ async def redeem_invite(
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise InviteProblem("used")
-    grant = await session.scalar(
-        select(RoleGrant).where(
-            RoleGrant.telegram_id == telegram_id,
-            RoleGrant.role == invite.role,
-            RoleGrant.wijk_id == invite.wijk_id,
-            RoleGrant.revoked_at.is_(None),
-        )
-    )
+    grant = await active_grant(session, telegram_id, invite.role, invite.wijk_id)
     if grant is None:
-        grant = RoleGrant(
-            telegram_id=telegram_id,
-            role=invite.role,
-            wijk_id=invite.wijk_id,
-            display_name=display_name[:100],
-            granted_by=invite.created_by,
-            granted_at=now,
-        )
-        session.add(grant)
-    await session.flush()
+        try:
+            async with session.begin_nested():
+                grant = RoleGrant(
+                    telegram_id=telegram_id,
+                    role=invite.role,
+                    wijk_id=invite.wijk_id,
+                    display_name=display_name[:100],
+                    granted_by=invite.created_by,
+                    granted_at=now,
+                )
+                session.add(grant)
+                await session.flush()
+        except IntegrityError:  # the same role granted at this moment by another invite
+            grant = await active_grant(session, telegram_id, invite.role, invite.wijk_id)
+            if grant is None:
+                raise
     await audit(
         session,
         "role_granted",
@@ -260,7 +280,7 @@ async def redeem_invite(
         detail=f"invite {invite.id}",
         now=now,
     )
-    return grant, invite
+    return grant, invite, True
 
 
 async def revoke(

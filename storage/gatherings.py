@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Moment, Resident, Series, Signup, utcnow
@@ -181,7 +182,10 @@ async def sign_up(
     guests: int = 0,
     now: dt.datetime | None = None,
 ) -> tuple[Signup, bool]:
-    """Sign a resident up (again); returns the sign-up and whether it is new."""
+    """Sign a resident up (again); returns the sign-up and whether it is new.
+
+    At most one sign-up per person and date (a unique constraint): a second press, also one
+    handled at the same moment, finds the first and changes nothing."""
     now = now or utcnow()
     existing = await signup_of(session, moment.id, resident.id)
     if existing is not None and existing.cancelled_at is None:
@@ -191,8 +195,23 @@ async def sign_up(
         if taken + 1 + guests > moment.capacity:
             raise Full
     if existing is None:
-        existing = Signup(moment_id=moment.id, resident_id=resident.id)
-        session.add(existing)
+        # One row per person and date, also for two presses handled at the same moment: the
+        # later insert finds the earlier one and leaves it alone.
+        created = await session.scalar(
+            _insert(session, Signup)
+            .values(
+                moment_id=moment.id,
+                resident_id=resident.id,
+                first_name=first_name[:64],
+                guests=guests,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["moment_id", "resident_id"])
+            .returning(Signup.id)
+        )
+        signup = await signup_of(session, moment.id, resident.id)
+        assert signup is not None
+        return signup, created is not None
     existing.first_name = first_name[:64]
     existing.guests = guests
     existing.created_at = now
@@ -201,6 +220,12 @@ async def sign_up(
     existing.reminded_morning_at = None
     await session.flush()
     return existing, True
+
+
+def _insert(session: AsyncSession, model: type[Signup]) -> Any:
+    """INSERT for the session's database, which can be told what to do on a conflict."""
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
 
 async def set_guests(session: AsyncSession, signup: Signup, guests: int) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import flag_modified
@@ -34,7 +35,7 @@ from storage.models import (
     Wijk,
     utcnow,
 )
-from storage.signals import next_number
+from storage.signals import give_back, next_number
 
 TOPICS: tuple[str, ...] = (
     "geluid",
@@ -71,6 +72,8 @@ class NewMediation:
     situation: str | None = None  # "wat speelt er?" in the resident's words
     requester_address: str | None = None  # street and house number, optional
     other_address: str | None = None
+    # The draft it was sent from (see MediationCase.draft_key); stored at most once.
+    draft_key: str | None = None
 
     def __post_init__(self) -> None:
         for value, allowed in (
@@ -90,11 +93,16 @@ async def create_case(
     session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
 ) -> MediationCase:
     """Store a confirmed intake as a case (stage aangemeld) with its first party."""
-    now = now or utcnow()
     prefix = f"{REFERENCE_PREFIX}-{year}"
     number = await next_number(session, prefix)
+    return await _insert_case(session, new, f"{prefix}-{number:04d}", now or utcnow())
+
+
+async def _insert_case(
+    session: AsyncSession, new: NewMediation, reference: str, now: dt.datetime
+) -> MediationCase:
     case = MediationCase(
-        reference=f"{prefix}-{number:04d}",
+        reference=reference,
         wijk_id=new.wijk_id,
         stage="aangemeld",
         topic=new.topic,
@@ -107,6 +115,7 @@ async def create_case(
         referred_by=new.referred_by,
         signal_id=new.signal_id,
         on_behalf=new.on_behalf,
+        draft_key=new.draft_key,
         created_at=now,
         updated_at=now,
     )
@@ -125,6 +134,37 @@ async def create_case(
     session.add(case)
     await session.flush()
     return case
+
+
+async def case_of_draft(session: AsyncSession, draft_key: str) -> MediationCase | None:
+    """The case already stored from an intake draft, if any."""
+    return await session.scalar(select(MediationCase).where(MediationCase.draft_key == draft_key))
+
+
+async def store_case_once(
+    session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
+) -> tuple[MediationCase, bool]:
+    """Store the case of an intake draft once: (the new case, True), or (the case stored from
+    the same draft before, False), also when another transaction stores it at the same time
+    (see storage.signals.store_signal_once)."""
+    assert new.draft_key is not None
+    existing = await case_of_draft(session, new.draft_key)
+    if existing is not None:
+        return existing, False
+    prefix = f"{REFERENCE_PREFIX}-{year}"
+    number = await next_number(session, prefix)
+    existing = await case_of_draft(session, new.draft_key)  # stored while we waited
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                case = await _insert_case(session, new, f"{prefix}-{number:04d}", now or utcnow())
+            return case, True
+        except IntegrityError:  # stored at the same moment under another year's number
+            existing = await case_of_draft(session, new.draft_key)
+            if existing is None:
+                raise
+    await give_back(session, prefix, number)
+    return existing, False
 
 
 async def case_by_reference(session: AsyncSession, reference: str) -> MediationCase | None:

@@ -13,11 +13,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -122,6 +124,10 @@ class Signal(Base):
     )
     # Made by a sleutelfiguur for someone else; the sleutelfiguur is the contact.
     on_behalf: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The draft this report was sent from ("melden:<resident id>:<nonce>"): sending the same
+    # draft again finds this report instead of storing a second one. None for older reports
+    # and after /vergeetmij.
+    draft_key: Mapped[str | None] = mapped_column(String(60), unique=True)
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
     resident: Mapped[Resident | None] = relationship(lazy="joined")
@@ -188,6 +194,16 @@ class RoleGrant(Base):
             "role in ('wijkagent', 'opbouwwerker', 'bemiddelaar', 'organisator', "
             "'sleutelfiguur', 'beheerder')",
             name="role",
+        ),
+        # One active grant per person, role and wijk (revoked ones stay as history).
+        Index(
+            "uq_roles_active",
+            "telegram_id",
+            "role",
+            "wijk_id",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
         ),
     )
 
@@ -363,6 +379,9 @@ class MediationCase(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     nazorg_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     anonymised_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The intake draft this case was sent from ("bemiddeling:<resident id>:<nonce>"), so the
+    # same draft sent again finds this case (see Signal.draft_key).
+    draft_key: Mapped[str | None] = mapped_column(String(60), unique=True)
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
     parties: Mapped[list[MediationParty]] = relationship(
@@ -502,6 +521,10 @@ class Signup(Base):
     """Someone who comes to a koffiemoment (first name only, for the organiser)."""
 
     __tablename__ = "signups"
+    # One sign-up per person and date: signing up again revives the cancelled one.
+    __table_args__ = (
+        UniqueConstraint("moment_id", "resident_id", name="uq_signups_moment_resident"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     moment_id: Mapped[int] = mapped_column(ForeignKey("moments.id", ondelete="CASCADE"), index=True)

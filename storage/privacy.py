@@ -205,6 +205,7 @@ async def forget(
         for signal in signals:
             was_contactable = signal.contactable
             signal.resident_id = None
+            signal.draft_key = None  # it names the resident row
             signal.contact_name = None
             signal.contactable = False
             signal.photo_file_id = None
@@ -234,6 +235,8 @@ async def forget(
             party.reachable = None
             case = await session.get(MediationCase, party.case_id)
             assert case is not None
+            if party.number == 1:
+                case.draft_key = None  # it names the resident row
             # Addresses go at once: the requester gave both, the neighbour's is their own.
             case.other_address = None
             if party.number == 1:

@@ -50,6 +50,8 @@ class NewSignal:
     photo_file_id: str | None = None
     contact_name: str | None = None
     on_behalf: bool = False
+    # The draft it was sent from (see Signal.draft_key); a draft is stored at most once.
+    draft_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -92,8 +94,24 @@ async def create_signal(
     """Store a confirmed report with a fresh reference number and its first history entry."""
     prefix = f"{REFERENCE_PREFIX}-{year}"
     number = await next_number(session, prefix)
+    return await _insert_signal(session, new, f"{prefix}-{number:04d}", now)
+
+
+async def give_back(session: AsyncSession, prefix: str, number: int) -> None:
+    """Return a number just taken and not used, so no reference is skipped (the caller's
+    transaction still holds the counter: nobody took a later one)."""
+    await session.execute(
+        update(ReferenceCounter)
+        .where(ReferenceCounter.prefix == prefix, ReferenceCounter.value == number)
+        .values(value=number - 1)
+    )
+
+
+async def _insert_signal(
+    session: AsyncSession, new: NewSignal, reference: str, now: dt.datetime | None
+) -> Signal:
     signal = Signal(
-        reference=f"{prefix}-{number:04d}",
+        reference=reference,
         wijk_id=new.wijk_id,
         resident_id=new.resident_id,
         category=new.category,
@@ -108,6 +126,7 @@ async def create_signal(
         contactable=new.contactable,
         contact_name=new.contact_name,
         on_behalf=new.on_behalf,
+        draft_key=new.draft_key,
         status="nieuw",
     )
     if now is not None:
@@ -119,6 +138,40 @@ async def create_signal(
     session.add(signal)
     await session.flush()
     return signal
+
+
+async def signal_of_draft(session: AsyncSession, draft_key: str) -> Signal | None:
+    """The report already stored from a draft, if any."""
+    return await session.scalar(select(Signal).where(Signal.draft_key == draft_key))
+
+
+async def store_signal_once(
+    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime | None = None
+) -> tuple[Signal, bool]:
+    """Store the report of a draft once: (the new signal, True), or (the signal stored from
+    the same draft before, False), also when another transaction stores it at the same time.
+
+    Taking the reference number first makes sends of one year wait for each other (and on
+    SQLite it opens the transaction, so the savepoint below is a nested one); the number
+    goes back when the draft turns out to be stored already."""
+    assert new.draft_key is not None
+    existing = await signal_of_draft(session, new.draft_key)
+    if existing is not None:
+        return existing, False
+    prefix = f"{REFERENCE_PREFIX}-{year}"
+    number = await next_number(session, prefix)
+    existing = await signal_of_draft(session, new.draft_key)  # stored while we waited
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                signal = await _insert_signal(session, new, f"{prefix}-{number:04d}", now)
+            return signal, True
+        except IntegrityError:  # stored at the same moment under another year's number
+            existing = await signal_of_draft(session, new.draft_key)
+            if existing is None:
+                raise
+    await give_back(session, prefix, number)
+    return existing, False
 
 
 def _at(now: dt.datetime | None) -> dict[str, dt.datetime]:

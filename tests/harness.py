@@ -11,6 +11,7 @@ Tests read as transcripts::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,15 @@ from bot.emulator import BotApiEmulator, BotMessage
 from bot.settings import Settings
 from storage import migrate
 from storage.db import Database
+
+# What a handler calls after its unit of work; in killed_after none of them gets through.
+KILLED_AT = (
+    "answerCallbackQuery",
+    "sendMessage",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "setMyCommands",
+)
 
 
 @dataclass
@@ -96,6 +106,21 @@ class BotUnderTest:
             await app.shutdown()
             assert self.db is not None
             await self.db.dispose()
+
+    async def killed_after(self, action: Callable[[], Awaitable[object]]) -> None:
+        """Do ``action`` in a process that is killed before anything it says reaches the user
+        (handlers commit before they answer): what it committed stays, nothing it changed in
+        memory (drafts, conversation states) is written, nothing it sends arrives. Then the
+        bot starts again on the same database."""
+        assert self.app is not None
+        self.app.persistence = None  # type: ignore[assignment]
+        for method in KILLED_AT:  # a dead process sends nothing: fail fast, without retries
+            self.emulator.fail_next(method, status=400, description="Bad Request: killed", times=99)
+        try:
+            await action()
+        finally:
+            self.emulator.clear_failures()
+        await self.restart(crash=True)
 
     async def restart(self, *, crash: bool = False) -> None:
         """Stop (or crash) and start a fresh application on the same database."""

@@ -147,6 +147,32 @@ async def test_ics_file_parses(bot: BotUnderTest, clock: Clock) -> None:
     assert "Schilderswijk" in str(event.get("summary"))
 
 
+async def test_a_double_tapped_sign_up_changes_nothing_twice(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=5)).date(), repeat="Eenmalig")
+    await anna.says("/koffie")
+    listing = anna.last_with_buttons()
+    join = next(d for row in listing.buttons for t, d in row if t.startswith("Aanmelden"))
+    assert join is not None
+
+    # The confirmation is lost (also after the retries); Anna presses again, twice.
+    bot.emulator.fail_next("sendMessage", status=502, times=4)
+    await anna.presses(listing.message_id, join)
+    first = await anna.presses(listing.message_id, join)
+    await anna.taps("+1")  # she brings someone
+    second = await anna.presses(listing.message_id, join)
+    assert "Je bent aangemeld voor het koffiemoment" in first.text
+    assert second.text == first.text  # the same answer
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        [signup] = (await session.scalars(select(Signup))).all()
+    assert signup.guests == 1  # pressing again did not undo her guest
+
+
 async def test_cancel_a_date_tells_everyone(bot: BotUnderTest, clock: Clock) -> None:
     emu = bot.emulator
     emu.add_group(GROUP, "Buurtgroep")

@@ -220,3 +220,59 @@ async def test_what_is_going_on_is_behaviour_first(bot: BotUnderTest) -> None:
     assert bot.db is not None
     async with bot.db.begin() as session:
         assert (await session.scalars(select(GuardCount.count))).all() == [1]
+
+
+# --- a request is stored once, however the reply fares ------------------------------------
+
+
+async def intake_at_summary(anna: Person) -> None:
+    await until_other_party(anna)
+    await anna.says("Buren links")
+    await anna.taps("Overslaan")
+    await anna.taps("Overslaan")
+    await anna.taps("Via deze bot")
+    await anna.taps("Maakt niet uit")
+    await anna.taps("Ja, het bemiddelingsteam mag")
+
+
+async def test_lost_reference_send_again_shows_the_one_request(bot: BotUnderTest) -> None:
+    coordinator = bot.user(3001, "Carla")
+    await grant_role(bot, coordinator, "bemiddelaar")
+    anna = bot.user(1001, "Anna")
+    await intake_at_summary(anna)
+
+    # The message with the reference fails, also after the rate limiter's retries.
+    bot.emulator.fail_next("sendMessage", status=500, times=4)
+    reply = await anna.taps("Aanvraag versturen")
+    assert "BM-" not in reply.text
+    assert "Wat je al had ingevuld is bewaard" in reply.text
+    [case] = await cases(bot)
+    # The coordinator hears of it all the same, once.
+    told = [m for m in bot.emulator.messages(3001) if case.reference in m.plain_text]
+    assert len(told) == 1
+
+    reply = await anna.taps("Aanvraag versturen")
+    assert f"Je aanvraag was al opgeslagen als {case.reference}" in reply.text
+    assert len(await cases(bot)) == 1
+    told = [m for m in bot.emulator.messages(3001) if case.reference in m.plain_text]
+    assert len(told) == 1
+    reply = await anna.says("/bemiddeling")
+    assert "Twee getrainde vrijwillige bemiddelaars" in reply.text  # a new request
+
+
+async def test_killed_after_storing_the_request_resumes_with_the_one_reference(
+    bot: BotUnderTest,
+) -> None:
+    anna = bot.user(1001, "Anna")
+    await intake_at_summary(anna)
+
+    await bot.killed_after(lambda: anna.taps("Aanvraag versturen"))
+    [case] = await cases(bot)
+    reply = await anna.says("/bemiddeling")
+    assert f"Je aanvraag was al opgeslagen als {case.reference}" in reply.text
+    assert len(await cases(bot)) == 1
+
+    # Sending the old summary once more stores nothing either.
+    reply = await anna.taps("Aanvraag versturen")
+    assert f"Je aanvraag was al opgeslagen als {case.reference}" in reply.text
+    assert len(await cases(bot)) == 1

@@ -271,3 +271,107 @@ async def test_upgrade_numbers_the_dates_of_a_series(db_url: str) -> None:
     assert numbers == {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: -6, 7: -7, 8: 0}
     assert cancelled == {3, 6}  # the ghost with a sign-up stays for the organiser to cancel
     assert sorted(kept) == [1, 7]  # rebuilding the table on SQLite deletes no sign-ups
+
+
+async def test_upgrade_folds_double_sign_ups_and_grants(db_url: str) -> None:
+    """0011: one sign-up per person and date (the active one stays, else the newest) and one
+    active grant per person, role and wijk (the oldest stays, the others end)."""
+    await asyncio.to_thread(migrate.upgrade, db_url, "0009")
+    at = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+    db = Database(db_url)
+    try:
+        async with db.begin() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO wijken (id, slug, name, active) VALUES (1, 'noord', 'Noord', true)"
+                )
+            )
+            residents = table(
+                "residents", column("id"), column("telegram_id"), column("language"),
+                column("created_at", UTCDateTime()),
+            )  # fmt: skip
+            for resident_id in (1, 2):
+                await session.execute(
+                    insert(residents).values(
+                        id=resident_id, telegram_id=1000 + resident_id, language="nl",
+                        created_at=at,
+                    )
+                )  # fmt: skip
+            series = table(
+                "series",
+                *(column(name) for name in ("id", "wijk_id", "kind", "place", "repeat")),
+                *(column(name) for name in ("duration_minutes", "created_by")),
+                column("first_starts_at", UTCDateTime()),
+                column("created_at", UTCDateTime()),
+            )
+            await session.execute(
+                insert(series).values(
+                    id=1, wijk_id=1, kind="koffie", place="Buurthuis", repeat="none",
+                    duration_minutes=90, created_by=4001, first_starts_at=at, created_at=at,
+                )
+            )  # fmt: skip
+            moments = table(
+                "moments",
+                *(column(name) for name in ("id", "series_id", "occurrence", "wijk_id", "kind")),
+                column("place"),
+                column("duration_minutes"),
+                column("starts_at", UTCDateTime()),
+            )
+            await session.execute(
+                insert(moments).values(
+                    id=1, series_id=1, occurrence=0, wijk_id=1, kind="koffie",
+                    place="Buurthuis", duration_minutes=90, starts_at=at,
+                )
+            )  # fmt: skip
+            signups = table(
+                "signups",
+                *(column(name) for name in ("id", "moment_id", "resident_id", "first_name")),
+                column("guests"),
+                column("created_at", UTCDateTime()),
+                column("cancelled_at", UTCDateTime()),
+            )
+            for signup_id, resident_id, cancelled in (
+                (1, 1, None),
+                (2, 1, at),
+                (3, 2, at),
+                (4, 2, at),
+            ):
+                await session.execute(
+                    insert(signups).values(
+                        id=signup_id, moment_id=1, resident_id=resident_id, first_name="Anna",
+                        guests=0, created_at=at, cancelled_at=cancelled,
+                    )
+                )  # fmt: skip
+            roles = table(
+                "roles",
+                *(column(name) for name in ("id", "telegram_id", "role", "wijk_id")),
+                column("display_name"),
+                column("granted_at", UTCDateTime()),
+                column("revoked_at", UTCDateTime()),
+            )
+            for grant_id, revoked in ((1, None), (2, None), (3, at)):
+                await session.execute(
+                    insert(roles).values(
+                        id=grant_id, telegram_id=2001, role="wijkagent", wijk_id=1,
+                        display_name="Sanne", granted_at=at, revoked_at=revoked,
+                    )
+                )  # fmt: skip
+        await asyncio.to_thread(migrate.upgrade, db_url)
+        async with db.begin() as session:
+            left = (await session.execute(text("SELECT id FROM signups ORDER BY id"))).all()
+            grants = (
+                await session.execute(text("SELECT id, revoked_at IS NULL FROM roles ORDER BY id"))
+            ).all()
+            # Now the database itself refuses a second active grant.
+            with pytest.raises(IntegrityError):
+                async with session.begin_nested():
+                    await session.execute(
+                        insert(roles).values(
+                            id=4, telegram_id=2001, role="wijkagent", wijk_id=1,
+                            display_name="Sanne", granted_at=at, revoked_at=None,
+                        )
+                    )  # fmt: skip
+    finally:
+        await db.dispose()
+    assert [row[0] for row in left] == [1, 4]  # Anna's active one; the newest of Bram's
+    assert [(row[0], bool(row[1])) for row in grants] == [(1, True), (2, False), (3, False)]

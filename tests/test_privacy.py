@@ -176,6 +176,8 @@ async def test_forget_me(bot: BotUnderTest) -> None:
         ).all()
     open_one, closed_one = signals
     assert open_one.resident_id is None and open_one.contact_name is None
+    # Nor does the draft a report was sent from point back to her.
+    assert open_one.draft_key is None and closed_one.draft_key is None
     assert open_one.photo_file_id is None
     assert open_one.description == "Open melding van Anna"  # stays for the professionals
     assert open_one.history[-1].kind == "reporter_left"

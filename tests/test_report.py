@@ -287,8 +287,10 @@ async def test_stale_double_tapped_and_forged_buttons_change_nothing(bot: BotUnd
     send_data = _data(send, "versturen")
     first = await anna.presses(send.message_id, send_data)
     second = await anna.presses(send.message_id, send_data)  # the double tap
-    assert REFERENCE.search(first.text)
-    assert "werkt niet meer" in second.alert
+    match = REFERENCE.search(first.text)
+    assert match
+    # Not stored again: the second press shows the reference the first one stored.
+    assert f"Je melding was al opgeslagen als {match.group(0)}" in second.text
     assert len(await signals(bot)) == 1
 
 
@@ -431,3 +433,69 @@ def _data(message: BotMessage, label: str) -> str:
             if label in text and data:
                 return data
     raise AssertionError(label)
+
+
+# --- a report is stored once, however the reply fares -------------------------------------
+
+
+async def at_summary(anna: Person) -> None:
+    await until_description(anna)
+    await anna.says("Elke nacht harde muziek vanaf de galerij.")
+    await complete_after_description(anna)
+
+
+async def test_lost_reference_send_again_shows_the_one_reference(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await at_summary(anna)
+    summary = anna.last_with_buttons()
+    send = _data(summary, "versturen")
+
+    # The message with the reference fails, also after the rate limiter's retries.
+    bot.emulator.fail_next("sendMessage", status=502, times=4)
+    reply = await anna.taps("Melding versturen")
+    assert not REFERENCE.search(reply.text)
+    assert "Wat je al had ingevuld is bewaard; probeer het zo nog eens." in reply.text
+    [stored] = await signals(bot)
+
+    # What the error promised is true: the same summary is still there and can be sent again.
+    assert anna.last_with_buttons().message_id == summary.message_id
+    reply = await anna.taps("Melding versturen")
+    assert f"Je melding was al opgeslagen als {stored.reference}" in reply.text
+    assert "er is niets dubbel verstuurd" in reply.text
+    assert len(await signals(bot)) == 1
+    assert bot.emulator.message(anna.chat_id, summary.message_id).buttons == []
+
+    # The draft is gone: /melden starts a new report, and an old send button stores nothing.
+    reply = await anna.says("/melden")
+    assert "is er nu iemand in gevaar" in reply.text
+    reply = await anna.presses(summary.message_id, send)
+    assert f"Je melding was al opgeslagen als {stored.reference}" in reply.text
+    assert len(await signals(bot)) == 1
+
+
+async def test_killed_after_storing_the_report_resumes_with_the_one_reference(
+    bot: BotUnderTest,
+) -> None:
+    anna = bot.user(1001, "Anna")
+    await at_summary(anna)
+
+    await bot.killed_after(lambda: anna.taps("Melding versturen"))
+    [stored] = await signals(bot)
+
+    # After the restart Anna still sees only her summary; she goes on with /melden.
+    reply = await anna.says("/melden")
+    assert f"Je melding was al opgeslagen als {stored.reference}" in reply.text
+    assert "controleer hem even" not in reply.text  # not the summary again
+    assert len(await signals(bot)) == 1
+    reply = await anna.says("/melden")
+    assert "is er nu iemand in gevaar" in reply.text  # the next report is a new one
+
+
+async def test_killed_after_storing_then_the_summary_is_sent_again(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await at_summary(anna)
+
+    await bot.killed_after(lambda: anna.taps("Melding versturen"))
+    reply = await anna.taps("Melding versturen")  # the button she still sees
+    [stored] = await signals(bot)
+    assert f"Je melding was al opgeslagen als {stored.reference}" in reply.text

@@ -162,11 +162,90 @@ async def test_stale_revoke_buttons(bot: BotUnderTest) -> None:
     await grant_role(bot, sanne, "opbouwwerker")
     [grant] = await grants(bot)
     await admin.says("/rollen")
-    await admin.forges(f"roles:revoke-yes:{grant.id}")
-    reply = await admin.forges(f"roles:revoke-yes:{grant.id}")  # a double tap
+    reply = await admin.taps("Intrekken: Sanne")
+    question = reply.last
+    yes = f"roles:revoke-yes:{grant.id}"
+    first = await admin.presses(question.message_id, yes)
+    second = await admin.presses(question.message_id, yes)  # a double tap
+    revoked = "Ingetrokken: Sanne is geen opbouwwerker meer in Schilderswijk."
+    assert first.edited[-1].plain_text == revoked
+    assert second.edited[-1].plain_text == revoked  # the same answer
+    assert second.alert == ""
+    ended = [m for m in bot.emulator.messages(2001) if "is beëindigd" in m.plain_text]
+    assert len(ended) == 1  # Sanne is told once
+    assert [a.action for a in await audit(bot)] == ["role_revoked"]
+    # The revoke button of the old list: the role is gone already.
+    reply = await admin.forges(f"roles:revoke:{grant.id}")
     assert "al ingetrokken" in reply.alert
     reply = await admin.forges("roles:revoke-yes:99999")
     assert reply.alert == "Sorry, dat kan ik niet voor je doen."
+
+
+async def audit(bot: BotUnderTest) -> list[AuditEntry]:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
+
+
+async def test_lost_answer_to_a_revocation_pressed_again(bot: BotUnderTest) -> None:
+    admin = bot.user(ADMIN_ID, "Admin")
+    sanne = bot.user(2001, "Sanne")
+    await grant_role(bot, sanne, "opbouwwerker")
+    await admin.says("/rollen")
+    await admin.taps("Intrekken: Sanne")
+    question = admin.last_with_buttons()
+    yes = next(data for row in question.buttons for text, data in row if "Ja" in text)
+
+    bot.emulator.fail_next("editMessageText", status=502, times=4)
+    reply = await admin.presses(question.message_id, yes)
+    assert "probeer het zo nog eens" in reply.text
+    reply = await admin.presses(question.message_id, yes)
+    assert reply.edited[-1].plain_text == (
+        "Ingetrokken: Sanne is geen opbouwwerker meer in Schilderswijk."
+    )
+    ended = [m for m in bot.emulator.messages(2001) if "is beëindigd" in m.plain_text]
+    assert len(ended) == 1
+    assert [a.action for a in await audit(bot)] == ["role_revoked"]
+    assert bot.emulator.commands_for({"type": "chat", "chat_id": 2001}, "") is None
+
+
+async def test_an_invite_opened_twice_by_its_user_welcomes_again_and_grants_once(
+    bot: BotUnderTest,
+) -> None:
+    admin = bot.user(ADMIN_ID, "Admin")
+    sanne = bot.user(2001, "Sanne")
+    payload = await invite_link(admin)
+
+    # The welcome is lost (also after the retries): Sanne opens the link again.
+    bot.emulator.fail_next("sendMessage", status=502, times=4)
+    reply = await sanne.says(f"/start {payload}")
+    assert "Welkom" not in reply.text
+    reply = await sanne.says(f"/start {payload}")
+    assert "Welkom! Je bent nu wijkagent in Schilderswijk." in reply.text
+    reply = await sanne.says(f"/start {payload}")  # and once more: the same answer
+    assert "Welkom! Je bent nu wijkagent in Schilderswijk." in reply.text
+
+    assert len(await grants(bot)) == 1
+    assert [a.action for a in await audit(bot)] == ["invite_created", "role_granted"]
+    told = [m for m in bot.emulator.messages(ADMIN_ID) if "heeft je uitnodiging" in m.plain_text]
+    assert len(told) == 1  # whoever invited hears it once
+    # Someone else still cannot use it.
+    reply = await bot.user(2002, "Bram").says(f"/start {payload}")
+    assert "al gebruikt" in reply.text
+
+
+async def test_an_invite_does_not_bring_back_a_revoked_role(bot: BotUnderTest) -> None:
+    admin = bot.user(ADMIN_ID, "Admin")
+    sanne = bot.user(2001, "Sanne")
+    payload = await invite_link(admin)
+    await sanne.says(f"/start {payload}")
+    await admin.says("/rollen")
+    await admin.taps("Intrekken: Sanne")
+    await admin.taps("Ja, intrekken")
+    reply = await sanne.says(f"/start {payload}")
+    assert "al gebruikt" in reply.text
+    [grant] = await grants(bot)
+    assert grant.revoked_at is not None
 
 
 async def test_key_figure_link_brings_residents_to_the_wijk(

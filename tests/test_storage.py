@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.persistence import SqlPersistence
-from storage import migrate, purpose
+from storage import access, gatherings, migrate, purpose
 from storage.db import Database
-from storage.models import Signal, SignalEvent
+from storage.mediation import NewMediation, store_case_once
+from storage.models import Moment, RoleGrant, Signal, SignalEvent, Signup
 from storage.residents import ensure_resident, get_resident
-from storage.signals import NewSignal, create_signal, signal_by_reference, signals_of_resident
+from storage.signals import (
+    NewSignal,
+    create_signal,
+    signal_by_reference,
+    signals_of_resident,
+    store_signal_once,
+)
 from storage.wijken import WijkSpec, active_wijken, sync_wijken, wijk_by_group
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -164,3 +175,152 @@ async def test_a_database_is_either_live_or_demo(db: Database) -> None:
         assert await purpose.claim(session, "live") == "demo"  # the live bot is refused
     async with db.begin() as session:
         assert await purpose.claim(session, "live") == "demo"  # and the mark stays
+
+
+# --- finishing twice at the same moment stores once ---------------------------------------
+
+
+async def _while_first_is_open(
+    db: Database,
+    first: Callable[[AsyncSession], Awaitable[T]],
+    second: Callable[[AsyncSession], Awaitable[T]],
+) -> tuple[T, T]:
+    """Run ``first`` in a unit of work that stays open while ``second`` runs in another one
+    (another press of the same button, handled elsewhere at the same moment); ``second``
+    has to wait for the first to commit."""
+
+    async def other() -> T:
+        async with db.begin() as session:
+            return await second(session)
+
+    async with db.begin() as session:
+        result = await first(session)
+        later = asyncio.create_task(other())
+        await asyncio.sleep(0.3)
+        assert not later.done()  # it waits for the first unit of work
+    return result, await later
+
+
+async def test_a_draft_sent_twice_at_once_is_stored_once(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    new = _new(wijk_id, draft_key="melden:1:0123abcd")
+
+    async def send(session: AsyncSession) -> tuple[str, bool]:
+        signal, created = await store_signal_once(session, new, year=2026)
+        return signal.reference, created
+
+    first, second = await _while_first_is_open(db, send, send)
+    assert first == ("BS-2026-0001", True)
+    assert second == ("BS-2026-0001", False)
+    async with db.begin() as session:
+        assert len((await session.scalars(select(Signal))).all()) == 1
+        # The second one took no reference number either.
+        assert (await create_signal(session, _new(wijk_id), year=2026)).reference == (
+            "BS-2026-0002"
+        )
+
+
+async def test_a_draft_sent_twice_at_once_around_new_year_is_stored_once(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    new = _new(wijk_id, draft_key="melden:1:0123abcd")
+
+    def send(year: int) -> Callable[[AsyncSession], Awaitable[tuple[str, bool]]]:
+        async def store(session: AsyncSession) -> tuple[str, bool]:
+            signal, created = await store_signal_once(session, new, year=year)
+            return signal.reference, created
+
+        return store
+
+    # Two numbering sequences do not wait for each other: the unique draft key decides.
+    first, second = await _while_first_is_open(db, send(2026), send(2027))
+    assert first == ("BS-2026-0001", True)
+    assert second == ("BS-2026-0001", False)
+    async with db.begin() as session:
+        # The number of 2027 that was taken for nothing was given back.
+        assert (await create_signal(session, _new(wijk_id), year=2027)).reference == (
+            "BS-2027-0001"
+        )
+
+
+async def test_a_mediation_draft_sent_twice_at_once_is_stored_once(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    async with db.begin() as session:
+        resident_id = (await ensure_resident(session, 1001, "nl")).id
+    new = NewMediation(
+        wijk_id=wijk_id,
+        resident_id=resident_id,
+        topic="geluid",
+        duration="kort",
+        talked="nee",
+        other_party="De bovenburen",
+        contact_via="bot",
+        reachable="altijd",
+        draft_key=f"bemiddeling:{resident_id}:0123abcd",
+    )
+
+    async def send(session: AsyncSession) -> tuple[str, bool]:
+        case, created = await store_case_once(session, new, year=2026)
+        return case.reference, created
+
+    first, second = await _while_first_is_open(db, send, send)
+    assert first == ("BM-2026-0001", True)
+    assert second == ("BM-2026-0001", False)
+
+
+async def test_a_koffie_sign_up_pressed_twice_at_once_is_one_sign_up(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    start = dt.datetime(2026, 12, 12, 9, 0, tzinfo=dt.UTC)
+    async with db.begin() as session:
+        series = await gatherings.plan(
+            session,
+            wijk_id=wijk_id,
+            kind="koffie",
+            place="Buurthuis",
+            starts_at=start,
+            repeat="none",
+            created_by=1,
+            tz=dt.UTC,
+            now=start - dt.timedelta(days=3),
+        )
+        [moment] = (
+            await session.scalars(select(Moment).where(Moment.series_id == series.id))
+        ).all()
+        resident = await ensure_resident(session, 1001, "nl")
+
+    async def press(session: AsyncSession) -> tuple[int, bool]:
+        signup, new = await gatherings.sign_up(session, moment, resident, "Anna")
+        return signup.id, new
+
+    first, second = await _while_first_is_open(db, press, press)
+    assert first[1] is True and second == (first[0], False)
+    async with db.begin() as session:
+        assert len((await session.scalars(select(Signup))).all()) == 1
+
+
+async def test_one_role_granted_by_two_invites_at_once_is_one_grant(db: Database) -> None:
+    wijk_id = await _wijk_id(db)
+    codes = []
+    async with db.begin() as session:
+        for _ in range(2):
+            invite = await access.create_invite(
+                session,
+                role="wijkagent",
+                wijk_id=wijk_id,
+                created_by=1,
+                valid_for=dt.timedelta(hours=1),
+            )
+            codes.append(invite.code)
+
+    def redeem(code: str) -> Callable[[AsyncSession], Awaitable[tuple[int, bool]]]:
+        async def use(session: AsyncSession) -> tuple[int, bool]:
+            grant, _, new = await access.redeem_invite(
+                session, code, telegram_id=2001, display_name="Sanne"
+            )
+            return grant.id, new
+
+        return use
+
+    first, second = await _while_first_is_open(db, redeem(codes[0]), redeem(codes[1]))
+    assert first[0] == second[0]
+    async with db.begin() as session:
+        assert len((await session.scalars(select(RoleGrant))).all()) == 1
