@@ -1217,16 +1217,16 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         entry_points=[
             CallbackQueryHandler(
                 on_status_chosen,
-                pattern=r"^cases:status:(\d+):(nieuw|in_behandeling|afgehandeld)$",
+                pattern=r"^cases:status:(\d{1,9}):(nieuw|in_behandeling|afgehandeld)$",
             ),
-            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d+)$"),
-            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d+)$"),
-            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d+)$"),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d{1,9})$"),
+            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d{1,9})$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d{1,9})$"),
         ],
         states={
             STATUS_NOTE: [
                 MessageHandler(TYPED, on_status_note),
-                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d+)$"),
+                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d{1,9})$"),
             ],
             NOTE: [MessageHandler(TYPED, on_note)],
             REPLY: [MessageHandler(TYPED, on_reply)],
@@ -1245,12 +1245,12 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         conversation,
         CommandHandler("open", open_command, filters=PRIVATE),
         CommandHandler("melding", melding_command, filters=PRIVATE),
-        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d+)$"),
-        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d+)$"),
-        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d+)$"),
-        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d+)$"),
-        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d+)$"),
-        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d+):(yes|no|unknown)$"),
+        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d{1,9})$"),
+        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d{1,9})$"),
+        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d{1,9})$"),
+        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d{1,9})$"),
+        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d{1,9})$"),
+        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d{1,9}):(yes|no|unknown)$"),
         CallbackQueryHandler(stale, pattern=r"^cases:"),
     ]
 

@@ -34,6 +34,7 @@ from conversations.ui import (
     REACHABLE_LABELS,
     TALKED_LABELS,
     TOPIC_LABELS,
+    is_id,
     keyboard,
     mediation_explanation,
     topic_label,
@@ -359,7 +360,7 @@ async def on_unsafe(update: Update, context: BuurtContext, draft: Draft, value: 
     )
 
 
-@FLOW.button_step(WIJK, str.isdigit)
+@FLOW.button_step(WIJK, is_id)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
     return await FLOW.wijk_chosen(update, context, draft, WIJK, value)
@@ -551,7 +552,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                     "bemiddeling", start, filters=PRIVATE & filters.Regex(r"^/bemiddeling(@\w+)?$")
                 ),
                 # A professional proposed mediation for a report; the resident agrees here.
-                CallbackQueryHandler(referral, pattern=r"^mref:\d+:(yes|no)$"),
+                CallbackQueryHandler(referral, pattern=r"^mref:\d{1,9}:(yes|no)$"),
             ],
             states={
                 INTRO: [buttons(INTRO, on_intro)],

@@ -2239,18 +2239,18 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The typed steps (two persistent conversations), the commands and the buttons."""
     coordinator = persistent_conversation(
         entry_points=[
-            CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d+)$"),
-            CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d+)$"),
-            CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d+)$"),
-            CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d+):([12])$"),
-            CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d+):([12])$"),
+            CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d{1,9})$"),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d{1,9})$"),
+            CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d{1,9})$"),
+            CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d{1,9}):([12])$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d{1,9}):([12])$"),
         ],
         states={
             MEDIATORS: [MessageHandler(TYPED, on_mediators)],
             NOTE: [MessageHandler(TYPED, on_note)],
             APPT_PARTIES: [
                 CallbackQueryHandler(
-                    on_appointment_parties, pattern=r"^mcase:apptp:(\d+):(1|2|12)$"
+                    on_appointment_parties, pattern=r"^mcase:apptp:(\d{1,9}):(1|2|12)$"
                 ),
                 MessageHandler(TYPED, choose_button),
             ],
@@ -2296,20 +2296,20 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("zaken", list_cases, filters=PRIVATE),
         CommandHandler("zaak", show_case, filters=PRIVATE),
         CommandHandler("bemiddelingen", counts_command, filters=PRIVATE),
-        CallbackQueryHandler(on_show, pattern=r"^mcase:show:(\d+)$"),
-        CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d+)$"),
-        CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d+):([a-z0-9_]+)$"),
-        CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d+):([a-z0-9_]+)$"),
-        CallbackQueryHandler(on_undo, pattern=r"^mcase:undo:(\d+):(\d+)$"),
-        CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d+)$"),
-        CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d+)$"),
+        CallbackQueryHandler(on_show, pattern=r"^mcase:show:(\d{1,9})$"),
+        CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d{1,9})$"),
+        CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d{1,9}):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d{1,9}):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_undo, pattern=r"^mcase:undo:(\d{1,9}):(\d{1,9})$"),
+        CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d{1,9})$"),
+        CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d{1,9})$"),
         CallbackQueryHandler(
-            on_outcome, pattern=rf"^mcase:out:(\d+):({'|'.join(store.OUTCOMES)})$"
+            on_outcome, pattern=rf"^mcase:out:(\d{1, 9}):({'|'.join(store.OUTCOMES)})$"
         ),
-        CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d+)$"),
+        CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d{1,9})$"),
         CallbackQueryHandler(on_invite_answer, pattern=rf"^mcase:p2:({_CODE}):(agree|decline)$"),
         CallbackQueryHandler(
-            on_nazorg, pattern=rf"^mcase:nz:(\d+):({'|'.join(store.NAZORG_ANSWERS)})$"
+            on_nazorg, pattern=rf"^mcase:nz:(\d{1, 9}):({'|'.join(store.NAZORG_ANSWERS)})$"
         ),
         CallbackQueryHandler(stale, pattern=r"^mcase:"),
     ]

@@ -33,7 +33,7 @@ from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
-from conversations.ui import CATEGORY_LABELS, category_label, keyboard, role_label
+from conversations.ui import CATEGORY_LABELS, category_label, is_id, keyboard, role_label
 from storage.digest import DeliveryPromise, delivery_promise
 from storage.models import utcnow
 from storage.residents import ensure_resident
@@ -285,7 +285,7 @@ async def on_for_whom(update: Update, context: BuurtContext, draft: Draft, value
     return await FLOW.chosen(update, context, draft, FOR_WHOM, value)
 
 
-@FLOW.button_step(WIJK, str.isdigit)
+@FLOW.button_step(WIJK, is_id)
 async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A wijk was chosen."""
     return await FLOW.wijk_chosen(update, context, draft, WIJK, value)
