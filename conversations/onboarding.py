@@ -11,8 +11,8 @@ from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import LANGUAGES, Html, Translator
 from conversations.ui import (
-    is_id,
     LANGUAGE_NAMES,
+    is_id,
     keyboard,
     language_keyboard,
     privacy_text,
