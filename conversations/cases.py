@@ -32,6 +32,7 @@ from telegram.ext import (
     MessageHandler,
 )
 
+from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
@@ -555,7 +556,9 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
             _mediation_proposal(their, role, reference),
             reply_markup=_proposal_buttons(their, signal.id),
         )
-    except TelegramError:
+    except TelegramError as exc:
+        if isinstance(exc, Forbidden):
+            await reach.refused(context.db, reporter, now=clock(), what="mediation proposal")
         await query.answer(t("The reporter cannot be reached through the bot."), show_alert=True)
         return
     await query.answer(t("Proposal sent"))
@@ -785,7 +788,10 @@ async def _tell_closed(
     try:
         await context.bot.send_message(chat_id, text)
     except TelegramError as exc:
-        log.warning("closing notice for %s not delivered: %s", signal.reference, exc)
+        if isinstance(exc, Forbidden):
+            await reach.refused(context.db, chat_id, now=now, what="closing notice")
+        else:
+            log.warning("closing notice for %s not delivered: %s", signal.reference, exc)
         async with context.db.begin() as session:
             fresh = await store.get_signal(session, signal.id)
             if fresh is not None:
@@ -942,6 +948,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
     try:
         await context.bot.send_message(chat_id, relayed, reply_markup=markup)
     except Forbidden:
+        await reach.refused(context.db, chat_id, now=clock(), what="reply to a reporter")
         problem = t(
             "Your message could not be delivered: the reporter has blocked the bot or deleted "
             "the chat. This is noted in the history."
@@ -1096,6 +1103,14 @@ async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime
         resident = signal.resident if signal is not None else None
     if signal is None or resident is None:
         return
+    if resident.unreachable_since is not None:  # they blocked the bot: not asked, noted
+        async with context.db.begin() as session:
+            fresh = await store.get_signal(session, signal_id)
+            if fresh is not None:
+                await store.record(
+                    session, fresh, store.FOLLOWUP_UNDELIVERED, actor=store.BOT, now=now
+                )
+        return
     text, markup = _followup_question(
         Translator(resident.language),
         signal,
@@ -1105,6 +1120,7 @@ async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime
         await context.bot.send_message(resident.telegram_id, text, reply_markup=markup)
     except Forbidden:
         # Blocked or chat deleted: asking again would not help. Keep the claim, note it.
+        await reach.refused(context.db, resident.telegram_id, now=now, what="follow-up question")
         async with context.db.begin() as session:
             fresh = await store.get_signal(session, signal_id)
             if fresh is not None:

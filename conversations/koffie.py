@@ -32,6 +32,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import reach
 from bot.context import BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Translator
@@ -1021,11 +1022,15 @@ async def _tell(
 ) -> None:
     tz = context.settings.tz
     for signup in signups:
+        if signup.resident.unreachable_since is not None:
+            continue  # they blocked the bot
         chat = signup.resident.telegram_id
         t = context.translator_for(chat)
         text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
         try:
             await context.bot.send_message(chat, text)
+        except Forbidden:
+            await reach.refused(context.db, chat, now=clock(), what="koffie notice")
         except TelegramError as exc:
             log.info("could not tell %s about %s: %s", signup.id, moment.id, exc)
 
@@ -1223,8 +1228,9 @@ async def _remind(
     )
     try:
         await application.bot.send_message(chat, text)
-    except Forbidden:
-        return  # blocked or never started the bot: retrying will not help
+    except Forbidden:  # blocked or never started the bot: retrying will not help
+        await reach.refused(db, chat, now=now, what="koffie reminder")
+        return
     except TelegramError as exc:
         log.info("reminder %s for %s failed, will retry: %s", reminder.kind, signup.id, exc)
         async with db.begin() as session:

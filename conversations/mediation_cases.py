@@ -50,6 +50,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
@@ -1334,6 +1335,9 @@ async def _tell_appointment(context: BuurtContext, targets: list[store.ReminderT
         try:
             await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
             told.append(target.party)
+        except Forbidden:
+            await reach.refused(context.db, target.telegram_id, now=clock(), what="appointment")
+            untold.append(target.party)
         except TelegramError as exc:
             log.warning(
                 "appointment %s not told to party %s: %s", target.appointment_id, target.party, exc
@@ -1544,6 +1548,7 @@ async def on_message(update: Update, context: BuurtContext) -> State:
     try:
         await context.bot.send_message(relay.telegram_id, relayed, reply_markup=markup)
     except Forbidden:
+        await reach.refused(context.db, relay.telegram_id, now=clock(), what="message to a party")
         problem_text = t(
             "Your message could not be delivered: party {n} has blocked the bot or deleted "
             "the chat. This is noted in the history.",
@@ -2031,6 +2036,7 @@ async def _remind(context: BuurtContext, appointment_id: int, now: dt.datetime) 
             await context.bot.send_message(target.telegram_id, _reminder_text(t, target, tz))
         except Forbidden:
             undelivered.append(target.party)  # blocked: trying again would not help
+            await reach.refused(context.db, target.telegram_id, now=now, what="reminder")
         except TelegramError as exc:
             log.warning("reminder for appointment %s not sent, retrying: %s", appointment_id, exc)
             retry.append(target.party)
@@ -2056,11 +2062,16 @@ async def _check_in(context: BuurtContext, party_id: int, now: dt.datetime) -> N
         target = await store.claim_nazorg(session, party_id, now=now)
     if target is None:
         return
+    if target.unreachable:  # they blocked the bot: trying would not help
+        async with context.db.begin() as session:
+            await store.record_nazorg(session, target, delivered=False, now=now)
+        return
     t = Translator(_language(context, target.telegram_id, target.language))
     text, markup = _nazorg_question(t, target.party_id)
     try:
         await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
     except Forbidden:
+        await reach.refused(context.db, target.telegram_id, now=now, what="nazorg check-in")
         async with context.db.begin() as session:
             await store.record_nazorg(session, target, delivered=False, now=now)
         return

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 
 import pytest
 import time_machine
+from sqlalchemy import select
 
+from conversations import koffie
+from storage.models import Moment, Resident
 from tests.conftest import ADMIN_ID
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -106,3 +110,73 @@ async def test_a_flooded_group_gets_one_answer_a_minute(
     reply = await members[2].says("/melden")
     assert "privégesprek" in reply.text
     assert len(bot.emulator.messages(GROUP)) == 3
+
+
+# --- residents who blocked the bot ---------------------------------------------------------
+
+
+async def unreachable_since(bot: BotUnderTest, telegram_id: int) -> dt.datetime | None:
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        resident = await session.scalar(select(Resident).where(Resident.telegram_id == telegram_id))
+    assert resident is not None
+    return resident.unreachable_since
+
+
+async def test_a_resident_who_blocked_the_bot_is_marked_once_and_skipped(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    monkeypatch.setattr(koffie, "clock", lambda: now)
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep Schilderswijk")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await organiser.says("/koffieplannen")
+    await organiser.says("Buurthuis De Mussen")
+    await organiser.says((now + dt.timedelta(days=10)).strftime("%d-%m-%Y"))
+    await organiser.says("10:00")
+    await organiser.taps("Eenmalig")
+    await organiser.taps("Geen maximum")
+    await organiser.taps("Publiceren")
+    anna, bram = bot.user(1001, "Anna"), bot.user(1002, "Bram")
+    for person in (anna, bram):
+        await person.says("/koffie")
+        reply = await person.taps("Aanmelden")
+        assert "aangemeld" in reply.text
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        moment = await session.scalar(select(Moment))
+    assert moment is not None
+
+    emu.block_bot(anna.id)
+    caplog.set_level(logging.INFO)
+    now = moment.starts_at - dt.timedelta(hours=23)  # the day before: the first reminder
+    await run_job(bot, "koffie:sweep")
+    assert any("Herinnering" in m.plain_text for m in emu.messages(bram.id))
+    assert await unreachable_since(bot, anna.id) is not None
+    refused = [c for c in emu.calls if c.status == 403]
+    assert len(refused) == 1
+    marked = [r for r in caplog.records if "marked unreachable" in r.getMessage()]
+    assert [r.levelno for r in marked] == [logging.INFO]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    # The morning reminder skips her: nothing is tried, nothing more is logged.
+    now = moment.starts_at - dt.timedelta(hours=2)
+    await run_job(bot, "koffie:sweep")
+    assert len([m for m in emu.messages(bram.id) if "Herinnering" in m.plain_text]) == 2
+    assert len([c for c in emu.calls if c.status == 403]) == 1
+    assert len([r for r in caplog.records if "marked unreachable" in r.getMessage()]) == 1
+
+    # She unblocks the bot and writes again: reachable again.
+    emu.unblock_bot(anna.id)
+    reply = await anna.says("/koffie")
+    assert reply.text
+    assert await unreachable_since(bot, anna.id) is None
+
+
+async def run_job(bot: BotUnderTest, name: str) -> None:
+    assert bot.app is not None and bot.app.job_queue is not None
+    jobs = bot.app.job_queue.get_jobs_by_name(name)
+    assert jobs, f"no job {name}"
+    await jobs[0].run(bot.app)
