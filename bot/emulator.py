@@ -474,11 +474,13 @@ class StoredFile:
 
 @dataclass
 class ApiCall:
-    """One HTTP call the bot made: method name, parsed parameters and the HTTP status answered."""
+    """One HTTP call the bot made: method name, parsed parameters, the HTTP status answered
+    and, for an error, Telegram's description of it."""
 
     method: str
     params: JsonDict
     status: int = 200
+    description: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -1741,6 +1743,7 @@ class BotApiEmulator:
                 result = await result
         except ApiError as exc:
             call.status = exc.status
+            call.description = exc.description
             body = exc.payload()
         except Exception as exc:  # a bug in the emulator: answer 500 and keep it for the tests
             _log.exception("emulator failed to handle %s", method)

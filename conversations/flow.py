@@ -799,7 +799,10 @@ class _Engine:
         assert message is not None
         if choice == "back":
             if current.resume is not None:
-                return await current.resume(update, context)
+                # The flow's own state, named for the one conversation (as _owned does).
+                state = await current.resume(update, context)
+                _moved(context, current.name, state)
+                return _qualified(current.name, state)
             await message.reply_text(t("Fine, go ahead: I am listening."))
             return None
         if choice == "keep":

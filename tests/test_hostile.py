@@ -180,3 +180,14 @@ async def run_job(bot: BotUnderTest, name: str) -> None:
     jobs = bot.app.job_queue.get_jobs_by_name(name)
     assert jobs, f"no job {name}"
     await jobs[0].run(bot.app)
+
+
+async def test_going_back_to_a_flow_after_the_switch_question_goes_on(bot: BotUnderTest) -> None:
+    anna = bot.user(1001, "Anna")
+    await anna.says("/melden")
+    await anna.says("/bemiddeling")  # another flow while /melden is on screen: asked first
+    reply = await anna.taps("Ga ermee verder")
+    assert "in gevaar" in reply.text
+    assert "er ging aan onze kant iets mis" not in reply.text
+    reply = await anna.taps("Nee, niemand is in gevaar")
+    assert "Bekladding" in reply.last.button_labels
