@@ -18,6 +18,7 @@ notes, in their private chats and in the neighbourhood group. Afterwards:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import struct
@@ -29,9 +30,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
 from bot.emulator import BotApiEmulator
+from storage.models import MediationCase, Moment, Signal, Signup
 from tests.conftest import ADMIN_ID, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -320,6 +323,7 @@ async def _run(bot: BotUnderTest, errors: Errors) -> None:
         await grant_role(bot, person, role)
     admin = bot.user(ADMIN_ID, "Admin")
     people = [*residents, english, *pros.values(), admin]
+    await seed(bot, residents, pros)
     fuzzer = Fuzzer(bot, people)
     loop = asyncio.get_running_loop()
 
@@ -348,6 +352,57 @@ async def _run(bot: BotUnderTest, errors: Errors) -> None:
         reply = await person.says("/start")
         assert "Buurtsignaal" in reply.text, person.name
     check(fuzzer, errors)
+
+
+async def seed(bot: BotUnderTest, residents: list[Person], pros: dict[str, Person]) -> None:
+    """A lived-in wijk, so the fuzz reaches deep buttons: a koffiemoment, a report, a mediation
+    case, each with the buttons that act on them."""
+    anna, bram, _ = residents
+    for person in residents:
+        await person.says("/start")
+        await person.taps("Schilderswijk")
+        await person.taps("Nederlands")
+    olga = pros["organisator"]
+    await olga.says("/koffieplannen")
+    await olga.says("Buurthuis De Mussen")
+    await olga.says((dt.date.today() + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
+    await olga.says("10:00")
+    await olga.taps("Om de week")
+    await olga.taps("Geen maximum")
+    await olga.taps("Publiceren")
+    await anna.says("/koffie")
+    await anna.taps("Aanmelden")
+    await bram.says("/melden")
+    await bram.taps("Nee, niemand is in gevaar")
+    await bram.taps("Geluidsoverlast")
+    await bram.says("Elke nacht harde muziek vanaf de galerij.")
+    await bram.says("Dorpsstraat 12")
+    await bram.taps("Vandaag")
+    await bram.taps("Dit is de eerste keer")
+    await bram.taps("Overslaan")
+    await bram.taps("Jullie mogen contact opnemen")
+    await bram.taps("Melding versturen")
+    await pros["wijkagent"].says("/open")
+    await anna.says("/bemiddeling")
+    await anna.taps("Ik wil bemiddeling aanvragen")
+    await anna.taps("Nee")
+    await anna.taps("Geluid")
+    await anna.taps("Langer dan een half jaar")
+    await anna.taps("Geprobeerd")
+    await anna.says("Elke nacht harde muziek tot twee uur.")
+    await anna.says("De bovenburen op nummer 14")
+    await anna.says("Vermeerstraat 16")
+    await anna.says("Vermeerstraat 12")
+    await anna.taps("Bel me")
+    await anna.says("06 1234 5678")
+    await anna.taps("'s Avonds")
+    await anna.taps("Ja, het bemiddelingsteam mag")
+    await anna.taps("Aanvraag versturen")
+    await pros["bemiddelaar"].says("/zaken")
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        for table in (Moment, Signup, Signal, MediationCase):
+            assert await session.scalar(select(func.count()).select_from(table)), table
 
 
 def check(fuzzer: Fuzzer, errors: Errors) -> None:
