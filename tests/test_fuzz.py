@@ -270,12 +270,14 @@ class Fuzzer:
         run(self.send(make))
 
     async def buttons_in(self, chat_id: int) -> list[tuple[int, list[str]]]:
-        """The bot's recent messages in a chat with callback buttons: (id, their data)."""
-        found = []
-        for message in reversed(self.emulator.messages(chat_id)[-15:]):
+        """The bot's last 20 messages in a chat with callback buttons: (id, their data)."""
+        found: list[tuple[int, list[str]]] = []
+        for message in reversed(self.emulator.messages(chat_id)):
             datas = [data for row in message.buttons for _, data in row if data]
             if datas:
                 found.append((message.message_id, datas))
+                if len(found) == 20:
+                    break
         return found
 
     async def send(self, make: Any) -> None:
