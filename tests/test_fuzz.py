@@ -12,7 +12,8 @@ notes, in their private chats and in the neighbourhood group. Afterwards:
 - every person still gets the welcome on /start.
 
 ``make test`` runs a short, reproducible run (FUZZ_UPDATES, default 300); ``make fuzz`` runs
-10,000 updates with a fresh random seed (hypothesis prints how to reproduce a failure).
+10,000 updates with a fresh random seed. A failure shows the last twenty actions before it (all
+examples share one bot, so hypothesis does not shrink them).
 """
 
 from __future__ import annotations
