@@ -2315,12 +2315,12 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d{1,9})$"),
         CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d{1,9})$"),
         CallbackQueryHandler(
-            on_outcome, pattern=rf"^mcase:out:(\d{1, 9}):({'|'.join(store.OUTCOMES)})$"
+            on_outcome, pattern=rf"^mcase:out:(\d{{1,9}}):({'|'.join(store.OUTCOMES)})$"
         ),
         CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d{1,9})$"),
         CallbackQueryHandler(on_invite_answer, pattern=rf"^mcase:p2:({_CODE}):(agree|decline)$"),
         CallbackQueryHandler(
-            on_nazorg, pattern=rf"^mcase:nz:(\d{1, 9}):({'|'.join(store.NAZORG_ANSWERS)})$"
+            on_nazorg, pattern=rf"^mcase:nz:(\d{{1,9}}):({'|'.join(store.NAZORG_ANSWERS)})$"
         ),
         CallbackQueryHandler(stale, pattern=r"^mcase:"),
     ]
