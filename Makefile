@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The live configuration (migrate, run, check-config); the demo has its own, demo.toml.
 CONFIG ?= config.toml
 
-.PHONY: demo test test-clocks install dev lint format check-config migrate run translations clean
+.PHONY: demo test test-clocks fuzz install dev lint format check-config migrate run translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test-clocks: dev
 		echo "== clock starts at $$start"; \
 		TEST_CLOCK_START=$$start $(BIN)/python -m pytest -q -m "not postgres" -p no:cacheprovider || exit 1; \
 	done
+
+## fuzz: 10,000 random and hostile updates through the real bot, with a new seed every run
+## (`make test` runs a short, fixed run of the same test)
+FUZZ_UPDATES ?= 10000
+fuzz: dev
+	FUZZ_UPDATES=$(FUZZ_UPDATES) FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_fuzz.py
 
 lint: dev
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import inbox
+from bot import inbox, reach
 from bot.commands import publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
@@ -99,8 +99,9 @@ def build_application(
 
 
 def _register_handlers(application: BuurtApplication) -> None:
-    # Group -1 runs first for every update: know the user's language before anything answers.
-    application.add_handler(TypeHandler(Update, _remember_language), group=-1)
+    # Group -1 runs first for every update: know the user's language before anything answers,
+    # and that someone who had blocked the bot can be reached again.
+    application.add_handler(TypeHandler(Update, _first_look), group=-1)
     # Group 0: at most one handler answers, tried in the order of FEATURES. The features'
     # guided flows and typed steps become one conversation, in the place of the first one, so
     # a person is in at most one flow at a time.
@@ -158,16 +159,22 @@ async def _post_shutdown(application: Any) -> None:
     await application.services.db.dispose()
 
 
-async def _remember_language(update: Update, context: BuurtContext) -> None:
-    """Load a private chatter's language once: stored choice, else Telegram's, else default."""
+async def _first_look(update: Update, context: BuurtContext) -> None:
+    """Before anything answers a private chatter: they can be reached (they just wrote), and
+    their language is known (stored choice, else Telegram's, else the default)."""
     data = context.user_data
     chat = update.effective_chat
     user = update.effective_user
-    if data is None or user is None or "lang" in data or chat is None or chat.type != "private":
+    if data is None or user is None or chat is None or chat.type != "private":
+        return
+    if "lang" in data:
+        await reach.wrote(context.db, user.id)
         return
     async with context.db.begin() as session:
         resident = await get_resident(session, user.id)
     data["lang"] = resident.language if resident else context.language_for(update)
+    if resident is not None and resident.unreachable_since is not None:
+        await reach.wrote(context.db, user.id)
 
 
 async def _stale_button(update: Update, context: BuurtContext) -> None:

@@ -752,12 +752,14 @@ class StoredFile:
 @dataclass
 class ApiCall:
     """One HTTP call the bot made: method name, parsed parameters, the HTTP status answered
-    and the kind of failure injected into it, if any (see :class:`InjectedFault`)."""
+    and the kind of failure injected into it, if any (see :class:`InjectedFault`), and,
+    for an error, Telegram's description of it."""
 
     method: str
     params: JsonDict
     status: int = 200
     injected: str | None = None
+    description: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -2280,6 +2282,7 @@ class BotApiEmulator:
                 raise failure.error
         except ApiError as exc:
             call.status = exc.status
+            call.description = exc.description
             body = exc.payload()
         except Exception as exc:  # a bug in the emulator: answer 500 and keep it for the tests
             _log.exception("emulator failed to handle %s", method)

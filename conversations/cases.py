@@ -32,6 +32,7 @@ from telegram.ext import (
     MessageHandler,
 )
 
+from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
@@ -554,7 +555,9 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
             _mediation_proposal(their, role, reference),
             reply_markup=_proposal_buttons(their, signal.id),
         )
-    except TelegramError:
+    except TelegramError as exc:
+        if isinstance(exc, Forbidden):
+            await reach.refused(context.db, reporter, now=context.now, what="mediation proposal")
         await query.answer(t("The reporter cannot be reached through the bot."), show_alert=True)
         return
     await query.answer(t("Proposal sent"))
@@ -784,7 +787,10 @@ async def _tell_closed(
     try:
         await context.bot.send_message(chat_id, text)
     except TelegramError as exc:
-        log.warning("closing notice for %s not delivered: %s", signal.reference, exc)
+        if isinstance(exc, Forbidden):
+            await reach.refused(context.db, chat_id, now=now, what="closing notice")
+        else:
+            log.warning("closing notice for %s not delivered: %s", signal.reference, exc)
         async with context.db.begin() as session:
             fresh = await store.get_signal(session, signal.id)
             if fresh is not None:
@@ -943,6 +949,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
     try:
         await context.bot.send_message(chat_id, relayed, reply_markup=markup)
     except Forbidden:
+        await reach.refused(context.db, chat_id, now=context.now, what="reply to a reporter")
         problem = t(
             "Your message could not be delivered: the reporter has blocked the bot or deleted "
             "the chat. This is noted in the history."
@@ -1099,6 +1106,14 @@ async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime
         resident = signal.resident if signal is not None else None
     if signal is None or resident is None:
         return
+    if resident.unreachable_since is not None:  # they blocked the bot: not asked, noted
+        async with context.db.begin() as session:
+            fresh = await store.get_signal(session, signal_id)
+            if fresh is not None:
+                await store.record(
+                    session, fresh, store.FOLLOWUP_UNDELIVERED, actor=store.BOT, now=now
+                )
+        return
     text, markup = _followup_question(
         Translator(resident.language),
         signal,
@@ -1108,6 +1123,7 @@ async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime
         await context.bot.send_message(resident.telegram_id, text, reply_markup=markup)
     except Forbidden:
         # Blocked or chat deleted: asking again would not help. Keep the claim, note it.
+        await reach.refused(context.db, resident.telegram_id, now=now, what="follow-up question")
         async with context.db.begin() as session:
             fresh = await store.get_signal(session, signal_id)
             if fresh is not None:
@@ -1220,16 +1236,16 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         entry_points=[
             CallbackQueryHandler(
                 on_status_chosen,
-                pattern=r"^cases:status:(\d+):(nieuw|in_behandeling|afgehandeld)$",
+                pattern=r"^cases:status:(\d{1,9}):(nieuw|in_behandeling|afgehandeld)$",
             ),
-            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d+)$"),
-            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d+)$"),
-            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d+)$"),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d{1,9})$"),
+            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d{1,9})$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d{1,9})$"),
         ],
         states={
             STATUS_NOTE: [
                 MessageHandler(TYPED, on_status_note),
-                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d+)$"),
+                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d{1,9})$"),
             ],
             NOTE: [MessageHandler(TYPED, on_note)],
             REPLY: [MessageHandler(TYPED, on_reply)],
@@ -1248,12 +1264,12 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         conversation,
         CommandHandler("open", open_command, filters=PRIVATE),
         CommandHandler("melding", melding_command, filters=PRIVATE),
-        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d+)$"),
-        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d+)$"),
-        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d+)$"),
-        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d+)$"),
-        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d+)$"),
-        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d+):(yes|no|unknown)$"),
+        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d{1,9})$"),
+        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d{1,9})$"),
+        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d{1,9})$"),
+        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d{1,9})$"),
+        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d{1,9})$"),
+        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d{1,9}):(yes|no|unknown)$"),
         CallbackQueryHandler(stale, pattern=r"^cases:"),
     ]
 

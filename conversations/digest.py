@@ -756,7 +756,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [
         CommandHandler("overzicht", overview, filters=PRIVATE),
         CommandHandler("meldingen_instellen", alert_settings, filters=PRIVATE),
-        CallbackQueryHandler(on_alert_mode, pattern=r"^digest:alerts:(\d+):(immediate|digest)$"),
+        CallbackQueryHandler(
+            on_alert_mode, pattern=r"^digest:alerts:(\d{1,9}):(immediate|digest)$"
+        ),
         CallbackQueryHandler(steps.stale_button(Permission.DIGEST), pattern=r"^digest:"),
     ]
 

@@ -41,7 +41,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
-from conversations.ui import keyboard, paged_keyboard
+from conversations.ui import is_id, keyboard, paged_keyboard
 from storage import access
 from storage.guard import count_guard, mentions_appearance
 from storage.models import Wijk
@@ -311,7 +311,7 @@ class GuidedFlow:
     @staticmethod
     def wijk_value(value: str) -> bool:
         """Whether a wijk step's button value is valid: a wijk id, or another page."""
-        return value.isdigit() or (value.startswith("page-") and value[5:].isdigit())
+        return is_id(value) or (value.startswith("page-") and is_id(value[5:]))
 
     def buttons_of(self, step: str, callback: Callback) -> CallbackQueryHandler[Any, Any]:
         """The handler of ``step``'s buttons."""
@@ -902,7 +902,10 @@ class _Engine:
         assert message is not None
         if choice == "back":
             if current.resume is not None:
-                return await current.resume(update, context)
+                # The flow's own state, named for the one conversation (as _owned does).
+                state = await current.resume(update, context)
+                _moved(context, current.name, state)
+                return _qualified(current.name, state)
             await message.reply_text(t("Fine, go ahead: I am listening."))
             return None
         if choice == "keep":

@@ -1,7 +1,10 @@
 """The neighbourhood group: the bot lives there, but everything personal happens privately.
 
 - /melden, /bemiddeling, /koffie (and /start, /help) in a group are answered with a button that
-  opens a private chat; the start payload selects the group's wijk.
+  opens a private chat; the start payload selects the group's wijk. Each answer is given at
+  most once a minute per group: the same command again within that minute gets nothing (the
+  answer with its button is right there), so sixty /melden in a row make one message and never
+  queue up behind the group's send limit.
 - New members get a short welcome with that button, only when the bot is an admin there.
 - /koppelgroep <wijk>: an admin (or that wijk's beheerder) links the group to a wijk.
 - Nothing about reports or mediation is ever posted here; ordinary chatter is ignored.
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -21,9 +25,13 @@ from bot.feature import Feature
 from bot.i18n import Translator
 from conversations.ui import not_allowed
 from storage import access
+from storage.models import utcnow
 from storage.wijken import active_wijken, link_group, wijk_by_group
 
 GROUPS = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+# How long one answer to a command in a group stands for all repeats of it.
+ANSWER_WINDOW = dt.timedelta(seconds=60)
+ANSWERED = "group_answered"  # chat_data: answer key -> when it was last given (ISO)
 
 
 def _private_button(t: Translator, bot_username: str, payload: str) -> InlineKeyboardMarkup:
@@ -44,6 +52,8 @@ async def to_private(update: Update, context: BuurtContext) -> None:
     assert message is not None and chat is not None
     t = context.t
     command = (message.text or "").split()[0].split("@")[0].lower()
+    if not _first_in_window(context, command if command in _OWN_ANSWER else "/melden"):
+        return
     texts = {
         "/bemiddeling": t(
             "Buurtbemiddeling is confidential, so it starts in a private chat with me. "
@@ -63,6 +73,27 @@ async def to_private(update: Update, context: BuurtContext) -> None:
     )
     markup = _private_button(t, context.bot.username, await _payload(context, chat.id))
     await message.reply_text(text, reply_markup=markup)
+
+
+# Commands with their own answer; the others (/melden, /start, /help) share one.
+_OWN_ANSWER = ("/bemiddeling", "/koffie")
+
+
+def _first_in_window(context: BuurtContext, key: str) -> bool:
+    """True (and remembered) when this group has not had answer ``key`` in the last minute."""
+    data = context.chat_data
+    if data is None:
+        return True
+    now = utcnow()
+    answered = data.setdefault(ANSWERED, {})
+    last = answered.get(key)
+    if (
+        last is not None
+        and dt.timedelta(0) <= now - dt.datetime.fromisoformat(last) < ANSWER_WINDOW
+    ):
+        return False
+    answered[key] = now.isoformat()
+    return True
 
 
 async def welcome(update: Update, context: BuurtContext) -> None:

@@ -32,6 +32,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import reach
 from bot.context import BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Translator
@@ -45,7 +46,13 @@ from conversations.flow import (
     State,
     persistent_conversation,
 )
-from conversations.ui import keyboard, local_datetime, not_allowed, short_date
+from conversations.ui import (
+    keyboard,
+    local_datetime,
+    not_allowed,
+    short_date,
+    small_number,
+)
 from storage import access, gatherings
 from storage.models import Moment, Resident, Signup, Wijk
 from storage.residents import ensure_resident, get_resident
@@ -56,6 +63,9 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 300
 COUNT_DELAY_SECONDS = 2.0  # coalesce "Ik kom" presses into one edit (groups allow 20 per minute)
 MAX_GUESTS = 3
+MAX_CAPACITY = 500
+# Plans are made at most a year ahead (a typed 31-12-9999 is a typing error, not a plan).
+MAX_AHEAD = dt.timedelta(days=366)
 MAX_PLACE = 200
 KOFFIE_KINDS = ("koffie",)
 PRESENCE_KINDS = gatherings.PRESENCE_KINDS
@@ -296,6 +306,9 @@ async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text
             )
         )
         return None
+    if day > today + MAX_AHEAD:
+        await message.reply_text(context.t("That is more than a year away; please check the year."))
+        return None
     draft["date"] = day.isoformat()
     return await PLAN.advance(update, context, draft, DATE)
 
@@ -339,13 +352,14 @@ async def on_plan_capacity(
 @PLAN.text_step(5)
 async def on_plan_number(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """The maximum number of people."""
-    if not text.isdigit() or not 1 <= int(text) <= 500:
+    capacity = small_number(text, 1, MAX_CAPACITY)
+    if capacity is None:
         assert update.effective_message is not None
         await update.effective_message.reply_text(
-            context.t("Please type a number, for example 20.")
+            context.t("Please type a number from 1 to {most}, for example 20.", most=MAX_CAPACITY)
         )
         return None
-    draft["capacity"] = int(text)
+    draft["capacity"] = capacity
     return await PLAN.advance(update, context, draft, CAPACITY)
 
 
@@ -1001,11 +1015,15 @@ async def _tell(
 ) -> None:
     tz = context.settings.tz
     for signup in signups:
+        if signup.resident.unreachable_since is not None:
+            continue  # they blocked the bot
         chat = signup.resident.telegram_id
         t = context.translator_for(chat)
         text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
         try:
             await context.bot.send_message(chat, text)
+        except Forbidden:
+            await reach.refused(context.db, chat, now=context.now, what="koffie notice")
         except TelegramError as exc:
             log.info("could not tell %s about %s: %s", signup.id, moment.id, exc)
 
@@ -1069,6 +1087,9 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             return None
         if new_start is not None and new_start <= context.now:
             await message.reply_text(t("That moment has already passed; please pick a later time."))
+            return None
+        if new_start is not None and new_start > context.now + MAX_AHEAD:
+            await message.reply_text(t("That is more than a year away; please check the year."))
             return None
         if edit["series"]:
             shift = (new_start - moment.starts_at) if new_start else None
@@ -1200,8 +1221,9 @@ async def _remind(
     )
     try:
         await application.bot.send_message(chat, text)
-    except Forbidden:
-        return  # blocked or never started the bot: retrying will not help
+    except Forbidden:  # blocked or never started the bot: retrying will not help
+        await reach.refused(db, chat, now=now, what="koffie reminder")
+        return
     except TelegramError as exc:
         log.info("reminder %s for %s failed, will retry: %s", reminder.kind, signup.id, exc)
         async with db.begin() as session:
@@ -1246,7 +1268,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     )
     # Started by a button, continued by typing.
     editing = persistent_conversation(
-        entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d+$")],
+        entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d{1,9}$")],
         states={EDIT_VALUE: [MessageHandler(text, on_edit_value)]},
         fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
         name="koffie_edit",
@@ -1254,19 +1276,21 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [
         planning,
         editing,
-        CommandHandler("start", join_from_link, filters=PRIVATE & filters.Regex(r"^/start k-\d+$")),
+        CommandHandler(
+            "start", join_from_link, filters=PRIVATE & filters.Regex(r"^/start k-\d{1,9}$")
+        ),
         CommandHandler("koffie", koffie, filters=PRIVATE),
         CommandHandler("koppel", koppel, filters=PRIVATE),
         CommandHandler("beheer", manage, filters=PRIVATE),
-        CallbackQueryHandler(on_join, pattern=r"^koffie:join:\d+$"),
-        CallbackQueryHandler(on_guests, pattern=r"^koffie:guests:\d+:\d$"),
-        CallbackQueryHandler(on_leave, pattern=r"^koffie:leave:\d+$"),
-        CallbackQueryHandler(on_ics, pattern=r"^koffie:ics:\d+$"),
-        CallbackQueryHandler(on_rsvp, pattern=r"^koffie:rsvp:\d+$"),
-        CallbackQueryHandler(show_moment, pattern=r"^koffie:m:\d+$"),
-        CallbackQueryHandler(ask_cancel, pattern=r"^koffie:cancel(series)?:\d+$"),
-        CallbackQueryHandler(confirm_cancel, pattern=r"^koffie:cancel(series)?-yes:\d+$"),
-        CallbackQueryHandler(keep_moment, pattern=r"^koffie:keep:\d+$"),
+        CallbackQueryHandler(on_join, pattern=r"^koffie:join:\d{1,9}$"),
+        CallbackQueryHandler(on_guests, pattern=r"^koffie:guests:\d{1,9}:\d$"),
+        CallbackQueryHandler(on_leave, pattern=r"^koffie:leave:\d{1,9}$"),
+        CallbackQueryHandler(on_ics, pattern=r"^koffie:ics:\d{1,9}$"),
+        CallbackQueryHandler(on_rsvp, pattern=r"^koffie:rsvp:\d{1,9}$"),
+        CallbackQueryHandler(show_moment, pattern=r"^koffie:m:\d{1,9}$"),
+        CallbackQueryHandler(ask_cancel, pattern=r"^koffie:cancel(series)?:\d{1,9}$"),
+        CallbackQueryHandler(confirm_cancel, pattern=r"^koffie:cancel(series)?-yes:\d{1,9}$"),
+        CallbackQueryHandler(keep_moment, pattern=r"^koffie:keep:\d{1,9}$"),
     ]
 
 

@@ -580,7 +580,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                     "bemiddeling", start, filters=PRIVATE & filters.Regex(r"^/bemiddeling(@\w+)?$")
                 ),
                 # A professional proposed mediation for a report; the resident agrees here.
-                CallbackQueryHandler(referral, pattern=r"^mref:\d+:(yes|no)$"),
+                CallbackQueryHandler(referral, pattern=r"^mref:\d{1,9}:(yes|no)$"),
             ],
             states={
                 INTRO: [buttons(INTRO, on_intro)],

@@ -50,6 +50,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
@@ -1335,6 +1336,9 @@ async def _tell_appointment(context: BuurtContext, targets: list[store.ReminderT
         try:
             await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
             told.append(target.party)
+        except Forbidden:
+            await reach.refused(context.db, target.telegram_id, now=context.now, what="appointment")
+            untold.append(target.party)
         except TelegramError as exc:
             log.warning(
                 "appointment %s not told to party %s: %s", target.appointment_id, target.party, exc
@@ -1545,6 +1549,9 @@ async def on_message(update: Update, context: BuurtContext) -> State:
     try:
         await context.bot.send_message(relay.telegram_id, relayed, reply_markup=markup)
     except Forbidden:
+        await reach.refused(
+            context.db, relay.telegram_id, now=context.now, what="message to a party"
+        )
         problem_text = t(
             "Your message could not be delivered: party {n} has blocked the bot or deleted "
             "the chat. This is noted in the history.",
@@ -2034,6 +2041,7 @@ async def _remind(context: BuurtContext, appointment_id: int, now: dt.datetime) 
             await context.bot.send_message(target.telegram_id, _reminder_text(t, target, tz))
         except Forbidden:
             undelivered.append(target.party)  # blocked: trying again would not help
+            await reach.refused(context.db, target.telegram_id, now=now, what="reminder")
         except TelegramError as exc:
             log.warning("reminder for appointment %s not sent, retrying: %s", appointment_id, exc)
             retry.append(target.party)
@@ -2059,11 +2067,16 @@ async def _check_in(context: BuurtContext, party_id: int, now: dt.datetime) -> N
         target = await store.claim_nazorg(session, party_id, now=now)
     if target is None:
         return
+    if target.unreachable:  # they blocked the bot: trying would not help
+        async with context.db.begin() as session:
+            await store.record_nazorg(session, target, delivered=False, now=now)
+        return
     t = Translator(_language(context, target.telegram_id, target.language))
     text, markup = _nazorg_question(t, target.party_id)
     try:
         await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
     except Forbidden:
+        await reach.refused(context.db, target.telegram_id, now=now, what="nazorg check-in")
         async with context.db.begin() as session:
             await store.record_nazorg(session, target, delivered=False, now=now)
         return
@@ -2242,18 +2255,18 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The typed steps (two persistent conversations), the commands and the buttons."""
     coordinator = persistent_conversation(
         entry_points=[
-            CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d+)$"),
-            CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d+)$"),
-            CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d+)$"),
-            CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d+):([12])$"),
-            CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d+):([12])$"),
+            CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d{1,9})$"),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d{1,9})$"),
+            CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d{1,9})$"),
+            CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d{1,9}):([12])$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d{1,9}):([12])$"),
         ],
         states={
             MEDIATORS: [MessageHandler(TYPED, on_mediators)],
             NOTE: [MessageHandler(TYPED, on_note)],
             APPT_PARTIES: [
                 CallbackQueryHandler(
-                    on_appointment_parties, pattern=r"^mcase:apptp:(\d+):(1|2|12)$"
+                    on_appointment_parties, pattern=r"^mcase:apptp:(\d{1,9}):(1|2|12)$"
                 ),
                 MessageHandler(TYPED, choose_button),
             ],
@@ -2299,20 +2312,20 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("zaken", list_cases, filters=PRIVATE),
         CommandHandler("zaak", show_case, filters=PRIVATE),
         CommandHandler("bemiddelingen", counts_command, filters=PRIVATE),
-        CallbackQueryHandler(on_show, pattern=r"^mcase:show:(\d+)$"),
-        CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d+)$"),
-        CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d+):([a-z0-9_]+)$"),
-        CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d+):([a-z0-9_]+)$"),
-        CallbackQueryHandler(on_undo, pattern=r"^mcase:undo:(\d+):(\d+)$"),
-        CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d+)$"),
-        CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d+)$"),
+        CallbackQueryHandler(on_show, pattern=r"^mcase:show:(\d{1,9})$"),
+        CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d{1,9})$"),
+        CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d{1,9}):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d{1,9}):([a-z0-9_]+)$"),
+        CallbackQueryHandler(on_undo, pattern=r"^mcase:undo:(\d{1,9}):(\d{1,9})$"),
+        CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d{1,9})$"),
+        CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d{1,9})$"),
         CallbackQueryHandler(
-            on_outcome, pattern=rf"^mcase:out:(\d+):({'|'.join(store.OUTCOMES)})$"
+            on_outcome, pattern=rf"^mcase:out:(\d{{1,9}}):({'|'.join(store.OUTCOMES)})$"
         ),
-        CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d+)$"),
+        CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d{1,9})$"),
         CallbackQueryHandler(on_invite_answer, pattern=rf"^mcase:p2:({_CODE}):(agree|decline)$"),
         CallbackQueryHandler(
-            on_nazorg, pattern=rf"^mcase:nz:(\d+):({'|'.join(store.NAZORG_ANSWERS)})$"
+            on_nazorg, pattern=rf"^mcase:nz:(\d{{1,9}}):({'|'.join(store.NAZORG_ANSWERS)})$"
         ),
         CallbackQueryHandler(stale, pattern=r"^mcase:"),
     ]

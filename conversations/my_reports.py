@@ -506,12 +506,12 @@ async def stale(update: Update, context: BuurtContext) -> None:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """/mijnmeldingen, adding to a report (a persistent typed step) and withdrawing one."""
     conversation = persistent_conversation(
-        entry_points=[CallbackQueryHandler(on_add_chosen, pattern=r"^mine:add:(\d+)$")],
+        entry_points=[CallbackQueryHandler(on_add_chosen, pattern=r"^mine:add:(\d{1,9})$")],
         states={
             ADD: [
                 MessageHandler(steps.TYPED, on_add_text),
                 MessageHandler(IMAGE, on_add_photo),
-                CallbackQueryHandler(on_keep, pattern=r"^mine:keep:(\d+)$"),
+                CallbackQueryHandler(on_keep, pattern=r"^mine:keep:(\d{1,9})$"),
             ],
         },
         fallbacks=[
@@ -527,9 +527,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [
         conversation,
         CommandHandler("mijnmeldingen", my_reports, filters=PRIVATE),
-        CallbackQueryHandler(on_withdraw_chosen, pattern=r"^mine:withdraw:(\d+)$"),
-        CallbackQueryHandler(on_withdraw_confirmed, pattern=r"^mine:withdraw-yes:(\d+)$"),
-        CallbackQueryHandler(on_withdraw_declined, pattern=r"^mine:withdraw-no:(\d+)$"),
+        CallbackQueryHandler(on_withdraw_chosen, pattern=r"^mine:withdraw:(\d{1,9})$"),
+        CallbackQueryHandler(on_withdraw_confirmed, pattern=r"^mine:withdraw-yes:(\d{1,9})$"),
+        CallbackQueryHandler(on_withdraw_declined, pattern=r"^mine:withdraw-no:(\d{1,9})$"),
         CallbackQueryHandler(stale, pattern=r"^mine:"),
     ]
 

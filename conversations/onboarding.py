@@ -13,6 +13,7 @@ from bot.feature import Feature
 from bot.i18n import LANGUAGES, Html, Translator
 from conversations.ui import (
     LANGUAGE_NAMES,
+    is_id,
     keyboard,
     language_keyboard,
     paged_keyboard,
@@ -149,7 +150,7 @@ async def on_wijk(update: Update, context: BuurtContext) -> None:
     value = query.data.rsplit(":", 1)[1]
     t = context.t
     async with context.db.begin() as session:
-        wijk = await get_wijk(session, int(value)) if value.isdigit() else None
+        wijk = await get_wijk(session, int(value)) if is_id(value) else None
         if wijk is None or not wijk.active:
             await query.answer(t("This wijk is not available."), show_alert=True)
             return
@@ -221,7 +222,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("help", help_command, filters=PRIVATE),
         CommandHandler("taal", taal, filters=PRIVATE),
         CommandHandler("annuleren", nothing_to_cancel, filters=PRIVATE),
-        CallbackQueryHandler(on_wijk, pattern=r"^start:wijk:\d+$"),
+        CallbackQueryHandler(on_wijk, pattern=r"^start:wijk:\d{1,9}$"),
         CallbackQueryHandler(choose_wijken, pattern=r"^start:wijken(?::\d{1,4})?$"),
         CallbackQueryHandler(on_language, pattern=r"^taal:[a-z]{2}$"),
     ]

@@ -358,9 +358,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("rollen", list_roles, filters=PRIVATE),
         CommandHandler("mijnlink", my_link, filters=PRIVATE),
         CommandHandler("profilering", guard_statistics, filters=PRIVATE),
-        CallbackQueryHandler(ask_revoke, pattern=r"^roles:revoke:\d+$"),
-        CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d+$"),
-        CallbackQueryHandler(keep, pattern=r"^roles:keep:\d+$"),
+        CallbackQueryHandler(ask_revoke, pattern=r"^roles:revoke:\d{1,9}$"),
+        CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d{1,9}$"),
+        CallbackQueryHandler(keep, pattern=r"^roles:keep:\d{1,9}$"),
     ]
 
 

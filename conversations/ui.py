@@ -39,6 +39,26 @@ STATUS_LABELS: dict[str, str] = {
 
 LANGUAGE_NAMES: dict[str, str] = {"nl": "Nederlands", "en": "English"}
 
+# The largest id a button or link may carry: ids fit in the database's 32-bit integers, and
+# callback patterns accept at most 9 digits (``\d{1,9}``), so a forged or oversized id is a
+# stale button and never reaches the database.
+MAX_ID_DIGITS = 9
+
+
+def is_id(value: str) -> bool:
+    """True for a plain id from a button or link: 1 to 9 ASCII digits."""
+    return value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS
+
+
+def small_number(text: str, low: int, high: int) -> int | None:
+    """A typed whole number between ``low`` and ``high``, else None (``²``, ``1e9`` and
+    a hundred digits are not numbers here)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+        return None
+    number = int(text)
+    return number if low <= number <= high else None
+
 
 def category_label(t: Translator, code: str) -> str:
     """The translated name of a category."""

@@ -356,8 +356,10 @@ async def due_reminders(
         await session.scalars(
             select(Signup)
             .join(Moment)
+            .join(Resident, Resident.id == Signup.resident_id)
             .where(
                 Signup.cancelled_at.is_(None),
+                Resident.unreachable_since.is_(None),  # blocked the bot: skipped
                 Moment.cancelled_at.is_(None),
                 Moment.starts_at > now,
                 Moment.starts_at <= now + dt.timedelta(days=2),

@@ -927,6 +927,11 @@ async def claim_reminders(
     for party in reachable:
         if party.number in handled or party.resident is None:
             continue
+        if party.resident.unreachable_since is not None:
+            # They blocked the bot: noted as undelivered without trying.
+            key = _ledger_key(appointment.id, party.number)
+            _record(session, case, REMINDER_UNDELIVERED, actor=BOT, now=now, note=key)
+            continue
         _record(
             session,
             case,
@@ -1007,6 +1012,7 @@ class NazorgTarget:
     party: int
     telegram_id: int
     language: str
+    unreachable: bool = False  # they blocked the bot: not sent, noted as undelivered
 
 
 async def due_nazorg(session: AsyncSession, now: dt.datetime) -> list[int]:
@@ -1054,6 +1060,7 @@ async def claim_nazorg(
         party=party.number,
         telegram_id=party.resident.telegram_id,
         language=party.resident.language,
+        unreachable=party.resident.unreachable_since is not None,
     )
 
 

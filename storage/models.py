@@ -67,7 +67,8 @@ class Wijk(Base):
 
 
 class Resident(Base):
-    """Someone who talks to the bot. Only what the bot needs: id, language, wijk."""
+    """Someone who talks to the bot. Only what the bot needs: id, language, wijk, and since
+    when Telegram refuses messages to them (they blocked the bot or deleted the chat)."""
 
     __tablename__ = "residents"
 
@@ -76,6 +77,7 @@ class Resident(Base):
     language: Mapped[str] = mapped_column(String(5), default="nl")
     wijk_id: Mapped[int | None] = mapped_column(ForeignKey("wijken.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    unreachable_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     wijk: Mapped[Wijk | None] = relationship(lazy="joined")
 
