@@ -12,7 +12,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator, normalise_language
-from bot.limiter import INTERACTIVE, LANE
+from bot.limiter import BULK, INTERACTIVE, LANE
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import Signal, utcnow
@@ -74,6 +74,13 @@ class BuurtApplication(
 
 class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], dict[str, Any]]):
     """CallbackContext with the services, the user's language and a translator."""
+
+    @classmethod
+    def from_job(cls, job: Any, application: Any) -> BuurtContext:
+        """The context of a job run: its calls take the bulk lane, also when the job was
+        scheduled while a person's update was handled (APScheduler copies that context)."""
+        LANE.set(BULK)  # the job's own task: it ends with the run
+        return cast("BuurtContext", super().from_job(job, application))
 
     @property
     def services(self) -> Services:

@@ -35,7 +35,6 @@ from telegram.error import TelegramError
 from bot.feature import Feature, Job
 from storage import inbox as stored
 from storage.inbox import Received
-from storage.models import utcnow
 
 if TYPE_CHECKING:
     from bot.context import BuurtApplication, BuurtContext
@@ -172,7 +171,9 @@ class Inbox:
         log.error("update %s set aside (kept in the inbox as failed): %s", update_id, error)
         try:
             async with self.db.begin() as session:
-                await stored.set_aside(session, update_id, error, now=utcnow())
+                await stored.set_aside(
+                    session, update_id, error, now=self.application.services.clock()
+                )
         except Exception:
             log.exception("could not mark update %s as failed", update_id)
 
@@ -204,7 +205,9 @@ class Inbox:
                 try:
                     async with self.db.begin() as session:
                         counted = await stored.begin_attempt(session, update_id)
-                    attempts = counted or tries
+                    if counted is None:
+                        return  # already handled or set aside: never twice
+                    attempts = counted
                     await process()
                 except Exception as exc:
                     if attempts >= self.max_attempts:
@@ -225,7 +228,9 @@ class Inbox:
             if counted is not None:
                 try:
                     async with self.db.begin() as session:
-                        await stored.mark_done(session, update_id, now=utcnow())
+                        await stored.mark_done(
+                            session, update_id, now=self.application.services.clock()
+                        )
                 except Exception:
                     log.exception("update %s was handled but could not be marked done", update_id)
         finally:
@@ -320,7 +325,7 @@ async def purge(application: BuurtApplication, *, now: dt.datetime) -> int:
 
 async def _cleanup_job(context: BuurtContext) -> None:
     """The hourly clean-up of the inbox."""
-    await purge(cast("BuurtApplication", context.application), now=utcnow())
+    await purge(cast("BuurtApplication", context.application), now=context.now)
 
 
 async def start_jobs(application: Any) -> None:

@@ -107,7 +107,6 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
         if lane == BULK:
             while self._interactive_waiting:
                 await self._no_interactive.wait()
-        await self._pause_over(chat_id)
         if chat_id is not None:
             # A person sets the pace of replies to what they do; bulk sends to one private
             # chat are spread out (about one a second, with short bursts).
@@ -131,6 +130,9 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
         attempt = 0
         while True:
             attempt += 1
+            # A pause after a 429 holds only this chat (or, without a chat, everything); it
+            # does not make bulk work elsewhere wait.
+            await self._pause_over(chat_id)
             if lane == INTERACTIVE:
                 self._interactive_waiting += 1
                 self._no_interactive.clear()

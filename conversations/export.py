@@ -132,7 +132,7 @@ async def export(update: Update, context: BuurtContext) -> None:
     assert message is not None and user is not None
     t = context.t
     tz = context.settings.tz
-    period = _period(context.args or [], dt.datetime.now(tz).date())
+    period = _period(context.args or [], context.now.astimezone(tz).date())
     async with context.db.begin() as session:
         me = await access.person(session, user.id, context.settings.admins)
         wijk_ids = sorted(me.wijken_for(access.Permission.EXPORT))

@@ -40,7 +40,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, escape
 from conversations.ui import is_id, keyboard, paged_keyboard
 from storage import access
 from storage.guard import count_guard, mentions_appearance
@@ -551,7 +551,7 @@ class GuidedFlow:
             return None
         draft["wijk_id"] = wijk.id
         draft.pop("wijk_page", None)
-        await self.close_question(update, context, draft, wijk.name)
+        await self.close_question(update, context, draft, escape(wijk.name))
         return await self.advance(update, context, draft, step)
 
     async def edit_or_finish(
@@ -624,8 +624,12 @@ class GuidedFlow:
         """Something this step cannot use (a sticker, a file, text where a button is expected)."""
         draft = self.draft(context)
         message = update.effective_message
-        if draft is None or message is None or "step" not in draft:
+        if message is None:
             return None
+        if draft is None or "step" not in draft:
+            # The draft is gone (e.g. after /vergeetmij): end the flow, and say what works.
+            await message.reply_text(context.t("That flow has ended. /help shows what I can do."))
+            return ConversationHandler.END
         step = draft["step"]
         hint = self.hints.get(step, N_("Please choose one of the buttons."))
         await message.reply_text(context.t(hint))
@@ -745,6 +749,7 @@ def _moved(context: BuurtContext, name: str, state: object) -> None:
     if state == ConversationHandler.END:
         if data.get(ACTIVE, {}).get("name") == name:
             data.pop(ACTIVE, None)
+            data.pop(SWITCH, None)  # a question about leaving it is moot now
         return
     data[ACTIVE] = {"name": name, "at": now}
 
@@ -773,8 +778,14 @@ async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> obje
         if context.user_data is not None:
             context.user_data.pop(ACTIVE, None)
         return ConversationHandler.END
+    query = update.callback_query
+    if query is not None:  # an old button of the expired step: its message is the bot's own
+        await query.answer(
+            context.t("This button is no longer active. Please use the latest question."),
+            show_alert=True,
+        )
     message = update.effective_message
-    if message is not None:
+    if message is not None and query is None:
         text = message.text or ""
         await message.reply_text(
             context.t(
@@ -844,6 +855,7 @@ class _Engine:
         replay = update.to_dict() if update.callback_query is None else None
         context.user_data[SWITCH] = {
             "nonce": nonce,
+            "from": current.name,
             "to": target.name,
             "entry": target.entry_points.index(entry),
             "update": replay,
@@ -853,7 +865,8 @@ class _Engine:
             await query.answer()
         t = context.t
         options = []
-        if current.resume is not None:
+        # Keeping makes sense only for another flow: the same flow has one draft.
+        if current.resume is not None and current is not target:
             options.append((t("Keep it for later"), f"flow:switch:{nonce}:keep"))
         options += [
             (t("Stop it"), f"flow:switch:{nonce}:stop"),
@@ -883,7 +896,11 @@ class _Engine:
         if data is None or pending is None or pending.get("nonce") != nonce or target is None:
             await query.answer(context.t("This button is no longer active."), show_alert=True)
             return None
-        if current is None or (choice == "keep" and current.resume is None):
+        if (
+            current is None
+            or pending.get("from", current.name) != current.name
+            or (choice == "keep" and (current.resume is None or current is target))
+        ):
             await query.answer(context.t("This button is no longer active."), show_alert=True)
             return None
         data.pop(SWITCH, None)

@@ -25,7 +25,6 @@ from bot.feature import Feature
 from bot.i18n import Translator
 from conversations.ui import not_allowed
 from storage import access
-from storage.models import utcnow
 from storage.wijken import active_wijken, link_group, wijk_by_group
 
 GROUPS = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
@@ -84,7 +83,7 @@ def _first_in_window(context: BuurtContext, key: str) -> bool:
     data = context.chat_data
     if data is None:
         return True
-    now = utcnow()
+    now = context.now
     answered = data.setdefault(ANSWERED, {})
     last = answered.get(key)
     if (

@@ -11,7 +11,6 @@ intake starts at the safety question.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -322,14 +321,14 @@ async def referral(update: Update, context: BuurtContext) -> State:
     await query.edit_message_reply_markup(reply_markup=None)
     if answer == "no":
         async with context.db.begin() as session:
-            await record_referral_answer(session, int(signal_id), accepted=False)
+            await record_referral_answer(session, int(signal_id), accepted=False, now=context.now)
         assert update.effective_message is not None
         await update.effective_message.reply_text(
             t("All right, nothing is passed on. You can ask for mediation later with /bemiddeling.")
         )
         return ConversationHandler.END
     async with context.db.begin() as session:
-        await record_referral_answer(session, int(signal_id), accepted=True)
+        await record_referral_answer(session, int(signal_id), accepted=True, now=context.now)
     return await _begin(update, context, referred_by=proposal, signal_id=int(signal_id))
 
 
@@ -519,7 +518,8 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 on_behalf=bool(draft.get("on_behalf")),
                 draft_key=FLOW.draft_key(resident.id, draft["nonce"]),
             ),
-            year=dt.datetime.now(settings.tz).year,
+            year=context.now.astimezone(settings.tz).year,
+            now=context.now,
         )
         reference, topic = case.reference, case.topic
         coordinators = (

@@ -461,11 +461,13 @@ async def referral_of(session: AsyncSession, signal_id: int, telegram_id: int) -
     return proposer
 
 
-async def record_referral_answer(session: AsyncSession, signal_id: int, *, accepted: bool) -> None:
+async def record_referral_answer(
+    session: AsyncSession, signal_id: int, *, accepted: bool, now: dt.datetime
+) -> None:
     """The reporter's answer to a proposal of mediation (kept in the signal's history)."""
     signal = await session.scalar(
         select(Signal).where(Signal.id == signal_id).options(selectinload(Signal.history))
     )
     assert signal is not None
     kind = MEDIATION_ACCEPTED if accepted else MEDIATION_DECLINED
-    await record(session, signal, kind, actor=RESIDENT, now=dt.datetime.now(dt.UTC))
+    await record(session, signal, kind, actor=RESIDENT, now=now)

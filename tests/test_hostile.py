@@ -10,9 +10,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from conversations import koffie
 from storage.models import Moment, Resident
-from tests.conftest import ADMIN_ID
+from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
 GROUP = -1001
@@ -124,10 +123,9 @@ async def unreachable_since(bot: BotUnderTest, telegram_id: int) -> dt.datetime 
 
 
 async def test_a_resident_who_blocked_the_bot_is_marked_once_and_skipped(
-    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    clock: Clock, bot: BotUnderTest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    now = dt.datetime.now(dt.UTC)
-    monkeypatch.setattr(koffie, "clock", lambda: now)
+    now = clock.now
     emu = bot.emulator
     emu.add_group(GROUP, "Buurtgroep Schilderswijk")
     organiser = bot.user(4001, "Olga")
