@@ -463,11 +463,12 @@ async def koffie(update: Update, context: BuurtContext) -> None:
     for moment in moments:
         count = numbers[moment.id].people
         lines.append(
-            t(
-                "☕ {when}, {place}: {n} coming",
+            t.ngettext(
+                "☕ {when}, {place}: {n} is coming",
+                "☕ {when}, {place}: {n} are coming",
+                count,
                 when=when_text(t, moment, tz),
                 place=moment.place,
-                n=count,
             )
             + (" ✔️" if moment.id in mine else "")
         )

@@ -573,3 +573,14 @@ async def test_dates_in_private_chats_carry_the_weekday(bot: BotUnderTest, clock
     assert f"☕ {en_when}, Buurthuis De Mussen" in reply.text
     [[(label, _)]] = reply.last.buttons
     assert label == f"Sign up {EN_DAYS[day.weekday()][:3]} {day.day} {day:%b}"
+
+
+async def test_koffie_counts_one_person_in_the_singular(clock: Clock, bot: BotUnderTest) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    await anna.says("/koffie")
+    await anna.taps("Aanmelden")
+    reply = await anna.says("/koffie")
+    assert ": 1 komt ✔️" in reply.text
