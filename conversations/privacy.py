@@ -20,7 +20,7 @@ from bot.context import BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import Translator
 from bot.settings import Settings
-from conversations.ui import keyboard, privacy_text
+from conversations.ui import LANGUAGE_NAMES, keyboard, local_date, privacy_text
 from storage import access
 from storage.db import Database
 from storage.privacy import Removal, apply_retention, collect, forget, retention_plan
@@ -36,16 +36,20 @@ async def privacy(update: Update, context: BuurtContext) -> None:
     await message.reply_text(privacy_text(context.t, context.settings, full=True))
 
 
-def _summary(t: Translator, data: dict[str, Any]) -> str:
+def _summary(t: Translator, data: dict[str, Any], tz: dt.tzinfo) -> str:
     lines = [t("<b>What we store about you</b>")]
     resident = data.get("resident")
     if resident:
         lines.append(
             t(
                 "Language: {language}; wijk: {wijk}; known since {since}.",
-                language=resident["language"],
+                language=LANGUAGE_NAMES.get(resident["language"], resident["language"]),
                 wijk=resident["wijk"] or "-",
-                since=(resident["since"] or "")[:10],
+                since=(
+                    local_date(dt.datetime.fromisoformat(resident["since"]), tz)
+                    if resident["since"]
+                    else "-"
+                ),
             )
         )
     lines.append(
@@ -82,7 +86,7 @@ async def my_data(update: Update, context: BuurtContext) -> None:
     if data is None:
         await message.reply_text(t("We store nothing about you."))
         return
-    await message.reply_text(_summary(t, data))
+    await message.reply_text(_summary(t, data, context.settings.tz))
     await message.reply_document(
         InputFile(
             json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"),

@@ -98,6 +98,8 @@ async def test_my_data_is_complete_and_only_mine(bot: BotUnderTest) -> None:
 
     reply = await anna.says("/mijngegevens")
     summary, document = reply.messages
+    assert "Taal: Nederlands; wijk: Schilderswijk; bekend sinds " in summary.plain_text
+    assert "dag " in summary.plain_text.split("bekend sinds ", 1)[1]  # a weekday, no ISO date
     assert f"1 melding: BS-{year}-" in summary.plain_text
     assert f"1 bemiddelingszaak: BM-{year}-0001" in summary.plain_text
     assert "Iets wat je nog niet had afgerond: melden" in summary.plain_text
