@@ -159,6 +159,7 @@ async def export(update: Update, context: BuurtContext) -> None:
             actor=user.id,
             wijk_id=wijk_ids[0] if len(wijk_ids) == 1 else None,
             detail=f"{start.isoformat()}..{end.isoformat()}: {len(signals)} signals",
+            now=context.now,
         )
     name = wijken[0].slug if len(wijken) == 1 else "wijken"
     filename = f"buurtsignaal-{name}-{start.isoformat()}-{end.isoformat()}.csv"

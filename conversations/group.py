@@ -146,7 +146,12 @@ async def link(update: Update, context: BuurtContext) -> None:
             return
         await link_group(session, wijk.id, chat.id)
         await access.audit(
-            session, "group_linked", actor=user.id, wijk_id=wijk.id, detail=str(chat.id)
+            session,
+            "group_linked",
+            actor=user.id,
+            wijk_id=wijk.id,
+            detail=str(chat.id),
+            now=context.now,
         )
         name = wijk.name
     await message.reply_text(

@@ -131,7 +131,7 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
         await query.edit_message_text(t("Nothing changed."))
         return
     async with context.db.begin() as session:
-        done = await forget(session, user.id)
+        done = await forget(session, user.id, now=context.now)
         tell: list[tuple[int, str]] = []
         for wijk_id, reference, assigned in done.tell:
             people = set(await access.recipients(session, wijk_id, access.Permission.SIGNALS))

@@ -77,6 +77,7 @@ async def invite(update: Update, context: BuurtContext) -> None:
             wijk_id=wijk.id,
             created_by=user.id,
             valid_for=dt.timedelta(hours=settings.professionals.invite_hours),
+            now=context.now,
         )
         code, expires, wijk_name = created.code, created.expires_at, wijk.name
     link = f"https://t.me/{context.bot.username}?start={INVITE_PREFIX}{code}"
@@ -104,7 +105,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
     try:
         async with context.db.begin() as session:
             grant, used, new = await access.redeem_invite(
-                session, code, telegram_id=user.id, display_name=user.first_name
+                session, code, telegram_id=user.id, display_name=user.first_name, now=context.now
             )
             role, wijk_name, inviter = grant.role, grant.wijk.name, used.created_by
             me = await access.person(session, user.id, settings.admins)
@@ -254,7 +255,7 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
     t = context.t
     settings = context.settings
     async with context.db.begin() as session:
-        revoked = await access.revoke(session, grant.id, by=user.id)
+        revoked = await access.revoke(session, grant.id, by=user.id, now=context.now)
         first = revoked is not None
         them = await access.person(session, grant.telegram_id, settings.admins)
     name, role, wijk, subject = grant.display_name, grant.role, grant.wijk.name, grant.telegram_id
