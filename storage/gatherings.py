@@ -382,21 +382,26 @@ async def due_reminders(
 async def mark_reminded(
     session: AsyncSession, signup_id: int, kind: str, *, now: dt.datetime
 ) -> bool:
-    """Claim a reminder before sending it; False when it was already claimed."""
-    signup = await session.get(Signup, signup_id)
-    if signup is None:
+    """Claim a reminder before sending it; False when it was already claimed.
+
+    One conditional UPDATE, so two sweeps at the same moment cannot both claim it."""
+    column = Signup.reminded_morning_at if kind == "morning" else Signup.reminded_day_at
+    claimed = await session.execute(
+        update(Signup)
+        .where(Signup.id == signup_id, column.is_(None))
+        .values({column.key: now})
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], claimed).rowcount != 1:
         return False
     if kind == "morning":
-        if signup.reminded_morning_at is not None:
-            return False
-        signup.reminded_morning_at = now
         # The day-before reminder is moot once the morning one goes out.
-        signup.reminded_day_at = signup.reminded_day_at or now
-    else:
-        if signup.reminded_day_at is not None:
-            return False
-        signup.reminded_day_at = now
-    await session.flush()
+        await session.execute(
+            update(Signup)
+            .where(Signup.id == signup_id, Signup.reminded_day_at.is_(None))
+            .values(reminded_day_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return True
 
 
