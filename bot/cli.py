@@ -106,7 +106,12 @@ def _common_options(parser: argparse.ArgumentParser, *, default: object) -> None
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    logs.configure(verbose=args.verbose)
+    with logs.configured(verbose=args.verbose):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    """Load the settings and run the command, with logging configured."""
     if args.command == "shell" and args.config is None:
         args.config = DEMO_CONFIG_PATH
         if not DEMO_CONFIG_PATH.exists():

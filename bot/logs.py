@@ -21,17 +21,30 @@ REPEAT_LIMIT = 5
 REPEAT_WINDOW = 60.0
 
 
-def configure(*, verbose: bool) -> None:
-    """Log to stderr (INFO, or DEBUG with -v); the HTTP libraries only say what goes wrong."""
+@contextlib.contextmanager
+def configured(*, verbose: bool) -> Iterator[None]:
+    """Log to stderr (INFO, or DEBUG with -v) until exit; the HTTP libraries only say what goes
+    wrong, and repeats are folded. The filters go again on exit, so that nothing lingers on
+    handlers that are not ours, as in a test run (where a count folded in one test would
+    otherwise be written during another)."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for name in HTTP_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, FoldRepeats) for f in handler.filters):
-            handler.addFilter(FoldRepeats(handler))
+    folds = [
+        (handler, FoldRepeats(handler))
+        for handler in logging.getLogger().handlers
+        if not any(isinstance(f, FoldRepeats) for f in handler.filters)
+    ]
+    for handler, fold in folds:
+        handler.addFilter(fold)
+    try:
+        yield
+    finally:
+        for handler, fold in folds:
+            handler.removeFilter(fold)
 
 
 @dataclass

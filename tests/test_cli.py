@@ -375,3 +375,11 @@ def test_demo_and_live_never_share_a_configuration_or_a_database(
     assert "The database sqlite+aiosqlite:///live.db belongs to the live bot" in (
         capsys.readouterr().err
     )
+    # Logging set up for a command is taken down again: no filter of ours stays on handlers
+    # that are not ours (in a test run, a count folded in one test was written in another).
+    assert not [
+        f
+        for handler in logging.getLogger().handlers
+        for f in handler.filters
+        if isinstance(f, logs.FoldRepeats | logs.RedactSecrets)
+    ]
