@@ -30,7 +30,7 @@ demo: install
 
 ## test: install the dev extras and run the whole suite (SQLite and PostgreSQL)
 test: dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 ## test-clocks: the SQLite half again with the clock started elsewhere: a Sunday night that is
 ## also the first days of a new year, and one second before the spring DST change
@@ -38,7 +38,7 @@ CLOCK_STARTS ?= 2027-01-03T02:30:00+01:00 2027-03-28T01:59:59+01:00
 test-clocks: dev
 	@for start in $(CLOCK_STARTS); do \
 		echo "== clock starts at $$start"; \
-		TEST_CLOCK_START=$$start $(BIN)/python -m pytest -q -m "not postgres" -p no:cacheprovider || exit 1; \
+		TEST_CLOCK_START=$$start $(BIN)/python -m pytest -n auto -q -m "not postgres" -p no:cacheprovider || exit 1; \
 	done
 
 ## fuzz: 10,000 random and hostile updates through the real bot, with a new seed every run

@@ -243,29 +243,31 @@ class PgServer:
             database=database,
         ).render_as_string(hide_password=False)
 
-    def _janitor(self, database: str) -> DatabaseJanitor:
+    def _janitor(self, database: str, template: str | None = None) -> DatabaseJanitor:
         return DatabaseJanitor(
             user=self.user,
             password=self.password,
             host=self.host,
             port=self.port,
             dbname=database,
+            template_dbname=template,
             connection_timeout=10,
         )
 
-    def create_database(self, database: str) -> None:
-        """Create an empty database (synchronous, via psycopg)."""
-        self._janitor(database).init()
+    def create_database(self, database: str, template: str | None = None) -> None:
+        """Create an empty database, or a copy of ``template`` (synchronous, via psycopg)."""
+        self._janitor(database, template).init()
 
     def drop_database(self, database: str) -> None:
         """Drop a database if it exists, terminating connections still open to it."""
         self._janitor(database).drop()
 
     @contextlib.contextmanager
-    def database(self, prefix: str = "test") -> Iterator[str]:
-        """Create a uniquely named empty database; yield its URL; drop it afterwards."""
+    def database(self, prefix: str = "test", template: str | None = None) -> Iterator[str]:
+        """Create a uniquely named database (empty, or a copy of ``template``); yield its URL;
+        drop it afterwards."""
         name = f"{prefix}_{os.getpid()}_{next(_db_counter)}"
-        self.create_database(name)
+        self.create_database(name, template)
         try:
             yield self.url(name)
         finally:
