@@ -51,7 +51,7 @@ fuzz: dev
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot conversations storage
+	$(BIN)/mypy bot conversations storage tests
 
 format: dev
 	$(BIN)/ruff format .

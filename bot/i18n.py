@@ -96,10 +96,10 @@ class Translator:
 
     def __call__(self, message: str, /, **values: object) -> str:
         """Translate ``message`` and fill in ``{name}`` placeholders with escaped values."""
-        text = self._table.get(message, message)
+        text: str = self._table.get(message, message)
         if not values:
             return text
-        return text.format(**{k: _fill(v, self.language) for k, v in values.items()})
+        return str(text.format(**{k: _fill(v, self.language) for k, v in values.items()}))
 
     def ngettext(self, singular: str, plural: str, n: int, /, **values: object) -> str:
         """Translate with a plural form chosen by ``n`` (also available as ``{n}``)."""

@@ -99,7 +99,7 @@ def ics(t: Translator, moment: Moment, now: dt.datetime) -> bytes:
     event.add("summary", f"{kind_label(t, moment.kind)} {moment.wijk.name}")
     event.add("location", moment.place)
     calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 # --- planning: /koffieplannen and /aanwezig ------------------------------------------------

@@ -606,6 +606,7 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
     await close(bot, bram, reference)
     again = await signal_row(bot, reference)
     assert again.followup_sent_at is None and again.followup_answer is None
+    assert again.closed_at is not None
     clock.now = again.closed_at + dt.timedelta(days=4)
     await job(bot).run(bot.app)
     reply = await anna.taps("Weet ik niet")
@@ -625,6 +626,7 @@ async def test_failed_followup_is_tried_again_and_gone_reporters_are_not_asked(
     await close(bot, bram, orphan.reference)
     assert (await signal_row(bot, orphan.reference)).followup_due_at is None
     closed = await signal_row(bot, reference)
+    assert closed.closed_at is not None
     clock.now = closed.closed_at + dt.timedelta(days=5)
 
     anna_before = len(chat(bot, anna))
@@ -654,6 +656,7 @@ async def test_followup_to_a_reporter_who_blocked_the_bot_is_noted_once(
     reply_texts = texts(bot, bram)
     assert "De melder kon het niet horen" in reply_texts
     closed = await signal_row(bot, reference)
+    assert closed.closed_at is not None
     clock.now = closed.closed_at + dt.timedelta(days=5)
     await job(bot).run(bot.app)
     await job(bot).run(bot.app)

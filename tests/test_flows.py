@@ -4,6 +4,7 @@ the flow whose question is on screen."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,7 +15,7 @@ from tests.test_cases import melden, pair
 from tests.test_report import until_description
 
 
-async def stored(bot: BotUnderTest, model: type) -> list:
+async def stored(bot: BotUnderTest, model: type) -> list[Any]:
     assert bot.db is not None
     async with bot.db.begin() as session:
         return list((await session.scalars(select(model))).all())

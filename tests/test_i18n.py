@@ -43,8 +43,8 @@ def test_every_message_in_the_code_is_translated(language: str) -> None:
     missing = []
     for message in sorted(_source_messages(), key=str):
         entry = catalog.get(message if isinstance(message, str) else message[0])
-        strings = [] if entry is None else entry.string
-        strings = [strings] if isinstance(strings, str) else list(strings)
+        found = None if entry is None else entry.string
+        strings = [found] if isinstance(found, str) else list(found or ())
         if entry is None or entry.fuzzy or not all(strings) or not strings:
             missing.append(message)
     assert not missing, (
