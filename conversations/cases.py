@@ -50,6 +50,7 @@ from conversations.ui import (
     shorten,
     signal_line,
     signal_place,
+    signal_when,
     status_label,
 )
 from storage import access
@@ -71,7 +72,6 @@ ADDED_PHOTOS_SHOWN = 3  # the newest photos a reporter added later, shown with t
 # Conversation states: what the person is typing.
 STATUS_NOTE, NOTE, REPLY, ANSWER = "status_note", "note", "reply", "answer"
 
-OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
 FOLLOWUP_LABELS = {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("I don't know")}
 # Every kind of history entry as a human line (never the internal code).
 EVENT_LABELS = {
@@ -229,9 +229,7 @@ def _detail_text(
 ) -> str:
     """Everything about one signal, within Telegram's message limit (oldest history first
     left out when it does not fit)."""
-    when = t(OCCURRED_LABELS.get(signal.occurred, signal.occurred))
-    if signal.occurred == "earlier" and signal.occurred_text:
-        when = f"{when}: {escape(signal.occurred_text)}"
+    when = signal_when(t, signal, tz)
     taken = names.get(signal.assigned_to, t("a colleague")) if signal.assigned_to else None
     if signal.contactable and signal.contact_name:
         contact = t("contactable: {name}", name=signal.contact_name)

@@ -18,7 +18,7 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import Translator
-from conversations.ui import category_label, not_allowed, status_label
+from conversations.ui import category_label, not_allowed, occurred_label, status_label
 from storage import access
 from storage.models import Signal
 from storage.signals import signals_between
@@ -71,12 +71,9 @@ def signals_csv(t: Translator, signals: list[Signal], tz: dt.tzinfo) -> bytes:
             t("Contact"),
         ]
     )
-    occurred = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}
     for signal in signals:
         local = signal.created_at.astimezone(tz)
-        when = occurred[signal.occurred]
-        if signal.occurred_text:
-            when = f"{when}: {signal.occurred_text}"
+        when = occurred_label(t, signal)
         writer.writerow(
             [
                 signal.reference,

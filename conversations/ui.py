@@ -201,6 +201,31 @@ def signal_place(t: Translator, signal: Signal) -> str:
     return "?"
 
 
+# When a signal happened, as the resident answered (the report's question offers these three).
+OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
+
+
+def occurred_label(t: Translator, signal: Signal) -> str:
+    """The resident's answer to "when?" as they gave it, relative to the day they reported
+    (plain text, for a table next to the report's date)."""
+    label = t(OCCURRED_LABELS.get(signal.occurred, signal.occurred))
+    if signal.occurred == "earlier" and signal.occurred_text:
+        label = f"{label}: {signal.occurred_text}"
+    return label
+
+
+def signal_when(t: Translator, signal: Signal, tz: dt.tzinfo) -> str:
+    """When a signal happened, in words that stay true when read days later (escaped):
+    "now" and "today" become the report's own date ("Vandaag" read on Friday was wrong)."""
+    if signal.occurred == "now":
+        return t("when reported, {moment}", moment=local_datetime(signal.created_at, tz))
+    if signal.occurred == "today":
+        return t("on the day reported, {date}", date=local_date(signal.created_at, tz))
+    if signal.occurred_text:
+        return t("earlier: {text}", text=signal.occurred_text)
+    return t("earlier (no moment given)")
+
+
 def signal_line(t: Translator, signal: Signal) -> str:
     """One line about a signal for professionals: reference, category, place, how often."""
     often = t("recurring") if signal.frequency == "recurring" else t("first time")

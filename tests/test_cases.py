@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from babel.dates import format_date
 from sqlalchemy import select
 
 from bot.emulator import BotMessage
@@ -16,7 +17,7 @@ from bot.settings import Settings
 from storage.models import RoleGrant, Signal, SignalEvent, Wijk, utcnow
 from storage.residents import ensure_resident
 from storage.signals import NewSignal, create_signal
-from tests.conftest import Clock, make_settings
+from tests.conftest import AMSTERDAM, Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x00\xc0" + b"\x00" * 64
@@ -231,7 +232,9 @@ async def test_melding_shows_photo_place_and_details(bot: BotUnderTest) -> None:
         "Wat: Geluidsoverlast",
         "Beschrijving: Iemand <b>bekladt</b> de muur & de deur.",  # escaped, shown literally
         "Waar: Hof <7>",
-        "Wanneer: Vandaag",
+        # "Vandaag" would be wrong when read tomorrow: the day of the report is named.
+        "Wanneer: op de dag van de melding, "
+        + format_date(stored.created_at.astimezone(AMSTERDAM), "EEEE dd-MM-yyyy", locale="nl"),
         "Hoe vaak: eerste keer",
         "Status: Nieuw",
         "Opgepakt door: nog niemand",
