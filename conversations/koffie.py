@@ -1093,11 +1093,15 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             await message.reply_text(t("That is more than a year away; please check the year."))
             return None
         if edit["series"]:
-            shift = (new_start - moment.starts_at) if new_start else None
-            changed = await gatherings.change_series(
-                session, moment.series, place=place, shift=shift, now=context.now
+            shift = None
+            if new_start is not None:  # in wall time, from where the series puts this date
+                planned = gatherings.planned_start(moment.series, moment.occurrence, tz)
+                shift = new_start.replace(tzinfo=None) - planned.astimezone(tz).replace(tzinfo=None)
+            changed, kept = await gatherings.change_series(
+                session, moment.series, place=place, shift=shift, now=context.now, tz=tz
             )
         else:
+            kept = 0
             changed = [
                 (
                     moment,
@@ -1105,13 +1109,18 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
                 )
             ]
     context.user_data.pop("koffie_edit", None)
-    await message.reply_text(
-        t.ngettext(
-            "Changed: {n} date. Everyone who signed up has been told.",
-            "Changed: {n} dates. Everyone who signed up has been told.",
-            len(changed),
-        )
+    answer = t.ngettext(
+        "Changed: {n} date. Everyone who signed up has been told.",
+        "Changed: {n} dates. Everyone who signed up has been told.",
+        len(changed),
     )
+    if kept:
+        answer += "\n" + t.ngettext(
+            "{n} date that was changed on its own keeps its own time and place.",
+            "{n} dates that were changed on their own keep their own time and place.",
+            kept,
+        )
+    await message.reply_text(answer)
     for changed_moment, signups in changed:
         await _tell(context, signups, changed_moment, "moved")
         await refresh_announcement(context.application, changed_moment.id)
