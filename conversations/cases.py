@@ -280,7 +280,7 @@ def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboar
     buttons.append(("📝 " + t("Note"), f"cases:note:{signal.id}"))
     if signal.resident_id is not None:
         buttons.append(("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"))
-        if not withdrawn:
+        if not withdrawn and store.mediation_answer(signal) is None:
             buttons.append(("🤝 " + t("Propose mediation"), f"cases:refer:{signal.id}"))
     return keyboard(buttons, columns=2)
 
@@ -544,7 +544,15 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
             await steps.refuse(query, context)
             return
         role = store.signing_role(person, signal.wijk_id) or "wijkagent"
-        await store.propose_mediation(session, signal, user_id, now=context.now)
+        if not await store.propose_mediation(session, signal, user_id, now=context.now):
+            already = store.mediation_answer(signal) == store.MEDIATION_PROPOSED
+            await query.answer(
+                t("Mediation was already proposed; the reporter has not answered yet.")
+                if already
+                else t("The reporter already asked for mediation."),
+                show_alert=True,
+            )
+            return
         reporter, reference = signal.resident.telegram_id, signal.reference
     their = context.translator_for(reporter)
     try:

@@ -437,11 +437,31 @@ MEDIATION_ACCEPTED = "mediation_accepted"
 MEDIATION_DECLINED = "mediation_declined"
 
 
+def mediation_answer(signal: Signal) -> str | None:
+    """Where a proposal of mediation to the reporter stands: None (never proposed, or they
+    said no: it may be proposed again), ``MEDIATION_PROPOSED`` (asked, no answer yet) or
+    ``MEDIATION_ACCEPTED``. Needs ``signal.history`` loaded."""
+    state = None
+    for event in signal.history:
+        if event.kind == MEDIATION_PROPOSED:
+            state = MEDIATION_PROPOSED
+        elif event.kind == MEDIATION_ACCEPTED:
+            state = MEDIATION_ACCEPTED
+        elif event.kind == MEDIATION_DECLINED:
+            state = None
+    return state
+
+
 async def propose_mediation(
     session: AsyncSession, signal: Signal, telegram_id: int, *, now: dt.datetime
-) -> None:
-    """Record that a professional proposed mediation to the reporter (who must agree)."""
+) -> bool:
+    """Record that a professional proposed mediation to the reporter (who must agree); False,
+    and nothing recorded, while an earlier proposal waits for an answer or was accepted (the
+    reporter is asked once, whoever of the pair presses)."""
+    if mediation_answer(signal) is not None:
+        return False
     await record(session, signal, MEDIATION_PROPOSED, actor=pro_actor(telegram_id), now=now)
+    return True
 
 
 async def referral_of(session: AsyncSession, signal_id: int, telegram_id: int) -> int | None:
