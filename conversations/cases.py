@@ -665,14 +665,14 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
     await steps.spend(query)
     lines = [
         t(
-            "Status of <b>{reference}</b>: {old} → {new}.",
+            "Change the status of <b>{reference}</b> from {old} to {new}: not done yet.",
             reference=signal.reference,
             old=status_label(t, signal.status),
             new=status_label(t, to_status),
         ),
         t(
-            "Type a short note for your colleagues (the reporter does not see it), or press "
-            "“Without note”. /annuleren stops."
+            "Type a short note for your colleagues (the reporter does not see it) and the "
+            "status changes, or press “Without note”. /annuleren stops and changes nothing."
         ),
     ]
     if to_status == store.CLOSED and signal.resident_id is not None:

@@ -330,6 +330,9 @@ async def test_take_then_close_with_note_and_the_reporter_is_told(bot: BotUnderT
     status_menu = reply.last
     reply = await bram.taps("Afgehandeld")
     assert "Typ een korte notitie" in reply.text
+    # It does not read as done before the note: the change happens after it.
+    assert "van In behandeling naar Afgehandeld: nog niet gedaan" in reply.text
+    assert (await signal_row(bot, reference)).status != "afgehandeld"
     assert "De melder hoort dat de melding is afgehandeld" in reply.text
     before = len(chat(bot, anna))
     reply = await bram.says("Gesprek gehad met de bewoners van nr 14.")
