@@ -77,6 +77,24 @@ async def test_going_back_keeps_the_first_flow(bot: BotUnderTest) -> None:
     assert "Waar was het?" in reply.text
 
 
+async def test_text_typed_while_the_switch_question_waits_is_not_taken(
+    bot: BotUnderTest,
+) -> None:
+    """The report waits for its description behind "what to do with your report?": text typed
+    then is not stored as the description, but shown back; the question still counts."""
+    anna = bot.user(1001, "Anna")
+    await until_description(anna)
+    await anna.says("/bemiddeling")
+    reply = await anna.says("Ik wil eigenlijk iets anders vragen.")
+    assert "Kies eerst met de knoppen hierboven wat je wilt met je melding (/melden)" in reply.text
+    assert "Ik wil eigenlijk iets anders vragen." in reply.text  # shown back, not lost
+    assert "Waar was het?" not in reply.text  # not taken as the description
+    reply = await anna.taps("Ga ermee verder")
+    assert "Wat is er gebeurd?" in reply.text
+    reply = await anna.says("Elke nacht harde muziek.")
+    assert "Waar was het?" in reply.text
+
+
 async def test_a_pending_answer_does_not_swallow_melden_and_expires(bot: BotUnderTest) -> None:
     bram, _ = await pair(bot)
     anna = bot.user(1001, "Anna")
