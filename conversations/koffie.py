@@ -53,7 +53,7 @@ from conversations.ui import (
     short_date,
     small_number,
 )
-from storage import access, gatherings
+from storage import access, gatherings, parsing
 from storage.models import Moment, Resident, Signup, Wijk
 from storage.residents import ensure_resident, get_resident
 from storage.wijken import active_wijken, get_wijk
@@ -270,31 +270,10 @@ async def on_plan_place(update: Update, context: BuurtContext, draft: Draft, tex
     return await PLAN.advance(update, context, draft, PLACE)
 
 
-def parse_date(text: str) -> dt.date | None:
-    """26-11-2026, 26/11/2026 or 2026-11-26."""
-    for form in ("%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d-%m-%y"):
-        try:
-            return dt.datetime.strptime(text.strip(), form).date()
-        except ValueError:
-            continue
-    return None
-
-
-def parse_time(text: str) -> dt.time | None:
-    """10:00, 10.00 or 10u."""
-    cleaned = text.strip().lower().replace(".", ":").replace("u", ":00").rstrip(":")
-    for form in ("%H:%M", "%H"):
-        try:
-            return dt.datetime.strptime(cleaned, form).time()
-        except ValueError:
-            continue
-    return None
-
-
 @PLAN.text_step(20)
 async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """Which date (today or later)."""
-    day = parse_date(text)
+    day = parsing.local_date(text)
     message = update.effective_message
     assert message is not None
     today = context.now.astimezone(context.settings.tz).date()
@@ -316,7 +295,7 @@ async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text
 @PLAN.text_step(10)
 async def on_plan_time(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """What time."""
-    moment = parse_time(text)
+    moment = parsing.local_time(text)
     message = update.effective_message
     assert message is not None
     if moment is None:
@@ -1072,16 +1051,14 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             await message.reply_text(not_allowed(t))
             return ConversationHandler.END
         local = moment.starts_at.astimezone(tz)
-        parts = text.split()
-        new_start: dt.datetime | None = None
+        # A date and a time, a time on the same day, or else a place.
+        new_start = parsing.local_datetime(text, tz)
+        if new_start is None and (moment_of_day := parsing.local_time(text)) is not None:
+            new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
         place: str | None = None
-        if len(parts) == 2 and parse_date(parts[0]) and parse_time(parts[1]):
-            new_start = dt.datetime.combine(parse_date(parts[0]), parse_time(parts[1]), tz)  # type: ignore[arg-type]
-        elif len(parts) == 1 and parse_time(parts[0]) and any(c.isdigit() for c in parts[0]):
-            new_start = dt.datetime.combine(local.date(), parse_time(parts[0]), tz)  # type: ignore[arg-type]
-        elif 2 <= len(text) <= MAX_PLACE:
+        if new_start is None and 2 <= len(text) <= MAX_PLACE:
             place = text
-        else:
+        elif new_start is None:
             await message.reply_text(
                 t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
             )
