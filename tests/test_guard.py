@@ -4,8 +4,8 @@ both languages, measured against a labelled set of neighbourhood-report sentence
 from __future__ import annotations
 
 import csv
-from itertools import combinations
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import pytest

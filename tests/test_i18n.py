@@ -101,7 +101,10 @@ def test_translations_keep_the_placeholders(language: str) -> None:
     assert not wrong, f"{language}: placeholders differ from the source:\n" + "\n".join(wrong)
 
 
-TAG = re.compile(r"</?(?:b|strong|i|em|u|ins|s|strike|del|a|code|pre|span|blockquote|tg-[a-z]+)\b[^<>]*>")
+# The tags Telegram's HTML knows; "<role>" in a usage line is text.
+TAG = re.compile(
+    r"</?(?:b|strong|i|em|u|ins|s|strike|del|a|code|pre|span|blockquote|tg-[a-z]+)\b[^<>]*>"
+)
 COMMAND = re.compile(r"(?<![\w/<.:])/[a-z_]{2,}\b")
 
 
