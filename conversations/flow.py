@@ -64,7 +64,9 @@ ACTIVE = "flow"  # user_data: the flow whose question is on screen, and when it 
 SWITCH = "flow_switch"  # user_data: the question "leave the current flow?" under way
 TYPED_TIMEOUT = dt.timedelta(minutes=30)  # a professional's typed step expires after this
 
-# What each flow is called when the bot asks whether to leave it.
+# What each flow is called when the bot asks whether to leave it (a flow not listed: UNNAMED_FLOW;
+# a mark nested in another call would not be extracted).
+UNNAMED_FLOW = N_("what you were doing")
 LABELS: dict[str, str] = {
     "melden": N_("your report (/melden)"),
     "bemiddeling": N_("your request for mediation (/bemiddeling)"),
@@ -818,7 +820,7 @@ async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> obje
                 "That was waiting for more than {minutes} minutes ({what}), so it has been "
                 "stopped and nothing was sent or saved.",
                 minutes=int((part.timeout or TYPED_TIMEOUT).total_seconds() // 60),
-                what=context.t(LABELS.get(part.name, N_("what you were doing"))),
+                what=context.t(LABELS.get(part.name, UNNAMED_FLOW)),
             )
             + (context.t("\nWhat you typed:\n\n{text}", text=text) if text else "")
         )
@@ -904,7 +906,7 @@ class _Engine:
             t(
                 "You are still busy with {what}. What would you like to do with it before "
                 "you start something new?",
-                what=t(LABELS.get(current.name, N_("what you were doing"))),
+                what=t(LABELS.get(current.name, UNNAMED_FLOW)),
             ),
             reply_markup=keyboard(options),
         )

@@ -441,12 +441,13 @@ async def koffie(update: Update, context: BuurtContext) -> None:
     buttons = []
     for moment in moments:
         count = numbers[moment.id].people
+        when = when_text(t, moment, tz)  # not inline: pybabel would then miss the plural
         lines.append(
             t.ngettext(
                 "☕ {when}, {place}: {n} is coming",
                 "☕ {when}, {place}: {n} are coming",
                 count,
-                when=when_text(t, moment, tz),
+                when=when,
                 place=moment.place,
             )
             + (" ✔️" if moment.id in mine else "")

@@ -15,7 +15,7 @@ from bot.commands import (
     description_of,
     role_menu,
 )
-from bot.i18n import LANGUAGES, N_, Html, Localized, Translator, escape
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Localized, Translator, escape
 from bot.settings import Settings
 from storage.access import PERMISSIONS, Permission, Person
 from storage.models import Signal
@@ -36,8 +36,6 @@ STATUS_LABELS: dict[str, str] = {
     "afgehandeld": N_("Closed"),
     "ingetrokken": N_("Withdrawn"),
 }
-
-LANGUAGE_NAMES: dict[str, str] = {"nl": "Nederlands", "en": "English"}
 
 # The largest id a button or link may carry: ids fit in the database's 32-bit integers, and
 # callback patterns accept at most 9 digits (``\d{1,9}``), so a forged or oversized id is a
