@@ -24,9 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import GuardCount
 
 DATA = Path(__file__).with_name("data")
-LANGUAGES = ("nl", "en", "tr")
-_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
-_CLAUSE = re.compile(r"[.,!?;:()\[\]\n]+")
+#: The word lists read; every text is read with all of them (residents write in any language).
+LANGUAGES = ("nl", "en", "tr", "pl", "ar")
+#: Letters of any script (Latin, Arabic ...), no digits; hyphenated words stay one word.
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+#: Letters that have no accent to strip in Unicode, folded by hand: Polish "biały" -> "bialy".
+_PLAIN = str.maketrans({"ł": "l", "ı": "i"})
+_CLAUSE = re.compile(r"[.,!?;:()\[\]\n،؛؟]+")  # with the Arabic comma, semicolon, ?
 
 #: The word classes a data file may use (see the header of profiling_nl.txt).
 CLASSES = frozenset(
@@ -61,9 +65,10 @@ Span = frozenset[str]
 
 
 def _fold(text: str) -> str:
-    """Lower case without accents: 'Somaliër' -> 'somalier', Turkish 'Faslı' -> 'fasli' (the
-    dotless ı has no accent to drop; 'İ' lowers to i with a dot, which is dropped)."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("ı", "i"))
+    """Lower case without accents: 'Somaliër' -> 'somalier', 'Białe' -> 'biale', Turkish
+    'Faslı' -> 'fasli' (the dotless ı has no accent to drop; 'İ' lowers to i with a dot, which
+    is dropped); in Arabic the vowel marks and the hamza on a carrier go: 'أجنبيًا' -> 'اجنبيا'."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().translate(_PLAIN))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -100,8 +105,8 @@ def word_classes(language: str) -> dict[tuple[str, ...], Span]:
 
 @cache
 def lexicon() -> dict[tuple[str, ...], Span]:
-    """Every listed entry with its word classes, over all languages: a text in any language is
-    read with all lists."""
+    """Every listed entry with its word classes, over all languages: a text in any language
+    is read with every list."""
     merged: dict[tuple[str, ...], Span] = {}
     for language in LANGUAGES:
         for tokens, classes in word_classes(language).items():

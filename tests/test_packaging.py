@@ -29,8 +29,12 @@ def test_the_wheel_builds_without_warnings_and_holds_the_data_files(tmp_path: Pa
         "bot/locales/messages.pot",
         "bot/locales/nl/LC_MESSAGES/messages.po",
         "bot/locales/en/LC_MESSAGES/messages.po",
+        "bot/locales/ar/LC_MESSAGES/messages.po",
+        "bot/locales/pl/LC_MESSAGES/messages.po",
         "storage/data/profiling_nl.txt",
         "storage/data/profiling_en.txt",
+        "storage/data/profiling_pl.txt",
+        "storage/data/profiling_ar.txt",
         "storage/migrations/script.py.mako",
         "storage/migrations/versions/0001_initial_schema.py",
     ):
