@@ -395,7 +395,7 @@ async def _open_page(
         if not wijken:
             return None
         listing = await store.open_signals(session, wijken, page=page, per_page=PER_PAGE)
-        names = await store.display_names(session, (s.assigned_to for s in listing.signals))
+        names = await access.display_names(session, (s.assigned_to for s in listing.signals))
     return _open_view(context.t, listing, names, many_wijken=len(wijken) > 1, now=context.now)
 
 
@@ -430,7 +430,7 @@ async def melding_command(update: Update, context: BuurtContext) -> None:
         signal = await store.find_signal(session, reference) if wijken and reference else None
         if signal is not None and signal.wijk_id not in wijken:
             signal = None  # another wijk's report: answered exactly as one that does not exist
-        names = await store.display_names(session, store.history_actors(signal)) if signal else {}
+        names = await access.display_names(session, store.history_actors(signal)) if signal else {}
     if not wijken:
         await message.reply_text(not_allowed(t))
     elif not typed:
@@ -478,7 +478,7 @@ async def on_show(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     async with context.db.begin() as session:
         _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
-        names = await store.display_names(session, store.history_actors(signal)) if signal else {}
+        names = await access.display_names(session, store.history_actors(signal)) if signal else {}
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -504,7 +504,7 @@ async def on_take(update: Update, context: BuurtContext) -> None:
             else None
         )
         previous = taken.previous if taken and taken.previous != user_id else None
-        names = await store.display_names(session, [previous])
+        names = await access.display_names(session, [previous])
     if signal is not None and not open_:
         await query.answer(_withdrawn(t, signal), show_alert=True)
         return

@@ -572,7 +572,7 @@ async def _show(
         if case is None:
             return False
         appointments = list(await store.appointments_of(session, case.id))
-        names = await store.display_names(session, store.history_actors(case))
+        names = await access.display_names(session, store.history_actors(case))
     now = context.now
     text = case_text(
         t,
@@ -605,7 +605,7 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
             await message.reply_text(not_allowed(t))
             return
         cases = list(await store.open_cases(session, wijken))
-        names = await store.display_names(session, (c.coordinator for c in cases))
+        names = await access.display_names(session, (c.coordinator for c in cases))
     if not cases:
         await message.reply_text(t("There are no open mediation cases in your wijk."))
         return
@@ -950,7 +950,7 @@ async def on_notes(update: Update, context: BuurtContext) -> None:
     t = context.t
     async with context.db.begin() as session:
         case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-        names = await store.display_names(session, store.history_actors(case)) if case else {}
+        names = await access.display_names(session, store.history_actors(case)) if case else {}
     if case is None:
         await steps.refuse(query, context)
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -91,6 +91,24 @@ class Person:
     def roles(self) -> set[str]:
         """The role names this person holds in any wijk."""
         return {g.role for g in self.grants}
+
+
+async def display_names(
+    session: AsyncSession, telegram_ids: Iterable[int | None]
+) -> dict[int, str]:
+    """The one rule for the name a professional is shown to colleagues with, by Telegram id:
+    the name on their newest active grant, else (revoked, still in a history) on their newest
+    grant. Residents never get a name here; they are not in the grants."""
+    wanted = {i for i in telegram_ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(RoleGrant.telegram_id, RoleGrant.display_name)
+        .where(RoleGrant.telegram_id.in_(wanted))
+        # Read in order; the last one read wins: revoked before active, older before newer.
+        .order_by(RoleGrant.revoked_at.is_(None), RoleGrant.granted_at, RoleGrant.id)
+    )
+    return {int(telegram_id): name for telegram_id, name in rows.all()}
 
 
 async def active_grants(session: AsyncSession, telegram_id: int) -> Sequence[RoleGrant]:

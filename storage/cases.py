@@ -9,7 +9,7 @@ for the bot itself; a resident's identity is never stored in the history.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from storage import access, parsing
 from storage.access import Permission
-from storage.models import RoleGrant, Signal, SignalEvent
+from storage.models import Signal, SignalEvent
 from storage.signals import (
     OPEN_STATUSES,
     REFERENCE_PREFIX,
@@ -128,21 +128,6 @@ async def get_signal(
 async def find_signal(session: AsyncSession, reference: str) -> Signal | None:
     """A signal with its history by reference number."""
     return await signal_by_reference(session, reference)
-
-
-async def display_names(
-    session: AsyncSession, telegram_ids: Iterable[int | None]
-) -> dict[int, str]:
-    """The names professionals are shown to colleagues with (their latest grant's name)."""
-    wanted = {i for i in telegram_ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(RoleGrant.telegram_id, RoleGrant.display_name)
-        .where(RoleGrant.telegram_id.in_(wanted))
-        .order_by(RoleGrant.granted_at, RoleGrant.id)
-    )
-    return {int(telegram_id): name for telegram_id, name in rows.all()}
 
 
 def history_actors(signal: Signal) -> set[int]:

@@ -32,7 +32,6 @@ from storage.models import (
     MediationCase,
     MediationEvent,
     MediationParty,
-    RoleGrant,
     Wijk,
     utcnow,
 )
@@ -397,21 +396,6 @@ async def appointments_of(session: AsyncSession, case_id: int) -> Sequence[Media
         .order_by(MediationAppointment.starts_at, MediationAppointment.id)
     )
     return result.all()
-
-
-async def display_names(
-    session: AsyncSession, telegram_ids: Iterable[int | None]
-) -> dict[int, str]:
-    """The names professionals go by (from their role grants), by Telegram id."""
-    wanted = {i for i in telegram_ids if i is not None}
-    if not wanted:
-        return {}
-    result = await session.execute(
-        select(RoleGrant.telegram_id, RoleGrant.display_name)
-        .where(RoleGrant.telegram_id.in_(wanted))
-        .order_by(RoleGrant.revoked_at.is_(None), RoleGrant.id)
-    )
-    return {int(telegram_id): name for telegram_id, name in result.all()}
 
 
 def history_actors(case: MediationCase) -> list[int | None]:

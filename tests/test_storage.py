@@ -324,3 +324,36 @@ async def test_one_role_granted_by_two_invites_at_once_is_one_grant(db: Database
     assert first[0] == second[0]
     async with db.begin() as session:
         assert len((await session.scalars(select(RoleGrant))).all()) == 1
+
+
+async def test_one_rule_for_the_name_a_colleague_is_shown_with(db: Database) -> None:
+    """/melding and /zaak name a colleague alike: the newest active grant's name, else (a
+    revoked colleague still in a history) the newest grant's."""
+    start = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+    async with db.begin() as session:
+        [noord, zuid] = await sync_wijken(
+            session, [WijkSpec("noord", "Noord", -100), WijkSpec("zuid", "Zuid")]
+        )
+
+        def grant(who: int, wijk: int, name: str, days: int, revoked: bool = False) -> RoleGrant:
+            at = start + dt.timedelta(days=days)
+            return RoleGrant(
+                telegram_id=who,
+                role="wijkagent",
+                wijk_id=wijk,
+                display_name=name,
+                granted_at=at,
+                revoked_at=at + dt.timedelta(hours=1) if revoked else None,
+            )
+
+        session.add_all(
+            [
+                grant(1, noord.id, "Sanne", 0),
+                grant(1, zuid.id, "Sanne B.", 5, revoked=True),  # newer, but revoked
+                grant(2, noord.id, "Wim", 0, revoked=True),
+                grant(2, zuid.id, "Wim de Vries", 3, revoked=True),
+            ]
+        )
+    async with db.begin() as session:
+        names = await access.display_names(session, [1, 2, 3, None])
+    assert names == {1: "Sanne", 2: "Wim de Vries"}
