@@ -82,6 +82,7 @@ class Options:
     think_ms: float = 1000.0
     signals: tuple[int, ...] = (10_000, 1_000_000)
     rss_residents: int = 10_000
+    parts: tuple[str, ...] = ("loop", "reminder", "digest", "memory")
     json_path: Path | None = Path("bench.json")
     workdir: Path | None = None
 
@@ -789,6 +790,8 @@ async def run(options: Options) -> dict[str, Any]:
             ("memory", lambda: memory(options, folder)),
         ]
         for name, part in parts:
+            if name.split("_")[0] not in options.parts:
+                continue
             began = time.perf_counter()
             results[name] = await part()
             print(f"{name}: {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
@@ -822,6 +825,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="numbers of stored signals for the digest and hotspot check",
     )
     parser.add_argument("--rss-residents", type=int, default=defaults.rss_residents)
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=defaults.parts,
+        default=list(defaults.parts),
+        help="which parts to run (default: all)",
+    )
     parser.add_argument("--json", type=Path, default=defaults.json_path, help="where to write")
     parser.add_argument("--workdir", type=Path, default=None, help="databases (default: temp)")
 
@@ -835,6 +845,7 @@ def options_from(args: argparse.Namespace) -> Options:
         think_ms=args.think_ms,
         signals=tuple(args.signals),
         rss_residents=args.rss_residents,
+        parts=tuple(args.parts),
         json_path=args.json,
         workdir=args.workdir,
     )
