@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import os
 import platform
-import random
 import resource
 import shutil
 import sys
@@ -41,7 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, case, cast, func, insert, literal, select
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
@@ -433,47 +432,52 @@ async def reminder(options: Options, folder: Path) -> dict[str, Any]:
 async def _load_signals(
     db: Database, wijk_ids: Sequence[int], total: int, now: dt.datetime
 ) -> None:
-    """``total`` signals spread over the wijken, one every ``SPACING`` back from ``now``
-    (newest first, so every size has the same recent days), in batches with SQLAlchemy core."""
+    """Bring the table to ``total`` signals spread over the wijken, one every ``SPACING`` back
+    from ``now`` (newest first, so every size has the same recent days), with SQLAlchemy core:
+    ``INSERT ... SELECT`` from a counting CTE, a batch at a time (SQLite)."""
     from storage.models import Signal
     from storage.signals import CATEGORIES
 
-    rng = random.Random(total)
     async with db.engine.begin() as connection:
-        start = await connection.scalar(select(Signal.id).order_by(Signal.id.desc()).limit(1))
-    first = int(start or 0)
-    batch: list[dict[str, Any]] = []
-    for n in range(first, total):
-        created = now - SPACING * (n + 1)
-        age = now - created
-        if age > dt.timedelta(days=60):
-            status = "afgehandeld" if rng.random() < 0.9 else "ingetrokken"
-        else:
-            status = rng.choice(("nieuw", "nieuw", "in_behandeling", "afgehandeld"))
-        batch.append(
-            {
-                "reference": f"BS-{created.year}-{n:07d}",
-                "wijk_id": wijk_ids[n % len(wijk_ids)],
-                "category": CATEGORIES[n % len(CATEGORIES)],
-                "description": "Harde muziek laat op de avond.",
-                "location_text": f"Hofstraat {n % 97}",
-                "occurred": "today",
-                "frequency": "recurring" if n % 3 else "first",
-                "contactable": False,
-                "status": status,
-                "created_at": created,
-                "updated_at": created,
-            }
+        first = int(await connection.scalar(select(func.count()).select_from(Signal)) or 0)
+    seconds = int(SPACING.total_seconds())
+    fresh = int(dt.timedelta(days=60).total_seconds()) // seconds  # younger: still open
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    for start in range(first, total, LOAD_BATCH):
+        stop = min(start + LOAD_BATCH, total)
+        seq = select(literal(start).label("n")).cte("seq", recursive=True)
+        seq = seq.union_all(select(seq.c.n + 1).where(seq.c.n < stop - 1))
+        n = seq.c.n
+        created = func.strftime(
+            "%Y-%m-%d %H:%M:%f", stamp, "-" + cast((n + 1) * seconds, String) + " seconds"
+        ).concat("000")
+        status = case(
+            (n < fresh, case({0: "in_behandeling", 1: "afgehandeld"}, value=n % 4, else_="nieuw")),
+            else_=case({0: "ingetrokken"}, value=n % 10, else_="afgehandeld"),
         )
-        if len(batch) == 10_000:
-            async with db.engine.begin() as connection:
-                await connection.execute(insert(Signal), batch)
-            batch = []
-    if batch:
+        rows = select(
+            ("BS-" + cast(n, String)).label("reference"),
+            case(dict(enumerate(wijk_ids)), value=n % len(wijk_ids)).label("wijk_id"),
+            case(dict(enumerate(CATEGORIES)), value=n % len(CATEGORIES)).label("category"),
+            literal("Harde muziek laat op de avond.").label("description"),
+            ("Hofstraat " + cast(n % 97, String)).label("location_text"),
+            literal("today").label("occurred"),
+            case({0: "first"}, value=n % 3, else_="recurring").label("frequency"),
+            literal(False).label("contactable"),
+            literal(False).label("on_behalf"),
+            status.label("status"),
+            created.label("created_at"),
+            created.label("updated_at"),
+        )
+        columns = [
+            "reference", "wijk_id", "category", "description", "location_text", "occurred",
+            "frequency", "contactable", "on_behalf", "status", "created_at", "updated_at",
+        ]  # fmt: skip
         async with db.engine.begin() as connection:
-            await connection.execute(insert(Signal), batch)
+            await connection.execute(insert(Signal).from_select(columns, rows))
 
 
+LOAD_BATCH = 100_000
 SPACING = dt.timedelta(minutes=4)  # one signal every 4 minutes in 20 wijken: ~18 a day each
 DIGEST_WIJKEN = 20
 
