@@ -794,7 +794,8 @@ async def overview(update: Update, context: BuurtContext) -> None:
         await message.reply_text(not_allowed(t))
         return
     for digest in found:
-        await message.reply_text(digest_text(t, digest, tz=settings.tz, scheduled=False))
+        text = await asyncio.to_thread(digest_text, t, digest, tz=settings.tz, scheduled=False)
+        await message.reply_text(text)
 
 
 # --- wiring ---------------------------------------------------------------------------------
