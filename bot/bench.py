@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import resource
@@ -858,7 +859,14 @@ def options_from(args: argparse.Namespace) -> Options:
 def bench(options: Options) -> int:
     """Run the benchmark, print the table and write the JSON."""
     os.environ.setdefault("PTB_TIMEDELTA", "true")  # 429s are expected here; PTB warns otherwise
-    results = asyncio.run(run(options))
+    root = logging.getLogger()
+    level = root.level
+    if level == logging.INFO:
+        root.setLevel(logging.WARNING)  # the bots' routine INFO lines are not the results
+    try:
+        results = asyncio.run(run(options))
+    finally:
+        root.setLevel(level)
     print(table(results))
     if options.json_path is not None:
         write_json(results, options.json_path)
