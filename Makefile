@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The live configuration (migrate, run, check-config); the demo has its own, demo.toml.
 CONFIG ?= config.toml
 
-.PHONY: demo test test-clocks fuzz install dev lint format check-config migrate run translations clean
+.PHONY: demo test test-clocks fuzz bench install dev lint format check-config migrate run translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ FUZZ_UPDATES ?= 10000
 fuzz: dev
 	FUZZ_UPDATES=$(FUZZ_UPDATES) FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_fuzz.py
+
+## bench: the real bot against the emulator under load: one table (README, Performance) and
+## bench.json; BENCH_ARGS for smaller runs, e.g. BENCH_ARGS="--residents 5 --signals 1000 10000"
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/buurtsignaal bench $(BENCH_ARGS)
 
 lint: dev
 	$(BIN)/ruff check .

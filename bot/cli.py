@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-config", parents=[common], help="validate the settings, print them and warn"
     )
+    from bot import bench
+
+    bench.add_arguments(
+        commands.add_parser(
+            "bench",
+            help="measure the bot against the local emulator under load (prints one table)",
+        )
+    )
     retention = commands.add_parser(
         "retention",
         parents=[common],
@@ -112,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     """Load the settings and run the command, with logging configured."""
+    if args.command == "bench":  # its own settings and databases, in a temporary folder
+        from bot import bench
+
+        return bench.bench(bench.options_from(args))
     if args.command == "shell" and args.config is None:
         args.config = DEMO_CONFIG_PATH
         if not DEMO_CONFIG_PATH.exists():

@@ -155,9 +155,10 @@ def hotspot_place(t: Translator, hotspot: HotspotSummary) -> str:
     return escape(hotspot.label)
 
 
-def _references(references: Sequence[str]) -> str:
+def _references(references: Sequence[str], total: int | None = None) -> str:
+    """The first references, and "…" when there are more (``total``, if not all are given)."""
     shown = ", ".join(references[:MAX_REFERENCES])
-    if len(references) > MAX_REFERENCES:
+    if max(len(references), total or 0) > MAX_REFERENCES:
         shown += ", …"
     return shown
 
@@ -173,10 +174,14 @@ def _hotspot_line(t: Translator, hotspot: HotspotSummary, tz: dt.tzinfo) -> str:
     )
 
 
-def _limited(lines: list[str], limit: int, t: Translator) -> list[str]:
-    if len(lines) <= limit:
-        return lines
-    return [*lines[:limit], t("… and {n} more", n=len(lines) - limit)]
+def _limited(lines: list[str], limit: int, t: Translator, total: int | None = None) -> list[str]:
+    """At most ``limit`` lines, then how many more there are (of ``total``, if not all are
+    given)."""
+    total = len(lines) if total is None else total
+    shown = lines[:limit]
+    if total <= len(shown):
+        return shown
+    return [*shown, t("… and {n} more", n=total - len(shown))]
 
 
 def _signed(delta: int) -> str:
@@ -213,20 +218,23 @@ def render_digest(
     else:
         lines.append(t("No new signals."))
     lines.append("")
-    if digest.overdue:
+    if digest.overdue_count:
         lines.append(
             "⚠️ "
             + t.ngettext(
                 "<b>{n} overdue</b>: still new after {days} working days: {references}",
                 "<b>{n} overdue</b>: still new after {days} working days: {references}",
-                len(digest.overdue),
+                digest.overdue_count,
                 days=digest.response_days,
-                references=_references([s.reference for s in digest.overdue]),
+                references=_references([s.reference for s in digest.overdue], digest.overdue_count),
             )
         )
-    if digest.open:
-        lines.append(t.ngettext("<b>{n} still open</b>", "<b>{n} still open</b>", len(digest.open)))
-        lines.extend(_limited([_open_line(t, s, digest.now) for s in digest.open], limit, t))
+    if digest.open_count:
+        lines.append(
+            t.ngettext("<b>{n} still open</b>", "<b>{n} still open</b>", digest.open_count)
+        )
+        open_lines = [_open_line(t, s, digest.now) for s in digest.open]
+        lines.extend(_limited(open_lines, limit, t, digest.open_count))
     else:
         lines.append(t("No open signals."))
     if digest.hotspots:
@@ -378,63 +386,103 @@ def _schedule_retry(application: BuurtApplication, slug: str) -> None:
     queue.run_once(_retry_job, when=RETRY_DELAY, name=name, data=slug)
 
 
-async def _send_digest(
-    application: BuurtApplication,
-    wijk: WijkSettings,
-    wijk_id: int,
-    due: digests.Due,
-    *,
-    slot: dt.datetime,
-    now: dt.datetime,
-) -> bool:
-    """Send one recipient the digest of ``slot``; True unless it should be retried soon."""
-    settings = application.services.settings
-    tz = settings.tz
-    monday = slot.astimezone(tz).weekday() == 0
-    async with application.services.db.begin() as session:
-        language = await _language(application, session, due.recipient)
-        digest = await digests.build_digest(
-            session,
-            wijk_id,
-            since=due.since,
-            until=slot,
-            now=now,
-            response_days=settings.professionals.response_days,
-            tz=tz,
-            hotspot_days=hotspot_rules(settings, wijk.slug).days,
-        )
-        weeks = (
-            await digests.weekly_counts(session, wijk_id, before=slot, weeks=CHART_WEEKS, tz=tz)
-            if monday
-            else []
-        )
-    t = Translator(language)
+@dataclass
+class _Edition:
+    """A wijk's digest of one slot, built once and rendered once per language, for everyone
+    due it (recipients whose watermark lags behind get one of their own)."""
+
+    application: BuurtApplication
+    wijk: WijkSettings
+    wijk_id: int
+    slot: dt.datetime
+    now: dt.datetime
+    built: dict[dt.datetime, Digest] = field(default_factory=dict)  # by since
+    weeks: list[digests.WeekCounts] = field(default_factory=list)
+    languages: dict[int, str] = field(default_factory=dict)  # by recipient
+    texts: dict[tuple[dt.datetime, str], str] = field(default_factory=dict)
+    charts: dict[str, bytes] = field(default_factory=dict)  # by language
+
+    @property
+    def monday(self) -> bool:
+        """On Mondays the digest comes with the weekly picture."""
+        return self.slot.astimezone(self.application.services.settings.tz).weekday() == 0
+
+    async def build(self, due: Sequence[digests.Due]) -> None:
+        """Build each distinct digest once, in one unit of work."""
+        application = self.application
+        settings = application.services.settings
+        async with application.services.db.begin() as session:
+            for d in due:
+                self.languages[d.recipient] = await _language(application, session, d.recipient)
+            for since in sorted({d.since for d in due}):
+                self.built[since] = await digests.build_digest(
+                    session,
+                    self.wijk_id,
+                    since=since,
+                    until=self.slot,
+                    now=self.now,
+                    response_days=settings.professionals.response_days,
+                    tz=settings.tz,
+                    hotspot_days=hotspot_rules(settings, self.wijk.slug).days,
+                )
+            if self.monday:
+                self.weeks = await digests.weekly_counts(
+                    session, self.wijk_id, before=self.slot, weeks=CHART_WEEKS, tz=settings.tz
+                )
+
+    async def text(self, due: digests.Due) -> str:
+        """The digest as ``due.recipient`` reads it (rendered off the event loop, once)."""
+        language = self.languages[due.recipient]
+        key = (due.since, language)
+        if key not in self.texts:
+            self.texts[key] = await asyncio.to_thread(
+                digest_text,
+                Translator(language),
+                self.built[due.since],
+                tz=self.application.services.settings.tz,
+                scheduled=True,
+            )
+        return self.texts[key]
+
+    async def chart(self, language: str) -> bytes:
+        """The weekly picture in ``language`` (drawn off the event loop, once)."""
+        if language not in self.charts:
+            wijk_name = next(iter(self.built.values())).wijk_name
+            self.charts[language] = await asyncio.to_thread(
+                weekly_chart_png, weekly_chart(Translator(language), wijk_name, self.weeks)
+            )
+        return self.charts[language]
+
+
+async def _send_digest(edition: _Edition, due: digests.Due) -> bool:
+    """Send one recipient the digest of the edition's slot; True unless it should be retried
+    soon."""
+    application, slug = edition.application, edition.wijk.slug
     try:
-        await application.bot.send_message(
-            due.recipient, digest_text(t, digest, tz=tz, scheduled=True)
-        )
+        await application.bot.send_message(due.recipient, await edition.text(due))
     except Forbidden as exc:
-        log.warning("digest %s for %s not delivered (%s); next slot", wijk.slug, due.recipient, exc)
+        log.warning("digest %s for %s not delivered (%s); next slot", slug, due.recipient, exc)
         return True
     except TelegramError as exc:
-        log.warning("digest %s for %s not delivered (%s); retrying", wijk.slug, due.recipient, exc)
+        log.warning("digest %s for %s not delivered (%s); retrying", slug, due.recipient, exc)
         return False
     async with application.services.db.begin() as session:
-        await digests.mark_delivered(session, wijk_id, due.recipient, covered_until=slot, now=now)
-    if monday:
+        await digests.mark_delivered(
+            session, edition.wijk_id, due.recipient, covered_until=edition.slot, now=edition.now
+        )
+    if edition.monday:
         # The picture goes with the text; the text carries every signal, so a failed picture
         # is logged, not retried (retrying would repeat the text).
+        language = edition.languages[due.recipient]
+        t = Translator(language)
         try:
-            png = await asyncio.to_thread(
-                weekly_chart_png, weekly_chart(t, digest.wijk_name, weeks)
-            )
             await application.bot.send_photo(
                 due.recipient,
-                png,
+                await edition.chart(language),
                 caption=t("Signals per category per week, the last {n} weeks.", n=CHART_WEEKS),
             )
         except TelegramError as exc:
-            log.warning("weekly chart %s for %s not delivered: %s", wijk.slug, due.recipient, exc)
+            log.warning("weekly chart %s for %s not delivered: %s", slug, due.recipient, exc)
     return True
 
 
@@ -466,9 +514,10 @@ async def run_wijk(application: BuurtApplication, slug: str, now: dt.datetime) -
         ]
         for hotspot_id in pending:
             await _announce(application, hotspot_id, now=now)
-        delivered = [
-            await _send_digest(application, wijk, wijk_id, d, slot=slot, now=now) for d in due
-        ]
+        edition = _Edition(application, wijk, wijk_id, slot, now)
+        if due:
+            await edition.build(due)
+        delivered = [await _send_digest(edition, d) for d in due]
     if not all(delivered) or not all(alerted):
         _schedule_retry(application, slug)
 
@@ -745,7 +794,8 @@ async def overview(update: Update, context: BuurtContext) -> None:
         await message.reply_text(not_allowed(t))
         return
     for digest in found:
-        await message.reply_text(digest_text(t, digest, tz=settings.tz, scheduled=False))
+        text = await asyncio.to_thread(digest_text, t, digest, tz=settings.tz, scheduled=False)
+        await message.reply_text(text)
 
 
 # --- wiring ---------------------------------------------------------------------------------

@@ -51,6 +51,20 @@ def is_overdue(signal: Signal, *, now: dt.datetime, response_days: int, tz: dt.t
     return now > add_working_days(signal.created_at, response_days, tz)
 
 
+def overdue_bounds(now: dt.datetime, response_days: int) -> tuple[dt.datetime, dt.datetime]:
+    """Signals still "nieuw" created before the first bound are overdue for sure, those from the
+    second bound on are not overdue yet; only the ones in between need :func:`is_overdue`. So
+    the database can count the others.
+
+    ``response_days`` working days are at least that many days and at most two more for each
+    weekend they span; a clock change moves either by an hour."""
+    weekends = response_days // 5 + 1
+    return (
+        now - dt.timedelta(days=response_days + 2 * weekends + 1),
+        now - dt.timedelta(days=response_days) + dt.timedelta(hours=2),
+    )
+
+
 # --- contents -------------------------------------------------------------------------------
 
 
@@ -73,7 +87,10 @@ class SignalBrief:
 
 @dataclass(frozen=True)
 class Digest:
-    """What the pair of a wijk should know: new, open and overdue signals, hotspots, trend."""
+    """What the pair of a wijk should know: new, open and overdue signals, hotspots, trend.
+
+    ``open`` and ``overdue`` hold the oldest ones only (as many as asked for); their counts
+    are ``open_count`` and ``overdue_count``."""
 
     wijk_id: int
     wijk_name: str
@@ -84,7 +101,9 @@ class Digest:
     new: tuple[SignalBrief, ...]
     new_by_category: tuple[tuple[str, int], ...]
     open: tuple[SignalBrief, ...]
+    open_count: int
     overdue: tuple[SignalBrief, ...]
+    overdue_count: int
     hotspots: tuple[HotspotSummary, ...]
     previous_count: int
 
@@ -122,6 +141,10 @@ def _by_category(signals: Sequence[SignalBrief]) -> tuple[tuple[str, int], ...]:
     return tuple((c, counts[c]) for c in order)
 
 
+# A digest lists at most this many open and overdue signals (the oldest); the rest are counted.
+SHOWN = 40
+
+
 async def build_digest(
     session: AsyncSession,
     wijk_id: int,
@@ -132,47 +155,84 @@ async def build_digest(
     response_days: int,
     tz: dt.tzinfo,
     hotspot_days: int,
+    shown: int = SHOWN,
 ) -> Digest:
     """The digest of a wijk for signals created in ``(since, until]``, as of ``now``.
 
     Open and overdue signals are those created up to ``until`` that are still open at ``now``
-    (signals after ``until`` belong to the next digest). Hotspots are those active at ``now``.
+    (signals after ``until`` belong to the next digest); they are counted in the database and
+    only the oldest ``shown`` of each are loaded. Hotspots are those active at ``now``.
     """
     wijk = await session.get(Wijk, wijk_id)
+    in_wijk = Signal.wijk_id == wijk_id
+    oldest_first = (Signal.created_at, Signal.id)
     new_rows = (
         await session.scalars(
             select(Signal)
-            .where(Signal.wijk_id == wijk_id, Signal.created_at > since, Signal.created_at <= until)
-            .order_by(Signal.created_at, Signal.id)
+            .where(in_wijk, Signal.created_at > since, Signal.created_at <= until)
+            .order_by(*oldest_first)
         )
     ).all()
-    open_rows = (
+    still_open = (in_wijk, Signal.status.in_(OPEN_STATUSES), Signal.created_at <= until)
+    # The oldest open ones, status by status: each query reads just its rows off the index on
+    # (wijk, status, created_at), where one query for all would walk the wijk's whole history.
+    open_rows = sorted(
+        [
+            signal
+            for status in OPEN_STATUSES
+            for signal in (
+                await session.scalars(
+                    select(Signal)
+                    .where(in_wijk, Signal.status == status, Signal.created_at <= until)
+                    .order_by(*oldest_first)
+                    .limit(shown)
+                )
+            ).all()
+        ],
+        key=lambda s: (s.created_at, s.id),
+    )[:shown]
+    open_count = await session.scalar(select(func.count()).select_from(Signal).where(*still_open))
+    # Overdue: "nieuw" and older than the response time; only those near the edge are checked
+    # one by one (working days), the older ones are counted in the database.
+    surely, not_yet = overdue_bounds(now, response_days)
+    waiting = (in_wijk, Signal.status == "nieuw", Signal.created_at <= until)
+    surely_count = await session.scalar(
+        select(func.count()).select_from(Signal).where(*waiting, Signal.created_at < surely)
+    )
+    oldest_overdue = (
         await session.scalars(
             select(Signal)
-            .where(
-                Signal.wijk_id == wijk_id,
-                Signal.status.in_(OPEN_STATUSES),
-                Signal.created_at <= until,
-            )
-            .order_by(Signal.created_at, Signal.id)
+            .where(*waiting, Signal.created_at < surely)
+            .order_by(*oldest_first)
+            .limit(shown)
         )
     ).all()
+    edge = [
+        s
+        for s in (
+            await session.scalars(
+                select(Signal)
+                .where(*waiting, Signal.created_at >= surely, Signal.created_at < not_yet)
+                .order_by(*oldest_first)
+            )
+        ).all()
+        if is_overdue(s, now=now, response_days=response_days, tz=tz)
+    ]
     length = until - since
     previous = await session.scalar(
         select(func.count())
         .select_from(Signal)
-        .where(
-            Signal.wijk_id == wijk_id,
-            Signal.created_at > since - length,
-            Signal.created_at <= since,
-        )
+        .where(in_wijk, Signal.created_at > since - length, Signal.created_at <= since)
     )
     hotspots = [
         await summarise(session, h)
         for h in await active_hotspots(session, wijk_id, now=now, days=hotspot_days)
     ]
-    new = tuple(_brief(s, now=now, response_days=response_days, tz=tz) for s in new_rows)
-    still_open = tuple(_brief(s, now=now, response_days=response_days, tz=tz) for s in open_rows)
+
+    def brief(signal: Signal) -> SignalBrief:
+        return _brief(signal, now=now, response_days=response_days, tz=tz)
+
+    new = tuple(brief(s) for s in new_rows)
     return Digest(
         wijk_id=wijk_id,
         wijk_name=wijk.name if wijk else "",
@@ -182,8 +242,10 @@ async def build_digest(
         response_days=response_days,
         new=new,
         new_by_category=_by_category(new),
-        open=still_open,
-        overdue=tuple(s for s in still_open if s.overdue),
+        open=tuple(brief(s) for s in open_rows),
+        open_count=int(open_count or 0),
+        overdue=tuple(brief(s) for s in [*oldest_overdue, *edge][:shown]),
+        overdue_count=int(surely_count or 0) + len(edge),
         hotspots=tuple(hotspots),
         previous_count=int(previous or 0),
     )

@@ -93,11 +93,16 @@ class Signal(Base):
         ),
         CheckConstraint("frequency in ('first', 'recurring')", name="frequency"),
         CheckConstraint("occurred in ('now', 'today', 'earlier')", name="occurred"),
+        # The digest and the hotspot check read one wijk's signals of a period, by status or
+        # by category; each reads only that period (see migration 0013 and test_storage.py).
+        Index("ix_signals_wijk_created", "wijk_id", "created_at"),
+        Index("ix_signals_wijk_status_created", "wijk_id", "status", "created_at"),
+        Index("ix_signals_wijk_category_created", "wijk_id", "category", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)
-    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="RESTRICT"), index=True)
+    wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="RESTRICT"))
     resident_id: Mapped[int | None] = mapped_column(
         ForeignKey("residents.id", ondelete="SET NULL"), index=True
     )

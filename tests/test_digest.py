@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot.charts import PNG_SIGNATURE
 from bot.emulator import BotMessage
 from bot.i18n import Translator
+from conversations.digest import digest_text
 from conversations.ui import not_allowed
 from storage.calendar import add_working_days, latest_slot
 from storage.digest import build_digest
@@ -210,6 +211,75 @@ async def test_build_digest_directly(bot: BotUnderTest) -> None:
     assert [s.category for s in digest.open] == ["burenruzie", "vernieling", "geluidsoverlast"]
     assert [s.category for s in digest.overdue] == ["burenruzie"]
     assert all(s.contact_name is None for s in digest.open)
+
+
+async def test_open_and_overdue_are_counted_beyond_what_is_listed(bot: BotUnderTest) -> None:
+    """Only the oldest open and overdue signals are loaded; all of them are counted."""
+    slot = dt.datetime(2026, 3, 11, 7, 0, tzinfo=dt.UTC)  # Wednesday 08:00 in Amsterdam
+    oldest = [await store(bot, slot - dt.timedelta(days=10, hours=n)) for n in (3, 2, 1)]
+    await store(bot, slot - dt.timedelta(days=9), status="in_behandeling")
+    await store(bot, slot - dt.timedelta(hours=2))
+    await store(bot, slot - dt.timedelta(days=20), status="afgehandeld")
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        digest = await build_digest(
+            session,
+            await wijk_id(bot),
+            since=slot - dt.timedelta(days=1),
+            until=slot,
+            now=slot,
+            response_days=2,
+            tz=TZ,
+            hotspot_days=14,
+            shown=2,
+        )
+    assert digest.open_count == 5 and digest.overdue_count == 3
+    assert [s.reference for s in digest.open] == oldest[:2]
+    assert [s.reference for s in digest.overdue] == oldest[:2]
+    text = digest_text(Translator("nl"), digest, tz=TZ, scheduled=True)
+    assert "5 staan nog open" in text and "3 over tijd" in text
+    assert "… en nog 3" in text
+
+
+async def test_overdue_count_agrees_with_working_days_around_the_clock_change(
+    bot: BotUnderTest,
+) -> None:
+    """The database counts the surely overdue, the edge is checked by working days: together
+    the same as checking each one, for a signal at every hour of two weeks around the spring
+    clock change, over weekends."""
+    now = dt.datetime(2026, 3, 31, 9, 30, tzinfo=dt.UTC)  # Tuesday, two days after DST
+    created = [now - dt.timedelta(hours=h) for h in range(1, 24 * 14)]
+    assert bot.db is not None
+    wid = await wijk_id(bot)
+    async with bot.db.begin() as session:
+        for n, at in enumerate(created):
+            session.add(
+                Signal(
+                    reference=f"BS-2026-{n:05d}",
+                    wijk_id=wid,
+                    category="geluidsoverlast",
+                    occurred="today",
+                    frequency="first",
+                    status="nieuw",
+                    created_at=at,
+                )
+            )
+    for days in (1, 2, 5, 6):
+        async with bot.db.begin() as session:
+            digest = await build_digest(
+                session,
+                wid,
+                since=now - dt.timedelta(days=1),
+                until=now,
+                now=now,
+                response_days=days,
+                tz=TZ,
+                hotspot_days=14,
+                shown=500,
+            )
+        expected = [at for at in created if now > add_working_days(at, days, TZ)]
+        assert digest.overdue_count == len(expected), days
+        assert sorted(s.created_at for s in digest.overdue) == sorted(expected), days
 
 
 async def test_a_long_digest_is_shortened_not_refused(clock: Clock, bot: BotUnderTest) -> None:

@@ -52,10 +52,12 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> Non
         async with db.engine.connect() as connection:
             journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
             foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
+            synchronous = (await connection.execute(text("PRAGMA synchronous"))).scalar()
     finally:
         await db.dispose()
     assert journal == "wal"
     assert foreign_keys == 1
+    assert synchronous == 1  # NORMAL: safe against a crash of the bot in WAL mode
 
 
 async def test_fresh_database_is_behind(sqlite_url: str) -> None:

@@ -40,3 +40,13 @@ def test_the_wheel_builds_without_warnings_and_holds_the_data_files(tmp_path: Pa
     ):
         assert shipped in names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def test_the_bot_starts_without_matplotlib() -> None:
+    """matplotlib is imported when a chart is drawn, not when the bot is built (it costs about
+    half a second and 40 MB at start)."""
+    code = "import sys, bot.app, bot.cli; print('matplotlib' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"

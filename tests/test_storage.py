@@ -357,3 +357,72 @@ async def test_one_rule_for_the_name_a_colleague_is_shown_with(db: Database) -> 
     async with db.begin() as session:
         names = await access.display_names(session, [1, 2, 3, None])
     assert names == {1: "Sanne", 2: "Wim de Vries"}
+
+
+NARROW = ("status=", "category=", "created_at>", "hotspot_id=", "rowid=")
+
+
+async def test_digest_and_hotspot_queries_read_only_their_period(db: Database) -> None:
+    """Every query the digest and the hotspot check make on the signals goes through an index
+    that narrows it to the wijk and the period (status, category): none reads the table or a
+    whole index (EXPLAIN: SQLite's query plan; PostgreSQL's plan with sequential scans
+    priced out, so a plan that still has one had no usable index)."""
+    from sqlalchemy import event
+
+    from storage.digest import build_digest
+    from storage.hotspots import HotspotRules, register_signal
+
+    wijk_id = await _wijk_id(db)
+    now = dt.datetime(2026, 3, 11, 7, 0, tzinfo=dt.UTC)
+    seen: list[tuple[str, object]] = []
+
+    def remember(
+        _conn: object, _cursor: object, statement: str, parameters: object, *_: object
+    ) -> None:
+        if "signals" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", remember)
+    try:
+        async with db.begin() as session:
+            await build_digest(
+                session,
+                wijk_id,
+                since=now - dt.timedelta(days=1),
+                until=now,
+                now=now,
+                response_days=2,
+                tz=dt.UTC,
+                hotspot_days=14,
+            )
+        async with db.sessions() as session:
+            signal = await create_signal(
+                session, _new(wijk_id, location_text="Dorpsstraat 3"), year=2026, now=now
+            )
+            await register_signal(session, signal, HotspotRules())
+            await session.rollback()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
+    assert len(seen) >= 7  # new, open (list, count), overdue (count, list, edge), previous, ...
+
+    async with db.engine.connect() as connection:
+        for statement, parameters in seen:
+            if db.dialect == "sqlite":
+                plan = (
+                    await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)  # type: ignore[arg-type]
+                ).all()
+                steps = [str(row[-1]) for row in plan]
+                on_signals = [s for s in steps if s.split()[1:2] == ["signals"]]
+                assert on_signals, (statement, steps)
+                for step in on_signals:
+                    # An index search narrowed beyond the wijk (a wijk's whole history is no
+                    # better than the table).
+                    assert step.startswith("SEARCH signals USING"), (statement, steps)
+                    assert any(c in step for c in NARROW), (statement, steps)
+            else:
+                await connection.exec_driver_sql("SET enable_seqscan = off")
+                plan = (
+                    await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)  # type: ignore[arg-type]
+                ).all()
+                text = "\n".join(str(row[0]) for row in plan)
+                assert "Seq Scan on signals" not in text, (statement, text)
