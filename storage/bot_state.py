@@ -63,9 +63,7 @@ async def write(
     for kind, key in dropped:
         by_kind.setdefault(kind, []).append(key)
     for kind, keys in by_kind.items():
-        await session.execute(
-            delete(BotState).where(BotState.kind == kind, BotState.key.in_(keys))
-        )
+        await session.execute(delete(BotState).where(BotState.kind == kind, BotState.key.in_(keys)))
 
 
 async def drop(session: AsyncSession, kind: str, key: str) -> None:
