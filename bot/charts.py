@@ -1,6 +1,8 @@
 """Pictures for professionals, drawn with matplotlib's Agg backend (no GUI, no pyplot state).
 
 Functions here are CPU-bound and synchronous; call them with ``asyncio.to_thread``.
+matplotlib is imported when the first chart is drawn, not at start (it costs about 0.4 s and
+40 MB, and most processes never draw one).
 """
 
 from __future__ import annotations
@@ -8,14 +10,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -51,6 +45,10 @@ def _plain(text: str) -> str:
 
 def weekly_chart_png(chart: WeeklyChart) -> bytes:
     """A stacked bar chart of signals per category per week, as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     figure = Figure(figsize=(8, 4.8), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
