@@ -537,15 +537,17 @@ class GuidedFlow:
         await query.answer()
         asked, _ = await self.question(context, draft, draft["step"])
         done = f"{asked}\n\n✔️ {choice}" if choice else asked
-        text, markup = (closing, None) if then is None else await self.question(context, draft, then)
-        if then is not None:
+        if then is None:
+            text, markup = closing or "", None
+        else:
+            text, markup = await self.question(context, draft, then)
             draft["step"] = then
         combined = f"{done}\n\n{text}"
         if isinstance(markup, InlineKeyboardMarkup | None) and telegram_length(combined) <= 4096:
             await query.edit_message_text(combined, reply_markup=markup)
         else:
             await query.edit_message_text(done, reply_markup=None)
-            await message.reply_text(text or "", reply_markup=markup)
+            await message.reply_text(text, reply_markup=markup)
         return then or ""
 
     async def close_question(
