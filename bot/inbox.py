@@ -18,9 +18,9 @@ Order is kept by one mechanism: the inbox queues updates oldest first, and the a
 update processor (bot.processor) handles them in queue order per chat (per presser, for a button)
 while different chats go side by side. At start, what the inbox still holds (a crash or a stop
 came first) is queued before anything new, so every chat keeps its order. A retried attempt
-stays within its own turn, so nothing of the same chat overtakes it. Every handling attempt is counted before it
-starts: an update whose handling never finished ``MAX_ATTEMPTS`` times (it brought the bot down
-each time) is set aside too.
+stays within its own turn, so nothing of the same chat overtakes it. Every handling attempt is
+counted before it starts: an update whose handling never finished ``MAX_ATTEMPTS`` times (it
+brought the bot down each time) is set aside too.
 """
 
 from __future__ import annotations

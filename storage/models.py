@@ -92,6 +92,11 @@ class Signal(Base):
         ),
         CheckConstraint("frequency in ('first', 'recurring')", name="frequency"),
         CheckConstraint("occurred in ('now', 'today', 'earlier')", name="occurred"),
+        # The digest (new, open and earlier signals of a wijk in a period) and the hotspot
+        # check (one category of a wijk in a period) read a range of one wijk, not all of it.
+        Index("ix_signals_wijk_created", "wijk_id", "created_at"),
+        Index("ix_signals_wijk_status_created", "wijk_id", "status", "created_at"),
+        Index("ix_signals_wijk_category_created", "wijk_id", "category", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
