@@ -27,6 +27,7 @@ from bot.feature import Feature
 from bot.i18n import Translator
 from bot.limiter import Lanes
 from bot.persistence import SqlPersistence
+from bot.processor import ChatOrderedProcessor
 from bot.settings import Settings
 from conversations import (
     cases,
@@ -50,6 +51,8 @@ from storage.wijken import WijkSpec, sync_wijken
 
 log = logging.getLogger(__name__)
 
+POOL_SPARE = 4  # database connections beyond one per update in hand (jobs, inbox, sender)
+
 
 def build_application(
     settings: Settings,
@@ -68,7 +71,14 @@ def build_application(
     token = token or (secret.get_secret_value() if secret else None)
     if not token:
         raise ValueError("no bot token configured (telegram.token)")
-    database = db or Database(settings.database.url, echo=settings.database.echo)
+    concurrency = settings.telegram.concurrent_updates
+    database = db or Database(
+        settings.database.url,
+        echo=settings.database.echo,
+        # Every update in hand may hold a connection, plus the jobs and the inbox.
+        pool_size=concurrency + POOL_SPARE,
+    )
+    persistence = SqlPersistence(database)
     builder = (
         ApplicationBuilder()
         .application_class(BuurtApplication)
@@ -77,7 +87,9 @@ def build_application(
         .base_file_url(base_file_url or settings.telegram.base_file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
         .context_types(ContextTypes(context=BuurtContext))
-        .persistence(SqlPersistence(database))
+        .persistence(persistence)
+        # Different chats side by side, one chat strictly in order (bot.processor).
+        .concurrent_updates(ChatOrderedProcessor(concurrency))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         # No Updater: bot.inbox fetches the updates, storing each before it is confirmed.
@@ -94,6 +106,7 @@ def build_application(
         # A stored signal may make a hotspot: the digest feature's early warning reacts.
         signal_hooks=[hook for feature in FEATURES for hook in feature.signal_hooks],
     )
+    persistence.clock = lambda: application.services.clock()
     _register_handlers(application)
     return application
 

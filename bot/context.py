@@ -13,6 +13,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator, normalise_language
 from bot.limiter import BULK, INTERACTIVE, LANE
+from bot.persistence import SqlPersistence
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import Signal, utcnow
@@ -62,7 +63,8 @@ class BuurtApplication(
             await self._process(update)
 
     async def _process(self, update: object) -> None:
-        """Handle one update; calls made meanwhile take the interactive lane (bot.limiter)."""
+        """Handle one update; calls made meanwhile take the interactive lane (bot.limiter).
+        What it changed is stored before it counts as handled."""
         lane = LANE.set(INTERACTIVE)
         try:
             await super().process_update(update)
@@ -70,6 +72,16 @@ class BuurtApplication(
             LANE.reset(lane)
         if self.persistence is not None:
             await self.update_persistence()
+
+    async def update_persistence(self) -> None:
+        """Hand what changed to the persistence, and store it in one transaction.
+
+        With updates handled side by side, one call may store another update's changes too;
+        a call that finds nothing left waits until what was taken is committed."""
+        await super().update_persistence()
+        persistence = self.persistence
+        if isinstance(persistence, SqlPersistence):
+            await persistence.write()
 
 
 class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], dict[str, Any]]):

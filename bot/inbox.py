@@ -14,10 +14,13 @@ fetcher replaces it; the Application stays the engine:
    marked done (its raw JSON dropped). An error in a handler counts as handled once the error
    handler ran.
 
-At start, what the inbox still holds (a crash or a stop came first) is handled before anything
-new, oldest first, so every chat keeps its order. Every handling attempt is counted before it
-starts: an update whose handling never finished ``MAX_ATTEMPTS`` times (it brought the bot down
-each time) is set aside too.
+Order is kept by one mechanism: the inbox queues updates oldest first, and the application's
+update processor (bot.processor) handles them in queue order per chat (per presser, for a button)
+while different chats go side by side. At start, what the inbox still holds (a crash or a stop
+came first) is queued before anything new, so every chat keeps its order. A retried attempt
+stays within its own turn, so nothing of the same chat overtakes it. Every handling attempt is
+counted before it starts: an update whose handling never finished ``MAX_ATTEMPTS`` times (it
+brought the bot down each time) is set aside too.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class Inbox:
-    """Fetches updates into the inbox and hands them to the application, one at a time."""
+    """Fetches updates into the inbox and hands them to the application, in order."""
 
     def __init__(
         self,

@@ -30,12 +30,17 @@ from aiolimiter import AsyncLimiter
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
+from storage.db import transaction_open
+
 log = logging.getLogger(__name__)
 
 INTERACTIVE = "interactive"
 BULK = "bulk"
 # The lane of the calls made in this context (see the module docstring).
 LANE: contextvars.ContextVar[str] = contextvars.ContextVar("buurtsignaal_lane", default=BULK)
+
+# Tests make a Bot API call inside a unit of work an error (tests/conftest.py).
+STRICT = False
 
 _EDITS = frozenset({"editMessageText", "editMessageReplyMarkup", "editMessageCaption"})
 
@@ -124,6 +129,11 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> JSONResult:
         """Make one Bot API call in its lane, within the limits, retrying what may pass."""
+        if transaction_open():
+            # It would hold the database (on SQLite: everyone) for a round trip to Telegram.
+            log.warning("%s called inside a database transaction", endpoint)
+            if STRICT:
+                raise RuntimeError(f"{endpoint} called inside a database transaction")
         lane = str((rate_limit_args or {}).get("lane") or LANE.get())
         chat = data.get("chat_id")
         chat_id = int(str(chat)) if str(chat).lstrip("-").isdigit() else None

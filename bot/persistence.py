@@ -1,15 +1,25 @@
 """python-telegram-bot persistence on the project's own database.
 
 Conversation states and user/chat/bot data are stored as JSON rows (``storage.bot_state``).
-The application writes through after every update (see ``bot.app``), so a restart, even an
-unclean one, loses nothing a resident typed.
+The application writes through after every update (see ``BuurtApplication.update_persistence``),
+so a restart, even an unclean one, loses nothing a resident typed:
+
+- python-telegram-bot hands over a deep copy of what changed; the ``update_*`` methods only
+  collect it, and :meth:`SqlPersistence.write` stores all of it in one transaction (one upsert
+  and at most one delete per kind), however many updates are handled at the same time.
+- What is stored is remembered as a short fingerprint per row, not as a second copy of the
+  data next to python-telegram-bot's own, so unchanged rows are not written again and rows
+  that were never stored are not deleted (every group message marks its sender's empty user
+  data).
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import datetime as dt
+import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
@@ -17,13 +27,22 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage import bot_state
 from storage.db import Database
+from storage.models import utcnow
 
 USER, CHAT, BOT, CONVERSATION = "user", "chat", "bot", "conversation"
-_MISSING = object()
+_DROP = object()
+
+Row = tuple[str, str]
 
 
 def _conversation_key(name: str, key: ConversationKey) -> str:
     return f"{name}:{json.dumps(list(key))}"
+
+
+def fingerprint(data: Any) -> bytes:
+    """A short fingerprint of JSON data (the same data gives the same one)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
 
 class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, Any]]):
@@ -37,31 +56,61 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
             update_interval=update_interval,
         )
         self.db = db
-        # One writer at a time: SQLite allows a single writer, and ordering keeps it simple.
+        # The time rows are stamped with (the application's one clock, set by bot.app).
+        self.clock: Callable[[], dt.datetime] = utcnow
+        # Collected since the last write: row -> data, or _DROP.
+        self._pending: dict[Row, Any] = {}
+        # One write at a time, so a write that finds nothing pending knows that what it
+        # would have written is committed.
         self._write_lock = asyncio.Lock()
-        # What is stored now, so unchanged rows are not written again and absent ones not
-        # deleted again (every group message marks its sender's empty user data).
-        self._stored: dict[tuple[str, str], Any] = {}
+        # The fingerprint of every stored row.
+        self._stored: dict[Row, bytes] = {}
+
+    # ------------------------------------------------------------------ writing
+
+    async def write(self) -> None:
+        """Store everything collected so far in one transaction (nothing when unchanged)."""
+        async with self._write_lock:
+            pending, self._pending = self._pending, {}
+            changed: dict[Row, Any] = {}
+            prints: dict[Row, bytes] = {}
+            dropped: list[Row] = []
+            for row, data in pending.items():
+                if data is _DROP:
+                    if row in self._stored:
+                        dropped.append(row)
+                    continue
+                mark = fingerprint(data)
+                if self._stored.get(row) != mark:
+                    changed[row] = data
+                    prints[row] = mark
+            if not changed and not dropped:
+                return
+            try:
+                async with self.db.begin() as session:
+                    await bot_state.write(session, changed, dropped, now=self.clock())
+            except BaseException:
+                # Not stored: keep it for the next write, unless something newer came.
+                for row, data in pending.items():
+                    self._pending.setdefault(row, data)
+                raise
+            self._stored.update(prints)
+            for row in dropped:
+                self._stored.pop(row, None)
+
+    def _save(self, kind: str, key: str, data: Any) -> None:
+        self._pending[(kind, key)] = data
+
+    def _drop(self, kind: str, key: str) -> None:
+        self._pending[(kind, key)] = _DROP
+
+    # ------------------------------------------------------------------ reading
 
     async def _load(self, kind: str) -> dict[str, Any]:
         async with self.db.begin() as session:
             rows = await bot_state.load_kind(session, kind)
-        self._stored.update({(kind, key): copy.deepcopy(data) for key, data in rows.items()})
+        self._stored.update({(kind, key): fingerprint(data) for key, data in rows.items()})
         return rows
-
-    async def _save(self, kind: str, key: str, data: Any) -> None:
-        if self._stored.get((kind, key), _MISSING) == data:
-            return
-        async with self._write_lock, self.db.begin() as session:
-            await bot_state.save(session, kind, key, data)
-        self._stored[(kind, key)] = copy.deepcopy(data)
-
-    async def _drop(self, kind: str, key: str) -> None:
-        if (kind, key) not in self._stored:
-            return
-        async with self._write_lock, self.db.begin() as session:
-            await bot_state.drop(session, kind, key)
-        self._stored.pop((kind, key), None)
 
     async def get_user_data(self) -> dict[int, dict[str, Any]]:
         """All users' data."""
@@ -90,43 +139,45 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
             if key.startswith(prefix)
         }
 
+    # ------------------------------------------------------------------ what PTB hands over
+
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        """Store or forget one conversation's state."""
+        """Store or forget one conversation's state (at the next write)."""
         if new_state is None:
-            await self._drop(CONVERSATION, _conversation_key(name, key))
+            self._drop(CONVERSATION, _conversation_key(name, key))
         else:
-            await self._save(CONVERSATION, _conversation_key(name, key), new_state)
+            self._save(CONVERSATION, _conversation_key(name, key), new_state)
 
     async def update_user_data(self, user_id: int, data: dict[str, Any]) -> None:
         """Store one user's data; empty data is not kept (group members leave no trace)."""
         if data:
-            await self._save(USER, str(user_id), data)
+            self._save(USER, str(user_id), data)
         else:
-            await self._drop(USER, str(user_id))
+            self._drop(USER, str(user_id))
 
     async def update_chat_data(self, chat_id: int, data: dict[str, Any]) -> None:
         """Store one chat's data; empty data is not kept."""
         if data:
-            await self._save(CHAT, str(chat_id), data)
+            self._save(CHAT, str(chat_id), data)
         else:
-            await self._drop(CHAT, str(chat_id))
+            self._drop(CHAT, str(chat_id))
 
     async def update_bot_data(self, data: dict[str, Any]) -> None:
         """Store the bot-wide data."""
-        await self._save(BOT, "", data)
+        self._save(BOT, "", data)
 
     async def update_callback_data(self, data: CDCData) -> None:
         """Arbitrary callback data is not used."""
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Forget one chat's data."""
-        await self._drop(CHAT, str(chat_id))
+        self._drop(CHAT, str(chat_id))
 
     async def drop_user_data(self, user_id: int) -> None:
         """Forget one user's data."""
-        await self._drop(USER, str(user_id))
+        self._drop(USER, str(user_id))
 
     async def refresh_user_data(self, user_id: int, user_data: dict[str, Any]) -> None:
         """Nothing to refresh: this process is the only writer."""
@@ -138,4 +189,5 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
         """Nothing to refresh: this process is the only writer."""
 
     async def flush(self) -> None:
-        """Every update is written immediately; nothing is buffered."""
+        """Write what is still collected (python-telegram-bot calls this when it stops)."""
+        await self.write()

@@ -55,6 +55,8 @@ class TelegramSettings(_Section):
     token: SecretStr | None = None
     base_url: str = TELEGRAM_API
     base_file_url: str = TELEGRAM_FILE_API
+    # Updates handled at the same time (different chats; one chat is always in order).
+    concurrent_updates: int = Field(default=16, ge=1, le=256)
 
     @field_validator("token")
     @classmethod

@@ -121,19 +121,20 @@ async def export(update: Update, context: BuurtContext) -> None:
     period = _period(context.args or [], context.now.astimezone(tz).date())
     async with context.db.begin() as session:
         me = await access.person(session, user.id, context.settings.admins)
-        wijk_ids = sorted(me.wijken_for(access.Permission.EXPORT))
-        if not wijk_ids:
-            await message.reply_text(not_allowed(t))
-            return
-        if period is None:
-            await message.reply_text(
-                t(
-                    "I don't understand those dates. Use day-month-year, for example "
-                    "/export 01-11-2026 30-11-2026 (without dates: the last {days} days).",
-                    days=DEFAULT_DAYS,
-                )
+    wijk_ids = sorted(me.wijken_for(access.Permission.EXPORT))
+    if not wijk_ids:
+        await message.reply_text(not_allowed(t))
+        return
+    if period is None:
+        await message.reply_text(
+            t(
+                "I don't understand those dates. Use day-month-year, for example "
+                "/export 01-11-2026 30-11-2026 (without dates: the last {days} days).",
+                days=DEFAULT_DAYS,
             )
-            return
+        )
+        return
+    async with context.db.begin() as session:
         start, end = period
         begin = dt.datetime.combine(start, dt.time(0), tz)
         finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tz)

@@ -41,7 +41,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator, escape
-from conversations.ui import is_id, keyboard, paged_keyboard
+from conversations.ui import is_id, keyboard, paged_keyboard, telegram_length
 from storage import access
 from storage.guard import count_guard, mentions_appearance
 from storage.models import Wijk
@@ -208,11 +208,12 @@ class GuidedFlow:
         if draft is not None and draft.get("nonce") == nonce:
             self.drop(context)
         query = update.callback_query
-        if query is not None:
+        text = context.t(self.texts.already, reference=reference)
+        if query is None:
+            await message.reply_text(text)
+        else:
             await query.answer()
-        await message.reply_text(context.t(self.texts.already, reference=reference))
-        if query is not None:
-            await self.spend_buttons(update)
+            await self.finish(update, text)
         return True
 
     @staticmethod
@@ -466,12 +467,21 @@ class GuidedFlow:
 
     # --- asking -----------------------------------------------------------------------------
 
-    async def ask(self, message: Message, context: BuurtContext, draft: Draft, step: str) -> str:
-        """Send the question for ``step``, remember it as the current step, return the state."""
+    async def ask(
+        self,
+        message: Message,
+        context: BuurtContext,
+        draft: Draft,
+        step: str,
+        *,
+        intro: str | None = None,
+    ) -> str:
+        """Send the question for ``step`` (after ``intro``, in the same message), remember it
+        as the current step, return the state."""
         assert self.question is not None
         text, markup = await self.question(context, draft, step)
         draft["step"] = step
-        await message.reply_text(text, reply_markup=markup)
+        await message.reply_text(f"{intro}\n\n{text}" if intro else text, reply_markup=markup)
         return step
 
     def next_step(self, draft: Draft, done: str) -> str:
@@ -483,14 +493,64 @@ class GuidedFlow:
             index += 1
         return self.order[index]
 
-    async def advance(self, update: Update, context: BuurtContext, draft: Draft, done: str) -> str:
-        """Ask the next question."""
+    def following(self, draft: Draft, done: str) -> str:
+        """The step after ``done``, to ask now (leaving edit mode when that is the summary)."""
         step = self.next_step(draft, done)
         if step == SUMMARY:
             draft["editing"] = False
+        return step
+
+    async def advance(
+        self,
+        update: Update,
+        context: BuurtContext,
+        draft: Draft,
+        done: str,
+        *,
+        intro: str | None = None,
+    ) -> str:
+        """Ask the next question in a new message (after ``intro``): after typed input. After
+        a button press on the question, :meth:`chosen` asks it in that same message."""
+        step = self.following(draft, done)
         message = update.effective_message
         assert message is not None
-        return await self.ask(message, context, draft, step)
+        return await self.ask(message, context, draft, step, intro=intro)
+
+    async def answered(
+        self,
+        update: Update,
+        context: BuurtContext,
+        draft: Draft,
+        choice: str | None,
+        then: str | None,
+        *,
+        closing: str | None = None,
+    ) -> str:
+        """After a button press on the current question: one edit turns that message into
+        the question with the answer given (``✔️ choice``), followed by the question for
+        ``then`` with its buttons, or by ``closing`` when the flow ends. One Bot API call
+        instead of two; the old buttons are gone, and a stale press of one of them is refused
+        by its step. A question with a reply keyboard (which an edit cannot show), or one that
+        would not fit in one message, is sent anew."""
+        assert self.question is not None
+        query = update.callback_query
+        message = update.effective_message
+        assert query is not None and message is not None
+        await query.answer()
+        asked, _ = await self.question(context, draft, draft["step"])
+        done = f"{asked}\n\n✔️ {choice}" if choice else asked
+        if then is None:
+            text, markup = closing or "", None
+        else:
+            text, markup = await self.question(context, draft, then)
+            draft["step"] = then
+        combined = f"{done}\n\n{text}"
+        if isinstance(markup, InlineKeyboardMarkup | None) and telegram_length(combined) <= 4096:
+            await query.edit_message_text(combined, reply_markup=markup)
+        else:
+            await query.edit_message_text(done, reply_markup=None)
+            await message.reply_text(text, reply_markup=markup)
+        return then or ""
 
     async def close_question(
         self, update: Update, context: BuurtContext, draft: Draft, choice: str
@@ -506,31 +566,45 @@ class GuidedFlow:
     async def chosen(
         self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str
     ) -> State:
-        """Show the chosen answer on the question and go on."""
-        await self.close_question(update, context, draft, self.label(context.t, step, value))
-        return await self.advance(update, context, draft, step)
+        """Show the chosen answer on the question and go on, in the same message."""
+        following = self.following(draft, step)
+        label = self.label(context.t, step, value)
+        return await self.answered(update, context, draft, label, following)
 
     async def chosen_then(
         self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str, then: str
     ) -> str:
         """Show the chosen answer on the question, then ask ``then`` (a step outside the order,
-        such as the phone number after "Call me")."""
-        await self.close_question(update, context, draft, self.label(context.t, step, value))
-        message = update.effective_message
-        assert message is not None
-        return await self.ask(message, context, draft, then)
+        such as the phone number after "Call me"), in the same message."""
+        return await self.answered(update, context, draft, self.label(context.t, step, value), then)
 
     async def stop(
         self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str, text: str
     ) -> int:
         """Show the chosen answer on the question, forget the draft and say ``text``: the flow
         ends here (danger, no consent, not now)."""
-        await self.close_question(update, context, draft, self.label(context.t, step, value))
+        label = self.label(context.t, step, value)
+        await self.answered(update, context, draft, label, None, closing=text)
         self.drop(context)
-        message = update.effective_message
-        assert message is not None
-        await message.reply_text(text)
         return ConversationHandler.END
+
+    async def finish(self, update: Update, text: str) -> None:
+        """The last answer of a flow, to the press of a button on its summary: the summary
+        loses its buttons and ``text`` follows it in the same message (one call); in a new
+        message when it would not fit or the summary cannot be read."""
+        query = update.callback_query
+        message = update.effective_message
+        assert query is not None and message is not None
+        shown = query.message
+        summary = shown.text_html if isinstance(shown, Message) else None
+        if summary and telegram_length(f"{summary}\n\n{text}") <= 4096:
+            try:
+                await query.edit_message_text(f"{summary}\n\n{text}", reply_markup=None)
+                return
+            except BadRequest as exc:
+                log.info("could not add the answer to the summary: %s", exc)
+        await message.reply_text(text)
+        await self.spend_buttons(update)
 
     async def wijk_chosen(
         self, update: Update, context: BuurtContext, draft: Draft, step: str, value: str
@@ -553,8 +627,8 @@ class GuidedFlow:
             return None
         draft["wijk_id"] = wijk.id
         draft.pop("wijk_page", None)
-        await self.close_question(update, context, draft, escape(wijk.name))
-        return await self.advance(update, context, draft, step)
+        following = self.following(draft, step)
+        return await self.answered(update, context, draft, escape(wijk.name), following)
 
     async def edit_or_finish(
         self, update: Update, context: BuurtContext, draft: Draft, value: str

@@ -131,29 +131,32 @@ async def link(update: Update, context: BuurtContext) -> None:
     wanted = " ".join(context.args or []).strip().lower()
     async with context.db.begin() as session:
         me = await access.person(session, user.id, context.settings.admins)
-        if not me.may_manage_roles():
-            await message.reply_text(not_allowed(t))
-            return
-        wijken = [w for w in await active_wijken(session) if me.may_manage_roles(w.id)]
+        allowed = me.may_manage_roles()
+        wijken = [w for w in await active_wijken(session) if allowed and me.may_manage_roles(w.id)]
         wijk = next((w for w in wijken if wanted in (w.slug, w.name.lower())), None)
-        if wijk is None:
-            await message.reply_text(
-                t(
-                    "Use: /koppelgroep &lt;wijk&gt;. Wijken: {wijken}",
-                    wijken=", ".join(w.slug for w in wijken) or "-",
-                )
+        if wijk is not None:
+            await link_group(session, wijk.id, chat.id)
+            await access.audit(
+                session,
+                "group_linked",
+                actor=user.id,
+                wijk_id=wijk.id,
+                detail=str(chat.id),
+                now=context.now,
             )
-            return
-        await link_group(session, wijk.id, chat.id)
-        await access.audit(
-            session,
-            "group_linked",
-            actor=user.id,
-            wijk_id=wijk.id,
-            detail=str(chat.id),
-            now=context.now,
+    # Answered after the unit of work: no transaction waits for a round trip to Telegram.
+    if not allowed:
+        await message.reply_text(not_allowed(t))
+        return
+    if wijk is None:
+        await message.reply_text(
+            t(
+                "Use: /koppelgroep &lt;wijk&gt;. Wijken: {wijken}",
+                wijken=", ".join(w.slug for w in wijken) or "-",
+            )
         )
-        name = wijk.name
+        return
+    name = wijk.name
     await message.reply_text(
         t(
             "This group is now the neighbourhood group of {wijk}. Koffiemomenten will be "

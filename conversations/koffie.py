@@ -358,9 +358,10 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
     )
     async with context.db.begin() as session:
         me = await access.person(session, user.id, settings.admins)
-        if not me.may(permission, int(draft["wijk_id"])):
-            await query.answer(not_allowed(context.t), show_alert=True)
-            return None
+    if not me.may(permission, int(draft["wijk_id"])):
+        await query.answer(not_allowed(context.t), show_alert=True)
+        return None
+    async with context.db.begin() as session:
         series = await gatherings.plan(
             session,
             wijk_id=int(draft["wijk_id"]),
@@ -594,21 +595,24 @@ async def on_guests(update: Update, context: BuurtContext) -> None:
     assert query is not None and query.data is not None and user is not None
     _, _, moment_id, guests = query.data.split(":")
     t = context.t
+    refusal: str | None = None
     async with context.db.begin() as session:
         resident = await get_resident(session, user.id)
         signup = (
             await gatherings.signup_of(session, int(moment_id), resident.id) if resident else None
         )
         if signup is None or signup.cancelled_at is not None or signup.moment.cancelled_at:
-            await query.answer(t("This button is no longer active."), show_alert=True)
-            return
-        try:
-            await gatherings.set_guests(session, signup, min(int(guests), MAX_GUESTS))
-        except gatherings.Full:
-            await query.answer(t("Sorry, there is not enough room for that many."), show_alert=True)
-            return
-        moment = signup.moment
-        now_guests = signup.guests
+            refusal = t("This button is no longer active.")
+        else:
+            try:
+                await gatherings.set_guests(session, signup, min(int(guests), MAX_GUESTS))
+            except gatherings.Full:
+                refusal = t("Sorry, there is not enough room for that many.")
+            moment = signup.moment
+            now_guests = signup.guests
+    if refusal is not None:  # answered after the unit of work, as everything below
+        await query.answer(refusal, show_alert=True)
+        return
     await query.answer(t("Noted"))
     try:
         await query.edit_message_reply_markup(reply_markup=_signed_up_markup(t, moment, now_guests))
@@ -627,11 +631,13 @@ async def on_leave(update: Update, context: BuurtContext) -> None:
     async with context.db.begin() as session:
         resident = await get_resident(session, user.id)
         signup = await gatherings.signup_of(session, moment_id, resident.id) if resident else None
-        if signup is None or signup.cancelled_at is not None:
-            await query.answer(t("You were not signed up for this one."), show_alert=True)
-            return
-        await gatherings.cancel_signup(session, signup, now=context.now)
-        moment = signup.moment
+        leaving = signup is not None and signup.cancelled_at is None
+        if signup is not None and leaving:
+            await gatherings.cancel_signup(session, signup, now=context.now)
+    if signup is None or not leaving:
+        await query.answer(t("You were not signed up for this one."), show_alert=True)
+        return
+    moment = signup.moment
     await query.answer(t("Cancelled"))
     await query.edit_message_reply_markup(reply_markup=None)
     assert update.effective_message is not None
@@ -1046,46 +1052,55 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
     tz = context.settings.tz
     text = message.text.strip()
     wijken = await _manageable(context, user.id)
+    refusal: str | None = None
+    end = False
     async with context.db.begin() as session:
         moment = await gatherings.get_moment(session, int(edit["moment"]))
+        kept = 0
+        changed: list[tuple[Moment, Sequence[Signup]]] = []
         if moment is None or moment.wijk_id not in wijken:
-            await message.reply_text(not_allowed(t))
-            return ConversationHandler.END
-        local = moment.starts_at.astimezone(tz)
-        # A date and a time, a time on the same day, or else a place.
-        new_start = parsing.local_datetime(text, tz)
-        if new_start is None and (moment_of_day := parsing.local_time(text)) is not None:
-            new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
-        place: str | None = None
-        if new_start is None and 2 <= len(text) <= MAX_PLACE:
-            place = text
-        elif new_start is None:
-            await message.reply_text(
-                t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
-            )
-            return None
-        if new_start is not None and new_start <= context.now:
-            await message.reply_text(t("That moment has already passed; please pick a later time."))
-            return None
-        if new_start is not None and new_start > context.now + MAX_AHEAD:
-            await message.reply_text(t("That is more than a year away; please check the year."))
-            return None
-        if edit["series"]:
-            shift = None
-            if new_start is not None:  # in wall time, from where the series puts this date
-                planned = gatherings.planned_start(moment.series, moment.occurrence, tz)
-                shift = new_start.replace(tzinfo=None) - planned.astimezone(tz).replace(tzinfo=None)
-            changed, kept = await gatherings.change_series(
-                session, moment.series, place=place, shift=shift, now=context.now, tz=tz
-            )
+            refusal, end = not_allowed(t), True
         else:
-            kept = 0
-            changed = [
-                (
-                    moment,
-                    await gatherings.move_moment(session, moment, starts_at=new_start, place=place),
+            local = moment.starts_at.astimezone(tz)
+            # A date and a time, a time on the same day, or else a place.
+            new_start = parsing.local_datetime(text, tz)
+            if new_start is None and (moment_of_day := parsing.local_time(text)) is not None:
+                new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
+            place: str | None = None
+            if new_start is None and 2 <= len(text) <= MAX_PLACE:
+                place = text
+            elif new_start is None:
+                refusal = t(
+                    "Please keep the place short: at most {limit} characters.", limit=MAX_PLACE
                 )
-            ]
+            if new_start is not None and new_start <= context.now:
+                refusal = t("That moment has already passed; please pick a later time.")
+            elif new_start is not None and new_start > context.now + MAX_AHEAD:
+                refusal = t("That is more than a year away; please check the year.")
+        if moment is not None and refusal is None:
+            if edit["series"]:
+                shift = None
+                if new_start is not None:  # in wall time, from where the series puts this date
+                    planned = gatherings.planned_start(moment.series, moment.occurrence, tz)
+                    shift = new_start.replace(tzinfo=None) - planned.astimezone(tz).replace(
+                        tzinfo=None
+                    )
+                changed, kept = await gatherings.change_series(
+                    session, moment.series, place=place, shift=shift, now=context.now, tz=tz
+                )
+            else:
+                changed = [
+                    (
+                        moment,
+                        await gatherings.move_moment(
+                            session, moment, starts_at=new_start, place=place
+                        ),
+                    )
+                ]
+    # Answered after the unit of work: no transaction waits for a round trip to Telegram.
+    if refusal is not None or moment is None:
+        await message.reply_text(refusal or not_allowed(t))
+        return ConversationHandler.END if end else None
     context.user_data.pop("koffie_edit", None)
     answer = t.ngettext(
         "Changed: {n} date. Everyone who signed up has been told.",

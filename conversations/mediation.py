@@ -286,12 +286,10 @@ async def _begin(update: Update, context: BuurtContext, **referral: int) -> Stat
         return ConversationHandler.END
     if referral:
         # The proposal the resident said yes to already explained mediation: not twice.
-        await message.reply_text(
-            context.t(
-                "Good. A few short questions follow; you can stop at any time with /annuleren."
-            )
+        intro = context.t(
+            "Good. A few short questions follow; you can stop at any time with /annuleren."
         )
-        return await FLOW.ask(message, context, draft, UNSAFE)
+        return await FLOW.ask(message, context, draft, UNSAFE, intro=intro)
     return await FLOW.ask(message, context, draft, INTRO)
 
 
@@ -529,23 +527,22 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     t = context.t
     if not new:
         await query.answer()
-        await message.reply_text(t(ALREADY, reference=reference))
+        await FLOW.finish(update, t(ALREADY, reference=reference))
         FLOW.drop(context)
-        await FLOW.spend_buttons(update)
         return ConversationHandler.END
     try:
         await query.answer(t("Request sent"))
-        await message.reply_text(
+        await FLOW.finish(
+            update,
             t(
                 "Thank you. Your request has been saved as <b>{reference}</b>.\n"
                 "A coordinator of the mediation team will contact you within {days} working "
                 "days. What you told stays with the mediation team.",
                 reference=reference,
                 days=settings.mediation.intake_days,
-            )
+            ),
         )
         FLOW.drop(context)
-        await FLOW.spend_buttons(update)
     finally:
         # The coordinators hear of it even when the resident's reply was lost.
         for coordinator in coordinators:

@@ -60,6 +60,7 @@ from conversations.ui import (
     DURATION_LABELS,
     REACHABLE_LABELS,
     TALKED_LABELS,
+    Refusal,
     keyboard,
     local_date,
     local_datetime,
@@ -601,11 +602,11 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
     async with context.db.begin() as session:
         person = await access.person(session, user.id, settings.admins)
         wijken = person.wijken_for(Permission.MEDIATION)
-        if not wijken:
-            await message.reply_text(not_allowed(t))
-            return
-        cases = list(await store.open_cases(session, wijken))
+        cases = list(await store.open_cases(session, wijken)) if wijken else []
         names = await access.display_names(session, (c.coordinator for c in cases))
+    if not wijken:
+        await message.reply_text(not_allowed(t))
+        return
     if not cases:
         await message.reply_text(t("There are no open mediation cases in your wijk."))
         return
@@ -687,11 +688,12 @@ async def counts_command(update: Update, context: BuurtContext) -> None:
         wijken = person.wijken_for(Permission.MEDIATION_COUNTS) | person.wijken_for(
             Permission.MEDIATION
         )
-        if not wijken:
-            await message.reply_text(not_allowed(t))
-            return
-        numbers = await store.counts(session, wijken)
-        referred = await store.referrals(session, user.id, wijken)
+        if wijken:
+            numbers = await store.counts(session, wijken)
+            referred = await store.referrals(session, user.id, wijken)
+    if not wijken:
+        await message.reply_text(not_allowed(t))
+        return
     lines = [t("🤝 <b>Buurtbemiddeling in numbers</b>")]
     for wijk in numbers:
         lines += ["", f"<b>{escape(wijk.wijk_name)}</b>"]
@@ -787,24 +789,18 @@ async def on_next(update: Update, context: BuurtContext) -> None:
         async with context.db.begin() as session:
             case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
             if case is None:
-                await steps.refuse(query, context)
-                return
+                raise Refusal(not_allowed(t))
             if case.stage != from_stage:
-                await query.answer(
+                raise Refusal(
                     t(
                         "{reference} is already in stage {stage}; nothing changed.",
                         reference=case.reference,
                         stage=_stage(t, case.stage),
-                    ),
-                    show_alert=True,
+                    )
                 )
-                return
             to_stage = store.next_stage(case.stage)
             if to_stage is None:
-                await query.answer(
-                    _problem_text(t, MediationProblem("not_forward")), show_alert=True
-                )
-                return
+                raise MediationProblem("not_forward")
             if to_stage == store.JOINT_TALK and not store.both_agreed(case):
                 refused = (case, store.party_of(case, 2))
             else:
@@ -818,6 +814,9 @@ async def on_next(update: Update, context: BuurtContext) -> None:
                 )
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
+        return
+    except Refusal as refusal:
+        await query.answer(refusal.text, show_alert=True)
         return
     await query.answer()
     if refused is not None:

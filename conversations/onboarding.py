@@ -150,12 +150,13 @@ async def on_wijk(update: Update, context: BuurtContext) -> None:
     t = context.t
     async with context.db.begin() as session:
         wijk = await get_wijk(session, int(value)) if is_id(value) else None
-        if wijk is None or not wijk.active:
-            await query.answer(t("This wijk is not available."), show_alert=True)
-            return
-        resident = await ensure_resident(session, user.id, context.lang)
-        await set_wijk(session, resident, wijk.id)
-        name = wijk.name
+        if wijk is not None and wijk.active:
+            resident = await ensure_resident(session, user.id, context.lang)
+            await set_wijk(session, resident, wijk.id)
+    if wijk is None or not wijk.active:
+        await query.answer(t("This wijk is not available."), show_alert=True)
+        return
+    name = wijk.name
     await query.answer()
     await query.edit_message_text(t("Your wijk: <b>{wijk}</b>.", wijk=name))
     if context.user_data.get(ONBOARDING):

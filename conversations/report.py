@@ -261,13 +261,11 @@ async def start(update: Update, context: BuurtContext) -> State:
     )
     if draft is None:
         return ConversationHandler.END
-    await message.reply_text(
-        context.t(
-            "Thank you for reporting. A few short questions follow; you can stop at any time "
-            "with /annuleren."
-        )
+    intro = context.t(
+        "Thank you for reporting. A few short questions follow; you can stop at any time "
+        "with /annuleren."
     )
-    return await FLOW.ask(message, context, draft, SAFETY)
+    return await FLOW.ask(message, context, draft, SAFETY, intro=intro)
 
 
 @FLOW.button_step(SAFETY)
@@ -310,8 +308,8 @@ async def on_wijk(update: Update, context: BuurtContext, draft: Draft, value: st
 async def on_category(update: Update, context: BuurtContext, draft: Draft, value: str) -> State:
     """A category was chosen."""
     draft["category"] = value
-    await FLOW.close_question(update, context, draft, category_label(context.t, value))
-    return await FLOW.advance(update, context, draft, CATEGORY)
+    label = category_label(context.t, value)
+    return await FLOW.answered(update, context, draft, label, FLOW.following(draft, CATEGORY))
 
 
 @FLOW.text_step(lambda context: context.settings.reports.max_text_length)
@@ -395,8 +393,7 @@ async def on_photo(update: Update, context: BuurtContext) -> State:
         draft["photo"] = message.photo[-1].file_id
     elif message.document is not None:
         draft["photo"] = message.document.file_id
-    await message.reply_text(context.t("📷 Photo received."))
-    return await FLOW.advance(update, context, draft, PHOTO)
+    return await FLOW.advance(update, context, draft, PHOTO, intro=context.t("📷 Photo received."))
 
 
 @FLOW.button_step(PHOTO)
@@ -472,9 +469,8 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
     t = context.t
     if not new:
         await query.answer()
-        await message.reply_text(t(ALREADY, reference=reference))
+        await FLOW.finish(update, t(ALREADY, reference=reference))
         FLOW.drop(context)
-        await FLOW.spend_buttons(update)
         return ConversationHandler.END
     try:
         await query.answer(t("Report sent"))
@@ -483,7 +479,8 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             if draft["contactable"]
             else t("They do not see who you are.")
         )
-        await message.reply_text(
+        await FLOW.finish(
+            update,
             t(
                 "Thank you. Your report has been saved as <b>{reference}</b>.\n"
                 "{delivery} {who}\n"
@@ -491,10 +488,9 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
                 reference=reference,
                 delivery=Html(_delivery(t, promise, now=now, tz=tz)),
                 who=Html(who),
-            )
+            ),
         )
         FLOW.drop(context)
-        await FLOW.spend_buttons(update)
     finally:
         # The professionals hear of it even when the resident's reply was lost.
         for follow_up in follow_ups:

@@ -62,24 +62,28 @@ async def invite(update: Update, context: BuurtContext) -> None:
     settings = context.settings
     async with context.db.begin() as session:
         me = await access.person(session, user.id, settings.admins)
-        if not me.may_manage_roles():
-            await message.reply_text(not_allowed(t))
-            return
-        wijken = [w for w in await active_wijken(session) if me.may_manage_roles(w.id)]
+        allowed = me.may_manage_roles()
+        wijken = [w for w in await active_wijken(session) if allowed and me.may_manage_roles(w.id)]
         wijk = _find_wijk(wijken, " ".join(args[1:])) if len(args) >= 2 else None
         role = args[0].lower() if args else ""
-        if role not in ROLES or wijk is None:
-            await message.reply_text(_usage(t, wijken))
-            return
-        created = await access.create_invite(
-            session,
-            role=role,
-            wijk_id=wijk.id,
-            created_by=user.id,
-            valid_for=dt.timedelta(hours=settings.professionals.invite_hours),
-            now=context.now,
-        )
-        code, expires, wijk_name = created.code, created.expires_at, wijk.name
+        created = None
+        if allowed and role in ROLES and wijk is not None:
+            created = await access.create_invite(
+                session,
+                role=role,
+                wijk_id=wijk.id,
+                created_by=user.id,
+                valid_for=dt.timedelta(hours=settings.professionals.invite_hours),
+                now=context.now,
+            )
+    # Answered after the unit of work: no transaction waits for a round trip to Telegram.
+    if not allowed:
+        await message.reply_text(not_allowed(t))
+        return
+    if created is None or wijk is None:
+        await message.reply_text(_usage(t, wijken))
+        return
+    code, expires, wijk_name = created.code, created.expires_at, wijk.name
     link = f"https://t.me/{context.bot.username}?start={INVITE_PREFIX}{code}"
     await message.reply_text(
         t(
@@ -163,11 +167,11 @@ async def list_roles(update: Update, context: BuurtContext) -> None:
     t = context.t
     async with context.db.begin() as session:
         me = await access.person(session, user.id, context.settings.admins)
-        if not me.may_manage_roles():
-            await message.reply_text(not_allowed(t))
-            return
         wijken = [w.id for w in await active_wijken(session) if me.may_manage_roles(w.id)]
-        grants = list(await access.all_grants(session, wijken))
+        grants = list(await access.all_grants(session, wijken)) if me.may_manage_roles() else []
+    if not me.may_manage_roles():
+        await message.reply_text(not_allowed(t))
+        return
     if not grants:
         await message.reply_text(t("Nobody holds a role yet. Invite someone with /uitnodigen."))
         return
@@ -302,9 +306,6 @@ async def my_link(update: Update, context: BuurtContext) -> None:
         grants = [
             g for g in await access.active_grants(session, user.id) if g.role == "sleutelfiguur"
         ]
-        if not grants:
-            await message.reply_text(not_allowed(t))
-            return
         lines = []
         for grant in grants:
             code = await access.key_figure_link(session, grant)
@@ -319,6 +320,9 @@ async def my_link(update: Update, context: BuurtContext) -> None:
                     n=grant.link_uses,
                 )
             )
+    if not grants:
+        await message.reply_text(not_allowed(t))
+        return
     await message.reply_text(
         t(
             "Share your personal link with the people you reach. It opens a private chat with "

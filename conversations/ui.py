@@ -183,6 +183,15 @@ def role_label(t: Translator, role: str) -> str:
     return t(ROLE_LABELS.get(role, role))
 
 
+class Refusal(Exception):
+    """Raised inside a unit of work to leave it (nothing of it is kept) and answer ``text``
+    after it: no transaction waits for a round trip to Telegram."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 def not_allowed(t: Translator) -> str:
     """The one answer to anything a person may not do: it reveals nothing."""
     return t("Sorry, that is not something I can do for you.")

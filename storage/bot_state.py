@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import BotState, utcnow
@@ -30,6 +33,37 @@ async def save(session: AsyncSession, kind: str, key: str, data: Any) -> None:
     else:
         row.data = data
         row.updated_at = utcnow()
+
+
+async def write(
+    session: AsyncSession,
+    changed: Mapping[tuple[str, str], Any],
+    dropped: Iterable[tuple[str, str]],
+    *,
+    now: dt.datetime,
+) -> None:
+    """Store every changed entry (one upsert) and remove the dropped ones, in the caller's
+    transaction."""
+    if changed:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(BotState).values(
+            [
+                {"kind": kind, "key": key, "data": data, "updated_at": now}
+                for (kind, key), data in changed.items()
+            ]
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[BotState.kind, BotState.key],
+                set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at},
+            )
+        )
+    by_kind: dict[str, list[str]] = {}
+    for kind, key in dropped:
+        by_kind.setdefault(kind, []).append(key)
+    for kind, keys in by_kind.items():
+        await session.execute(delete(BotState).where(BotState.kind == kind, BotState.key.in_(keys)))
 
 
 async def drop(session: AsyncSession, kind: str, key: str) -> None:

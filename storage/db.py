@@ -1,7 +1,24 @@
-"""Engine and unit-of-work setup. Callers own transactions: ``async with db.begin() as s``."""
+"""Engine and unit-of-work setup. Callers own transactions: ``async with db.begin() as s``.
+
+Under concurrent updates (bot.processor) many units of work run at once:
+
+- **SQLite** allows one writer. Every unit of work of a :class:`Database` starts with
+  ``BEGIN IMMEDIATE`` (it takes the write lock at the start, so a transaction that read first
+  can never fail halfway with "database is locked" when it writes), and the units of work of
+  one process take turns on an asyncio lock, so they wait for each other without polling;
+  the busy timeout covers other processes (a CLI command next to the running bot). WAL with
+  ``synchronous=NORMAL``: a crash of the application loses nothing, only a power cut may lose
+  the last commits.
+- **PostgreSQL** runs them side by side, on a pool sized to the concurrency.
+
+Units of work are short: no Bot API call is made while one is open (the rate limiter logs
+one that is, see :func:`transaction_open`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +39,22 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+BUSY_TIMEOUT_MS = 5000
+DEFAULT_POOL_SIZE = 5
+
+# The task that has a unit of work open in this context (None: none).
+_OPEN: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+    "buurtsignaal_unit_of_work", default=None
+)
+
+
+def transaction_open() -> bool:
+    """Whether the running task has a unit of work open (a network call now would hold it)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return False
+    return task is not None and _OPEN.get() is task
 
 
 class Base(DeclarativeBase):
@@ -37,25 +70,50 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # In WAL mode NORMAL loses nothing when the bot crashes (only a power cut may undo the
     # last commits) and makes a commit about 20 times cheaper than FULL.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout."""
-    engine = create_async_engine(url, echo=echo, pool_pre_ping=not url.startswith("sqlite"))
+def _sqlite_driver_transactions_off(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would begin transactions itself, late and deferred; SQLAlchemy's "begin"
+    # event below begins them instead.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    immediate: bool = False,
+    pool_size: int = DEFAULT_POOL_SIZE,
+) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout, and with
+    ``immediate`` every transaction begins with BEGIN IMMEDIATE (not for migrations, which set
+    pragmas outside a transaction). PostgreSQL gets a pool of ``pool_size``."""
+    sqlite = url.startswith("sqlite")
+    options: dict[str, Any] = {} if sqlite else {"pool_size": pool_size, "max_overflow": 2}
+    engine = create_async_engine(url, echo=echo, pool_pre_ping=not sqlite, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if immediate:
+            event.listen(engine.sync_engine, "connect", _sqlite_driver_transactions_off)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
 class Database:
     """The engine plus a session factory; one per process."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, immediate=True, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: the units of work of this process take turns (see the module docstring).
+        self._turn: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -65,8 +123,19 @@ class Database:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits on success, rolls back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        task = asyncio.current_task()
+        if _OPEN.get() is task and task is not None:
+            raise RuntimeError("a unit of work is already open in this task; use its session")
+        token = _OPEN.set(task)
+        try:
+            if self._turn is None:
+                async with self.sessions() as session, session.begin():
+                    yield session
+            else:
+                async with self._turn, self.sessions() as session, session.begin():
+                    yield session
+        finally:
+            _OPEN.reset(token)
 
     async def dispose(self) -> None:
         """Close all pooled connections."""

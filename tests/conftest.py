@@ -204,3 +204,10 @@ async def start_bot(
     yield _start
     for under_test in started:
         await under_test.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_network_call_inside_a_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Bot API call while a unit of work is open would hold the database for a round trip
+    to Telegram (on SQLite: everyone's): in the tests it is an error (bot.limiter)."""
+    monkeypatch.setattr("bot.limiter.STRICT", True)

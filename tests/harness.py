@@ -36,22 +36,32 @@ KILLED_AT = (
 
 @dataclass
 class Reply:
-    """What the bot did in answer to one user action."""
+    """What the bot did in answer to one user action.
+
+    After a button press the bot usually edits the question into the next one instead of
+    sending a new message (one Bot API call per step): ``text`` and ``last`` cover what it
+    showed either way, ``messages`` and ``edited`` tell the two apart."""
 
     messages: list[BotMessage] = field(default_factory=list)
     edited: list[BotMessage] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
 
     @property
+    def shown(self) -> list[BotMessage]:
+        """The edited messages (as they are now), then the new ones."""
+        new = {m.message_id for m in self.messages}
+        return [m for m in self.edited if m.message_id not in new] + self.messages
+
+    @property
     def text(self) -> str:
-        """The plain text of every new message, one after another."""
-        return "\n".join(m.plain_text for m in self.messages)
+        """The plain text of every edited and new message, one after another."""
+        return "\n".join(m.plain_text for m in self.shown)
 
     @property
     def last(self) -> BotMessage:
-        """The last new message."""
-        assert self.messages, "the bot sent nothing"
-        return self.messages[-1]
+        """The last new message, else the last edited one."""
+        assert self.shown, "the bot sent nothing"
+        return self.shown[-1]
 
     @property
     def alert(self) -> str:

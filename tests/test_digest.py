@@ -196,10 +196,11 @@ async def test_build_digest_directly(bot: BotUnderTest) -> None:
     await store(bot, slot - dt.timedelta(hours=30), category="vernieling", status="in_behandeling")
     await store(bot, slot - dt.timedelta(hours=2))
     assert bot.db is not None
+    wid = await wijk_id(bot)
     async with bot.db.begin() as session:
         digest = await build_digest(
             session,
-            await wijk_id(bot),
+            wid,
             since=slot - dt.timedelta(days=1),
             until=slot,
             now=slot,

@@ -343,8 +343,9 @@ async def test_a_recurrence_after_calm_is_a_new_hotspot_with_a_new_alert(
 
     later = start + dt.timedelta(days=30)
     assert bot.db is not None
+    wid = await wijk_id(bot)
     async with bot.db.begin() as session:
-        calmed = await calm_down(session, await wijk_id(bot), now=later, days=14)
+        calmed = await calm_down(session, wid, now=later, days=14)
     assert len(calmed) == 1
     for n in range(3):
         *_, new = await store(bot, later + dt.timedelta(hours=n), place=f"dorpsstraat {n + 10}")

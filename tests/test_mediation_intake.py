@@ -242,7 +242,7 @@ async def test_lost_reference_send_again_shows_the_one_request(bot: BotUnderTest
     await intake_at_summary(anna)
 
     # The message with the reference fails, also after the rate limiter's retries.
-    bot.emulator.fail_next("sendMessage", status=500, times=4)
+    bot.emulator.fail_next("editMessageText", status=500, times=4)
     reply = await anna.taps("Aanvraag versturen")
     assert "BM-" not in reply.text
     assert "Wat je al had ingevuld is bewaard" in reply.text

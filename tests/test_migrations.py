@@ -26,7 +26,7 @@ async def test_models_and_migrations_agree(db_url: str) -> None:
                     MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
                 )
             )
-            revision = await migrate.current_revision(db.engine)
+        revision = await migrate.current_revision(db.engine)
     finally:
         await db.dispose()
     assert differences == [], f"models and migrations differ; add a migration: {differences}"

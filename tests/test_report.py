@@ -37,8 +37,11 @@ async def test_full_report_in_dutch(bot: BotUnderTest) -> None:
     assert reply.last.button_labels == ["Ja, er is nu gevaar", "Nee, niemand is in gevaar"]
 
     reply = await anna.taps("Nee, niemand is in gevaar")
-    assert "Nee, niemand is in gevaar" in reply.edited[0].plain_text  # the answer stays visible
-    assert reply.edited[0].buttons == []  # and its buttons are spent
+    # The question turns into the next one (one call): the answer stays visible above it, and
+    # its buttons are replaced by the next question's.
+    assert not reply.messages
+    assert "✔️ Nee, niemand is in gevaar" in reply.edited[0].plain_text
+    assert "Ja, er is nu gevaar" not in reply.edited[0].button_labels
     assert "Waar gaat het over?" in reply.text
     assert "Kinderen zonder toezicht" in reply.last.button_labels
 
@@ -450,8 +453,8 @@ async def test_lost_reference_send_again_shows_the_one_reference(bot: BotUnderTe
     summary = anna.last_with_buttons()
     send = _data(summary, "versturen")
 
-    # The message with the reference fails, also after the rate limiter's retries.
-    bot.emulator.fail_next("sendMessage", status=502, times=4)
+    # The reference, added to the summary, fails, also after the rate limiter's retries.
+    bot.emulator.fail_next("editMessageText", status=502, times=4)
     reply = await anna.taps("Melding versturen")
     assert not REFERENCE.search(reply.text)
     assert "Wat je al had ingevuld is bewaard; probeer het zo nog eens." in reply.text

@@ -68,7 +68,7 @@ async def test_a_whole_report_by_numbers_location_and_photo(
     safety = after(rest, "Anna> /melden\n")
     assert "[1] Ja, er is nu gevaar\n  [2] Nee, niemand is in gevaar" in safety
     category = after(safety, "(je drukt op: Nee, niemand is in gevaar)\n")
-    assert "… ✔️ Nee, niemand is in gevaar" in category
+    assert "✔️ Nee, niemand is in gevaar" in category
     assert "[2] Geluidsoverlast" in category
     assert "(je drukt op: Geluidsoverlast)" in category
 

@@ -16,7 +16,7 @@ from bot.persistence import SqlPersistence
 from storage import access, gatherings, migrate, purpose
 from storage.db import Database
 from storage.mediation import NewMediation, store_case_once
-from storage.models import Moment, RoleGrant, Signal, SignalEvent, Signup
+from storage.models import BotState, Moment, RoleGrant, Signal, SignalEvent, Signup
 from storage.residents import ensure_resident, get_resident
 from storage.signals import (
     NewSignal,
@@ -153,6 +153,7 @@ async def test_persistence_round_trip(db: Database) -> None:
     await persistence.update_user_data(6, {})
     await persistence.update_chat_data(-100, {"k": [1, 2]})
     await persistence.update_bot_data({"digest": "2026-11-26"})
+    await persistence.write()  # all of it in one transaction
 
     fresh = SqlPersistence(db)
     assert await fresh.get_conversations("melden") == {(5, 5): "description", (6, 6): "summary"}
@@ -162,8 +163,25 @@ async def test_persistence_round_trip(db: Database) -> None:
 
     await fresh.update_conversation("melden", (5, 5), None)
     await fresh.drop_user_data(5)
+    await fresh.write()
     assert await fresh.get_conversations("melden") == {(6, 6): "summary"}
     assert await fresh.get_user_data() == {}
+
+
+async def test_persistence_writes_only_what_changed(db: Database) -> None:
+    persistence = SqlPersistence(db)
+    await persistence.update_user_data(5, {"lang": "nl"})
+    await persistence.write()
+    async with db.begin() as session:
+        first = await session.scalar(select(BotState.updated_at).where(BotState.key == "5"))
+    await persistence.update_user_data(5, {"lang": "nl"})  # the same again: not written
+    await persistence.update_user_data(7, {})  # never stored: nothing to delete
+    await persistence.write()
+    async with db.begin() as session:
+        rows = (await session.execute(select(BotState.key, BotState.updated_at))).all()
+    assert rows == [("5", first)]
+    # What it remembers of a stored row is a fingerprint, not a copy of the data.
+    assert all(isinstance(mark, bytes) for mark in persistence._stored.values())
 
 
 async def test_a_database_is_either_live_or_demo(db: Database) -> None:
