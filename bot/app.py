@@ -9,8 +9,10 @@ from typing import Any
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
+from telegram.request import HTTPXRequest
 from telegram.ext import (
     ApplicationBuilder,
+    ExtBot,
     BaseHandler,
     CallbackQueryHandler,
     ContextTypes,
@@ -26,6 +28,7 @@ from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
 from bot.i18n import Translator
 from bot.limiter import Lanes
+from bot.messenger import GATEWAY_TOKEN, MessengerBot
 from bot.persistence import SqlPersistence
 from bot.settings import Settings
 from conversations import (
@@ -59,23 +62,47 @@ def build_application(
     base_url: str | None = None,
     base_file_url: str | None = None,
     rate_limiter: bool = True,
+    signal_url: str | None = None,
 ) -> BuurtApplication:
     """Build the bot: settings and database in, a ready (not yet initialised) Application out.
 
-    ``token`` and the URLs override the settings (the emulator and tests use this).
+    ``token`` and the URLs override the settings (the emulator and tests use this);
+    ``signal_url`` is the origin of the Signal gateway (default: from ``[signal]``).
     """
     secret = settings.telegram.token
     token = token or (secret.get_secret_value() if secret else None)
     if not token:
         raise ValueError("no bot token configured (telegram.token)")
     database = db or Database(settings.database.url, echo=settings.database.echo)
+    defaults = Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz)
+    signal_bot: ExtBot[None] | None = None
+    if settings.signal is not None or signal_url is not None:
+        # Signal residents are reached through the gateway's Bot API (bot.messenger).
+        api = f"{signal_url}/bot" if signal_url else settings.signal.bot_api_url  # type: ignore[union-attr]
+        files = f"{signal_url}/file/bot" if signal_url else settings.signal.bot_file_url  # type: ignore[union-attr]
+        signal_bot = ExtBot(
+            GATEWAY_TOKEN,
+            base_url=api,
+            base_file_url=files,
+            defaults=defaults,
+            request=HTTPXRequest(connection_pool_size=64),
+            get_updates_request=HTTPXRequest(),
+        )
+    bot = MessengerBot(
+        token,
+        base_url=base_url or settings.telegram.base_url,
+        base_file_url=base_file_url or settings.telegram.base_file_url,
+        defaults=defaults,
+        request=HTTPXRequest(connection_pool_size=256),
+        get_updates_request=HTTPXRequest(),
+        # PTB types the rate limiter by its generic argument; any limiter is fine.
+        rate_limiter=Lanes() if rate_limiter else None,  # type: ignore[arg-type]
+        signal=signal_bot,
+    )
     builder = (
         ApplicationBuilder()
         .application_class(BuurtApplication)
-        .token(token)
-        .base_url(base_url or settings.telegram.base_url)
-        .base_file_url(base_file_url or settings.telegram.base_file_url)
-        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
+        .bot(bot)
         .context_types(ContextTypes(context=BuurtContext))
         .persistence(SqlPersistence(database))
         .post_init(_post_init)
@@ -83,9 +110,6 @@ def build_application(
         # No Updater: bot.inbox fetches the updates, storing each before it is confirmed.
         .updater(None)
     )
-    if rate_limiter:
-        # PTB types the builder's rate limiter by its generic argument; any limiter is fine.
-        builder = builder.rate_limiter(Lanes())  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, BuurtApplication)
     application.services = Services(

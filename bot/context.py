@@ -47,15 +47,16 @@ class BuurtApplication(
     """The Application, with its services and write-through persistence."""
 
     services: Services
-    # The inbox the updates come from when polling (bot.inbox); None when fed directly.
-    inbox: Inbox | None = None
+    # The inboxes the updates come from when polling (bot.inbox: Telegram's, and the Signal
+    # gateway's when configured); none when fed directly.
+    inboxes: tuple[Inbox, ...] = ()
 
     async def process_update(self, update: object) -> None:
         """Process one update, then store conversation and user data right away.
 
         An update from the inbox is marked there once it was handled (see bot.inbox)."""
-        inbox = self.inbox
-        if inbox is not None and inbox.owns(update):
+        inbox = next((each for each in self.inboxes if each.owns(update)), None)
+        if inbox is not None:
             assert isinstance(update, Update)
             await inbox.handle(update, lambda: self._process(update))
         else:
