@@ -1495,6 +1495,7 @@ class BotApiEmulator:
                 "next_update_id": self._peek(self._update_ids),
                 "next_file_id": self._peek(self._file_ids),
                 "next_query_id": self._peek(self._query_ids),
+                "open_queries": sorted(self._open_queries),
             }
         )
 
@@ -1532,6 +1533,7 @@ class BotApiEmulator:
             self._chats[chat.id] = chat
         self._queue = list(state.get("queue", []))
         self._fetched_upto = int(state.get("fetched_upto", 0))
+        self._open_queries = set(state.get("open_queries", []))
         if state.get("allowed_updates"):
             self._allowed_updates = frozenset(state["allowed_updates"])
         for key, attribute in (
