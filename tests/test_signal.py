@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections import deque
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -44,10 +45,10 @@ class StandInSignalCli:
         self.refuse_sends = 0  # answer this many sends with an error (signal-cli trouble)
         self.delivered = 0  # events written to a listener
         self.attachments: dict[str, bytes] = {}
-        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._events: deque[dict[str, Any]] = deque()
         self._changed = asyncio.Event()
         self._timestamps = iter(range(1_700_000_000_000, 1_800_000_000_000))
-        self.listeners = 0
+        self.generation = 0  # event-stream connections so far
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -108,31 +109,35 @@ class StandInSignalCli:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        self.listeners += 1
+        self.generation += 1
+        mine = self.generation
         self._notify()
-        try:
-            while True:
-                event = await self._events.get()
-                try:
-                    payload = json.dumps(event)
-                    await response.write(f"event:receive\ndata:{payload}\n\n".encode())
-                except (ConnectionResetError, RuntimeError):
-                    await self._events.put(event)  # nobody got it: keep it for the next one
-                    raise
-                self.delivered += 1
-                self._notify()
-        finally:
-            self.listeners -= 1
+        while mine == self.generation:  # a newer connection replaces this one
+            if not self._events:
+                changed = self._changed
+                await changed.wait()
+                continue
+            if request.transport is None or request.transport.is_closing():
+                break  # the gateway went away: keep the events for the next connection
+            event = self._events.popleft()
+            try:
+                await response.write(f"event:receive\ndata:{json.dumps(event)}\n\n".encode())
+            except ConnectionResetError:
+                self._events.appendleft(event)
+                break
+            self.delivered += 1
             self._notify()
+        return response
 
     def receive(self, envelope: dict[str, Any]) -> None:
         """A message arrives for the bot's account."""
         envelope = {"timestamp": next(self._timestamps), **envelope}
-        self._events.put_nowait({"envelope": envelope, "account": ACCOUNT})
+        self._events.append({"envelope": envelope, "account": ACCOUNT})
+        self._notify()
 
     @property
     def waiting(self) -> int:
-        return self._events.qsize()
+        return len(self._events)
 
 
 @dataclass
@@ -209,16 +214,16 @@ class SignalWorld:
         self.port = 0
 
     async def start_gateway(self) -> None:
+        connections = self.cli.generation
         self.gateway = SignalGateway(self.config, retry_delay=0.02)
         await self.gateway.start(port=self.port)
         self.port = self.gateway.core.port
-        await self.cli.wait_until(lambda: self.cli.listeners == 1)
+        await self.cli.wait_until(lambda: self.cli.generation > connections)
 
     async def stop_gateway(self) -> None:
         assert self.gateway is not None
         await self.gateway.stop()
         self.gateway = None
-        await self.cli.wait_until(lambda: self.cli.listeners == 0)
 
     async def start_inbox(self) -> None:
         assert self.bot.app is not None
