@@ -9,18 +9,18 @@ from typing import Any
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.request import HTTPXRequest
 from telegram.ext import (
     ApplicationBuilder,
-    ExtBot,
     BaseHandler,
     CallbackQueryHandler,
     ContextTypes,
     Defaults,
+    ExtBot,
     MessageHandler,
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot import inbox, reach
 from bot.commands import publish_default_menus, publish_personal_menu

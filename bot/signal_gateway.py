@@ -635,7 +635,9 @@ class SignalGateway:
                 except SignalCliError as exc:
                     self.store.attempted(outbox_id)
                     if attempts + 1 >= MAX_SEND_ATTEMPTS:
-                        log.error("gave up a Signal message after %d attempts: %s", attempts + 1, exc)
+                        log.error(
+                            "gave up a Signal message after %d attempts: %s", attempts + 1, exc
+                        )
                         self.store.sent(outbox_id)
                         continue
                     log.warning("signal-cli send failed (%s); again in %g s", exc, backoff)

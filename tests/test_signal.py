@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections import deque
 import re
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +97,11 @@ class StandInSignalCli:
             self.sent.append(params)
             self._notify()
             return web.json_response(
-                {"jsonrpc": "2.0", "id": body["id"], "result": {"timestamp": next(self._timestamps)}}
+                {
+                    "jsonrpc": "2.0",
+                    "id": body["id"],
+                    "result": {"timestamp": next(self._timestamps)},
+                }
             )
         if method == "getAttachment":
             data = base64.b64encode(self.attachments[params["id"]]).decode()
@@ -407,7 +411,9 @@ async def test_no_phone_number_is_stored_or_shown(world: SignalWorld, tmp_path: 
     # the account-independent id (ACI) for routing.
     assert bot.db is not None
     async with bot.db.begin() as session:
-        tables = (await session.execute(text("select name from sqlite_master where type='table'"))).all()
+        tables = (
+            await session.execute(text("select name from sqlite_master where type='table'"))
+        ).all()
         dump = ""
         for (name,) in tables:
             rows = (await session.execute(text(f'select * from "{name}"'))).all()
@@ -438,7 +444,9 @@ async def test_a_signal_group_gets_a_start_code_instead_of_a_deep_link(
     anna.sends("/melden", group="R3JvZXAx")
     await world.settled()
     [answer] = [s for s in world.cli.sent if s.get("groupId") == "R3JvZXAx"]
-    code = re.search(r"START (\S+) in een privébericht naar " + re.escape(ACCOUNT), answer["message"])
+    code = re.search(
+        r"START (\S+) in een privébericht naar " + re.escape(ACCOUNT), answer["message"]
+    )
     assert code, answer["message"]
     reply = await anna.says(f"START {code.group(1)}")
     assert "Welkom" in reply or "welkom" in reply
