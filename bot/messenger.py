@@ -5,9 +5,7 @@ Signal. Signal is reached through the Signal gateway (``buurtsignaal signal-gate
 speaks the Telegram Bot API towards the bot. Its ids live in ranges Telegram never uses, so an
 id alone says where it belongs:
 
-- chats: Telegram ids stay below 2**52 in size; the gateway's private chats are
-  ``SIGNAL_BASE + n`` and its groups ``-(SIGNAL_BASE + n)``;
-- updates: the gateway's update ids start at ``SIGNAL_BASE`` (Telegram's are far smaller);
+- chats and updates: a range of their own (storage.messengers);
 - files and callback queries: the gateway's ids start with ``SIGNAL_ID_PREFIX``, a character
   Telegram's ids never contain.
 
@@ -25,29 +23,34 @@ from telegram import File, InputFile
 from telegram._utils.types import JSONDict, ODVInput
 from telegram.ext import ExtBot
 
-SIGNAL_BASE = 2**52
+from storage.messengers import (
+    SIGNAL,
+    SIGNAL_BASE,
+    TELEGRAM,
+    is_signal_chat,
+    is_signal_update,
+    messenger_of,
+)
+
+__all__ = [
+    "GATEWAY_TOKEN",
+    "SIGNAL",
+    "SIGNAL_BASE",
+    "SIGNAL_ID_PREFIX",
+    "TELEGRAM",
+    "MessengerBot",
+    "goes_to_signal",
+    "is_signal_chat",
+    "is_signal_update",
+    "messenger_of",
+]
+
 SIGNAL_ID_PREFIX = "signal:"
-TELEGRAM, SIGNAL = "telegram", "signal"
 # The gateway serves on localhost only; its token is a name, not a secret.
 GATEWAY_TOKEN = "1:signal-gateway"
 # Parameters that hold a chat id; the chat decides where a call goes.
 _CHAT_PARAMS = ("chat_id",)
 _FILE_PARAMS = ("photo", "document")
-
-
-def is_signal_chat(chat_id: int) -> bool:
-    """Whether a chat (or user) id is one of the Signal gateway's."""
-    return abs(chat_id) >= SIGNAL_BASE
-
-
-def is_signal_update(update_id: int) -> bool:
-    """Whether an update id is one of the Signal gateway's."""
-    return update_id >= SIGNAL_BASE
-
-
-def messenger_of(chat_id: int) -> str:
-    """``"signal"`` or ``"telegram"``."""
-    return SIGNAL if is_signal_chat(chat_id) else TELEGRAM
 
 
 def _chat_of_call(data: JSONDict) -> int | None:

@@ -406,6 +406,13 @@ async def test_no_phone_number_is_stored_or_shown(world: SignalWorld, tmp_path: 
     reference = await melden_over_signal(anna)
     reply = await anna.says("/mijngegevens")
     assert reference in reply
+    # The JSON file arrives as an attachment, and says which messenger, not the number.
+    [attachment] = anna.inbox()[-1]["attachments"]
+    header, _, encoded = attachment.partition(";base64,")
+    assert header.startswith("data:application/json;filename=")
+    exported = json.loads(base64.b64decode(encoded))
+    assert exported["messenger"] == "signal" and "telegram_id" not in exported
+    assert "687654321" not in json.dumps(exported)
 
     # Neither the bot's database nor the gateway's file holds the number; the gateway keeps
     # the account-independent id (ACI) for routing.
