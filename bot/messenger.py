@@ -17,10 +17,12 @@ resident's report simply reaches them over Signal.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from telegram import File, InputFile
 from telegram._utils.types import JSONDict, ODVInput
+from telegram.error import NetworkError
 from telegram.ext import ExtBot
 
 from storage.messengers import (
@@ -44,6 +46,8 @@ __all__ = [
     "is_signal_update",
     "messenger_of",
 ]
+
+_log = logging.getLogger(__name__)
 
 SIGNAL_ID_PREFIX = "signal:"
 # The gateway serves on localhost only; its token is a name, not a secret.
@@ -92,10 +96,14 @@ class MessengerBot(ExtBot[None]):
         return self._signal
 
     async def initialize(self) -> None:
-        """Initialise both bots."""
+        """Initialise both bots. The gateway may be down now: the bot starts anyway and the
+        Signal inbox keeps trying it (its requests are ready before getMe is tried)."""
         await super().initialize()
         if self.signal is not None:
-            await self.signal.initialize()
+            try:
+                await self.signal.initialize()
+            except NetworkError as exc:
+                _log.warning("the Signal gateway is not reachable yet (%s)", exc.message)
 
     async def shutdown(self) -> None:
         """Shut down both bots."""

@@ -57,6 +57,7 @@ JsonDict = dict[str, Any]
 KEEP_MESSAGES: Final = 30  # per chat: enough for the newest buttons and recent edits
 MAX_SEND_ATTEMPTS: Final = 12  # a message signal-cli refuses this often is given up (logged)
 MAX_BACKOFF: Final = 30.0
+RECEIVE_ATTEMPTS: Final = 6  # an incoming message signal-cli fails on this often is skipped
 _START_RE: Final = re.compile(r"^\s*start(?:\s+(\S{1,64}))?\s*$", re.IGNORECASE)
 _NUMBER_RE: Final = re.compile(r"^\s*(\d{1,3})[.)]?\s*$")
 _DEEP_LINK_RE: Final = re.compile(r"^https://t\.me/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]{1,64})$")
@@ -495,16 +496,31 @@ class SignalGateway:
                 self.connected.set()
                 async for event in events:
                     backoff = self.retry_delay
-                    try:
-                        await self.receive(event)
-                    except Exception:
-                        log.exception("could not handle a Signal message; skipped")
+                    await self._receive_patiently(event)
                     self.handled += 1
             except (aiohttp.ClientError, SignalCliError, TimeoutError) as exc:
                 log.warning("signal-cli events: %s; again in %g s", exc, backoff)
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _receive_patiently(self, event: Mapping[str, Any]) -> None:
+        """Handle one event; when signal-cli fails meanwhile (an attachment), try again."""
+        delay = self.retry_delay
+        for attempt in range(1, RECEIVE_ATTEMPTS + 1):
+            try:
+                await self.receive(event)
+                return
+            except SignalCliError as exc:
+                if attempt == RECEIVE_ATTEMPTS:
+                    log.error("a Signal message could not be handled, skipped: %s", exc)
+                    return
+                log.warning("a Signal message waits for signal-cli (%s)", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+            except Exception:
+                log.exception("could not handle a Signal message; skipped")
+                return
 
     async def receive(self, event: Mapping[str, Any]) -> None:
         """One ``receive`` event: a message becomes an update for the bot (stored first)."""
@@ -529,8 +545,8 @@ class SignalGateway:
             where = {"groupId": group}
             if chat_id not in self.core.chat_ids():
                 self.core.add_group(chat_id, "Signal")
-            if not text.startswith("/"):
-                return  # as Telegram's privacy mode: only commands reach the bot
+            if not text.startswith("/") and not self._presses_button(chat_id, text):
+                return  # as Telegram's privacy mode: only commands (and answers) reach the bot
         images = [
             a
             for a in data.get("attachments") or []
@@ -569,6 +585,13 @@ class SignalGateway:
                 self.core.location(user_id, *coords)
                 return
         self.core.text(user_id, text, chat_id=chat_id)
+
+    def _presses_button(self, chat_id: int, text: str) -> bool:
+        """Whether a group message is a number answering the newest buttons (such as "Ik kom"
+        under a koffiemoment)."""
+        number = _NUMBER_RE.match(text)
+        newest = self._newest_with_buttons(chat_id)
+        return bool(number and newest and 1 <= int(number.group(1)) <= len(pressable(newest)))
 
     def _newest_with_buttons(self, chat_id: int) -> BotMessage | None:
         for message in reversed(self.core.messages(chat_id)):

@@ -474,3 +474,16 @@ def test_maps_links_become_locations() -> None:
 def test_signal_ids_never_collide_with_telegram_ids() -> None:
     assert is_signal_chat(SIGNAL_BASE + 1) and is_signal_chat(-(SIGNAL_BASE + 1))
     assert not is_signal_chat(8_999_999_999) and not is_signal_chat(-1_009_999_999_999)
+
+
+async def test_the_bot_starts_while_the_gateway_is_down(
+    emulator: BotApiEmulator, settings: Settings
+) -> None:
+    bot = BotUnderTest(emulator, settings, signal_url="http://127.0.0.1:9")
+    await bot.start()
+    try:
+        anna = bot.user(1001, "Anna")
+        reply = await anna.says("/help")  # Telegram residents are not held up
+        assert "/melden" in reply.text
+    finally:
+        await bot.stop()
