@@ -616,6 +616,10 @@ class SignalGateway:
             if before is not None and before[0] == body:
                 # Only the buttons changed: new options are worth a message, none are not.
                 text = options if options and options != before[1] else ""
+            elif before is not None and before[0] and body.startswith(before[0]):
+                # Something added (a choice made, "✔️ Nee"): only what was added.
+                added = body.removeprefix(before[0]).strip()
+                text = "\n\n".join(p for p in (added, options) if p)
             else:
                 text = "\n\n".join(p for p in (body, options) if p)
         else:

@@ -297,7 +297,10 @@ async def melden_over_signal(anna: SignalResident) -> str:
     reply = await anna.says("/melden")
     assert "1. Ja, er is nu gevaar" in reply and "2. Nee, niemand is in gevaar" in reply
     assert "Antwoord met het nummer van je keuze." in reply
-    await anna.says("2")  # nobody is in danger
+    reply = await anna.says("2")  # nobody is in danger
+    # The question is edited to show the choice: on Signal a short new message says it.
+    assert reply.split("\n---\n")[0] == "✔️ Nee, niemand is in gevaar"
+    assert "1. Burenruzie" in reply
     await anna.chooses("Geluidsoverlast")
     reply = await anna.says("Elke nacht harde muziek vanaf de galerij.")
     assert "kaartlink" in reply  # Signal has no location button
