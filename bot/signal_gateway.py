@@ -426,7 +426,6 @@ class SignalGateway:
         self._queries: dict[str, int] = {}  # callback query -> chat, for answers with text
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.connected = asyncio.Event()  # the event stream is open (tests wait for it)
         self.handled = 0  # events from signal-cli handled since the start
         state = self.store.load_core()
         files = self.store.files()
@@ -492,15 +491,12 @@ class SignalGateway:
         backoff = self.retry_delay
         while True:
             try:
-                events = self.cli.events()
-                self.connected.set()
-                async for event in events:
+                async for event in self.cli.events():
                     backoff = self.retry_delay
                     await self._receive_patiently(event)
                     self.handled += 1
             except (aiohttp.ClientError, SignalCliError, TimeoutError) as exc:
                 log.warning("signal-cli events: %s; again in %g s", exc, backoff)
-            self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 

@@ -244,8 +244,7 @@ class SignalWorld:
                 return False
             core = gateway.core
             return (
-                gateway.handled >= 0
-                and self.cli.delivered == self._delivered_base + gateway.handled
+                self.cli.delivered == self._delivered_base + gateway.handled
                 and core.pending_updates == 0
                 and all(u["update_id"] < (inbox.offset or 0) for u in core._queue)
                 and inbox.in_hand == 0
@@ -490,3 +489,52 @@ async def test_the_bot_starts_while_the_gateway_is_down(
         assert "/melden" in reply.text
     finally:
         await bot.stop()
+
+
+async def test_a_signal_group_presses_a_button_with_its_number_and_chatter_stays_out(
+    emulator: BotApiEmulator, settings: Settings, tmp_path: Path
+) -> None:
+    """The koffie announcement's "Ik kom" in a Signal group, on the gateway alone."""
+    from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+
+    from bot.messenger import GATEWAY_TOKEN
+
+    cli = StandInSignalCli()
+    await cli.start()
+    config = SignalSettings(cli_url=cli.url, account=ACCOUNT, state_path=tmp_path / "gw.db")
+    gateway = SignalGateway(config, retry_delay=0.02)
+    await gateway.start(port=0)
+    bot = Bot(GATEWAY_TOKEN, base_url=gateway.core.base_url)
+    await bot.initialize()
+    try:
+        await cli.wait_until(lambda: cli.generation == 1)
+        anna = SignalResident(None, "aa11bb22-0000-4d44-8e55-ff6677889900", "+31600000001", "A")  # type: ignore[arg-type]
+        envelope = anna._envelope(
+            {"message": "/koffie", "groupInfo": {"groupId": "R3JvZXAy", "type": "DELIVER"}}
+        )
+        cli.receive(envelope)
+        await cli.wait_until(lambda: gateway.core.pending_updates == 1)
+        [command] = await bot.get_updates()
+        group = command.effective_chat
+        assert group is not None and group.type == "supergroup" and is_signal_chat(group.id)
+        markup = InlineKeyboardMarkup(
+            [[InlineKeyboardButton("Ik kom ☕ (0)", callback_data="k:1")]]
+        )
+        await bot.send_message(group.id, "Koffie op woensdag", reply_markup=markup)
+        await cli.wait_until(lambda: len(cli.sent) == 1)
+        assert cli.sent[0]["groupId"] == "R3JvZXAy"
+        assert "1. Ik kom ☕ (0)" in cli.sent[0]["message"]
+
+        for text in ("hallo allemaal", "1"):
+            cli.receive(
+                anna._envelope(
+                    {"message": text, "groupInfo": {"groupId": "R3JvZXAy", "type": "DELIVER"}}
+                )
+            )
+        await cli.wait_until(lambda: gateway.handled == 3)
+        [press] = await bot.get_updates(offset=command.update_id + 1)
+        assert press.callback_query is not None and press.callback_query.data == "k:1"
+    finally:
+        await bot.shutdown()
+        await gateway.stop()
+        await cli.stop()
