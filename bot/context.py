@@ -15,6 +15,7 @@ from bot.i18n import Translator, normalise_language
 from bot.limiter import BULK, INTERACTIVE, LANE
 from bot.settings import Settings
 from storage.db import Database
+from storage.messengers import TELEGRAM, messenger_of
 from storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
@@ -102,6 +103,13 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
     def db(self) -> Database:
         """The database (open a unit of work with ``async with context.db.begin()``)."""
         return self.services.db
+
+    @property
+    def messenger(self) -> str:
+        """The messenger of the person this update is about: ``"telegram"`` or ``"signal"``
+        (storage.messengers). Only where it matters: what a resident is told about it."""
+        who = self._user_id or self._chat_id
+        return messenger_of(who) if who is not None else TELEGRAM
 
     @property
     def lang(self) -> str:

@@ -306,7 +306,9 @@ async def melden_over_signal(anna: SignalResident) -> str:
     await anna.says("https://www.google.com/maps/@52.0705,4.3007,17z")
     await anna.chooses("Vandaag")
     await anna.chooses("Dit is de eerste keer")
-    await anna.sends_photo(JPEG)
+    reply = await anna.sends_photo(JPEG)
+    # Told truly what "contactable" means on Signal: through the bot, never the number.
+    assert "ze zien ook je naam in Signal en kunnen je via deze bot schrijven" in reply
     await anna.chooses("Pseudoniem")
     reply = await anna.chooses("Melding versturen")
     match = REFERENCE.search(reply)
