@@ -51,7 +51,7 @@ fuzz: dev
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot conversations storage
+	$(BIN)/mypy bot conversations storage tests
 
 format: dev
 	$(BIN)/ruff format .
@@ -66,12 +66,15 @@ migrate: install
 run: install
 	$(BIN)/buurtsignaal --config $(CONFIG) run
 
-## translations: refresh the catalog template and the nl/en catalogs (read at run time)
+## translations: refresh the catalog template and every language's catalog (read at run time);
+## a language in bot.i18n.LANGUAGES without a catalog yet gets one
 translations: dev
 	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ -k ngettext:1,2 --no-location --no-wrap \
 		--omit-header -o bot/locales/messages.pot .
-	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales -D messages \
-		--no-location --no-wrap --no-fuzzy-matching --ignore-obsolete
+	@for lang in $$($(BIN)/python -c "from bot.i18n import LANGUAGES; print(*LANGUAGES)"); do \
+		$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales -D messages -l $$lang \
+			--init-missing --no-wrap --no-fuzzy-matching --ignore-obsolete || exit 1; \
+	done
 	@echo "Now translate the empty msgstr entries; tests/test_i18n.py lists any that are missing."
 
 clean:

@@ -82,7 +82,7 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
         """The context of a job run: its calls take the bulk lane, also when the job was
         scheduled while a person's update was handled (APScheduler copies that context)."""
         LANE.set(BULK)  # the job's own task: it ends with the run
-        return cast("BuurtContext", super().from_job(job, application))
+        return super().from_job(job, application)
 
     @property
     def services(self) -> Services:

@@ -73,7 +73,8 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
 
     async def get_bot_data(self) -> dict[str, Any]:
         """The bot-wide data."""
-        return (await self._load(BOT)).get("", {})
+        data: dict[str, Any] = (await self._load(BOT)).get("", {})
+        return data
 
     async def get_callback_data(self) -> CDCData | None:
         """Arbitrary callback data is not used."""

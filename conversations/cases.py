@@ -50,6 +50,7 @@ from conversations.ui import (
     shorten,
     signal_line,
     signal_place,
+    signal_when,
     status_label,
 )
 from storage import access
@@ -71,7 +72,6 @@ ADDED_PHOTOS_SHOWN = 3  # the newest photos a reporter added later, shown with t
 # Conversation states: what the person is typing.
 STATUS_NOTE, NOTE, REPLY, ANSWER = "status_note", "note", "reply", "answer"
 
-OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
 FOLLOWUP_LABELS = {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("I don't know")}
 # Every kind of history entry as a human line (never the internal code).
 EVENT_LABELS = {
@@ -229,9 +229,7 @@ def _detail_text(
 ) -> str:
     """Everything about one signal, within Telegram's message limit (oldest history first
     left out when it does not fit)."""
-    when = t(OCCURRED_LABELS.get(signal.occurred, signal.occurred))
-    if signal.occurred == "earlier" and signal.occurred_text:
-        when = f"{when}: {escape(signal.occurred_text)}"
+    when = signal_when(t, signal, tz)
     taken = names.get(signal.assigned_to, t("a colleague")) if signal.assigned_to else None
     if signal.contactable and signal.contact_name:
         contact = t("contactable: {name}", name=signal.contact_name)
@@ -282,7 +280,7 @@ def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboar
     buttons.append(("📝 " + t("Note"), f"cases:note:{signal.id}"))
     if signal.resident_id is not None:
         buttons.append(("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"))
-        if not withdrawn:
+        if not withdrawn and store.mediation_answer(signal) is None:
             buttons.append(("🤝 " + t("Propose mediation"), f"cases:refer:{signal.id}"))
     return keyboard(buttons, columns=2)
 
@@ -546,7 +544,15 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
             await steps.refuse(query, context)
             return
         role = store.signing_role(person, signal.wijk_id) or "wijkagent"
-        await store.propose_mediation(session, signal, user_id, now=context.now)
+        if not await store.propose_mediation(session, signal, user_id, now=context.now):
+            already = store.mediation_answer(signal) == store.MEDIATION_PROPOSED
+            await query.answer(
+                t("Mediation was already proposed; the reporter has not answered yet.")
+                if already
+                else t("The reporter already asked for mediation."),
+                show_alert=True,
+            )
+            return
         reporter, reference = signal.resident.telegram_id, signal.reference
     their = context.translator_for(reporter)
     try:
@@ -659,14 +665,14 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
     await steps.spend(query)
     lines = [
         t(
-            "Status of <b>{reference}</b>: {old} → {new}.",
+            "Change the status of <b>{reference}</b> from {old} to {new}: not done yet.",
             reference=signal.reference,
             old=status_label(t, signal.status),
             new=status_label(t, to_status),
         ),
         t(
-            "Type a short note for your colleagues (the reporter does not see it), or press "
-            "“Without note”. /annuleren stops."
+            "Type a short note for your colleagues (the reporter does not see it) and the "
+            "status changes, or press “Without note”. /annuleren stops and changes nothing."
         ),
     ]
     if to_status == store.CLOSED and signal.resident_id is not None:

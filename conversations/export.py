@@ -18,25 +18,14 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import Translator
-from conversations.ui import category_label, not_allowed, status_label
-from storage import access
+from conversations.ui import category_label, not_allowed, occurred_label, status_label
+from storage import access, parsing
 from storage.models import Signal
 from storage.signals import signals_between
 from storage.wijken import active_wijken
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 DEFAULT_DAYS = 30
-DATE_FORMATS = ("%d-%m-%Y", "%Y-%m-%d", "%d/%m/%Y")
-
-
-def parse_date(text: str) -> dt.date | None:
-    """A date as people type it: 26-11-2026, 2026-11-26 or 26/11/2026."""
-    for form in DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text.strip(), form).date()
-        except ValueError:
-            continue
-    return None
 
 
 def csv_dialect(language: str) -> tuple[str, str]:
@@ -71,12 +60,9 @@ def signals_csv(t: Translator, signals: list[Signal], tz: dt.tzinfo) -> bytes:
             t("Contact"),
         ]
     )
-    occurred = {"now": t("Right now"), "today": t("Today"), "earlier": t("Earlier")}
     for signal in signals:
         local = signal.created_at.astimezone(tz)
-        when = occurred[signal.occurred]
-        if signal.occurred_text:
-            when = f"{when}: {signal.occurred_text}"
+        when = occurred_label(t, signal)
         writer.writerow(
             [
                 signal.reference,
@@ -116,7 +102,7 @@ def _period(args: list[str], today: dt.date) -> tuple[dt.date, dt.date] | None:
     """The export period from the command's arguments; None when they make no sense."""
     if len(args) > 2:
         return None
-    dates = [parse_date(a) for a in args]
+    dates = [parsing.local_date(a) for a in args]
     if any(d is None or not EARLIEST <= d <= today + dt.timedelta(days=366) for d in dates):
         return None
     start = dates[0] if dates else today - dt.timedelta(days=DEFAULT_DAYS)

@@ -64,7 +64,9 @@ ACTIVE = "flow"  # user_data: the flow whose question is on screen, and when it 
 SWITCH = "flow_switch"  # user_data: the question "leave the current flow?" under way
 TYPED_TIMEOUT = dt.timedelta(minutes=30)  # a professional's typed step expires after this
 
-# What each flow is called when the bot asks whether to leave it.
+# What each flow is called when the bot asks whether to leave it (a flow not listed: UNNAMED_FLOW;
+# a mark nested in another call would not be extracted).
+UNNAMED_FLOW = N_("what you were doing")
 LABELS: dict[str, str] = {
     "melden": N_("your report (/melden)"),
     "bemiddeling": N_("your request for mediation (/bemiddeling)"),
@@ -754,12 +756,20 @@ def _moved(context: BuurtContext, name: str, state: object) -> None:
     data[ACTIVE] = {"name": name, "at": now}
 
 
-def _owned(part: FlowPart, handler: BaseHandler[Any, Any, Any], *, step: bool) -> None:
+def _owned(
+    part: FlowPart, handler: BaseHandler[Any, Any, Any], *, step: bool, in_state: bool = False
+) -> None:
     """Make ``handler`` return states named for the one conversation and keep track of the
-    flow on screen; a step of an expired typed flow is not taken."""
+    flow on screen; a step of an expired typed flow is not taken, nor text typed while the
+    question "leave this flow?" waits for an answer."""
     inner = handler.callback
 
     async def callback(update: Update, context: BuurtContext) -> object:
+        if in_state and (context.user_data or {}).get(SWITCH):
+            if update.callback_query is None:
+                return await _hold_for_switch(part, update, context)
+            assert context.user_data is not None
+            context.user_data.pop(SWITCH, None)  # a press in the flow itself: back to it
         if step and part.expired(context):
             return await _expire(part, update, context)
         state = await inner(update, context)
@@ -768,6 +778,24 @@ def _owned(part: FlowPart, handler: BaseHandler[Any, Any, Any], *, step: bool) -
 
     callback.__doc__ = inner.__doc__
     handler.callback = callback
+
+
+async def _hold_for_switch(part: FlowPart, update: Update, context: BuurtContext) -> object:
+    """Text typed while "what to do with the current flow?" waits: it is not taken as the
+    answer to the flow's hidden step, and it is shown back so nothing is lost."""
+    message = update.effective_message
+    if message is None:
+        return None
+    text = message.text or message.caption or ""
+    await message.reply_text(
+        context.t(
+            "First choose with the buttons above what to do with {what}; what you typed has "
+            "not been used.",
+            what=context.t(LABELS.get(part.name, N_("what you were doing"))),
+        )
+        + (context.t("\nWhat you typed:\n\n{text}", text=text) if text else "")
+    )
+    return None
 
 
 async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> object:
@@ -792,7 +820,7 @@ async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> obje
                 "That was waiting for more than {minutes} minutes ({what}), so it has been "
                 "stopped and nothing was sent or saved.",
                 minutes=int((part.timeout or TYPED_TIMEOUT).total_seconds() // 60),
-                what=context.t(LABELS.get(part.name, N_("what you were doing"))),
+                what=context.t(LABELS.get(part.name, UNNAMED_FLOW)),
             )
             + (context.t("\nWhat you typed:\n\n{text}", text=text) if text else "")
         )
@@ -878,7 +906,7 @@ class _Engine:
             t(
                 "You are still busy with {what}. What would you like to do with it before "
                 "you start something new?",
-                what=t(LABELS.get(current.name, N_("what you were doing"))),
+                what=t(LABELS.get(current.name, UNNAMED_FLOW)),
             ),
             reply_markup=keyboard(options),
         )
@@ -968,7 +996,7 @@ def one_conversation(parts: Sequence[FlowPart]) -> ConversationHandler[Any]:
             _owned(part, handler, step=False)
         for state, handlers in part.states.items():
             for handler in handlers:
-                _owned(part, handler, step=part.timeout is not None)
+                _owned(part, handler, step=part.timeout is not None, in_state=True)
             states[_qualified(part.name, state)] = [
                 *(part.entry_points if part.allow_reentry else []),
                 *handlers,

@@ -53,7 +53,7 @@ from conversations.ui import (
     short_date,
     small_number,
 )
-from storage import access, gatherings
+from storage import access, gatherings, parsing
 from storage.models import Moment, Resident, Signup, Wijk
 from storage.residents import ensure_resident, get_resident
 from storage.wijken import active_wijken, get_wijk
@@ -99,7 +99,7 @@ def ics(t: Translator, moment: Moment, now: dt.datetime) -> bytes:
     event.add("summary", f"{kind_label(t, moment.kind)} {moment.wijk.name}")
     event.add("location", moment.place)
     calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 # --- planning: /koffieplannen and /aanwezig ------------------------------------------------
@@ -270,31 +270,10 @@ async def on_plan_place(update: Update, context: BuurtContext, draft: Draft, tex
     return await PLAN.advance(update, context, draft, PLACE)
 
 
-def parse_date(text: str) -> dt.date | None:
-    """26-11-2026, 26/11/2026 or 2026-11-26."""
-    for form in ("%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d-%m-%y"):
-        try:
-            return dt.datetime.strptime(text.strip(), form).date()
-        except ValueError:
-            continue
-    return None
-
-
-def parse_time(text: str) -> dt.time | None:
-    """10:00, 10.00 or 10u."""
-    cleaned = text.strip().lower().replace(".", ":").replace("u", ":00").rstrip(":")
-    for form in ("%H:%M", "%H"):
-        try:
-            return dt.datetime.strptime(cleaned, form).time()
-        except ValueError:
-            continue
-    return None
-
-
 @PLAN.text_step(20)
 async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """Which date (today or later)."""
-    day = parse_date(text)
+    day = parsing.local_date(text)
     message = update.effective_message
     assert message is not None
     today = context.now.astimezone(context.settings.tz).date()
@@ -316,7 +295,7 @@ async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text
 @PLAN.text_step(10)
 async def on_plan_time(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """What time."""
-    moment = parse_time(text)
+    moment = parsing.local_time(text)
     message = update.effective_message
     assert message is not None
     if moment is None:
@@ -462,12 +441,13 @@ async def koffie(update: Update, context: BuurtContext) -> None:
     buttons = []
     for moment in moments:
         count = numbers[moment.id].people
+        when = when_text(t, moment, tz)  # not inline: pybabel would then miss the plural
         lines.append(
             t.ngettext(
                 "☕ {when}, {place}: {n} is coming",
                 "☕ {when}, {place}: {n} are coming",
                 count,
-                when=when_text(t, moment, tz),
+                when=when,
                 place=moment.place,
             )
             + (" ✔️" if moment.id in mine else "")
@@ -1072,16 +1052,14 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             await message.reply_text(not_allowed(t))
             return ConversationHandler.END
         local = moment.starts_at.astimezone(tz)
-        parts = text.split()
-        new_start: dt.datetime | None = None
+        # A date and a time, a time on the same day, or else a place.
+        new_start = parsing.local_datetime(text, tz)
+        if new_start is None and (moment_of_day := parsing.local_time(text)) is not None:
+            new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
         place: str | None = None
-        if len(parts) == 2 and parse_date(parts[0]) and parse_time(parts[1]):
-            new_start = dt.datetime.combine(parse_date(parts[0]), parse_time(parts[1]), tz)  # type: ignore[arg-type]
-        elif len(parts) == 1 and parse_time(parts[0]) and any(c.isdigit() for c in parts[0]):
-            new_start = dt.datetime.combine(local.date(), parse_time(parts[0]), tz)  # type: ignore[arg-type]
-        elif 2 <= len(text) <= MAX_PLACE:
+        if new_start is None and 2 <= len(text) <= MAX_PLACE:
             place = text
-        else:
+        elif new_start is None:
             await message.reply_text(
                 t("Please keep the place short: at most {limit} characters.", limit=MAX_PLACE)
             )
@@ -1093,11 +1071,15 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             await message.reply_text(t("That is more than a year away; please check the year."))
             return None
         if edit["series"]:
-            shift = (new_start - moment.starts_at) if new_start else None
-            changed = await gatherings.change_series(
-                session, moment.series, place=place, shift=shift, now=context.now
+            shift = None
+            if new_start is not None:  # in wall time, from where the series puts this date
+                planned = gatherings.planned_start(moment.series, moment.occurrence, tz)
+                shift = new_start.replace(tzinfo=None) - planned.astimezone(tz).replace(tzinfo=None)
+            changed, kept = await gatherings.change_series(
+                session, moment.series, place=place, shift=shift, now=context.now, tz=tz
             )
         else:
+            kept = 0
             changed = [
                 (
                     moment,
@@ -1105,13 +1087,18 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
                 )
             ]
     context.user_data.pop("koffie_edit", None)
-    await message.reply_text(
-        t.ngettext(
-            "Changed: {n} date. Everyone who signed up has been told.",
-            "Changed: {n} dates. Everyone who signed up has been told.",
-            len(changed),
-        )
+    answer = t.ngettext(
+        "Changed: {n} date. Everyone who signed up has been told.",
+        "Changed: {n} dates. Everyone who signed up has been told.",
+        len(changed),
     )
+    if kept:
+        answer += "\n" + t.ngettext(
+            "{n} date that was changed on its own keeps its own time and place.",
+            "{n} dates that were changed on their own keep their own time and place.",
+            kept,
+        )
+    await message.reply_text(answer)
     for changed_moment, signups in changed:
         await _tell(context, signups, changed_moment, "moved")
         await refresh_announcement(context.application, changed_moment.id)

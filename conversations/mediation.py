@@ -37,7 +37,7 @@ from conversations.ui import (
     mediation_explanation,
     topic_label,
 )
-from storage import access
+from storage import access, parsing
 from storage.cases import record_referral_answer, referral_of
 from storage.mediation import NewMediation, case_of_draft, store_case_once
 from storage.residents import ensure_resident
@@ -46,7 +46,6 @@ from storage.wijken import active_wijken, get_wijk
 MAX_OTHER_PARTY = 300
 MAX_ADDRESS = 120  # street and house number (the column's size)
 MIN_SITUATION = 5
-PHONE_CHARACTERS = set("0123456789+ -()")
 
 INTRO, UNSAFE, WIJK, TOPIC, DURATION = "intro", "unsafe", "wijk", "topic", "duration"
 TALKED, OTHER, VIA, PHONE, REACHABLE, CONSENT = (
@@ -451,14 +450,14 @@ async def on_via(update: Update, context: BuurtContext, draft: Draft, value: str
 @FLOW.text_step(40)
 async def on_phone(update: Update, context: BuurtContext, draft: Draft, text: str) -> State:
     """The phone number the resident chooses to give."""
-    digits = [c for c in text if c.isdigit()]
-    if not set(text) <= PHONE_CHARACTERS or not 8 <= len(digits) <= 15:
+    phone = parsing.phone_number(text)
+    if phone is None:
         assert update.effective_message is not None
         await update.effective_message.reply_text(
             context.t("That does not look like a phone number. For example: 06 12345678.")
         )
         return None
-    draft["phone"] = text
+    draft["phone"] = phone
     return await FLOW.advance(update, context, draft, VIA)
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import re
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -69,7 +68,7 @@ from conversations.ui import (
     shorten,
     topic_label,
 )
-from storage import access
+from storage import access, parsing
 from storage import mediation as store
 from storage.access import Permission
 from storage.mediation import MediationProblem
@@ -112,10 +111,6 @@ APPOINTMENTS_SHOWN = 5  # the latest appointments in the case view
 REFERRALS_SHOWN = 40  # the latest referrals in /bemiddelingen
 MAX_MEDIATORS = 200
 MAX_PLACE = 200
-PHONE_CHARACTERS = set("0123456789+ -()")
-_WHEN_RE = re.compile(
-    r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s+(?:om\s+|at\s+)?(\d{1,2})[:.](\d{2})$"
-)
 
 # Conversation states.
 MEDIATORS, NOTE, APPT_PARTIES, APPT_WHEN, APPT_PLACE = (
@@ -1248,14 +1243,7 @@ async def on_appointment_when(update: Update, context: BuurtContext) -> State:
     t = context.t
     tz = context.settings.tz
     text = (message.text or "").strip()
-    found = _WHEN_RE.match(text)
-    starts_at = None
-    if found:
-        day, month, year, hour, minute = (int(x) for x in found.groups())
-        try:
-            starts_at = dt.datetime(year, month, day, hour, minute, tzinfo=tz)
-        except ValueError:
-            starts_at = None
+    starts_at = parsing.local_datetime(text, tz)
     if starts_at is None:
         await message.reply_text(
             t(
@@ -1841,9 +1829,8 @@ async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
     if not isinstance(pending, dict):
         return ConversationHandler.END
     t = context.t
-    text = (message.text or "").strip()
-    digits = [c for c in text if c.isdigit()]
-    if len(text) > 40 or not set(text) <= PHONE_CHARACTERS or not 8 <= len(digits) <= 15:
+    text = parsing.phone_number(message.text or "")
+    if text is None:
         await message.reply_text(
             t("That does not look like a phone number. For example: 06 12345678.")
         )

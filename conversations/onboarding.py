@@ -10,9 +10,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.context import BuurtContext
 from bot.feature import Feature
-from bot.i18n import LANGUAGES, Html, Translator
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, Html, Translator
 from conversations.ui import (
-    LANGUAGE_NAMES,
     is_id,
     keyboard,
     language_keyboard,

@@ -18,9 +18,9 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.context import BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
-from bot.i18n import Translator
+from bot.i18n import LANGUAGE_NAMES, Translator
 from bot.settings import Settings
-from conversations.ui import LANGUAGE_NAMES, keyboard, local_date, privacy_text
+from conversations.ui import keyboard, local_date, privacy_text
 from storage import access
 from storage.db import Database
 from storage.privacy import Removal, apply_retention, collect, forget, retention_plan

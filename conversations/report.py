@@ -33,7 +33,13 @@ from bot.context import BuurtContext
 from bot.feature import Feature
 from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
-from conversations.ui import CATEGORY_LABELS, category_label, keyboard, role_label
+from conversations.ui import (
+    CATEGORY_LABELS,
+    OCCURRED_LABELS,
+    category_label,
+    keyboard,
+    role_label,
+)
 from storage.digest import DeliveryPromise, delivery_promise
 from storage.messengers import SIGNAL, is_signal_chat
 from storage.residents import ensure_resident
@@ -75,7 +81,7 @@ FLOW = GuidedFlow(
     # The buttons of the fixed-choice questions: stored value -> label.
     choices={
         SAFETY: {"yes": N_("Yes, there is danger now"), "no": N_("No, nobody is in danger")},
-        WHEN: {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")},
+        WHEN: OCCURRED_LABELS,
         FREQUENCY: {
             "first": N_("This is the first time"),
             "recurring": N_("It happens more often"),

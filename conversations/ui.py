@@ -15,7 +15,7 @@ from bot.commands import (
     description_of,
     role_menu,
 )
-from bot.i18n import LANGUAGES, N_, Html, Localized, Translator, escape
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Localized, Translator, escape
 from bot.settings import Settings
 from storage.access import PERMISSIONS, Permission, Person
 from storage.models import Signal
@@ -36,8 +36,6 @@ STATUS_LABELS: dict[str, str] = {
     "afgehandeld": N_("Closed"),
     "ingetrokken": N_("Withdrawn"),
 }
-
-LANGUAGE_NAMES: dict[str, str] = {"nl": "Nederlands", "en": "English"}
 
 # The largest id a button or link may carry: ids fit in the database's 32-bit integers, and
 # callback patterns accept at most 9 digits (``\d{1,9}``), so a forged or oversized id is a
@@ -199,6 +197,31 @@ def signal_place(t: Translator, signal: Signal) -> str:
             "location {lat}, {lon}", lat=f"{signal.latitude:.5f}", lon=f"{signal.longitude:.5f}"
         )
     return "?"
+
+
+# When a signal happened, as the resident answered (the report's question offers these three).
+OCCURRED_LABELS = {"now": N_("Right now"), "today": N_("Today"), "earlier": N_("Earlier")}
+
+
+def occurred_label(t: Translator, signal: Signal) -> str:
+    """The resident's answer to "when?" as they gave it, relative to the day they reported
+    (plain text, for a table next to the report's date)."""
+    label = t(OCCURRED_LABELS.get(signal.occurred, signal.occurred))
+    if signal.occurred == "earlier" and signal.occurred_text:
+        label = f"{label}: {signal.occurred_text}"
+    return label
+
+
+def signal_when(t: Translator, signal: Signal, tz: dt.tzinfo) -> str:
+    """When a signal happened, in words that stay true when read days later (escaped):
+    "now" and "today" become the report's own date ("Vandaag" read on Friday was wrong)."""
+    if signal.occurred == "now":
+        return t("when reported, {moment}", moment=local_datetime(signal.created_at, tz))
+    if signal.occurred == "today":
+        return t("on the day reported, {date}", date=local_date(signal.created_at, tz))
+    if signal.occurred_text:
+        return t("earlier: {text}", text=signal.occurred_text)
+    return t("earlier (no moment given)")
 
 
 def signal_line(t: Translator, signal: Signal) -> str:

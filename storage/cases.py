@@ -9,7 +9,6 @@ for the bot itself; a resident's identity is never stored in the history.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,7 +17,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage import access
+from storage import access, parsing
 from storage.access import Permission
 from storage.models import RoleGrant, Signal, SignalEvent
 from storage.signals import (
@@ -53,9 +52,6 @@ REPORTER_LEFT = "reporter_left"
 RETENTION_CONTACT = "retention_contact"
 RETENTION_CONTENT = "retention_content"
 
-# BS-2026-0042, bs 2026 42, 2026-0042 or just 42 (then the current year).
-_REFERENCE = re.compile(r"^(?:BS[-\s]?)?(?:(\d{4})[-\s])?0*(\d{1,6})$")
-
 
 def pro_actor(telegram_id: int) -> str:
     """The history actor of a professional."""
@@ -69,19 +65,9 @@ def actor_telegram_id(actor: str) -> int | None:
 
 
 def parse_reference(text: str, *, year: int) -> str | None:
-    """A canonical reference from what someone typed, or None if it cannot be one.
-
-    Accepted: ``BS-2026-0042`` (any case, dash or space), ``2026-0042`` and a bare number
-    ``42`` (meaning this year's 42nd).
-    """
-    match = _REFERENCE.match(text.strip().upper())
-    if match is None:
-        return None
-    number = int(match.group(2))
-    if number == 0:
-        return None
-    chosen_year = int(match.group(1)) if match.group(1) else year
-    return f"{REFERENCE_PREFIX}-{chosen_year}-{number:04d}"
+    """A signal's canonical reference from what someone typed (see
+    :func:`storage.parsing.reference`), or None if it cannot be one."""
+    return parsing.reference(text, prefix=REFERENCE_PREFIX, year=year)
 
 
 def signing_role(person: access.Person, wijk_id: int) -> str | None:
@@ -437,11 +423,31 @@ MEDIATION_ACCEPTED = "mediation_accepted"
 MEDIATION_DECLINED = "mediation_declined"
 
 
+def mediation_answer(signal: Signal) -> str | None:
+    """Where a proposal of mediation to the reporter stands: None (never proposed, or they
+    said no: it may be proposed again), ``MEDIATION_PROPOSED`` (asked, no answer yet) or
+    ``MEDIATION_ACCEPTED``. Needs ``signal.history`` loaded."""
+    state = None
+    for event in signal.history:
+        if event.kind == MEDIATION_PROPOSED:
+            state = MEDIATION_PROPOSED
+        elif event.kind == MEDIATION_ACCEPTED:
+            state = MEDIATION_ACCEPTED
+        elif event.kind == MEDIATION_DECLINED:
+            state = None
+    return state
+
+
 async def propose_mediation(
     session: AsyncSession, signal: Signal, telegram_id: int, *, now: dt.datetime
-) -> None:
-    """Record that a professional proposed mediation to the reporter (who must agree)."""
+) -> bool:
+    """Record that a professional proposed mediation to the reporter (who must agree); False,
+    and nothing recorded, while an earlier proposal waits for an answer or was accepted (the
+    reporter is asked once, whoever of the pair presses)."""
+    if mediation_answer(signal) is not None:
+        return False
     await record(session, signal, MEDIATION_PROPOSED, actor=pro_actor(telegram_id), now=now)
+    return True
 
 
 async def referral_of(session: AsyncSession, signal_id: int, telegram_id: int) -> int | None:

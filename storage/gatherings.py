@@ -44,6 +44,15 @@ def occurrences(
         current += step
 
 
+def planned_start(series: Series, occurrence: int, tz: dt.tzinfo) -> dt.datetime:
+    """Where the series' rule puts its date number ``occurrence`` (UTC), in local wall time."""
+    if series.repeat == "none":
+        return series.first_starts_at.astimezone(dt.UTC)
+    local = series.first_starts_at.astimezone(tz).replace(tzinfo=None)
+    wall = local + STEP[series.repeat] * occurrence
+    return wall.replace(tzinfo=tz).astimezone(dt.UTC)
+
+
 async def _fill(
     session: AsyncSession, series: Series, until: dt.datetime, tz: dt.tzinfo, now: dt.datetime
 ) -> list[Moment]:
@@ -300,12 +309,15 @@ async def change_series(
     place: str | None,
     shift: dt.timedelta | None,
     now: dt.datetime,
-) -> list[tuple[Moment, Sequence[Signup]]]:
-    """Change the place or time of a series and all its coming dates."""
-    if place is not None:
-        series.place = place
-    if shift is not None:
-        series.first_starts_at += shift
+    tz: dt.tzinfo,
+) -> tuple[list[tuple[Moment, Sequence[Signup]]], int]:
+    """Change the place, or the time (``shift`` in local wall time), of a series and of its
+    coming dates; returns each changed date with whom to tell, and how many dates kept an
+    arrangement of their own.
+
+    A date that was moved or given another place on its own keeps that arrangement: the
+    organiser settled it for that day, and the series' new rule does not undo it.
+    """
     future = (
         await session.scalars(
             select(Moment).where(
@@ -315,15 +327,25 @@ async def change_series(
             )
         )
     ).all()
-    return [
-        (
-            m,
-            await move_moment(
-                session, m, starts_at=m.starts_at + shift if shift else None, place=place
-            ),
-        )
-        for m in future
-    ]
+    own_time = {m.id for m in future if m.starts_at != planned_start(series, m.occurrence, tz)}
+    own_place = {m.id for m in future if m.place != series.place}
+    if place is not None:
+        series.place = place
+    if shift is not None:
+        local = series.first_starts_at.astimezone(tz).replace(tzinfo=None) + shift
+        series.first_starts_at = local.replace(tzinfo=tz).astimezone(dt.UTC)
+    changed = []
+    kept = 0
+    for m in future:
+        starts_at = None
+        if shift is not None and m.id not in own_time:
+            starts_at = planned_start(series, m.occurrence, tz)
+        new_place = place if place is not None and m.id not in own_place else None
+        if starts_at is None and new_place is None:
+            kept += 1
+            continue
+        changed.append((m, await move_moment(session, m, starts_at=starts_at, place=new_place)))
+    return changed, kept
 
 
 async def get_moment(session: AsyncSession, moment_id: int) -> Moment | None:

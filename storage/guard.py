@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import GuardCount
 
 DATA = Path(__file__).with_name("data")
-LANGUAGES = ("nl", "en")
+LANGUAGES = ("nl", "en", "tr")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 _CLAUSE = re.compile(r"[.,!?;:()\[\]\n]+")
 
@@ -61,8 +61,9 @@ Span = frozenset[str]
 
 
 def _fold(text: str) -> str:
-    """Lower case without accents: 'Somaliër' -> 'somalier'."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
+    """Lower case without accents: 'Somaliër' -> 'somalier', Turkish 'Faslı' -> 'fasli' (the
+    dotless ı has no accent to drop; 'İ' lowers to i with a dot, which is dropped)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().replace("ı", "i"))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -99,8 +100,8 @@ def word_classes(language: str) -> dict[tuple[str, ...], Span]:
 
 @cache
 def lexicon() -> dict[tuple[str, ...], Span]:
-    """Every listed entry with its word classes, over all languages: a text in either language
-    is read with both lists."""
+    """Every listed entry with its word classes, over all languages: a text in any language is
+    read with all lists."""
     merged: dict[tuple[str, ...], Span] = {}
     for language in LANGUAGES:
         for tokens, classes in word_classes(language).items():

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
+from storage import parsing
 from storage.models import (
     MEDIATION_OUTCOMES,
     MEDIATION_STAGES,
@@ -345,12 +346,9 @@ def intake_overdue(
 
 
 def parse_reference(typed: str, *, year: int) -> str | None:
-    """A typed case reference: BM-2026-0001, bm-2026-1, 2026-1 or just 1 (this year)."""
-    text = typed.strip().upper().replace(" ", "")
-    found = re.fullmatch(rf"(?:{REFERENCE_PREFIX}-?)?(?:(\d{{4}})-)?(\d{{1,6}})", text)
-    if not found:
-        return None
-    return f"{REFERENCE_PREFIX}-{found.group(1) or year}-{int(found.group(2)):04d}"
+    """A typed case reference (BM-2026-0001, bm 2026 1, 2026-1 or just 1 this year), read
+    as every reference is (:func:`storage.parsing.reference`)."""
+    return parsing.reference(typed, prefix=REFERENCE_PREFIX, year=year)
 
 
 def _with_parties(query: Any) -> Any:

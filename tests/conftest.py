@@ -36,7 +36,7 @@ WIJKEN = [{"name": "Schilderswijk", "slug": "schilderswijk", "group_chat_id": -1
 
 
 @pytest.fixture(autouse=True)
-def travel() -> Iterator[time_machine.Coordinates]:
+def travel() -> Iterator[time_machine.Traveller]:
     """Every test starts at the same instant and time then runs on, so nothing depends on the
     hour, weekday or year the suite runs; ``travel.shift(...)`` moves it."""
     with time_machine.travel(CLOCK_START, tick=True) as traveller:
@@ -52,7 +52,7 @@ class Clock:
     """The tests' one clock: ``clock.now`` is the time everything in the process sees (the
     bot's clock, the scheduler, the emulator); setting it, or ``move``, moves all of it."""
 
-    def __init__(self, traveller: time_machine.Coordinates) -> None:
+    def __init__(self, traveller: time_machine.Traveller) -> None:
         self._traveller = traveller
 
     @property

@@ -105,7 +105,7 @@ class BotUnderTest:
             app, self.app = self.app, None
             # Stop its background tasks so the test stays clean, but never flush anything:
             # a killed process gets no chance to.
-            app.persistence = None  # type: ignore[assignment]
+            app.persistence = None
             await app.stop()
             await app.shutdown()
             assert self.db is not None
@@ -117,7 +117,7 @@ class BotUnderTest:
         memory (drafts, conversation states) is written, nothing it sends arrives. Then the
         bot starts again on the same database."""
         assert self.app is not None
-        self.app.persistence = None  # type: ignore[assignment]
+        self.app.persistence = None
         for method in KILLED_AT:  # a dead process sends nothing: fail fast, without retries
             self.emulator.fail_next(method, status=400, description="Bad Request: killed", times=99)
         try:
@@ -224,6 +224,7 @@ class Person:
         for row in target.buttons:
             for text, data in row:
                 if label.lower() in text.lower():
+                    assert data is not None, f"{text!r} is a link, not a button to press"
                     return await self.presses(target.message_id, data)
         labels = [text for row in target.buttons for text, _ in row]
         raise AssertionError(f"no button {label!r} on message {target.message_id}: {labels}")

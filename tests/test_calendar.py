@@ -12,7 +12,8 @@ EIGHT = dt.time(8, 0)
 
 
 def local(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=AMS)  # type: ignore[misc]
+    year, month, day, hour, minute, *_ = (*args, 0, 0)
+    return dt.datetime(year, month, day, hour, minute, tzinfo=AMS)
 
 
 def test_the_day_before_keeps_the_wall_clock_time_across_dst() -> None:

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from babel.dates import format_date
 from sqlalchemy import select
 
 from bot.emulator import BotMessage
@@ -16,7 +17,7 @@ from bot.settings import Settings
 from storage.models import RoleGrant, Signal, SignalEvent, Wijk, utcnow
 from storage.residents import ensure_resident
 from storage.signals import NewSignal, create_signal
-from tests.conftest import Clock, make_settings
+from tests.conftest import AMSTERDAM, Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x00\xc0" + b"\x00" * 64
@@ -231,7 +232,9 @@ async def test_melding_shows_photo_place_and_details(bot: BotUnderTest) -> None:
         "Wat: Geluidsoverlast",
         "Beschrijving: Iemand <b>bekladt</b> de muur & de deur.",  # escaped, shown literally
         "Waar: Hof <7>",
-        "Wanneer: Vandaag",
+        # "Vandaag" would be wrong when read tomorrow: the day of the report is named.
+        "Wanneer: op de dag van de melding, "
+        + format_date(stored.created_at.astimezone(AMSTERDAM), "EEEE dd-MM-yyyy", locale="nl"),
         "Hoe vaak: eerste keer",
         "Status: Nieuw",
         "Opgepakt door: nog niemand",
@@ -327,6 +330,9 @@ async def test_take_then_close_with_note_and_the_reporter_is_told(bot: BotUnderT
     status_menu = reply.last
     reply = await bram.taps("Afgehandeld")
     assert "Typ een korte notitie" in reply.text
+    # It does not read as done before the note: the change happens after it.
+    assert "van In behandeling naar Afgehandeld: nog niet gedaan" in reply.text
+    assert (await signal_row(bot, reference)).status != "afgehandeld"
     assert "De melder hoort dat de melding is afgehandeld" in reply.text
     before = len(chat(bot, anna))
     reply = await bram.says("Gesprek gehad met de bewoners van nr 14.")
@@ -606,6 +612,7 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
     await close(bot, bram, reference)
     again = await signal_row(bot, reference)
     assert again.followup_sent_at is None and again.followup_answer is None
+    assert again.closed_at is not None
     clock.now = again.closed_at + dt.timedelta(days=4)
     await job(bot).run(bot.app)
     reply = await anna.taps("Weet ik niet")
@@ -625,6 +632,7 @@ async def test_failed_followup_is_tried_again_and_gone_reporters_are_not_asked(
     await close(bot, bram, orphan.reference)
     assert (await signal_row(bot, orphan.reference)).followup_due_at is None
     closed = await signal_row(bot, reference)
+    assert closed.closed_at is not None
     clock.now = closed.closed_at + dt.timedelta(days=5)
 
     anna_before = len(chat(bot, anna))
@@ -654,6 +662,7 @@ async def test_followup_to_a_reporter_who_blocked_the_bot_is_noted_once(
     reply_texts = texts(bot, bram)
     assert "De melder kon het niet horen" in reply_texts
     closed = await signal_row(bot, reference)
+    assert closed.closed_at is not None
     clock.now = closed.closed_at + dt.timedelta(days=5)
     await job(bot).run(bot.app)
     await job(bot).run(bot.app)

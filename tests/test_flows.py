@@ -4,6 +4,7 @@ the flow whose question is on screen."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,7 +15,7 @@ from tests.test_cases import melden, pair
 from tests.test_report import until_description
 
 
-async def stored(bot: BotUnderTest, model: type) -> list:
+async def stored(bot: BotUnderTest, model: type) -> list[Any]:
     assert bot.db is not None
     async with bot.db.begin() as session:
         return list((await session.scalars(select(model))).all())
@@ -70,6 +71,24 @@ async def test_going_back_keeps_the_first_flow(bot: BotUnderTest) -> None:
     anna = bot.user(1001, "Anna")
     await until_description(anna)
     await anna.says("/bemiddeling")
+    reply = await anna.taps("Ga ermee verder")
+    assert "Wat is er gebeurd?" in reply.text
+    reply = await anna.says("Elke nacht harde muziek.")
+    assert "Waar was het?" in reply.text
+
+
+async def test_text_typed_while_the_switch_question_waits_is_not_taken(
+    bot: BotUnderTest,
+) -> None:
+    """The report waits for its description behind "what to do with your report?": text typed
+    then is not stored as the description, but shown back; the question still counts."""
+    anna = bot.user(1001, "Anna")
+    await until_description(anna)
+    await anna.says("/bemiddeling")
+    reply = await anna.says("Ik wil eigenlijk iets anders vragen.")
+    assert "Kies eerst met de knoppen hierboven wat je wilt met je melding (/melden)" in reply.text
+    assert "Ik wil eigenlijk iets anders vragen." in reply.text  # shown back, not lost
+    assert "Waar was het?" not in reply.text  # not taken as the description
     reply = await anna.taps("Ga ermee verder")
     assert "Wat is er gebeurd?" in reply.text
     reply = await anna.says("Elke nacht harde muziek.")

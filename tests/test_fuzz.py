@@ -157,7 +157,7 @@ def mutate(data: str, mutation: tuple[str, Any] | None) -> str:
     if how == "cut":
         return data[: min(value, len(data) - 1)] or "x"
     if how == "longer":
-        return (data + ":" + value)[:64]
+        return (data + ":" + str(value))[:64]
     return str(value)
 
 

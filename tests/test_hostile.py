@@ -89,7 +89,7 @@ async def test_typed_capacity_and_dates_are_range_checked(bot: BotUnderTest) -> 
 
 
 async def test_a_flooded_group_gets_one_answer_a_minute(
-    bot: BotUnderTest, travel: time_machine.Coordinates
+    bot: BotUnderTest, travel: time_machine.Traveller
 ) -> None:
     bot.emulator.add_group(GROUP, "Buurtgroep Schilderswijk")
     members = [in_group(bot.user(1000 + n, f"Buur{n}")) for n in range(1, 7)]

@@ -296,7 +296,7 @@ async def test_only_the_update_types_the_bot_handles_are_asked_for(
 
 
 async def test_handled_updates_keep_no_text_and_leave_the_inbox_after_a_day(
-    emulator: BotApiEmulator, db_url: str, travel: time_machine.Coordinates
+    emulator: BotApiEmulator, db_url: str, travel: time_machine.Traveller
 ) -> None:
     settings = make_settings(db_url)
     emulator.add_user(1001, "Anna")
@@ -325,7 +325,7 @@ async def test_handled_updates_keep_no_text_and_leave_the_inbox_after_a_day(
 
 
 def test_a_line_repeated_many_times_a_minute_is_written_a_few_times_and_counted(
-    travel: time_machine.Coordinates,
+    travel: time_machine.Traveller,
 ) -> None:
     written: list[str] = []
 

@@ -286,7 +286,7 @@ async def test_link_group_by_admin_only(bot: BotUnderTest) -> None:
     reply = await admin_there.says("/koppelgroep schilderswijk")
     assert "nu de buurtgroep van Schilderswijk" in reply.text
     reply = await anna_there.says("/melden")
-    assert reply.last.buttons[0][0][1].endswith("start=w-schilderswijk")
+    assert (reply.last.buttons[0][0][1] or "").endswith("start=w-schilderswijk")
     assert admin and anna
 
 
@@ -347,8 +347,10 @@ def local(moment: Moment) -> dt.datetime:
     return moment.starts_at.astimezone(ZoneInfo("Europe/Amsterdam"))
 
 
-def join_buttons(reply_markup: list[list[tuple[str, str]]]) -> list[str]:
-    return [data for row in reply_markup for _, data in row if data.startswith("koffie:join:")]
+def join_buttons(reply_markup: list[list[tuple[str, str | None]]]) -> list[str]:
+    return [
+        data for row in reply_markup for _, data in row if data and data.startswith("koffie:join:")
+    ]
 
 
 async def test_a_moved_date_stays_moved(bot: BotUnderTest, clock: Clock) -> None:
@@ -448,6 +450,49 @@ async def test_moving_the_whole_series_moves_later_dates_too(
     assert len(now) == len(planned) + 2  # the horizon moved three weeks, from a later start
     assert all(f"{local(m):%H:%M}" == "10:30" for m in now)
     assert len({m.starts_at for m in now}) == len(now)
+
+
+async def test_a_date_moved_on_its_own_keeps_its_arrangement_when_the_series_changes(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The second date was moved to 11:15 and given another room; then the whole series moves
+    to 10:30 and to the library: that date keeps 11:15 and its room, and its people hear
+    nothing; every other date follows the series."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    first, second, *rest = await moments(bot)
+    await organiser.says("/beheer")
+    await organiser.taps(f"{local(second):%d-%m}")
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    await organiser.says("11:15")
+    await organiser.says("/beheer")
+    await organiser.taps(f"{local(second):%d-%m}")
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    await organiser.says("Zaaltje achter")
+    reply = await anna.says("/koffie")
+    dates = [label for row in reply.last.buttons for label, _ in row if "Aanmelden" in label]
+    await anna.taps(dates[1])  # she signs up for the moved date only
+    told_before = len(bot.emulator.messages(anna.id))
+
+    await organiser.says("/beheer")
+    await organiser.taps(f"{local(first):%d-%m}")
+    await organiser.taps("De hele reeks wijzigen")
+    reply = await organiser.says("10:30")
+    assert f"Gewijzigd: {1 + len(rest)} data." in reply.text
+    assert "1 datum die apart was gewijzigd, houdt haar eigen tijd en plaats." in reply.text
+    await organiser.says("/beheer")
+    await organiser.taps(f"{local(first):%d-%m}")
+    await organiser.taps("De hele reeks wijzigen")
+    await organiser.says("Bibliotheek")
+
+    by_id = {m.id: m for m in await moments(bot)}
+    assert f"{local(by_id[second.id]):%H:%M}" == "11:15"
+    assert by_id[second.id].place == "Zaaltje achter"
+    others = [by_id[m.id] for m in (first, *rest)]
+    assert all(f"{local(m):%H:%M}" == "10:30" and m.place == "Bibliotheek" for m in others)
+    assert len(bot.emulator.messages(anna.id)) == told_before
 
 
 async def test_cancel_the_whole_series_counts_in_plural(bot: BotUnderTest, clock: Clock) -> None:

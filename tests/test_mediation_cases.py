@@ -12,7 +12,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,9 +72,7 @@ async def snapshot(bot: BotUnderTest) -> list[Any]:
     async with bot.db.begin() as session:
         for model in (MediationCase, MediationParty, MediationAppointment, MediationEvent):
             for row in (await session.scalars(select(model).order_by(model.id))).all():
-                rows.append(
-                    {c.key: getattr(row, c.key) for c in row.__table__.columns}  # type: ignore[attr-defined]
-                )
+                rows.append({c.key: getattr(row, c.key) for c in row.__table__.columns})
     return rows
 
 
@@ -1390,7 +1388,9 @@ async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.Monk
         "/bemiddelingen",
         "/zaak 1",
     ]
-    code = await run_shell(make_settings(sqlite_url), stdin=ScriptedInput(out, script), stdout=out)
+    code = await run_shell(
+        make_settings(sqlite_url), stdin=cast(TextIO, ScriptedInput(out, script)), stdout=out
+    )
     transcript = out.getvalue()
     assert code == 0, transcript
     assert "Je aanvraag is opgeslagen als BM-" in transcript or "opgeslagen als BM-" in transcript

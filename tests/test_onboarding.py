@@ -30,7 +30,7 @@ async def test_start_welcomes_explains_privacy_and_asks_language(bot: BotUnderTe
     assert "Wie ziet wat" in reply.text
     assert "Niets van wat je meldt, komt ooit in de buurtgroep." in reply.text
     assert "Welke taal heeft je voorkeur?" in reply.text  # one wijk: no wijk question
-    assert reply.last.button_labels == ["Nederlands", "English"]
+    assert reply.last.button_labels == ["Nederlands", "English", "Türkçe", "العربية", "Polski"]
     stored = await resident(bot, 1001)
     assert stored is not None and stored.wijk is not None
     assert stored.wijk.slug == "schilderswijk"

@@ -165,3 +165,33 @@ async def test_guard_on_the_other_party_in_mediation(bot: BotUnderTest) -> None:
     assert bot.db is not None
     async with bot.db.begin() as session:
         assert (await session.scalars(select(GuardCount.count))).all() == [1]
+
+
+async def test_the_reporter_is_asked_about_mediation_once_whoever_presses(
+    bot: BotUnderTest,
+) -> None:
+    """Both of the Koppel pair look at the report; the second press does not ask again."""
+    year = this_year()
+    agent, worker = bot.user(3002, "Wim"), bot.user(3003, "Olga")
+    await grant_role(bot, agent, "wijkagent")
+    await grant_role(bot, worker, "opbouwwerker")
+    anna = bot.user(1001, "Anna")
+    await report(anna)
+    await anna.taps("Pseudoniem")
+    await anna.taps("Melding versturen")
+    await worker.says(f"/melding BS-{year}-0001")
+    stale_view = worker.last_with_buttons()
+
+    await agent.says(f"/melding BS-{year}-0001")
+    reply = await agent.taps("Bemiddeling voorstellen")
+    assert reply.alert == "Voorstel verstuurd"
+    asked = len(texts(bot, 1001))
+    reply = await worker.taps("Bemiddeling voorstellen", message=stale_view)
+    assert reply.alert == "Bemiddeling is al voorgesteld; de melder heeft nog niet geantwoord."
+    assert len(texts(bot, 1001)) == asked
+    # A fresh view no longer offers it; after Anna's "no" it may be proposed again.
+    reply = await worker.says(f"/melding BS-{year}-0001")
+    assert "🤝 Bemiddeling voorstellen" not in reply.last.button_labels
+    await anna.taps("Nee, liever niet")
+    reply = await worker.says(f"/melding BS-{year}-0001")
+    assert "🤝 Bemiddeling voorstellen" in reply.last.button_labels

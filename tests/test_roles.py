@@ -195,6 +195,7 @@ async def test_lost_answer_to_a_revocation_pressed_again(bot: BotUnderTest) -> N
     await admin.taps("Intrekken: Sanne")
     question = admin.last_with_buttons()
     yes = next(data for row in question.buttons for text, data in row if "Ja" in text)
+    assert yes is not None
 
     bot.emulator.fail_next("editMessageText", status=502, times=4)
     reply = await admin.presses(question.message_id, yes)

@@ -12,6 +12,7 @@ Create Date: 2026-12-02
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,13 +35,13 @@ bot_state = sa.table(
 )
 
 
-def _rows() -> list[sa.Row]:
+def _rows() -> list[tuple[str, Any, Any]]:
     query = (
         sa.select(bot_state.c.key, bot_state.c.data, bot_state.c.updated_at)
         .where(bot_state.c.kind == "conversation")
         .order_by(bot_state.c.updated_at.desc())
     )
-    return list(op.get_bind().execute(query))
+    return [(row[0], row[1], row[2]) for row in op.get_bind().execute(query)]
 
 
 def upgrade() -> None:

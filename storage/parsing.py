@@ -1,0 +1,78 @@
+"""What people type, read one way everywhere: dates, times, phone numbers and references.
+
+Every place that reads a typed date, time, phone number or reference (the koffie planning,
+appointments, /export, the mediation intake, the neighbour's number, /melding and /zaak) uses
+these functions, so the grammar a professional learns in one command holds in all of them.
+Nothing here knows about Telegram; each function returns None for what it cannot read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+# 26-11-2026, 26/11/2026, 26.11.2026, 2026-11-26, and 26-11-26 (this century).
+_DATE_FORMATS = ("%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d-%m-%y")
+# 10:00, 10.00, 10u, 10u30, 10 uur, 9:5 is not a time (minutes take two digits).
+_TIME = re.compile(r"^(\d{1,2})(?:(?:[:.]|u)(\d{2})|u|\s*uur)?$")
+# "26-11-2026 14:00", "26-11-2026 om 14.00", "26/11/2026 at 14:00".
+_DATETIME = re.compile(r"^(\S+)\s+(?:om\s+|at\s+)?(\S+(?:\s*uur)?)$", re.IGNORECASE)
+PHONE_CHARACTERS = frozenset("0123456789+ -()")
+PHONE_MAX = 40
+# BS-2026-0042, bs 2026 42, 2026-0042 or just 42 (the current year).
+_REFERENCE = r"^(?:{prefix}[-\s]?)?(?:(\d{{4}})[-\s])?0*(\d{{1,6}})$"
+
+
+def local_date(text: str) -> dt.date | None:
+    """A calendar date as people type it (day first; or ISO)."""
+    cleaned = text.strip()
+    for form in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(cleaned, form).date()
+        except ValueError:
+            continue
+    return None
+
+
+def local_time(text: str) -> dt.time | None:
+    """A time of day as people type it: 10:00, 10.00, 10u, 10u30, 10 uur or 10."""
+    found = _TIME.match(text.strip().lower())
+    if found is None:
+        return None
+    hour, minute = int(found.group(1)), int(found.group(2) or 0)
+    if hour > 23 or minute > 59:
+        return None
+    return dt.time(hour, minute)
+
+
+def local_datetime(text: str, tz: dt.tzinfo) -> dt.datetime | None:
+    """A date and a time ("26-11-2026 14:00", "26-11-2026 om 14.00") in ``tz``."""
+    found = _DATETIME.match(text.strip())
+    if found is None:
+        return None
+    day, moment = local_date(found.group(1)), local_time(found.group(2))
+    if day is None or moment is None:
+        return None
+    return dt.datetime.combine(day, moment, tzinfo=tz)
+
+
+def phone_number(text: str) -> str | None:
+    """A phone number as the person typed it (trimmed), or None when it cannot be one:
+    only digits, spaces, +, - and brackets, with 8 to 15 digits."""
+    cleaned = text.strip()
+    digits = sum(c.isdigit() for c in cleaned)
+    if len(cleaned) > PHONE_MAX or not set(cleaned) <= PHONE_CHARACTERS:
+        return None
+    return cleaned if 8 <= digits <= 15 else None
+
+
+def reference(text: str, *, prefix: str, year: int) -> str | None:
+    """A canonical reference (``BS-2026-0042``) from what someone typed: the full reference in
+    any case with dash or space, ``2026-0042``, or a bare number (this ``year``)."""
+    found = re.match(_REFERENCE.format(prefix=re.escape(prefix)), text.strip().upper())
+    if found is None:
+        return None
+    number = int(found.group(2))
+    if number == 0:
+        return None
+    return f"{prefix}-{found.group(1) or year}-{number:04d}"
