@@ -95,8 +95,7 @@ def build_application(
         defaults=defaults,
         request=HTTPXRequest(connection_pool_size=256),
         get_updates_request=HTTPXRequest(),
-        # PTB types the rate limiter by its generic argument; any limiter is fine.
-        rate_limiter=Lanes() if rate_limiter else None,  # type: ignore[arg-type]
+        rate_limiter=Lanes() if rate_limiter else None,
         signal=signal_bot,
     )
     builder = (
