@@ -15,10 +15,12 @@ from telegram.ext import (
     CallbackQueryHandler,
     ContextTypes,
     Defaults,
+    ExtBot,
     MessageHandler,
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot import inbox, reach
 from bot.commands import publish_default_menus, publish_personal_menu
@@ -26,6 +28,7 @@ from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
 from bot.i18n import Translator
 from bot.limiter import Lanes
+from bot.messenger import GATEWAY_TOKEN, MessengerBot
 from bot.persistence import SqlPersistence
 from bot.processor import ChatOrderedProcessor
 from bot.settings import Settings
@@ -62,10 +65,12 @@ def build_application(
     base_url: str | None = None,
     base_file_url: str | None = None,
     rate_limiter: bool = True,
+    signal_url: str | None = None,
 ) -> BuurtApplication:
     """Build the bot: settings and database in, a ready (not yet initialised) Application out.
 
-    ``token`` and the URLs override the settings (the emulator and tests use this).
+    ``token`` and the URLs override the settings (the emulator and tests use this);
+    ``signal_url`` is the origin of the Signal gateway (default: from ``[signal]``).
     """
     secret = settings.telegram.token
     token = token or (secret.get_secret_value() if secret else None)
@@ -79,13 +84,34 @@ def build_application(
         pool_size=concurrency + POOL_SPARE,
     )
     persistence = SqlPersistence(database)
+    defaults = Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz)
+    signal_bot: ExtBot[None] | None = None
+    if settings.signal is not None or signal_url is not None:
+        # Signal residents are reached through the gateway's Bot API (bot.messenger).
+        api = f"{signal_url}/bot" if signal_url else settings.signal.bot_api_url  # type: ignore[union-attr]
+        files = f"{signal_url}/file/bot" if signal_url else settings.signal.bot_file_url  # type: ignore[union-attr]
+        signal_bot = ExtBot(
+            GATEWAY_TOKEN,
+            base_url=api,
+            base_file_url=files,
+            defaults=defaults,
+            request=HTTPXRequest(connection_pool_size=64),
+            get_updates_request=HTTPXRequest(),
+        )
+    bot = MessengerBot(
+        token,
+        base_url=base_url or settings.telegram.base_url,
+        base_file_url=base_file_url or settings.telegram.base_file_url,
+        defaults=defaults,
+        request=HTTPXRequest(connection_pool_size=256),
+        get_updates_request=HTTPXRequest(),
+        rate_limiter=Lanes() if rate_limiter else None,
+        signal=signal_bot,
+    )
     builder = (
         ApplicationBuilder()
         .application_class(BuurtApplication)
-        .token(token)
-        .base_url(base_url or settings.telegram.base_url)
-        .base_file_url(base_file_url or settings.telegram.base_file_url)
-        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
+        .bot(bot)
         .context_types(ContextTypes(context=BuurtContext))
         .persistence(persistence)
         # Different chats side by side, one chat strictly in order (bot.processor).
@@ -95,9 +121,6 @@ def build_application(
         # No Updater: bot.inbox fetches the updates, storing each before it is confirmed.
         .updater(None)
     )
-    if rate_limiter:
-        # PTB types the builder's rate limiter by its generic argument; any limiter is fine.
-        builder = builder.rate_limiter(Lanes())  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, BuurtApplication)
     application.services = Services(

@@ -1,4 +1,4 @@
-"""The ``buurtsignaal`` command: run, shell, migrate, check-config."""
+"""The ``buurtsignaal`` command: run, shell, signal-gateway, migrate, check-config."""
 
 from __future__ import annotations
 
@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "shell",
         parents=[common],
         help=f"chat with the bot in this terminal (local emulator; default {DEMO_CONFIG_PATH})",
+    )
+    commands.add_parser(
+        "signal-gateway",
+        parents=[common],
+        help="serve Signal residents through signal-cli (the [signal] section)",
     )
     commands.add_parser("migrate", parents=[common], help="bring the database schema up to date")
     commands.add_parser(
@@ -159,7 +164,39 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_retention(settings, dry_run=args.dry_run))
     if args.command == "shell":
         return shell(settings, config=args.config)
+    if args.command == "signal-gateway":
+        return signal_gateway(settings, config=args.config or DEFAULT_CONFIG_PATH)
     return run(settings, config=args.config or DEFAULT_CONFIG_PATH, migrate_db=not args.no_migrate)
+
+
+def signal_gateway(settings: Settings, *, config: Path) -> int:
+    """Run the Signal gateway until SIGINT or SIGTERM."""
+    if settings.signal is None:
+        print(
+            f"{config} has no [signal] section, so there is no Signal account to serve. "
+            "See config.example.toml and the README (Signal).",
+            file=sys.stderr,
+        )
+        return 2
+    from bot.signal_gateway import serve as serve_gateway
+
+    async def until_stopped() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(serve_gateway(settings))
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(until_stopped())
+    except OSError as exc:  # the port is taken, the state file cannot be written
+        print(f"The Signal gateway cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def shell(settings: Settings, *, config: Path) -> int:

@@ -16,6 +16,7 @@ from bot.limiter import BULK, INTERACTIVE, LANE
 from bot.persistence import SqlPersistence
 from bot.settings import Settings
 from storage.db import Database
+from storage.messengers import TELEGRAM, messenger_of
 from storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
@@ -48,15 +49,16 @@ class BuurtApplication(
     """The Application, with its services and write-through persistence."""
 
     services: Services
-    # The inbox the updates come from when polling (bot.inbox); None when fed directly.
-    inbox: Inbox | None = None
+    # The inboxes the updates come from when polling (bot.inbox: Telegram's, and the Signal
+    # gateway's when configured); none when fed directly.
+    inboxes: tuple[Inbox, ...] = ()
 
     async def process_update(self, update: object) -> None:
         """Process one update, then store conversation and user data right away.
 
         An update from the inbox is marked there once it was handled (see bot.inbox)."""
-        inbox = self.inbox
-        if inbox is not None and inbox.owns(update):
+        inbox = next((each for each in self.inboxes if each.owns(update)), None)
+        if inbox is not None:
             assert isinstance(update, Update)
             await inbox.handle(update, lambda: self._process(update))
         else:
@@ -113,6 +115,13 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
     def db(self) -> Database:
         """The database (open a unit of work with ``async with context.db.begin()``)."""
         return self.services.db
+
+    @property
+    def messenger(self) -> str:
+        """The messenger of the person this update is about: ``"telegram"`` or ``"signal"``
+        (storage.messengers). Only where it matters: what a resident is told about it."""
+        who = self._user_id or self._chat_id
+        return messenger_of(who) if who is not None else TELEGRAM
 
     @property
     def lang(self) -> str:

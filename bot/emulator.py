@@ -8,6 +8,13 @@ The real python-telegram-bot ``Bot``/``Application`` talks to it over HTTP::
 
 Nothing here ever contacts Telegram. The emulator is single-threaded: call its methods from the
 event loop it was started in.
+
+The emulator is a core (the state of users, chats, messages, files and updates, and the HTTP
+API over it) driven by a *front*: the methods under "actors" and "user-caused updates" put what
+people do into it, the listeners (``add_listener``) hear what the bot did. The test harness,
+the terminal shell (bot/shell.py) and the Signal gateway (bot/signal_gateway.py) are such
+fronts. A front that must survive a restart keeps the core's state with ``export_state`` (after
+every change: ``add_change_listener``) and gives it back with ``restore_state``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import random
 import re
 import struct
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final
@@ -920,8 +927,15 @@ class BotApiEmulator:
         bot_first_name: str = "Buurtsignaal",
         latency_ms: float = 0.0,
         flood_limits: bool = False,
+        id_prefix: str = "",
+        first_update_id: int = 1,
+        keep_messages: int | None = None,
     ) -> None:
         """Create the emulator; call ``start`` (or use ``async with``) to serve it.
+
+        ``id_prefix`` starts every file id and callback query id, and ``first_update_id`` is
+        the first update id, so a bot served by two such servers can tell their ids apart.
+        ``keep_messages`` keeps only that many newest messages per chat (all when None).
 
         ``latency_ms`` delays every answer (getUpdates included) as a network would;
         ``flood_limits`` answers 429 like Telegram when the bot sends too fast (see
@@ -965,9 +979,12 @@ class BotApiEmulator:
         self._queue: list[JsonDict] = []
         self._fetched_upto = 0
         self._allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
-        self._update_ids = itertools.count(1)
+        self.id_prefix = id_prefix
+        self.keep_messages = keep_messages
+        self._update_ids = itertools.count(first_update_id)
         self._file_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
+        self._change_listeners: list[Callable[[], object]] = []
         self._open_queries: set[str] = set()
         self._failures: dict[str, list[_Failure]] = {}
         self._holds: dict[str, asyncio.Event] = {}
@@ -1222,7 +1239,7 @@ class BotApiEmulator:
             # itself may be forged (a modified client), the message not.
             raise LookupError(f"the bot sent no message {message_id} in chat {chat.id}")
         message = sent.raw
-        query_id = f"{self.bot_id}{next(self._query_ids):010d}"
+        query_id = f"{self.id_prefix}{self.bot_id}{next(self._query_ids):010d}"
         self._open_queries.add(query_id)
         query = {
             "id": query_id,
@@ -1424,6 +1441,111 @@ class BotApiEmulator:
     def add_answer_listener(self, callback: Callable[[JsonDict], object]) -> None:
         """Call ``callback(params)`` for every successful answerCallbackQuery."""
         self._answer_listeners.append(callback)
+
+    def add_change_listener(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` after every change of state (an API call, a new update)."""
+        self._change_listeners.append(callback)
+
+    # ---------------------------------------------------------------- state of a front
+
+    def export_state(self) -> JsonDict:
+        """The state a front needs after a restart, as JSON-ready data: users, chats with
+        their recent messages, the updates not yet confirmed and the id counters. File
+        contents are not in it (see ``files``)."""
+        chats = []
+        for chat in self._chats.values():
+            chats.append(
+                {
+                    "id": chat.id,
+                    "type": chat.type,
+                    "title": chat.title,
+                    "user_id": chat.user_id,
+                    "username": chat.username,
+                    "bot_is_admin": chat.bot_is_admin,
+                    "bot_member": chat.bot_member,
+                    "next_message_id": chat.next_message_id,
+                    "history": list(chat.history.values()),
+                    "bot_messages": [
+                        {
+                            "message_id": m.message_id,
+                            "kind": m.kind,
+                            "text": m.text,
+                            "parse_mode": m.parse_mode,
+                            "reply_markup": m.reply_markup,
+                            "edited": m.edited,
+                            "deleted": m.deleted,
+                            "date": m.date,
+                            "method": m.method,
+                            "raw": m.raw,
+                        }
+                        for m in chat.bot_messages.values()
+                    ],
+                    "members": {str(k): v for k, v in chat.members.items()},
+                }
+            )
+        return copy.deepcopy(
+            {
+                "users": list(self.users.values()),
+                "started": sorted(self._started),
+                "blocked": sorted(self._blocked),
+                "chats": chats,
+                "queue": self._queue,
+                "fetched_upto": self._fetched_upto,
+                "allowed_updates": sorted(self._allowed_updates),
+                "next_update_id": self._peek(self._update_ids),
+                "next_file_id": self._peek(self._file_ids),
+                "next_query_id": self._peek(self._query_ids),
+                "open_queries": sorted(self._open_queries),
+            }
+        )
+
+    @staticmethod
+    def _peek(counter: Iterator[int]) -> int:
+        """The next number of an ``itertools.count`` without taking it."""
+        return int(repr(counter).removeprefix("count(").removesuffix(")"))
+
+    def restore_state(self, state: Mapping[str, Any], files: Iterable[StoredFile] = ()) -> None:
+        """Take back what ``export_state`` gave (and the stored files), before serving."""
+        state = copy.deepcopy(dict(state))
+        self.users = {int(u["id"]): u for u in state.get("users", [])}
+        self._started = set(state.get("started", []))
+        self._blocked = set(state.get("blocked", []))
+        self._chats = {}
+        for item in state.get("chats", []):
+            chat = _Chat(
+                id=item["id"],
+                type=item["type"],
+                title=item.get("title"),
+                user_id=item.get("user_id"),
+                username=item.get("username"),
+                bot_is_admin=item.get("bot_is_admin", False),
+                bot_member=item.get("bot_member", True),
+                next_message_id=item.get("next_message_id", 1),
+                members={int(k): v for k, v in item.get("members", {}).items()},
+            )
+            chat.history = {m["message_id"]: m for m in item.get("history", [])}
+            for m in item.get("bot_messages", []):
+                message = BotMessage(chat_id=chat.id, **m)
+                # the history and the message share one raw dict, as when it was sent
+                chat.history.setdefault(message.message_id, message.raw)
+                message.raw = chat.history[message.message_id]
+                chat.bot_messages[message.message_id] = message
+            self._chats[chat.id] = chat
+        self._queue = list(state.get("queue", []))
+        self._fetched_upto = int(state.get("fetched_upto", 0))
+        self._open_queries = set(state.get("open_queries", []))
+        if state.get("allowed_updates"):
+            self._allowed_updates = frozenset(state["allowed_updates"])
+        for key, attribute in (
+            ("next_update_id", "_update_ids"),
+            ("next_file_id", "_file_ids"),
+            ("next_query_id", "_query_ids"),
+        ):
+            if key in state:
+                setattr(self, attribute, itertools.count(int(state[key])))
+        for stored in files:
+            self.files[stored.file_id] = stored
+            self._files_by_path[stored.file_path] = stored
 
     def clear(self) -> None:
         """Forget sent messages, calls and callback answers (chats, users and files stay)."""
@@ -1638,6 +1760,16 @@ class BotApiEmulator:
         """Wake everyone waiting for a state change (long polls and wait_* helpers)."""
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+        for listener in list(self._change_listeners):
+            listener()
+
+    def _forget_old(self, chat: _Chat) -> None:
+        """Keep only the newest ``keep_messages`` messages of a chat."""
+        if self.keep_messages is None:
+            return
+        for store in (chat.history, chat.bot_messages):
+            while len(store) > self.keep_messages:
+                del store[next(iter(store))]
 
     def _emit(self, event: str, message: BotMessage) -> None:
         """Tell the listeners about a sent/edited/deleted bot message."""
@@ -1747,6 +1879,7 @@ class BotApiEmulator:
             **content,
         }
         chat.history[message["message_id"]] = message
+        self._forget_old(chat)
         return message
 
     def _user_message(
@@ -1799,7 +1932,7 @@ class BotApiEmulator:
             if file_name and "." in file_name:
                 suffix = "." + file_name.rsplit(".", 1)[1][:10]
         stored = StoredFile(
-            file_id=f"EMU{folder[:3].upper()}{number:06d}-{self.bot_id}",
+            file_id=f"{self.id_prefix}EMU{folder[:3].upper()}{number:06d}-{self.bot_id}",
             file_unique_id=f"emu{number}",
             content=content,
             file_path=f"{folder}/file_{number}{suffix}",
@@ -2154,6 +2287,7 @@ class BotApiEmulator:
         )
         chat.history[message.message_id] = raw
         chat.bot_messages[message.message_id] = message
+        self._forget_old(chat)
         self.sent.append(message)
         self._emit("sent", message)
         return message

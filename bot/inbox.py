@@ -36,6 +36,7 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot.feature import Feature, Job
+from bot.messenger import SIGNAL, TELEGRAM, is_signal_update
 from storage import inbox as stored
 from storage.inbox import Received
 
@@ -89,9 +90,14 @@ class Inbox:
         *,
         wait: float = POLL_WAIT,
         max_attempts: int = MAX_ATTEMPTS,
+        messenger: str = TELEGRAM,
     ) -> None:
-        """Poll for ``application`` (call :meth:`start`; :func:`polling` does it all)."""
+        """Poll for ``application`` (call :meth:`start`; :func:`polling` does it all).
+
+        ``messenger`` is where the updates come from: Telegram, or the Signal gateway (see
+        bot.messenger). Both inboxes share one table; their update ids never overlap."""
         self.application = application
+        self.messenger = messenger
         self.db = application.services.db
         self.wait = wait
         self.max_attempts = max_attempts
@@ -112,7 +118,10 @@ class Inbox:
         }
         # Bot.get_updates reads the whole batch at once, so one update it cannot read fails
         # them all; _post is what it calls for the raw JSON (and it is not rate limited).
-        return await self.application.bot._post("getUpdates", data, read_timeout=wait + READ_MARGIN)
+        bot = self.application.bot
+        if self.messenger == SIGNAL:
+            bot = bot.signal  # type: ignore[attr-defined]
+        return await bot._post("getUpdates", data, read_timeout=wait + READ_MARGIN)
 
     async def fetch(self) -> list[Received]:
         """One getUpdates call: store what came, in one transaction, before it is confirmed.
@@ -156,6 +165,8 @@ class Inbox:
         for row in rows:
             if row.update_id in self._queued:
                 continue
+            if is_signal_update(row.update_id) != (self.messenger == SIGNAL):
+                continue  # the other inbox's
             if row.attempts >= self.max_attempts:
                 await self._set_aside(
                     row.update_id,
@@ -248,9 +259,10 @@ class Inbox:
 
     async def _poll(self) -> None:
         """Fetch, store and hand over, again and again; wait longer while it fails."""
-        with contextlib.suppress(TelegramError):
-            # A webhook would make every getUpdates fail.
-            await self.application.bot.delete_webhook()
+        if self.messenger == TELEGRAM:
+            with contextlib.suppress(TelegramError):
+                # A webhook would make every getUpdates fail.
+                await self.application.bot.delete_webhook()
         backoff = 1.0
         while True:
             try:
@@ -297,12 +309,18 @@ async def polling(
             await application.post_init(application)
         await application.start()
         inbox = Inbox(application, wait=wait)
-        application.inbox = inbox
+        inboxes = [inbox]
+        if getattr(application.bot, "signal", None) is not None:
+            # Signal residents reach the same application through the gateway.
+            inboxes.append(Inbox(application, wait=wait, messenger=SIGNAL))
+        application.inboxes = tuple(inboxes)
         try:
-            await inbox.start()
+            for each in inboxes:
+                await each.start()
             yield inbox
         finally:
-            await inbox.stop()
+            for each in inboxes:
+                await each.stop()
             await application.stop()
             if application.post_stop is not None:
                 await application.post_stop(application)

@@ -154,6 +154,38 @@ class WijkSettings(_Section):
     hotspot_days: int | None = Field(default=None, ge=1, le=365)
 
 
+class SignalSettings(_Section):
+    """Signal as a second messenger: the gateway between signal-cli and the bot."""
+
+    # signal-cli's HTTP daemon (`signal-cli -a ACCOUNT daemon --http 127.0.0.1:8080`).
+    cli_url: str = "http://127.0.0.1:8080"
+    # The Signal number of the bot's account, as registered with signal-cli (+31...).
+    account: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$")
+    # Where the gateway serves the Bot API to the bot (localhost only).
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8081, ge=1, le=65535)
+    # The gateway's own state (chats, unconfirmed updates, unsent messages): an SQLite file.
+    state_path: Path = Path("signal-gateway.db")
+
+    @field_validator("cli_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def bot_api_url(self) -> str:
+        """The gateway's Bot API base URL, as the bot reaches it."""
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"http://{host}:{self.listen_port}/bot"
+
+    @property
+    def bot_file_url(self) -> str:
+        """The gateway's file download base URL."""
+        return self.bot_api_url.removesuffix("/bot") + "/file/bot"
+
+
 class Settings(BaseSettings):
     """All settings of one Buurtsignaal installation."""
 
@@ -179,6 +211,8 @@ class Settings(BaseSettings):
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)
     wijken: list[WijkSettings] = Field(default_factory=list)
+    # Signal as a second messenger (see the README); None: Telegram only.
+    signal: SignalSettings | None = None
     # True only in the demo configuration: `shell` requires it and `run` refuses it.
     demo: bool = False
 

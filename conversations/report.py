@@ -41,6 +41,7 @@ from conversations.ui import (
     role_label,
 )
 from storage.digest import DeliveryPromise, delivery_promise
+from storage.messengers import SIGNAL, is_signal_chat
 from storage.residents import ensure_resident
 from storage.signals import CATEGORIES, NewSignal, signal_of_draft, store_signal_once
 from storage.wijken import active_wijken, get_wijk
@@ -169,6 +170,14 @@ async def question(context: BuurtContext, draft: Draft, step: str) -> tuple[str,
             "Please do not photograph people."
         ), FLOW.buttons(t, draft, PHOTO)
     if step == CONTACT:
+        if context.messenger == SIGNAL:  # no number is ever shown, so only through the bot
+            return t(
+                "<b>May the professionals contact you?</b>\n"
+                "Pseudonymous (recommended): the wijkagent and opbouwwerker see your report but "
+                "not who you are.\n"
+                "Contactable: they also see the name you use in Signal, and can write to you "
+                "through this bot (never your phone number)."
+            ), FLOW.buttons(t, draft, CONTACT)
         return t(
             "<b>May the professionals contact you?</b>\n"
             "Pseudonymous (recommended): the wijkagent and opbouwwerker see your report but "
@@ -540,6 +549,8 @@ def _contact_name(user: User, draft: Draft) -> str:
     report on behalf of someone: the sleutelfiguur, marked as such)."""
     name = user.full_name
     name = f"{name} (@{user.username})" if user.username else name
+    if is_signal_chat(user.id):
+        name = f"{name} (Signal)"  # reached through the bot; the number is never stored
     return f"sleutelfiguur {name}" if draft.get("on_behalf") else name
 
 

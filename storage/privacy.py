@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from storage import bot_state
 from storage.mediation import PARTY_LEFT, anonymise_closed, party_actor
+from storage.messengers import SIGNAL, is_signal_chat
 from storage.models import (
     InboxUpdate,
     MediationCase,
@@ -74,7 +75,12 @@ async def collect(session: AsyncSession, telegram_id: int) -> dict[str, Any] | N
     user_data = await bot_state.load_one(session, "user", str(telegram_id))
     if resident is None and not grants and not user_data and not conversations:
         return None
-    data: dict[str, Any] = {"telegram_id": telegram_id}
+    # The id of the chat with the bot; on Signal only the gateway knows who is behind it.
+    data: dict[str, Any] = (
+        {"messenger": SIGNAL, "signal_chat": telegram_id}
+        if is_signal_chat(telegram_id)
+        else {"telegram_id": telegram_id}
+    )
     if resident is not None:
         data["resident"] = {
             "language": resident.language,

@@ -72,9 +72,12 @@ class Reply:
 class BotUnderTest:
     """The real Application on a real database, talking to the emulator over HTTP."""
 
-    def __init__(self, emulator: BotApiEmulator, settings: Settings) -> None:
+    def __init__(
+        self, emulator: BotApiEmulator, settings: Settings, *, signal_url: str | None = None
+    ) -> None:
         self.emulator = emulator
         self.settings = settings
+        self.signal_url = signal_url  # the Signal gateway, for residents on Signal
         self.app: BuurtApplication | None = None
         self.db: Database | None = None
 
@@ -88,6 +91,7 @@ class BotUnderTest:
             token=self.emulator.token,
             base_url=self.emulator.base_url,
             base_file_url=self.emulator.base_file_url,
+            signal_url=self.signal_url,
         )
         # The same order as Application.run_polling: initialize, post_init, start.
         await self.app.initialize()
