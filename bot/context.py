@@ -19,6 +19,7 @@ from storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
     from bot.inbox import Inbox
+    from bot.outbox import Sender
 
 
 # A reaction to a newly stored signal, run inside the same unit of work. It may return a
@@ -49,6 +50,8 @@ class BuurtApplication(
     services: Services
     # The inbox the updates come from when polling (bot.inbox); None when fed directly.
     inbox: Inbox | None = None
+    # The one sender of what the bot sends on its own (bot.outbox), set by bot.app.
+    outbox: Sender
 
     async def process_update(self, update: object) -> None:
         """Process one update, then store conversation and user data right away.

@@ -79,6 +79,8 @@ class BotUnderTest:
             base_url=self.emulator.base_url,
             base_file_url=self.emulator.base_file_url,
         )
+        # The tests send what the outbox holds by hand (drain_outbox), never in the background.
+        self.app.outbox.paused = True
         # The same order as Application.run_polling: initialize, post_init, start.
         await self.app.initialize()
         if self.app.post_init is not None:
@@ -127,6 +129,20 @@ class BotUnderTest:
         await (self.crash() if crash else self.stop())
         await self.start()
 
+    async def drain_outbox(self) -> int:
+        """Send what the outbox holds and is due now, as the sender would; how many were
+        settled (sent or failed)."""
+        assert self.app is not None, "bot not started"
+        return await self.app.outbox.drain()
+
+    async def run_job(self, name: str) -> None:
+        """Run the scheduled job ``name`` now, then send what it wrote to the outbox."""
+        assert self.app is not None and self.app.job_queue is not None
+        jobs = self.app.job_queue.get_jobs_by_name(name)
+        assert jobs, f"no job {name!r}"
+        await jobs[0].run(self.app)
+        await self.drain_outbox()
+
     async def process(self, update: dict[str, Any]) -> None:
         """Feed one update (as the emulator built it) through the application."""
         assert self.app is not None, "bot not started"
@@ -153,12 +169,14 @@ class Person:
         """The emulator the person talks through."""
         return self.bot.emulator
 
-    async def _act(self, update: dict[str, Any]) -> Reply:
+    async def _act(self, update: dict[str, Any], *, drain: bool = True) -> Reply:
         emu = self.emulator
         sent_before = len(emu.sent)
         calls_before = len(emu.calls)
         answers_before = len(emu.callback_answers)
         await self.bot.process(update)
+        if drain:  # what the action wrote to the outbox arrives, as it would a moment later
+            await self.bot.drain_outbox()
         reply = Reply(messages=[m for m in emu.sent[sent_before:] if m.chat_id == self.chat_id])
         edited_ids = {
             int(c.params["message_id"])
