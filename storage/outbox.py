@@ -76,9 +76,18 @@ async def enqueue(session: AsyncSession, *messages: Outgoing, now: dt.datetime) 
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     added = 0
     for start in range(0, len(rows), 500):  # stay under the drivers' parameter limits
+        chunk = rows[start : start + 500]
+        keys = {row["dedupe_key"] for row in chunk}
+        known = set(
+            (
+                await session.scalars(
+                    select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys))
+                )
+            ).all()
+        )
         statement = insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        result = await session.execute(statement, rows[start : start + 500])
-        added += max(int(getattr(result, "rowcount", 0) or 0), 0)
+        await session.execute(statement, chunk)
+        added += len(keys - known)
     return added
 
 
@@ -115,18 +124,6 @@ async def next_attempt(session: AsyncSession) -> dt.datetime | None:
     return value
 
 
-async def begin_attempt(session: AsyncSession, message_id: int) -> bool:
-    """Count an attempt before sending; False when the message is no longer pending (another
-    sender settled it meanwhile)."""
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.state == PENDING)
-        .values(attempts=OutboxMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
 async def settle_sent(
     session: AsyncSession, message_id: int, *, telegram_message_id: int | None, now: dt.datetime
 ) -> OutboxMessage | None:
@@ -136,6 +133,7 @@ async def settle_sent(
     if row is None or row.state != PENDING:
         return None
     row.state = SENT
+    row.attempts += 1
     row.sent_at = now
     row.message_id = telegram_message_id
     row.error = None
@@ -152,6 +150,7 @@ async def settle_failed(
     if row is None or row.state != PENDING:
         return None
     row.state = FAILED
+    row.attempts += 1
     row.sent_at = now
     row.error = error[:ERROR_LENGTH]
     await session.flush()
@@ -165,7 +164,9 @@ async def retry_later(
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.state == PENDING)
-        .values(next_attempt_at=at, error=error[:ERROR_LENGTH])
+        .values(
+            next_attempt_at=at, error=error[:ERROR_LENGTH], attempts=OutboxMessage.attempts + 1
+        )
         .execution_options(synchronize_session=False)
     )
 
