@@ -64,6 +64,7 @@ READ_TIMEOUT = 20.0  # seconds a send waits for Telegram's answer before it coun
 class Settled:
     """What a hook learns about its message once it is settled."""
 
+    key: str
     chat_id: int
     kind: str
     data: Mapping[str, Any]
@@ -230,6 +231,7 @@ class Sender:
                 log.error("outbox %s: no hook %r is declared", row.id, row.hook)
                 return
             outcome = Settled(
+                key=row.dedupe_key,
                 chat_id=row.chat_id,
                 kind=row.kind,
                 data=dict(row.hook_data or {}),

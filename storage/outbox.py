@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,6 +167,17 @@ async def retry_later(
         .values(
             next_attempt_at=at, error=error[:ERROR_LENGTH], attempts=OutboxMessage.attempts + 1
         )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def free_key(session: AsyncSession, key: str) -> None:
+    """Let a failed message's decision be taken again: its row keeps the error under another
+    key, and the next :func:`enqueue` with ``key`` adds a new message."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.dedupe_key == key, OutboxMessage.state == FAILED)
+        .values(dedupe_key=OutboxMessage.dedupe_key + "#failed-" + OutboxMessage.id.cast(String))
         .execution_options(synchronize_session=False)
     )
 

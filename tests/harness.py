@@ -191,10 +191,11 @@ class Person:
         ]
         return reply
 
-    async def says(self, text: str) -> Reply:
-        """Send a text message (commands included)."""
+    async def says(self, text: str, *, drain: bool = True) -> Reply:
+        """Send a text message (commands included). With ``drain=False`` the reply holds only
+        what the handler itself sent, not what it wrote to the outbox."""
         return await self._act(
-            self.emulator.text(self.id, text, chat_id=self.chat_id, enqueue=False)
+            self.emulator.text(self.id, text, chat_id=self.chat_id, enqueue=False), drain=drain
         )
 
     async def shares_location(self, latitude: float, longitude: float) -> Reply:
@@ -232,20 +233,23 @@ class Person:
                 return message
         raise AssertionError("no message with buttons in this chat")
 
-    async def taps(self, label: str, *, message: BotMessage | None = None) -> Reply:
+    async def taps(
+        self, label: str, *, message: BotMessage | None = None, drain: bool = True
+    ) -> Reply:
         """Press the button whose label contains ``label`` on the newest message with buttons."""
         target = message or self.last_with_buttons()
         for row in target.buttons:
             for text, data in row:
                 if label.lower() in text.lower():
-                    return await self.presses(target.message_id, data)
+                    return await self.presses(target.message_id, data, drain=drain)
         labels = [text for row in target.buttons for text, _ in row]
         raise AssertionError(f"no button {label!r} on message {target.message_id}: {labels}")
 
-    async def presses(self, message_id: int, data: str) -> Reply:
+    async def presses(self, message_id: int, data: str, *, drain: bool = True) -> Reply:
         """Send callback data for a message, as a (possibly forged or stale) button press."""
         return await self._act(
-            self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False)
+            self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False),
+            drain=drain,
         )
 
     async def forges(self, data: str) -> Reply:

@@ -100,6 +100,7 @@ async def run_digest_job(bot: BotUnderTest) -> None:
     assert bot.app is not None and bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name("digest:schilderswijk")
     await job.run(bot.app)
+    await bot.drain_outbox()
 
 
 async def the_pair(bot: BotUnderTest) -> tuple[Person, Person]:
@@ -284,6 +285,7 @@ async def test_a_5xx_keeps_the_watermark_and_the_retry_sends_once(
     [retry] = bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk")
     assert retry.next_t is not None
     await retry.run(bot.app)
+    await bot.drain_outbox()
     [message] = digests(bot, wendy)
     assert message.text == failed_call.params["text"]  # the same digest, now delivered
     assert reference in message.plain_text
@@ -291,6 +293,7 @@ async def test_a_5xx_keeps_the_watermark_and_the_retry_sends_once(
 
     await run_digest_job(bot)
     await retry.run(bot.app)
+    await bot.drain_outbox()
     assert len(digests(bot, wendy)) == 1
 
 
@@ -314,6 +317,7 @@ async def test_a_429_beyond_the_retries_keeps_the_watermark(
     assert bot.app is not None and bot.app.job_queue is not None
     [retry] = bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk")
     await retry.run(bot.app)
+    await bot.drain_outbox()
     await run_digest_job(bot)
     [message] = digests(bot, wendy)
     assert reference in message.plain_text

@@ -450,6 +450,7 @@ async def test_unsent_alerts_go_out_once_after_a_restart_or_a_retry(
     assert bot.app.job_queue is not None
     [retry] = bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk")
     await retry.run(bot.app)
+    await bot.drain_outbox()
     await bot.restart()
     for professional in (bram, olga):
         alerts = [m for m in bot.emulator.messages(professional.id) if reference in m.plain_text]

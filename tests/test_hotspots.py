@@ -136,6 +136,7 @@ async def run_job(bot: BotUnderTest, name: str = "digest:schilderswijk") -> None
     assert bot.app is not None and bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name(name)
     await job.run(bot.app)
+    await bot.drain_outbox()
 
 
 def alerts(bot: BotUnderTest, person: Person) -> list[str]:

@@ -442,6 +442,7 @@ async def run_job(bot: BotUnderTest, name: str) -> None:
     assert bot.app is not None
     [job] = bot.app.job_queue.get_jobs_by_name(name)  # type: ignore[union-attr]
     await job.run(bot.app)
+    await bot.drain_outbox()
 
 
 async def test_appointment_reminders_once_and_a_failed_send_is_retried(
