@@ -175,9 +175,7 @@ class Sender:
 
     async def _call(self, row: OutboxMessage) -> Message:
         bot = self.application.bot
-        markup = (
-            InlineKeyboardMarkup.de_json(row.reply_markup, bot) if row.reply_markup else None
-        )
+        markup = InlineKeyboardMarkup.de_json(row.reply_markup, bot) if row.reply_markup else None
         common: dict[str, Any] = {
             "parse_mode": row.parse_mode,
             "reply_markup": markup,
@@ -270,8 +268,9 @@ async def start_jobs(application: Any) -> None:
     queue = application.job_queue
     assert queue is not None
     queue.run_repeating(_send_job, interval=SEND_INTERVAL, first=0.5, name="outbox:send")
-    queue.run_daily(_cleanup_job, dt.time(4, 0, tzinfo=application.services.settings.tz),
-                    name="outbox:cleanup")
+    queue.run_daily(
+        _cleanup_job, dt.time(4, 0, tzinfo=application.services.settings.tz), name="outbox:cleanup"
+    )
 
 
 FEATURE = Feature(

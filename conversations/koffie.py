@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from icalendar import Calendar, Event
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -1190,9 +1190,7 @@ async def sweep(application: Any) -> None:
         for moment in announce:
             if not await gatherings.decide_group_message(session, moment.id, "announced", now=now):
                 continue
-            text, markup = _announcement(
-                t, moment, numbers[moment.id].people, tz, pairs[moment.id]
-            )
+            text, markup = _announcement(t, moment, numbers[moment.id].people, tz, pairs[moment.id])
             messages.append(
                 Outgoing(
                     key=f"koffie:announced:{moment.id}",
@@ -1224,9 +1222,7 @@ async def sweep(application: Any) -> None:
                 )
             )
         for reminder in reminders:
-            if await gatherings.mark_reminded(
-                session, reminder.signup.id, reminder.kind, now=now
-            ):
+            if await gatherings.mark_reminded(session, reminder.signup.id, reminder.kind, now=now):
                 messages.append(_reminder(application, reminder))
         await outbox.enqueue(session, *messages, now=now)
     if messages:

@@ -164,9 +164,7 @@ async def retry_later(
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.state == PENDING)
-        .values(
-            next_attempt_at=at, error=error[:ERROR_LENGTH], attempts=OutboxMessage.attempts + 1
-        )
+        .values(next_attempt_at=at, error=error[:ERROR_LENGTH], attempts=OutboxMessage.attempts + 1)
         .execution_options(synchronize_session=False)
     )
 

@@ -109,7 +109,7 @@ async def test_a_blocked_resident_is_marked_unreachable_once(
         await bot.drain_outbox()
     states = [(r.dedupe_key, r.state) for r in await rows(bot)]
     assert states == [("r:1", "failed"), ("r:2", "failed"), ("r:3", "sent")]
-    assert texts(bram) [-1] == "Herinnering"
+    assert texts(bram)[-1] == "Herinnering"
     calls = [c for c in bot.emulator.calls if c.method == "sendMessage" and c.status == 403]
     assert len(calls) == 2  # tried once each, never again
     assert sum("marked unreachable" in r.getMessage() for r in caplog.records) == 1
@@ -124,7 +124,9 @@ async def test_a_message_telegram_refuses_for_good_is_failed_with_its_error(
     bot: BotUnderTest,
 ) -> None:
     anna = await started(bot, 1001, "Anna")
-    bot.emulator.fail_next("sendMessage", status=400, description="Bad Request: message is too long")
+    bot.emulator.fail_next(
+        "sendMessage", status=400, description="Bad Request: message is too long"
+    )
     await write(bot, note("r:1", anna.id))
     await bot.drain_outbox()
     await bot.drain_outbox()
