@@ -39,8 +39,8 @@ from telegram.ext import Application, BaseHandler, CallbackQueryHandler, Command
 from bot.charts import WeeklyChart, weekly_chart_png
 from bot.context import AfterCommit, BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
-from bot.outbox import Settled
 from bot.i18n import Html, Translator, escape
+from bot.outbox import Settled
 from bot.settings import Settings, WijkSettings
 from conversations import steps
 from conversations.ui import (
