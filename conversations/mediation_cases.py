@@ -54,6 +54,7 @@ from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
+from bot.outbox import Settled
 from conversations import steps
 from conversations.flow import PRIVATE, State, persistent_conversation
 from conversations.steps import MEDIA, TYPED, TypedSteps
@@ -69,7 +70,7 @@ from conversations.ui import (
     shorten,
     topic_label,
 )
-from storage import access
+from storage import access, outbox
 from storage import mediation as store
 from storage.access import Permission
 from storage.mediation import MediationProblem
@@ -2015,78 +2016,91 @@ def _lock(application: Any) -> asyncio.Lock:
 
 
 async def send_reminders(context: BuurtContext) -> None:
-    """Remind the parties of each appointment once, about a day before it starts."""
+    """Remind the parties of each appointment once, about a day before it starts: decided
+    (the ledger in the history) and written to the outbox in one unit of work."""
     async with _lock(context.application):
         now = context.now
+        tz = context.settings.tz
+        messages: list[outbox.Outgoing] = []
         async with context.db.begin() as session:
-            due = await store.due_reminders(session, now)
-        for appointment_id in due:
-            await _remind(context, appointment_id, now)
+            for appointment_id in await store.due_reminders(session, now):
+                for target in await store.decide_reminders(session, appointment_id, now=now):
+                    t = Translator(_language(context, target.telegram_id, target.language))
+                    messages.append(
+                        outbox.Outgoing(
+                            key=f"mcase:reminder:{appointment_id}:{target.party}",
+                            chat_id=target.telegram_id,
+                            kind="mcase:reminder",
+                            text=_reminder_text(t, target, tz),
+                            hook=REMINDER_HOOK,
+                            hook_data={
+                                "case": target.case_id,
+                                "appointment": appointment_id,
+                                "party": target.party,
+                            },
+                        )
+                    )
+            await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        context.application.outbox.wake()
 
 
-async def _remind(context: BuurtContext, appointment_id: int, now: dt.datetime) -> None:
-    """Claim first (one history entry per party, committed), then send. A temporary failure
-    releases that party's claim, so the next sweep retries only them; a crash between claim
-    and send loses a reminder rather than sending it twice."""
-    async with context.db.begin() as session:
-        targets = await store.claim_reminders(session, appointment_id, now=now)
-    if not targets:
-        return
-    retry: list[int] = []
-    undelivered: list[int] = []
-    tz = context.settings.tz
-    for target in targets:
-        t = Translator(_language(context, target.telegram_id, target.language))
-        try:
-            await context.bot.send_message(target.telegram_id, _reminder_text(t, target, tz))
-        except Forbidden:
-            undelivered.append(target.party)  # blocked: trying again would not help
-            await reach.refused(context.db, target.telegram_id, now=now, what="reminder")
-        except TelegramError as exc:
-            log.warning("reminder for appointment %s not sent, retrying: %s", appointment_id, exc)
-            retry.append(target.party)
-    async with context.db.begin() as session:
-        await store.settle_reminders(
-            session, appointment_id, retry=retry, undelivered=undelivered, now=now
+async def _reminder_settled(session: AsyncSession, settled: Settled) -> None:
+    """A reminder Telegram refused for good (blocked): the history says it did not arrive."""
+    if not settled.delivered:
+        data = settled.data
+        await store.reminder_undelivered(
+            session, int(data["case"]), int(data["appointment"]), int(data["party"])
         )
 
 
 async def send_nazorg(context: BuurtContext) -> None:
-    """Send the nazorg check-in to each party whose case is due, once."""
+    """Send the nazorg check-in to each party whose case is due, once: decided and written to
+    the outbox in one unit of work; the history notes whether it arrived."""
     async with _lock(context.application):
         now = context.now
+        messages: list[outbox.Outgoing] = []
         async with context.db.begin() as session:
-            due = await store.due_nazorg(session, now)
-        for party_id in due:
-            await _check_in(context, party_id, now)
+            for party_id in await store.due_nazorg(session, now):
+                target = await store.decide_nazorg(session, party_id, now=now)
+                if target is None:
+                    continue
+                if target.unreachable:  # they blocked the bot: trying would not help
+                    await store.record_nazorg(
+                        session, target.case_id, target.party, delivered=False, now=now
+                    )
+                    continue
+                t = Translator(_language(context, target.telegram_id, target.language))
+                text, markup = _nazorg_question(t, target.party_id)
+                messages.append(
+                    outbox.Outgoing(
+                        key=f"mcase:nazorg:{party_id}",
+                        chat_id=target.telegram_id,
+                        kind="mcase:nazorg",
+                        text=text,
+                        reply_markup=markup.to_dict(),
+                        hook=NAZORG_HOOK,
+                        hook_data={"case": target.case_id, "party": target.party},
+                    )
+                )
+            await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        context.application.outbox.wake()
 
 
-async def _check_in(context: BuurtContext, party_id: int, now: dt.datetime) -> None:
-    """Claim (nazorg_sent_at, committed), send, release the claim on a temporary failure."""
-    async with context.db.begin() as session:
-        target = await store.claim_nazorg(session, party_id, now=now)
-    if target is None:
-        return
-    if target.unreachable:  # they blocked the bot: trying would not help
-        async with context.db.begin() as session:
-            await store.record_nazorg(session, target, delivered=False, now=now)
-        return
-    t = Translator(_language(context, target.telegram_id, target.language))
-    text, markup = _nazorg_question(t, target.party_id)
-    try:
-        await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
-    except Forbidden:
-        await reach.refused(context.db, target.telegram_id, now=now, what="nazorg check-in")
-        async with context.db.begin() as session:
-            await store.record_nazorg(session, target, delivered=False, now=now)
-        return
-    except TelegramError as exc:
-        log.warning("nazorg check-in for party %s not sent, retrying: %s", party_id, exc)
-        async with context.db.begin() as session:
-            await store.release_nazorg(session, party_id, claimed_at=now)
-        return
-    async with context.db.begin() as session:
-        await store.record_nazorg(session, target, delivered=True, now=now)
+async def _nazorg_settled(session: AsyncSession, settled: Settled) -> None:
+    """Note in the case's history whether the check-in arrived."""
+    await store.record_nazorg(
+        session,
+        int(settled.data["case"]),
+        int(settled.data["party"]),
+        delivered=settled.delivered,
+        now=settled.now,
+    )
+
+
+REMINDER_HOOK = "mcase:reminder"
+NAZORG_HOOK = "mcase:nazorg"
 
 
 async def anonymise(context: BuurtContext) -> None:
@@ -2341,4 +2355,5 @@ FEATURE = Feature(
         Job(RETENTION_JOB, "every night: anonymise closed cases"),
         Job(DIGEST_JOB.format(slug="<slug>"), "daily at digest_time: coordinators' overview"),
     ),
+    outbox_hooks={REMINDER_HOOK: _reminder_settled, NAZORG_HOOK: _nazorg_settled},
 )

@@ -81,8 +81,10 @@ class BotUnderTest:
             base_url=self.emulator.base_url,
             base_file_url=self.emulator.base_file_url,
         )
-        # The tests send what the outbox holds by hand (drain_outbox), never in the background.
+        # The tests send what the outbox holds by hand (drain_outbox), never in the background,
+        # and one message at a time, so which send a scripted failure hits is certain.
         self.app.outbox.paused = True
+        self.app.outbox.concurrency = 1
         # The same order as Application.run_polling: initialize, post_init, start.
         await self.app.initialize()
         if self.app.post_init is not None:
