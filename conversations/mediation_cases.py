@@ -236,14 +236,36 @@ async def _coordinators(
 
 
 async def _tell(
-    context: BuurtContext, people: dict[int, str], make: Callable[[Translator], str]
+    context: BuurtContext,
+    session: AsyncSession,
+    people: dict[int, str],
+    make: Callable[[Translator], str],
+    *,
+    key: str,
 ) -> None:
-    """Send a message to each person in their language; failures are logged only."""
-    for telegram_id, language in people.items():
-        try:
-            await context.bot.send_message(telegram_id, make(Translator(language)))
-        except TelegramError as exc:
-            log.warning("mediation news not delivered to %s: %s", telegram_id, exc)
+    """Write a message to each person, in their language, to the outbox in the caller's unit
+    of work (``key`` names the decision: the update or the day)."""
+    await outbox.enqueue(
+        session,
+        *(
+            outbox.Outgoing(
+                key=f"{key}:{telegram_id}",
+                chat_id=telegram_id,
+                kind="mcase:news",
+                text=make(Translator(language)),
+            )
+            for telegram_id, language in people.items()
+        ),
+        now=context.now,
+    )
+    if people:
+        context.application.outbox.wake()
+
+
+def _update_key(update: Update) -> str:
+    """The key of a decision taken while handling ``update`` (handled again after a crash,
+    it decides the same, and the outbox adds nothing)."""
+    return f"mcase:u{update.update_id}"
 
 
 def _remember(context: BuurtContext, action: str, case: MediationCase, **extra: Any) -> None:
@@ -1040,6 +1062,7 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
                         thank[telegram_id] = _language(
                             context, telegram_id, party.resident.language
                         )
+                await _tell(context, session, thank, _closing_message, key=_update_key(update))
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
@@ -1048,7 +1071,6 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
         return
     await query.answer()
     await steps.spend(query)
-    await _tell(context, thank, _closing_message)
     await _show(
         context,
         user_id,
@@ -1769,6 +1791,19 @@ async def _answer(
             case = await store.get_case(session, party.case_id)
             assert case is not None
             people = await _coordinators(context, session, case)
+            reference, status = case.reference, party.status
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "The neighbour (party 2) of <b>{reference}</b> answered the invitation: "
+                    "{answer}. /zaak {reference}",
+                    reference=reference,
+                    answer=t(PARTY_STATUS_LABELS[status]),
+                ),
+                key=_update_key(update),
+            )
     except MediationProblem as problem:
         if problem.reason in ("unknown", "used"):
             await steps.refuse(query, context)  # forged or someone else's: reveal nothing
@@ -1778,17 +1813,6 @@ async def _answer(
     await query.answer()
     await steps.spend(query)
     await context.bot.send_message(user_id, f"✔️ {escape(t(INVITE_ANSWER_LABELS[answer]))}")
-    reference, status = case.reference, party.status
-    await _tell(
-        context,
-        people,
-        lambda t: t(
-            "The neighbour (party 2) of <b>{reference}</b> answered the invitation: {answer}. "
-            "/zaak {reference}",
-            reference=reference,
-            answer=t(PARTY_STATUS_LABELS[status]),
-        ),
-    )
     return party, case
 
 
@@ -1858,22 +1882,25 @@ async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
         )
         case = await store.set_party_phone(session, party, text, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}
+        if case is not None:
+            reference = case.reference
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "The neighbour (party 2) of <b>{reference}</b> would like a call: {phone}. "
+                    "/zaak {reference}",
+                    reference=reference,
+                    phone=text,
+                ),
+                key=_update_key(update),
+            )
     context.user_data.pop(PHONE_PENDING, None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
     await message.reply_text(t("Thank you. The mediation team will call you."))
-    reference = case.reference
-    await _tell(
-        context,
-        people,
-        lambda t: t(
-            "The neighbour (party 2) of <b>{reference}</b> would like a call: {phone}. "
-            "/zaak {reference}",
-            reference=reference,
-            phone=text,
-        ),
-    )
     return ConversationHandler.END
 
 
@@ -1911,6 +1938,21 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         )
         case = await store.answer_nazorg(session, party, answer, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}
+        if case is not None and party is not None:
+            reference, number = case.reference, party.number
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "Nazorg <b>{reference}</b>: asked how things are now, party {n} "
+                    "answered “{answer}”. /zaak {reference}",
+                    reference=reference,
+                    n=number,
+                    answer=t(NAZORG_LABELS[answer]),
+                ),
+                key=_update_key(update),
+            )
     if party is None:
         await steps.refuse(query, context)
         return
@@ -1925,18 +1967,6 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         user_id,
         f"✔️ {escape(t(NAZORG_LABELS[answer]))}\n"
         + t("Thank you for letting us know. The mediation team reads your answer."),
-    )
-    reference, number = case.reference, party.number
-    await _tell(
-        context,
-        people,
-        lambda t: t(
-            "Nazorg <b>{reference}</b>: asked how things are now, party {n} answered “{answer}”. "
-            "/zaak {reference}",
-            reference=reference,
-            n=number,
-            answer=t(NAZORG_LABELS[answer]),
-        ),
     )
 
 
@@ -2224,15 +2254,21 @@ async def send_overview(context: BuurtContext) -> None:
         people = await access.recipients(session, wijk.id, Permission.MEDIATION)
         languages = {p: await steps.language_of(context, session, p) for p in people}
         name = wijk.name
-    if overview.quiet:
-        return
-    await _tell(
-        context,
-        languages,
-        lambda t: overview_text(
-            t, name, overview, tz=settings.tz, now=now, intake_days=settings.mediation.intake_days
-        ),
-    )
+        if not overview.quiet:
+            await _tell(
+                context,
+                session,
+                languages,
+                lambda t: overview_text(
+                    t,
+                    name,
+                    overview,
+                    tz=settings.tz,
+                    now=now,
+                    intake_days=settings.mediation.intake_days,
+                ),
+                key=f"mcase:overview:{wijk.id}:{now.astimezone(settings.tz):%Y-%m-%d}",
+            )
 
 
 async def start_jobs(application: Any) -> None:
