@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from bot import outbox as sender_module
 from storage import outbox
 from storage.models import OutboxMessage, Resident
 from tests.conftest import Clock
-from tests.harness import BotUnderTest, Person
+from tests.harness import BotUnderTest, Person, grant_role
 
 
 async def write(bot: BotUnderTest, *messages: outbox.Outgoing) -> int:
@@ -201,3 +202,64 @@ async def test_the_cleanup_removes_settled_messages_after_their_time(
     await bot.run_job("outbox:cleanup")
     assert [r.dedupe_key for r in await rows(bot)] == []
     assert sender_module.KEEP_SENT < sender_module.KEEP_FAILED
+
+
+async def test_under_random_faults_every_digest_alert_and_reminder_arrives_exactly_once(
+    clock: Clock, bot: BotUnderTest
+) -> None:
+    """A day's bulk work decided while Telegram fails a fifth of the sends at random (429s,
+    server errors, timeouts): in the end every message arrived, each exactly once."""
+    from conversations import digest as digest_module
+    from conversations import koffie
+    from tests.test_follow_up import melden, pair
+    from tests.test_koffie import GROUP, plan_koffie, sign_up_many
+
+    assert bot.app is not None
+    bram, olga = await pair(bot)
+    organiser = bot.user(4001, "Olga O.")
+    await grant_role(bot, organiser, "organisator")
+    bot.emulator.add_group(GROUP, "Buurtgroep")
+    bot.draining = False  # decide everything first; it is sent under faults below
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
+    moment = (await koffie_moments(bot))[0]
+    await sign_up_many(bot, moment.id, 12)
+    anna = bot.user(1001, "Anna")
+    await melden(anna)  # new-signal alerts to the pair
+    await melden(bot.user(1002, "Bram B."))
+    clock.now = moment.starts_at - dt.timedelta(hours=20)
+    await koffie.sweep(bot.app)  # the day-before reminders
+    await digest_module.run_wijk(bot.app, "schilderswijk", clock.now)  # the digests
+    decided = await rows(bot)
+    kinds = {r.kind for r in decided}
+    assert {"alert:signal", "koffie:reminder", "koffie:announcement", "digest"} <= kinds
+    assert all(r.state == "pending" for r in decided)
+
+    bot.app.outbox.read_timeout = 0.3
+    bot.emulator.faults(
+        0.2, methods=["sendMessage"], kinds=("429", "500", "502", "timeout"), seed=11, hold=0.6
+    )
+    for _ in range(40):
+        await bot.drain_outbox()
+        if all(r.state != "pending" for r in await rows(bot)):
+            break
+        clock.move(minutes=20)
+    bot.emulator.faults(0)
+    assert bot.emulator.injected, "faults were injected"
+    settled = await rows(bot)
+    assert [r.dedupe_key for r in settled if r.state != "sent"] == []
+    assert any(r.attempts > 1 for r in settled), "some were sent again after a failure"
+    for row in settled:
+        [message] = [
+            m for m in bot.emulator.messages(row.chat_id) if m.message_id == row.message_id
+        ]
+        same = [m for m in bot.emulator.messages(row.chat_id) if m.plain_text == message.plain_text]
+        assert len(same) == 1, row.dedupe_key
+    assert {bram.id, olga.id} <= {r.chat_id for r in settled if r.kind == "digest"}
+
+
+async def koffie_moments(bot: BotUnderTest) -> list[Any]:
+    from storage.models import Moment
+
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        return list((await session.scalars(select(Moment).order_by(Moment.starts_at))).all())
