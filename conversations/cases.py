@@ -1061,6 +1061,20 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
         if signal is not None and result is not None and result.reopened_to is not None:
             for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS):
                 alert_to[telegram_id] = await steps.language_of(context, session, telegram_id)
+            # The pair hears of it through the outbox (a fan-out never runs in a handler).
+            alerts = []
+            for telegram_id, language in alert_to.items():
+                alert, markup = _reopened_alert(Translator(language), signal)
+                alerts.append(
+                    Outgoing(
+                        key=f"cases:reopened:{signal.id}:u{update.update_id}:{telegram_id}",
+                        chat_id=telegram_id,
+                        kind="cases:reopened",
+                        text=alert,
+                        reply_markup=markup.to_dict(),
+                    )
+                )
+            await outbox.enqueue(session, *alerts, now=context.now)
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -1082,12 +1096,8 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     else:
         thanks = t("Thank you for letting us know.")
     await context.bot.send_message(user_id, f"✔️ {escape(t(FOLLOWUP_LABELS[answer]))}\n{thanks}")
-    for telegram_id, language in alert_to.items():
-        alert, markup = _reopened_alert(Translator(language), signal)
-        try:
-            await context.bot.send_message(telegram_id, alert, reply_markup=markup)
-        except TelegramError as exc:
-            log.warning("reopen alert for %s not delivered: %s", signal.reference, exc)
+    if alert_to:
+        context.application.outbox.wake()
 
 
 async def send_followups(context: BuurtContext) -> None:
