@@ -263,3 +263,22 @@ async def koffie_moments(bot: BotUnderTest) -> list[Any]:
     assert bot.db is not None
     async with bot.db.begin() as session:
         return list((await session.scalars(select(Moment).order_by(Moment.starts_at))).all())
+
+
+async def test_the_outbox_command_lists_the_failed_messages(
+    bot: BotUnderTest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from bot.cli import main
+    from tests.test_privacy import write_config
+
+    anna = await started(bot, 1001, "Anna")
+    bot.emulator.block_bot(anna.id)
+    await write(bot, note("r:1", anna.id, "Geheime herinnering"))
+    await bot.drain_outbox()
+    assert await asyncio.to_thread(main, ["--config", str(write_config(bot)), "outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "pending: 0, sent: 0, failed: 1" in out
+    assert "failed #1 test to chat 1001" in out and "blocked" in out
+    assert "Geheime" not in out
