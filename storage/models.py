@@ -293,8 +293,8 @@ class AlertPreference(Base):
 
 
 class SignalAlert(Base):
-    """One "new signal" alert to one professional: written with the signal (the claim to
-    send it), ``sent_at`` set just before the send, so a restart never sends it twice."""
+    """One "new signal" alert to one professional: written with the signal, in the unit of
+    work that writes the alert to the outbox (``sent_at``: when it was decided)."""
 
     __tablename__ = "signal_alerts"
 
