@@ -91,6 +91,11 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
         return cast("BuurtApplication", self.application).services
 
     @property
+    def outbox(self) -> Sender:
+        """The one sender of what the bot sends on its own (``wake()`` it after writing)."""
+        return cast("BuurtApplication", self.application).outbox
+
+    @property
     def settings(self) -> Settings:
         """The validated settings."""
         return self.services.settings

@@ -183,10 +183,9 @@ class Sender:
         }
         if bot.rate_limiter is not None:
             common["rate_limit_args"] = {"lane": BULK}
-        if row.photo is not None or row.photo_file_id is not None:
-            return await bot.send_photo(
-                row.chat_id, row.photo or row.photo_file_id, caption=row.text or None, **common
-            )
+        photo = row.photo if row.photo is not None else row.photo_file_id
+        if photo is not None:
+            return await bot.send_photo(row.chat_id, photo, caption=row.text or None, **common)
         return await bot.send_message(row.chat_id, row.text, **common)
 
     async def _later(self, row: OutboxMessage, wait: dt.timedelta, exc: BaseException) -> bool:
@@ -247,7 +246,7 @@ class Sender:
 
 async def _send_job(context: BuurtContext) -> None:
     """Send what is due (the periodic look, and wake-ups after a decision)."""
-    sender = context.application.outbox
+    sender = context.outbox
     if not sender.paused:
         await sender.drain()
 

@@ -1097,7 +1097,7 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
         thanks = t("Thank you for letting us know.")
     await context.bot.send_message(user_id, f"✔️ {escape(t(FOLLOWUP_LABELS[answer]))}\n{thanks}")
     if alert_to:
-        context.application.outbox.wake()
+        context.outbox.wake()
 
 
 async def send_followups(context: BuurtContext) -> None:
@@ -1136,7 +1136,7 @@ async def send_followups(context: BuurtContext) -> None:
             )
         await outbox.enqueue(session, *messages, now=now)
     if messages:
-        context.application.outbox.wake()
+        context.outbox.wake()
 
 
 async def _followup_settled(session: AsyncSession, settled: Settled) -> None:

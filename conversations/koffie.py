@@ -985,7 +985,7 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
         # organiser gets the answer at once, however many signed up.
         for cancelled, signups in affected:
             await _tell(context, session, signups, cancelled, "cancelled")
-    context.application.outbox.wake()
+    context.outbox.wake()
     if not affected:
         await query.answer(t("This date was already cancelled."), show_alert=True)
         return
@@ -1131,7 +1131,7 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             ]
         for changed_moment, signups in changed:
             await _tell(context, session, signups, changed_moment, "moved")
-    context.application.outbox.wake()
+    context.outbox.wake()
     context.user_data.pop("koffie_edit", None)
     await message.reply_text(
         t.ngettext(
@@ -1197,7 +1197,7 @@ async def sweep(application: Any) -> None:
                     chat_id=_group_of(moment),
                     kind="koffie:announcement",
                     text=text,
-                    reply_markup=markup.to_dict(),
+                    reply_markup=markup.to_dict() if markup else None,
                     hook=GROUP_HOOK,
                     hook_data={"moment": moment.id, "what": "announced"},
                 )

@@ -259,7 +259,7 @@ async def _tell(
         now=context.now,
     )
     if people:
-        context.application.outbox.wake()
+        context.outbox.wake()
 
 
 def _update_key(update: Update) -> str:
@@ -2072,7 +2072,7 @@ async def send_reminders(context: BuurtContext) -> None:
                     )
             await outbox.enqueue(session, *messages, now=now)
     if messages:
-        context.application.outbox.wake()
+        context.outbox.wake()
 
 
 async def _reminder_settled(session: AsyncSession, settled: Settled) -> None:
@@ -2115,7 +2115,7 @@ async def send_nazorg(context: BuurtContext) -> None:
                 )
             await outbox.enqueue(session, *messages, now=now)
     if messages:
-        context.application.outbox.wake()
+        context.outbox.wake()
 
 
 async def _nazorg_settled(session: AsyncSession, settled: Settled) -> None:
