@@ -22,7 +22,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import inbox, reach
+from bot import inbox, outbox, reach
 from bot.commands import publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
@@ -130,6 +130,10 @@ def build_application(
         signal_hooks=[hook for feature in FEATURES for hook in feature.signal_hooks],
     )
     persistence.clock = lambda: application.services.clock()
+    application.outbox = outbox.Sender(
+        application,
+        {name: hook for feature in FEATURES for name, hook in feature.outbox_hooks.items()},
+    )
     _register_handlers(application)
     return application
 
@@ -295,5 +299,6 @@ FEATURES: tuple[Feature, ...] = (
     onboarding.FEATURE,
     group.FEATURE,
     inbox.FEATURE,  # no handlers: the clean-up of the inbox
+    outbox.FEATURE,  # no handlers: the one sender of what the bot sends on its own
     CORE,
 )

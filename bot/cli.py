@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     retention.add_argument(
         "--dry-run", action="store_true", help="only list what the next run would remove"
     )
+    commands.add_parser(
+        "outbox",
+        parents=[common],
+        help="how many messages wait, were sent or failed; the failed ones with their error",
+    )
     return parser
 
 
@@ -162,6 +167,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "retention":
         return asyncio.run(_retention(settings, dry_run=args.dry_run))
+    if args.command == "outbox":
+        return asyncio.run(_outbox(settings))
     if args.command == "shell":
         return shell(settings, config=args.config)
     if args.command == "signal-gateway":
@@ -273,6 +280,24 @@ async def _retention(settings: Settings, *, dry_run: bool) -> int:
     for removal in removals:
         print(f"{verb} {removal.kind}: {removal.reference} ({removal.detail})")
     print(f"{len(removals)} item(s) {verb}")
+    return 0
+
+
+async def _outbox(settings: Settings) -> int:
+    """Print the outbox's counts and its failed messages (never their text)."""
+    from storage import outbox
+
+    db = Database(settings.database.url)
+    try:
+        async with db.begin() as session:
+            counts = await outbox.counts(session)
+            failed = await outbox.failed(session)
+    finally:
+        await db.dispose()
+    print(", ".join(f"{state}: {counts.get(state, 0)}" for state in ("pending", "sent", "failed")))
+    for row in failed:
+        when = row.sent_at.isoformat(timespec="seconds") if row.sent_at else "?"
+        print(f"failed #{row.id} {row.kind} to chat {row.chat_id} at {when}: {row.error}")
     return 0
 
 

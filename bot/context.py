@@ -21,6 +21,7 @@ from storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
     from bot.inbox import Inbox
+    from bot.outbox import Sender
 
 
 # A reaction to a newly stored signal, run inside the same unit of work. It may return a
@@ -52,6 +53,8 @@ class BuurtApplication(
     # The inboxes the updates come from when polling (bot.inbox: Telegram's, and the Signal
     # gateway's when configured); none when fed directly.
     inboxes: tuple[Inbox, ...] = ()
+    # The one sender of what the bot sends on its own (bot.outbox), set by bot.app.
+    outbox: Sender
 
     async def process_update(self, update: object) -> None:
         """Process one update, then store conversation and user data right away.
@@ -100,6 +103,11 @@ class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any],
     def services(self) -> Services:
         """The application's shared services."""
         return cast("BuurtApplication", self.application).services
+
+    @property
+    def outbox(self) -> Sender:
+        """The one sender of what the bot sends on its own (``wake()`` it after writing)."""
+        return cast("BuurtApplication", self.application).outbox
 
     @property
     def settings(self) -> Settings:

@@ -7,14 +7,15 @@ a feature declares cannot be left unscheduled and a handler cannot be forgotten.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from telegram.ext import BaseHandler
 
 if TYPE_CHECKING:
     from bot.context import SignalHook
+    from bot.outbox import OutboxHook
 
 Handlers = Callable[[], Sequence[BaseHandler[Any, Any, Any]]]
 Start = Callable[[Any], Awaitable[None]]
@@ -56,7 +57,9 @@ class Feature:
       tried (guided flows among them are combined into one conversation by ``bot.app``);
     - ``start`` schedules the feature's ``jobs`` at start-up, after the database is ready;
     - ``signal_hooks`` react to a newly stored signal in the same unit of work, so features
-      react to each other without importing each other.
+      react to each other without importing each other;
+    - ``outbox_hooks`` run when a message the feature wrote to the outbox with that hook's name
+      is settled (sent or refused), in the transaction that settles it (``bot.outbox``).
     """
 
     name: str
@@ -64,6 +67,7 @@ class Feature:
     start: Start | None = None
     jobs: tuple[Job, ...] = ()
     signal_hooks: tuple[SignalHook, ...] = ()
+    outbox_hooks: Mapping[str, OutboxHook] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.jobs and self.start is None:

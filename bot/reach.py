@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from storage.db import Database
 from storage.residents import mark_reachable, mark_unreachable
 
@@ -21,8 +23,15 @@ log = logging.getLogger(__name__)
 async def refused(db: Database, telegram_id: int, *, now: dt.datetime, what: str) -> None:
     """Telegram refused ``what`` for this person (403): mark them unreachable, once."""
     async with db.begin() as session:
-        first = await mark_unreachable(session, telegram_id, now=now)
-    if first:
+        await refused_in(session, telegram_id, now=now, what=what)
+
+
+async def refused_in(
+    session: AsyncSession, telegram_id: int, *, now: dt.datetime, what: str
+) -> None:
+    """:func:`refused`, inside the caller's unit of work (the outbox settles the message in
+    the same one)."""
+    if await mark_unreachable(session, telegram_id, now=now):
         log.info("%s not delivered: the resident blocked the bot; marked unreachable", what)
 
 

@@ -36,6 +36,7 @@ from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
+from bot.outbox import Settled
 from conversations import steps
 from conversations.flow import PRIVATE, State, persistent_conversation
 from conversations.steps import MEDIA, TYPED, TypedSteps
@@ -53,10 +54,11 @@ from conversations.ui import (
     signal_when,
     status_label,
 )
-from storage import access
+from storage import access, outbox
 from storage import cases as store
 from storage.access import Permission, Person
 from storage.models import Signal, SignalEvent
+from storage.outbox import Outgoing
 from storage.residents import get_resident
 from storage.signals import STATUSES, WITHDRAWN
 
@@ -538,22 +540,24 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
+    refusal: str | None = None
     async with context.db.begin() as session:
         person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
         if signal is None or signal.resident is None:
-            await steps.refuse(query, context)
-            return
-        role = store.signing_role(person, signal.wijk_id) or "wijkagent"
-        if not await store.propose_mediation(session, signal, user_id, now=context.now):
-            already = store.mediation_answer(signal) == store.MEDIATION_PROPOSED
-            await query.answer(
+            refusal = not_allowed(t)
+        elif not await store.propose_mediation(session, signal, user_id, now=context.now):
+            refusal = (
                 t("Mediation was already proposed; the reporter has not answered yet.")
-                if already
-                else t("The reporter already asked for mediation."),
-                show_alert=True,
+                if store.mediation_answer(signal) == store.MEDIATION_PROPOSED
+                else t("The reporter already asked for mediation.")
             )
-            return
-        reporter, reference = signal.resident.telegram_id, signal.reference
+        else:
+            role = store.signing_role(person, signal.wijk_id) or "wijkagent"
+            reporter, reference = signal.resident.telegram_id, signal.reference
+    # Answered after the unit of work: no transaction waits for a round trip to Telegram.
+    if refusal is not None or signal is None:
+        await query.answer(refusal, show_alert=True)
+        return
     their = context.translator_for(reporter)
     try:
         await context.bot.send_message(
@@ -1065,6 +1069,20 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
         if signal is not None and result is not None and result.reopened_to is not None:
             for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS):
                 alert_to[telegram_id] = await steps.language_of(context, session, telegram_id)
+            # The pair hears of it through the outbox (a fan-out never runs in a handler).
+            alerts = []
+            for telegram_id, language in alert_to.items():
+                alert, markup = _reopened_alert(Translator(language), signal)
+                alerts.append(
+                    Outgoing(
+                        key=f"cases:reopened:{signal.id}:u{update.update_id}:{telegram_id}",
+                        chat_id=telegram_id,
+                        kind="cases:reopened",
+                        text=alert,
+                        reply_markup=markup.to_dict(),
+                    )
+                )
+            await outbox.enqueue(session, *alerts, now=context.now)
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -1086,66 +1104,58 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     else:
         thanks = t("Thank you for letting us know.")
     await context.bot.send_message(user_id, f"✔️ {escape(t(FOLLOWUP_LABELS[answer]))}\n{thanks}")
-    for telegram_id, language in alert_to.items():
-        alert, markup = _reopened_alert(Translator(language), signal)
-        try:
-            await context.bot.send_message(telegram_id, alert, reply_markup=markup)
-        except TelegramError as exc:
-            log.warning("reopen alert for %s not delivered: %s", signal.reference, exc)
+    if alert_to:
+        context.outbox.wake()
 
 
 async def send_followups(context: BuurtContext) -> None:
-    """Ask the reporters of closed signals whose follow-up is due: is het opgelost?"""
+    """Ask the reporters of closed signals whose follow-up is due: is het opgelost? Each
+    question is decided (``followup_sent_at``) and written to the outbox in one unit of work;
+    its hook notes in the history whether it was delivered."""
     now = context.now
+    messages: list[Outgoing] = []
     async with context.db.begin() as session:
-        due = await store.due_followups(session, now)
-    for signal_id in due:
-        await _send_followup(context, signal_id, now)
+        for signal_id in await store.due_followups(session, now):
+            signal = await store.decide_followup(session, signal_id, now=now)
+            resident = signal.resident if signal is not None else None
+            if signal is None or resident is None:
+                continue
+            if resident.unreachable_since is not None:  # they blocked the bot: noted
+                await store.record(
+                    session, signal, store.FOLLOWUP_UNDELIVERED, actor=store.BOT, now=now
+                )
+                continue
+            text, markup = _followup_question(
+                Translator(resident.language),
+                signal,
+                local_date(signal.closed_at or now, context.settings.tz),
+            )
+            closed = signal.closed_at or now
+            messages.append(
+                Outgoing(
+                    key=f"cases:followup:{signal_id}:{closed:%Y%m%d%H%M%S}",
+                    chat_id=resident.telegram_id,
+                    kind="cases:followup",
+                    text=text,
+                    reply_markup=markup.to_dict(),
+                    hook=FOLLOWUP_HOOK,
+                    hook_data={"signal": signal_id},
+                )
+            )
+        await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        context.outbox.wake()
 
 
-async def _send_followup(context: BuurtContext, signal_id: int, now: dt.datetime) -> None:
-    """At most once: claim (commit followup_sent_at), send, and release the claim only when
-    Telegram refused for a reason that may pass (then the next sweep tries again). A crash
-    between claim and send loses the question rather than asking twice."""
-    async with context.db.begin() as session:
-        signal = await store.claim_followup(session, signal_id, now=now)
-        resident = signal.resident if signal is not None else None
-    if signal is None or resident is None:
-        return
-    if resident.unreachable_since is not None:  # they blocked the bot: not asked, noted
-        async with context.db.begin() as session:
-            fresh = await store.get_signal(session, signal_id)
-            if fresh is not None:
-                await store.record(
-                    session, fresh, store.FOLLOWUP_UNDELIVERED, actor=store.BOT, now=now
-                )
-        return
-    text, markup = _followup_question(
-        Translator(resident.language),
-        signal,
-        local_date(signal.closed_at or now, context.settings.tz),
-    )
-    try:
-        await context.bot.send_message(resident.telegram_id, text, reply_markup=markup)
-    except Forbidden:
-        # Blocked or chat deleted: asking again would not help. Keep the claim, note it.
-        await reach.refused(context.db, resident.telegram_id, now=now, what="follow-up question")
-        async with context.db.begin() as session:
-            fresh = await store.get_signal(session, signal_id)
-            if fresh is not None:
-                await store.record(
-                    session, fresh, store.FOLLOWUP_UNDELIVERED, actor=store.BOT, now=now
-                )
-        return
-    except TelegramError as exc:
-        log.warning("follow-up for %s not sent, retrying later: %s", signal.reference, exc)
-        async with context.db.begin() as session:
-            await store.release_followup(session, signal_id, claimed_at=now)
-        return
-    async with context.db.begin() as session:
-        fresh = await store.get_signal(session, signal_id)
-        if fresh is not None:
-            await store.record(session, fresh, store.FOLLOWUP_SENT, actor=store.BOT, now=now)
+async def _followup_settled(session: AsyncSession, settled: Settled) -> None:
+    """Note in the signal's history whether the follow-up question reached the reporter."""
+    signal = await store.get_signal(session, int(settled.data["signal"]))
+    if signal is not None:
+        kind = store.FOLLOWUP_SENT if settled.delivered else store.FOLLOWUP_UNDELIVERED
+        await store.record(session, signal, kind, actor=store.BOT, now=settled.now)
+
+
+FOLLOWUP_HOOK = "cases:followup"
 
 
 # Any other cases: button (an old step, forged data): refuse, change nothing.
@@ -1294,4 +1304,5 @@ FEATURE = Feature(
     handlers=build_handlers,
     start=start_jobs,
     jobs=(Job(FOLLOWUP_JOB, "every five minutes: 'is het opgelost?'"),),
+    outbox_hooks={FOLLOWUP_HOOK: _followup_settled},
 )

@@ -2,28 +2,25 @@
 
 Jobs (PTB JobQueue, times in ``settings.tz``):
 
-- ``digest:<slug>``: daily at the wijk's ``digest_time``. Sends every due recipient the digest
-  of the latest slot, retries undelivered hotspot alerts and lets quiet hotspots calm down.
-- ``digest:retry:<slug>``: one-off, :data:`RETRY_DELAY` after a send failed (5xx, network,
-  429 beyond PTB's retries). Does the same as the daily job.
+- ``digest:<slug>``: daily at the wijk's ``digest_time``. Writes every due recipient's digest
+  of the latest slot to the outbox, and lets quiet hotspots calm down.
 - At start-up :func:`start_jobs` runs the same work once, right away: a digest missed while the
-  bot was down is sent now.
+  bot was down is decided now.
 
 Exactly once: a recipient is due when their watermark (``covered_until``) is before the latest
-slot; the watermark moves to the slot only after Telegram accepted the digest (see
-storage/digest.py). A recipient who blocked the bot (403) is not retried until the next slot;
-their next digest then covers both days.
+slot; the watermark moves to the slot in the unit of work that writes the digest to the
+outbox (see storage/digest.py), and the outbox (bot/outbox.py) delivers it, retrying passing
+failures.
 
 ``/overzicht`` covers the signals since the asker's last delivered digest (or the last 24
 hours when they never had one) up to now, and moves no watermark.
 
 New signals: a professional who wants each new signal at once (the default; switched per wijk
-with ``/meldingen_instellen``) gets a short alert right after the signal is stored. The alerts
-are claimed in the unit of work that stores the signal and marked sent just before sending
-(storage/digest.py); a send that failed for a passing reason is retried by the wijk's retry
-job, and one missed while the bot was down goes out at start, unless a digest has covered it.
+with ``/meldingen_instellen``) gets a short alert right after the signal is stored. The alerts,
+and the alert of a new hotspot, are written to the outbox in the unit of work that stores the
+signal.
 
-Jobs read the time through :func:`clock`, which tests replace.
+Jobs and handlers read the time from the one clock (``context.now``, ``services.clock``).
 """
 
 from __future__ import annotations
@@ -31,20 +28,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import Application, BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.charts import WeeklyChart, weekly_chart_png
 from bot.context import AfterCommit, BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import Html, Translator, escape
+from bot.outbox import Settled
 from bot.settings import Settings, WijkSettings
 from conversations import steps
 from conversations.ui import (
@@ -56,13 +53,14 @@ from conversations.ui import (
     status_label,
     telegram_length,
 )
-from storage import access, hotspots
+from storage import access, hotspots, outbox
 from storage import digest as digests
 from storage.access import Permission
 from storage.calendar import latest_slot
 from storage.digest import Digest, SignalBrief
 from storage.hotspots import HotspotRules, HotspotSummary
 from storage.models import Signal
+from storage.outbox import Outgoing
 from storage.residents import get_resident
 from storage.signals import CATEGORIES
 from storage.wijken import active_wijken, get_wijk, wijk_by_slug
@@ -70,7 +68,7 @@ from storage.wijken import active_wijken, get_wijk, wijk_by_slug
 log = logging.getLogger(__name__)
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-RETRY_DELAY = dt.timedelta(minutes=5)
+CATCH_UP_RETRY = dt.timedelta(minutes=5)
 CHART_WEEKS = 8
 MAX_MESSAGE = 4096
 # How many lines a list may have; shortened step by step until the digest fits one message.
@@ -353,183 +351,146 @@ async def _language(application: BuurtApplication, session: AsyncSession, telegr
 # --- delivery -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Delivery:
-    """Per application: one digest run at a time, and which alerts reached whom."""
-
-    digest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    alert_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    alerted: set[tuple[int, int]] = field(default_factory=set)
-
-
-_DELIVERY: weakref.WeakKeyDictionary[BuurtApplication, _Delivery] = weakref.WeakKeyDictionary()
-
-
-def _delivery(application: BuurtApplication) -> _Delivery:
-    state = _DELIVERY.get(application)
-    if state is None:
-        state = _DELIVERY[application] = _Delivery()
-    return state
-
-
 def _app(application: Application[Any, Any, Any, Any, Any, Any]) -> BuurtApplication:
     assert isinstance(application, BuurtApplication)
     return application
 
 
-def _schedule_retry(application: BuurtApplication, slug: str) -> None:
-    """Try a wijk's deliveries again in a few minutes (once, however many sends failed)."""
-    name = f"digest:retry:{slug}"
-    queue = application.job_queue
-    if queue is None or queue.get_jobs_by_name(name):
-        return
-    queue.run_once(_retry_job, when=RETRY_DELAY, name=name, data=slug)
-
-
 @dataclass
 class _Edition:
-    """A wijk's digest of one slot, built once and rendered once per language, for everyone
-    due it (recipients whose watermark lags behind get one of their own)."""
+    """A wijk's digest of one slot for everyone due it, built once per distinct period (a
+    recipient whose watermark lags behind gets one of their own) and rendered once per
+    language, off the event loop; the Monday picture drawn once per language."""
 
-    application: BuurtApplication
     wijk: WijkSettings
     wijk_id: int
     slot: dt.datetime
     now: dt.datetime
     built: dict[dt.datetime, Digest] = field(default_factory=dict)  # by since
-    weeks: list[digests.WeekCounts] = field(default_factory=list)
-    languages: dict[int, str] = field(default_factory=dict)  # by recipient
     texts: dict[tuple[dt.datetime, str], str] = field(default_factory=dict)
+    weeks: list[digests.WeekCounts] | None = None
     charts: dict[str, bytes] = field(default_factory=dict)  # by language
 
-    @property
-    def monday(self) -> bool:
-        """On Mondays the digest comes with the weekly picture."""
-        return self.slot.astimezone(self.application.services.settings.tz).weekday() == 0
 
-    async def build(self, due: Sequence[digests.Due]) -> None:
-        """Build each distinct digest once, in one unit of work."""
-        application = self.application
-        settings = application.services.settings
-        async with application.services.db.begin() as session:
-            for d in due:
-                self.languages[d.recipient] = await _language(application, session, d.recipient)
-            for since in sorted({d.since for d in due}):
-                self.built[since] = await digests.build_digest(
-                    session,
-                    self.wijk_id,
-                    since=since,
-                    until=self.slot,
-                    now=self.now,
-                    response_days=settings.professionals.response_days,
-                    tz=settings.tz,
-                    hotspot_days=hotspot_rules(settings, self.wijk.slug).days,
-                )
-            if self.monday:
-                self.weeks = await digests.weekly_counts(
-                    session, self.wijk_id, before=self.slot, weeks=CHART_WEEKS, tz=settings.tz
-                )
-
-    async def text(self, due: digests.Due) -> str:
-        """The digest as ``due.recipient`` reads it (rendered off the event loop, once)."""
-        language = self.languages[due.recipient]
-        key = (due.since, language)
-        if key not in self.texts:
-            self.texts[key] = await asyncio.to_thread(
-                digest_text,
-                Translator(language),
-                self.built[due.since],
-                tz=self.application.services.settings.tz,
-                scheduled=True,
-            )
-        return self.texts[key]
-
-    async def chart(self, language: str) -> bytes:
-        """The weekly picture in ``language`` (drawn off the event loop, once)."""
-        if language not in self.charts:
-            wijk_name = next(iter(self.built.values())).wijk_name
-            self.charts[language] = await asyncio.to_thread(
-                weekly_chart_png, weekly_chart(Translator(language), wijk_name, self.weeks)
-            )
-        return self.charts[language]
-
-
-async def _send_digest(edition: _Edition, due: digests.Due) -> bool:
-    """Send one recipient the digest of the edition's slot; True unless it should be retried
-    soon."""
-    application, slug = edition.application, edition.wijk.slug
-    try:
-        await application.bot.send_message(due.recipient, await edition.text(due))
-    except Forbidden as exc:
-        log.warning("digest %s for %s not delivered (%s); next slot", slug, due.recipient, exc)
-        return True
-    except TelegramError as exc:
-        log.warning("digest %s for %s not delivered (%s); retrying", slug, due.recipient, exc)
-        return False
-    async with application.services.db.begin() as session:
-        await digests.mark_delivered(
-            session, edition.wijk_id, due.recipient, covered_until=edition.slot, now=edition.now
+async def _digest_messages(
+    application: BuurtApplication,
+    session: AsyncSession,
+    edition: _Edition,
+    due: digests.Due,
+) -> list[Outgoing]:
+    """One recipient's digest of the edition's slot (and on Mondays the chart), to write to
+    the outbox."""
+    settings = application.services.settings
+    tz = settings.tz
+    wijk_id, slot = edition.wijk_id, edition.slot
+    monday = slot.astimezone(tz).weekday() == 0
+    language = await _language(application, session, due.recipient)
+    if due.since not in edition.built:
+        edition.built[due.since] = await digests.build_digest(
+            session,
+            wijk_id,
+            since=due.since,
+            until=slot,
+            now=edition.now,
+            response_days=settings.professionals.response_days,
+            tz=tz,
+            hotspot_days=hotspot_rules(settings, edition.wijk.slug).days,
         )
-    if edition.monday:
-        # The picture goes with the text; the text carries every signal, so a failed picture
-        # is logged, not retried (retrying would repeat the text).
-        language = edition.languages[due.recipient]
-        t = Translator(language)
-        try:
-            await application.bot.send_photo(
-                due.recipient,
-                await edition.chart(language),
-                caption=t("Signals per category per week, the last {n} weeks.", n=CHART_WEEKS),
+    digest = edition.built[due.since]
+    t = Translator(language)
+    if (due.since, language) not in edition.texts:
+        edition.texts[due.since, language] = await asyncio.to_thread(
+            digest_text, t, digest, tz=tz, scheduled=True
+        )
+    key = f"digest:{wijk_id}:{due.recipient}:{slot.isoformat()}"
+    before = await digests.covered_until(session, wijk_id, due.recipient)
+    messages = [
+        Outgoing(
+            key=key,
+            chat_id=due.recipient,
+            kind="digest",
+            text=edition.texts[due.since, language],
+            hook=DIGEST_HOOK,
+            hook_data={
+                "wijk": wijk_id,
+                "slot": slot.isoformat(),
+                "before": before.isoformat() if before else None,
+            },
+        )
+    ]
+    if monday:
+        if edition.weeks is None:
+            edition.weeks = await digests.weekly_counts(
+                session, wijk_id, before=slot, weeks=CHART_WEEKS, tz=tz
             )
-        except TelegramError as exc:
-            log.warning("weekly chart %s for %s not delivered: %s", slug, due.recipient, exc)
-    return True
+        if language not in edition.charts:
+            edition.charts[language] = await asyncio.to_thread(
+                weekly_chart_png, weekly_chart(t, digest.wijk_name, edition.weeks)
+            )
+        messages.append(
+            Outgoing(
+                key=key + ":chart",
+                chat_id=due.recipient,
+                kind="digest:chart",
+                text=t("Signals per category per week, the last {n} weeks.", n=CHART_WEEKS),
+                photo=edition.charts[language],
+            )
+        )
+    return messages
+
+
+async def _digest_settled(session: AsyncSession, settled: Settled) -> None:
+    """A digest Telegram refused (the recipient blocked the bot): its watermark goes back, so
+    the next digest covers both days."""
+    if settled.delivered:
+        return
+    before = settled.data.get("before")
+    await digests.undo_delivery(
+        session,
+        int(settled.data["wijk"]),
+        settled.chat_id,
+        slot=dt.datetime.fromisoformat(str(settled.data["slot"])),
+        back_to=dt.datetime.fromisoformat(str(before)) if before else None,
+    )
+
+
+DIGEST_HOOK = "digest:settled"
 
 
 async def run_wijk(application: BuurtApplication, slug: str, now: dt.datetime) -> None:
-    """Everything due for a wijk at ``now``: calm hotspots, pending alerts, missing digests."""
+    """Everything due for a wijk at ``now``: calm hotspots, alerts not decided yet, missing
+    digests. Each digest is written to the outbox in the unit of work that moves the
+    recipient's watermark (its key names the slot, so a second run adds nothing)."""
     settings = application.services.settings
     wijk = wijk_settings(settings, slug)
     if wijk is None:
         return
     rules = hotspot_rules(settings, slug)
     slot = latest_slot(now, wijk.digest_time, settings.tz)
-    state = _delivery(application)
-    async with state.digest_lock:
-        async with application.services.db.begin() as session:
-            row = await wijk_by_slug(session, slug)
-            if row is None:
-                return
-            wijk_id = row.id
-            await hotspots.calm_down(session, wijk_id, now=now, days=rules.days)
-            pending = await hotspots.unalerted(session, wijk_id, now=now, days=rules.days)
-            due = await digests.due_recipients(
-                session, wijk_id, slot=slot, at=wijk.digest_time, tz=settings.tz
+    async with application.services.db.begin() as session:
+        row = await wijk_by_slug(session, slug)
+        if row is None:
+            return
+        wijk_id = row.id
+        await hotspots.calm_down(session, wijk_id, now=now, days=rules.days)
+        messages: list[Outgoing] = []
+        for hotspot_id in await hotspots.unalerted(session, wijk_id, now=now, days=rules.days):
+            messages += await _hotspot_alerts(application, session, hotspot_id, now=now)
+        edition = _Edition(wijk, wijk_id, slot, now)
+        for due in await digests.due_recipients(
+            session, wijk_id, slot=slot, at=wijk.digest_time, tz=settings.tz
+        ):
+            messages += await _digest_messages(application, session, edition, due)
+            await digests.mark_delivered(
+                session, wijk_id, due.recipient, covered_until=slot, now=now
             )
-            # Alerts of signals the digest of this slot does not cover yet.
-            unsent = await digests.unsent_signal_alerts(session, wijk_id, after=slot)
-        alerted = [
-            await _send_signal_alert(application, signal_id, recipient, now=now)
-            for signal_id, recipient in unsent
-        ]
-        for hotspot_id in pending:
-            await _announce(application, hotspot_id, now=now)
-        edition = _Edition(application, wijk, wijk_id, slot, now)
-        if due:
-            await edition.build(due)
-        delivered = [await _send_digest(edition, d) for d in due]
-    if not all(delivered) or not all(alerted):
-        _schedule_retry(application, slug)
+        await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        application.outbox.wake()
 
 
 async def _daily_job(context: BuurtContext) -> None:
     """The wijk's daily digest (job ``digest:<slug>``)."""
-    assert context.job is not None
-    await run_wijk(_app(context.application), str(context.job.data), context.now)
-
-
-async def _retry_job(context: BuurtContext) -> None:
-    """Deliver what failed before (job ``digest:retry:<slug>``)."""
     assert context.job is not None
     await run_wijk(_app(context.application), str(context.job.data), context.now)
 
@@ -540,44 +501,29 @@ async def _retry_job(context: BuurtContext) -> None:
 async def on_signal_created(
     context: BuurtContext, session: AsyncSession, signal: Signal
 ) -> AfterCommit | None:
-    """A just-stored signal (same unit of work): claim the "new signal" alerts of those who
-    want each one at once, and run the early warning. The alerts (and the alert of a NEW
-    hotspot) are sent after the commit."""
+    """A just-stored signal (same unit of work): write the "new signal" alerts of those who
+    want each one at once, and the alert of a NEW hotspot, to the outbox."""
     wijk = await get_wijk(session, signal.wijk_id)
     slug = wijk.slug if wijk else None
-    claimed = await digests.claim_signal_alerts(session, signal, now=context.now)
-    rules = hotspot_rules(context.settings, slug)
-    hotspot = await hotspots.register_signal(session, signal, rules)
-    if hotspot is None and not claimed:
+    application = _app(context.application)
+    messages = [
+        await _signal_alert(application, session, signal, recipient)
+        for recipient in await digests.decide_signal_alerts(session, signal, now=context.now)
+    ]
+    hotspot = await hotspots.register_signal(session, signal, hotspot_rules(context.settings, slug))
+    if hotspot is not None:
+        messages += await _hotspot_alerts(application, session, hotspot.id, now=context.now)
+    if not messages:
         return None
-    hotspot_id = hotspot.id if hotspot is not None else None
-    signal_id = signal.id
+    await outbox.enqueue(session, *messages, now=context.now)
 
-    async def alert() -> None:
-        application = _app(context.application)
-        if claimed:
-            recipients = await _alert_recipients(application, signal_id)
-            sent = [
-                await _send_signal_alert(
-                    application, signal_id, recipient, now=application.services.clock()
-                )
-                for recipient in recipients
-            ]
-            if not all(sent) and slug is not None:
-                _schedule_retry(application, slug)
-        if hotspot_id is not None:
-            await _announce(application, hotspot_id, now=application.services.clock())
+    async def wake() -> None:
+        application.outbox.wake()
 
-    return alert
+    return wake
 
 
 # --- new-signal alerts ------------------------------------------------------------------------
-
-
-async def _alert_recipients(application: BuurtApplication, signal_id: int) -> list[int]:
-    """Who has an unsent alert about this signal."""
-    async with application.services.db.begin() as session:
-        return await digests.unsent_alerts_of(session, signal_id)
 
 
 def signal_alert_text(t: Translator, signal: Signal) -> tuple[str, InlineKeyboardMarkup]:
@@ -604,29 +550,19 @@ def signal_alert_text(t: Translator, signal: Signal) -> tuple[str, InlineKeyboar
     return "\n".join(lines), markup
 
 
-async def _send_signal_alert(
-    application: BuurtApplication, signal_id: int, recipient: int, *, now: dt.datetime
-) -> bool:
-    """Send one claimed alert at most once; False when it should be tried again later."""
-    async with application.services.db.begin() as session:
-        signal = await digests.take_signal_alert(session, signal_id, recipient, now=now)
-        if signal is None:
-            return True
-        language = await _language(application, session, recipient)
+async def _signal_alert(
+    application: BuurtApplication, session: AsyncSession, signal: Signal, recipient: int
+) -> Outgoing:
+    """One "new signal" alert, in the recipient's language."""
+    language = await _language(application, session, recipient)
     text, markup = signal_alert_text(Translator(language), signal)
-    try:
-        await application.bot.send_message(recipient, text, reply_markup=markup)
-    except Forbidden as exc:
-        # Blocked the bot: the signal is in their digest once they unblock.
-        log.warning("signal alert %s not delivered to %s: %s", signal.reference, recipient, exc)
-    except TelegramError as exc:
-        log.warning(
-            "signal alert %s for %s failed (%s); retrying", signal.reference, recipient, exc
-        )
-        async with application.services.db.begin() as session:
-            await digests.release_signal_alert(session, signal_id, recipient, taken_at=now)
-        return False
-    return True
+    return Outgoing(
+        key=f"alert:signal:{signal.id}:{recipient}",
+        chat_id=recipient,
+        kind="alert:signal",
+        text=text,
+        reply_markup=markup.to_dict(),
+    )
 
 
 # --- /meldingen_instellen ---------------------------------------------------------------------
@@ -718,43 +654,30 @@ async def on_alert_mode(update: Update, context: BuurtContext) -> None:
             raise
 
 
-async def _announce(application: BuurtApplication, hotspot_id: int, *, now: dt.datetime) -> None:
-    """Send a hotspot's alert to every recipient who does not have it yet; once delivered to
-    all, ``alerted_at`` is set. A failed send is retried with the wijk's retry job."""
+async def _hotspot_alerts(
+    application: BuurtApplication, session: AsyncSession, hotspot_id: int, *, now: dt.datetime
+) -> list[Outgoing]:
+    """A hotspot's alert to everyone who gets the wijk's digest, once: ``alerted_at`` is set
+    in the same unit of work that writes them to the outbox."""
     settings = application.services.settings
-    state = _delivery(application)
-    async with state.alert_lock:
-        async with application.services.db.begin() as session:
-            hotspot = await hotspots.get_summary(session, hotspot_id)
-            if hotspot is None or hotspot.alerted_at is not None or hotspot.calmed_at is not None:
-                return
-            wijk = await get_wijk(session, hotspot.wijk_id)
-            slug = wijk.slug if wijk else None
-            recipients = await access.recipients(session, hotspot.wijk_id, Permission.DIGEST)
-            languages = {r: await _language(application, session, r) for r in recipients}
-        days = hotspot_rules(settings, slug).days
-        failed = False
-        for recipient in recipients:
-            if (hotspot_id, recipient) in state.alerted:
-                continue
-            text = alert_text(Translator(languages[recipient]), hotspot, tz=settings.tz, days=days)
-            try:
-                await application.bot.send_message(recipient, text)
-            except Forbidden as exc:
-                # Blocked the bot: the hotspot still shows in their digest once they unblock.
-                log.warning("hotspot alert %s not delivered to %s: %s", hotspot_id, recipient, exc)
-            except TelegramError as exc:
-                log.warning(
-                    "hotspot alert %s for %s failed (%s); retrying", hotspot_id, recipient, exc
-                )
-                failed = True
-                continue
-            state.alerted.add((hotspot_id, recipient))
-        if not failed:
-            async with application.services.db.begin() as session:
-                await hotspots.mark_alerted(session, hotspot_id, now=now)
-    if failed and slug is not None:
-        _schedule_retry(application, slug)
+    hotspot = await hotspots.get_summary(session, hotspot_id)
+    if hotspot is None or hotspot.alerted_at is not None or hotspot.calmed_at is not None:
+        return []
+    wijk = await get_wijk(session, hotspot.wijk_id)
+    days = hotspot_rules(settings, wijk.slug if wijk else None).days
+    messages = []
+    for recipient in await access.recipients(session, hotspot.wijk_id, Permission.DIGEST):
+        t = Translator(await _language(application, session, recipient))
+        messages.append(
+            Outgoing(
+                key=f"alert:hotspot:{hotspot_id}:{recipient}",
+                chat_id=recipient,
+                kind="alert:hotspot",
+                text=alert_text(t, hotspot, tz=settings.tz, days=days),
+            )
+        )
+    await hotspots.mark_alerted(session, hotspot_id, now=now)
+    return messages
 
 
 # --- /overzicht -----------------------------------------------------------------------------
@@ -833,9 +756,11 @@ async def start_jobs(application: Any) -> None:
     for wijk in settings.wijken:
         try:
             await run_wijk(app, wijk.slug, now)
-        except Exception:  # a start must not fail on one wijk; the daily job tries again
+        except Exception:  # a start must not fail on one wijk: try again in a few minutes
             log.exception("catching up the digest of %s failed", wijk.slug)
-            _schedule_retry(app, wijk.slug)
+            queue.run_once(
+                _daily_job, when=CATCH_UP_RETRY, name=f"digest:catchup:{wijk.slug}", data=wijk.slug
+            )
 
 
 FEATURE = Feature(
@@ -844,4 +769,5 @@ FEATURE = Feature(
     start=start_jobs,
     jobs=(Job("digest:<slug>", "daily at the wijk's digest_time, with a catch-up at start"),),
     signal_hooks=(on_signal_created,),
+    outbox_hooks={DIGEST_HOOK: _digest_settled},
 )

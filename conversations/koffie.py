@@ -8,20 +8,24 @@
   an .ics file; /koppel shows when the pair is around.
 - The group gets each new koffiemoment with an "Ik kom" button whose count is edited in place,
   and a short note the day before a spreekuur or walk.
-- One sweeper job (``koffie:sweep``) does announcements, reminders and notes from the database,
-  so a restart sends nothing twice and misses nothing.
+- One sweeper job (``koffie:sweep``) decides announcements, reminders and notes from the
+  database and writes them to the outbox (``bot.outbox`` sends them), so a restart sends
+  nothing twice and misses nothing. Notices to everyone who signed up (a cancelled or moved
+  date) go the same way: never sent from a handler.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 from icalendar import Calendar, Event
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     BaseHandler,
@@ -32,10 +36,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot import reach
 from bot.context import BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Translator
+from bot.outbox import Settled
 from conversations.flow import (
     PRIVATE,
     SUMMARY,
@@ -53,8 +57,9 @@ from conversations.ui import (
     short_date,
     small_number,
 )
-from storage import access, gatherings, parsing
+from storage import access, gatherings, outbox, parsing
 from storage.models import Moment, Resident, Signup, Wijk
+from storage.outbox import Outgoing
 from storage.residents import ensure_resident, get_resident
 from storage.wijken import active_wijken, get_wijk
 
@@ -67,6 +72,7 @@ MAX_CAPACITY = 500
 # Plans are made at most a year ahead (a typed 31-12-9999 is a typing error, not a plan).
 MAX_AHEAD = dt.timedelta(days=366)
 MAX_PLACE = 200
+NAMES_SHOWN = 40  # first names on a date's page; the rest is counted (one message)
 KOFFIE_KINDS = ("koffie",)
 PRESENCE_KINDS = gatherings.PRESENCE_KINDS
 KIND_LABELS = {
@@ -886,10 +892,20 @@ async def show_moment(update: Update, context: BuurtContext) -> None:
         lines.append(t("Cancelled."))
     if moment.kind == "koffie":
         total = sum(1 + s.guests for s in people)
-        names = ", ".join(s.first_name + (f" (+{s.guests})" if s.guests else "") for s in people)
+        # The first names fit one message: a long list is cut short with how many more.
+        shown = people[:NAMES_SHOWN]
+        names = ", ".join(s.first_name + (f" (+{s.guests})" if s.guests else "") for s in shown)
         lines.append(t("Coming: {n} people", n=total))
         if names:
             lines.append(t("Who: {names}", names=names))
+        if len(people) > len(shown):
+            lines.append(
+                t.ngettext(
+                    "... and {n} more sign-up.",
+                    "... and {n} more sign-ups.",
+                    len(people) - len(shown),
+                )
+            )
     buttons = []
     if moment.cancelled_at is None:
         buttons.append((t("Change place or time of this date"), f"koffie:editm:{moment.id}"))
@@ -951,6 +967,11 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
             affected = [(fresh, await gatherings.cancel_moment(session, fresh, now=context.now))]
         else:
             affected = []
+        # Everyone who signed up is told through the outbox, not from this handler: the
+        # organiser gets the answer at once, however many signed up.
+        for cancelled, signups in affected:
+            await _tell(context, session, signups, cancelled, "cancelled")
+    context.outbox.wake()
     if not affected:
         await query.answer(t("This date was already cancelled."), show_alert=True)
         return
@@ -962,8 +983,7 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
             len(affected),
         )
     )
-    for cancelled, signups in affected:
-        await _tell(context, signups, cancelled, "cancelled")
+    for cancelled, _signups in affected:
         await refresh_announcement(context.application, cancelled.id)
     if moment.kind in PRESENCE_KINDS:
         await refresh_wijk_announcements(context.application, moment.wijk_id)
@@ -998,21 +1018,26 @@ def _moved_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
 
 
 async def _tell(
-    context: BuurtContext, signups: Sequence[Signup], moment: Moment, what: str
+    context: BuurtContext,
+    session: AsyncSession,
+    signups: Sequence[Signup],
+    moment: Moment,
+    what: str,
 ) -> None:
+    """Write the notice of a cancelled or moved date to everyone who signed up, in the unit
+    of work that cancels or moves it (the outbox sends them)."""
     tz = context.settings.tz
+    version = f"{moment.starts_at:%Y%m%d%H%M}:{zlib.crc32(moment.place.encode()):08x}"
+    notices = []
     for signup in signups:
         if signup.resident.unreachable_since is not None:
             continue  # they blocked the bot
         chat = signup.resident.telegram_id
         t = context.translator_for(chat)
         text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
-        try:
-            await context.bot.send_message(chat, text)
-        except Forbidden:
-            await reach.refused(context.db, chat, now=context.now, what="koffie notice")
-        except TelegramError as exc:
-            log.info("could not tell %s about %s: %s", signup.id, moment.id, exc)
+        key = f"koffie:{what}:{moment.id}:{signup.id}" + (":" + version if what == "moved" else "")
+        notices.append(Outgoing(key=key, chat_id=chat, kind=f"koffie:{what}", text=text))
+    await outbox.enqueue(session, *notices, now=context.now)
 
 
 # Changing a date or a series: a short typed conversation.
@@ -1097,10 +1122,13 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
                         ),
                     )
                 ]
+            for changed_moment, signups in changed:
+                await _tell(context, session, signups, changed_moment, "moved")
     # Answered after the unit of work: no transaction waits for a round trip to Telegram.
     if refusal is not None or moment is None:
         await message.reply_text(refusal or not_allowed(t))
         return ConversationHandler.END if end else None
+    context.outbox.wake()
     context.user_data.pop("koffie_edit", None)
     answer = t.ngettext(
         "Changed: {n} date. Everyone who signed up has been told.",
@@ -1114,8 +1142,7 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
             kept,
         )
     await message.reply_text(answer)
-    for changed_moment, signups in changed:
-        await _tell(context, signups, changed_moment, "moved")
+    for changed_moment, _signups in changed:
         await refresh_announcement(context.application, changed_moment.id)
     if moment.kind in PRESENCE_KINDS:
         await refresh_wijk_announcements(context.application, moment.wijk_id)
@@ -1140,7 +1167,11 @@ def _group_of(moment: Moment) -> int:
 
 
 async def sweep(application: Any) -> None:
-    """Announce new koffiemomenten, send due reminders and day-before notes (idempotent)."""
+    """Announce new koffiemomenten, decide due reminders and day-before notes (idempotent).
+
+    Each message is marked decided and written to the outbox in one unit of work, so two
+    sweeps at once (the timer and one run right after planning) write it once, and the outbox
+    sends it once."""
     assert isinstance(application, BuurtApplication)
     settings, db = application.services.settings, application.services.db
     now = application.services.clock()
@@ -1157,53 +1188,72 @@ async def sweep(application: Any) -> None:
         reminders = await gatherings.due_reminders(session, now=now, tz=tz)
         numbers = await gatherings.counts(session, [m.id for m in announce])
         pairs = {m.id: await gatherings.presence_during(session, m) for m in announce}
-    # Each message is claimed before it is sent, so two sweeps at once (the timer and one run
-    # right after planning) cannot both send it; a failed send gives the claim back.
-    for moment in announce:
-        async with db.begin() as session:
-            if not await gatherings.claim(session, moment.id, "announced", now=now):
+        messages: list[Outgoing] = []
+        for moment in announce:
+            if not await gatherings.decide_group_message(session, moment.id, "announced", now=now):
                 continue
-        text, markup = _announcement(t, moment, numbers[moment.id].people, tz, pairs[moment.id])
-        try:
-            sent = await application.bot.send_message(_group_of(moment), text, reply_markup=markup)
-        except TelegramError as exc:
-            log.warning("could not announce %s: %s", moment.id, exc)
-            async with db.begin() as session:
-                await gatherings.release(session, moment.id, "announced")
-            continue
-        async with db.begin() as session:
-            fresh = await gatherings.get_moment(session, moment.id)
-            if fresh is not None:
-                fresh.group_chat_id = sent.chat_id
-                fresh.group_message_id = sent.message_id
-    for moment in previews:
-        async with db.begin() as session:
-            if not await gatherings.claim(session, moment.id, "previewed", now=now):
+            text, markup = _announcement(t, moment, numbers[moment.id].people, tz, pairs[moment.id])
+            messages.append(
+                Outgoing(
+                    key=f"koffie:announced:{moment.id}",
+                    chat_id=_group_of(moment),
+                    kind="koffie:announcement",
+                    text=text,
+                    reply_markup=markup.to_dict() if markup else None,
+                    hook=GROUP_HOOK,
+                    hook_data={"moment": moment.id, "what": "announced"},
+                )
+            )
+        for moment in previews:
+            if not await gatherings.decide_group_message(session, moment.id, "previewed", now=now):
                 continue
-        text = t(
-            "Tomorrow: {kind}, {when}, {place}. Drop by!",
-            kind=kind_label(t, moment.kind),
-            when=when_text(t, moment, tz),
-            place=moment.place,
+            text = t(
+                "Tomorrow: {kind}, {when}, {place}. Drop by!",
+                kind=kind_label(t, moment.kind),
+                when=when_text(t, moment, tz),
+                place=moment.place,
+            )
+            messages.append(
+                Outgoing(
+                    key=f"koffie:previewed:{moment.id}",
+                    chat_id=_group_of(moment),
+                    kind="koffie:preview",
+                    text=text,
+                    hook=GROUP_HOOK,
+                    hook_data={"moment": moment.id, "what": "previewed"},
+                )
+            )
+        for reminder in reminders:
+            if await gatherings.mark_reminded(session, reminder.signup.id, reminder.kind, now=now):
+                messages.append(_reminder(application, reminder))
+        await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        application.outbox.wake()
+
+
+async def _group_message_settled(session: AsyncSession, settled: Settled) -> None:
+    """A group announcement or note was settled. Sent: keep the announcement's id, so its
+    count can be updated in it. Refused (the bot is not in the group yet, say): the decision
+    is undone, so a later sweep tries again with a new message."""
+    moment_id = int(settled.data["moment"])
+    what: gatherings.GroupMessage = (
+        "announced" if settled.data.get("what") == "announced" else "previewed"
+    )
+    if not settled.delivered:
+        await gatherings.undo_group_message(session, moment_id, what)
+        await outbox.free_key(session, settled.key)
+    elif what == "announced" and settled.message_id is not None:
+        await gatherings.store_announcement(
+            session, moment_id, chat_id=settled.chat_id, message_id=settled.message_id
         )
-        try:
-            await application.bot.send_message(_group_of(moment), text)
-        except TelegramError as exc:
-            log.warning("could not preview %s: %s", moment.id, exc)
-            async with db.begin() as session:
-                await gatherings.release(session, moment.id, "previewed")
-    for reminder in reminders:
-        await _remind(application, reminder, now)
 
 
-async def _remind(
-    application: BuurtApplication, reminder: gatherings.Reminder, now: dt.datetime
-) -> None:
-    """Claim, send, and release the claim only when the send failed for a passing reason."""
-    db, settings = application.services.db, application.services.settings
-    async with db.begin() as session:
-        if not await gatherings.mark_reminded(session, reminder.signup.id, reminder.kind, now=now):
-            return
+GROUP_HOOK = "koffie:group"
+
+
+def _reminder(application: BuurtApplication, reminder: gatherings.Reminder) -> Outgoing:
+    """The reminder of a sign-up, in the resident's language."""
+    settings = application.services.settings
     signup = reminder.signup
     chat = signup.resident.telegram_id
     data = application.user_data.get(chat) or {}
@@ -1222,15 +1272,12 @@ async def _remind(
             place=moment.place,
         )
     )
-    try:
-        await application.bot.send_message(chat, text)
-    except Forbidden:  # blocked or never started the bot: retrying will not help
-        await reach.refused(db, chat, now=now, what="koffie reminder")
-        return
-    except TelegramError as exc:
-        log.info("reminder %s for %s failed, will retry: %s", reminder.kind, signup.id, exc)
-        async with db.begin() as session:
-            await gatherings.release_reminder(session, signup.id, reminder.kind)
+    return Outgoing(
+        key=f"koffie:remind:{signup.id}:{reminder.kind}:{moment.starts_at:%Y%m%d%H%M}",
+        chat_id=chat,
+        kind="koffie:reminder",
+        text=text,
+    )
 
 
 async def _sweep_job(context: BuurtContext) -> None:
@@ -1302,4 +1349,5 @@ FEATURE = Feature(
     handlers=build_handlers,
     start=start_jobs,
     jobs=(Job("koffie:sweep", "every five minutes: announcements, reminders, the Koppel"),),
+    outbox_hooks={GROUP_HOOK: _group_message_settled},
 )

@@ -53,6 +53,7 @@ from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import N_, Html, Translator, escape
+from bot.outbox import Settled
 from conversations import steps
 from conversations.flow import PRIVATE, State, persistent_conversation
 from conversations.steps import MEDIA, TYPED, TypedSteps
@@ -69,7 +70,7 @@ from conversations.ui import (
     shorten,
     topic_label,
 )
-from storage import access, parsing
+from storage import access, outbox, parsing
 from storage import mediation as store
 from storage.access import Permission
 from storage.mediation import MediationProblem
@@ -231,14 +232,36 @@ async def _coordinators(
 
 
 async def _tell(
-    context: BuurtContext, people: dict[int, str], make: Callable[[Translator], str]
+    context: BuurtContext,
+    session: AsyncSession,
+    people: dict[int, str],
+    make: Callable[[Translator], str],
+    *,
+    key: str,
 ) -> None:
-    """Send a message to each person in their language; failures are logged only."""
-    for telegram_id, language in people.items():
-        try:
-            await context.bot.send_message(telegram_id, make(Translator(language)))
-        except TelegramError as exc:
-            log.warning("mediation news not delivered to %s: %s", telegram_id, exc)
+    """Write a message to each person, in their language, to the outbox in the caller's unit
+    of work (``key`` names the decision: the update or the day)."""
+    await outbox.enqueue(
+        session,
+        *(
+            outbox.Outgoing(
+                key=f"{key}:{telegram_id}",
+                chat_id=telegram_id,
+                kind="mcase:news",
+                text=make(Translator(language)),
+            )
+            for telegram_id, language in people.items()
+        ),
+        now=context.now,
+    )
+    if people:
+        context.outbox.wake()
+
+
+def _update_key(update: Update) -> str:
+    """The key of a decision taken while handling ``update`` (handled again after a crash,
+    it decides the same, and the outbox adds nothing)."""
+    return f"mcase:u{update.update_id}"
 
 
 def _remember(context: BuurtContext, action: str, case: MediationCase, **extra: Any) -> None:
@@ -1033,6 +1056,7 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
                         thank[telegram_id] = _language(
                             context, telegram_id, party.resident.language
                         )
+                await _tell(context, session, thank, _closing_message, key=_update_key(update))
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
@@ -1041,7 +1065,6 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
         return
     await query.answer()
     await steps.spend(query)
-    await _tell(context, thank, _closing_message)
     await _show(
         context,
         user_id,
@@ -1755,6 +1778,19 @@ async def _answer(
             case = await store.get_case(session, party.case_id)
             assert case is not None
             people = await _coordinators(context, session, case)
+            reference, status = case.reference, party.status
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "The neighbour (party 2) of <b>{reference}</b> answered the invitation: "
+                    "{answer}. /zaak {reference}",
+                    reference=reference,
+                    answer=t(PARTY_STATUS_LABELS[status]),
+                ),
+                key=_update_key(update),
+            )
     except MediationProblem as problem:
         if problem.reason in ("unknown", "used"):
             await steps.refuse(query, context)  # forged or someone else's: reveal nothing
@@ -1764,17 +1800,6 @@ async def _answer(
     await query.answer()
     await steps.spend(query)
     await context.bot.send_message(user_id, f"✔️ {escape(t(INVITE_ANSWER_LABELS[answer]))}")
-    reference, status = case.reference, party.status
-    await _tell(
-        context,
-        people,
-        lambda t: t(
-            "The neighbour (party 2) of <b>{reference}</b> answered the invitation: {answer}. "
-            "/zaak {reference}",
-            reference=reference,
-            answer=t(PARTY_STATUS_LABELS[status]),
-        ),
-    )
     return party, case
 
 
@@ -1843,22 +1868,25 @@ async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
         )
         case = await store.set_party_phone(session, party, text, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}
+        if case is not None:
+            reference = case.reference
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "The neighbour (party 2) of <b>{reference}</b> would like a call: {phone}. "
+                    "/zaak {reference}",
+                    reference=reference,
+                    phone=text,
+                ),
+                key=_update_key(update),
+            )
     context.user_data.pop(PHONE_PENDING, None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
     await message.reply_text(t("Thank you. The mediation team will call you."))
-    reference = case.reference
-    await _tell(
-        context,
-        people,
-        lambda t: t(
-            "The neighbour (party 2) of <b>{reference}</b> would like a call: {phone}. "
-            "/zaak {reference}",
-            reference=reference,
-            phone=text,
-        ),
-    )
     return ConversationHandler.END
 
 
@@ -1896,6 +1924,21 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         )
         case = await store.answer_nazorg(session, party, answer, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}
+        if case is not None and party is not None:
+            reference, number = case.reference, party.number
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "Nazorg <b>{reference}</b>: asked how things are now, party {n} "
+                    "answered “{answer}”. /zaak {reference}",
+                    reference=reference,
+                    n=number,
+                    answer=t(NAZORG_LABELS[answer]),
+                ),
+                key=_update_key(update),
+            )
     if party is None:
         await steps.refuse(query, context)
         return
@@ -1910,18 +1953,6 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         user_id,
         f"✔️ {escape(t(NAZORG_LABELS[answer]))}\n"
         + t("Thank you for letting us know. The mediation team reads your answer."),
-    )
-    reference, number = case.reference, party.number
-    await _tell(
-        context,
-        people,
-        lambda t: t(
-            "Nazorg <b>{reference}</b>: asked how things are now, party {n} answered “{answer}”. "
-            "/zaak {reference}",
-            reference=reference,
-            n=number,
-            answer=t(NAZORG_LABELS[answer]),
-        ),
     )
 
 
@@ -2001,78 +2032,91 @@ def _lock(application: Any) -> asyncio.Lock:
 
 
 async def send_reminders(context: BuurtContext) -> None:
-    """Remind the parties of each appointment once, about a day before it starts."""
+    """Remind the parties of each appointment once, about a day before it starts: decided
+    (the ledger in the history) and written to the outbox in one unit of work."""
     async with _lock(context.application):
         now = context.now
+        tz = context.settings.tz
+        messages: list[outbox.Outgoing] = []
         async with context.db.begin() as session:
-            due = await store.due_reminders(session, now)
-        for appointment_id in due:
-            await _remind(context, appointment_id, now)
+            for appointment_id in await store.due_reminders(session, now):
+                for target in await store.decide_reminders(session, appointment_id, now=now):
+                    t = Translator(_language(context, target.telegram_id, target.language))
+                    messages.append(
+                        outbox.Outgoing(
+                            key=f"mcase:reminder:{appointment_id}:{target.party}",
+                            chat_id=target.telegram_id,
+                            kind="mcase:reminder",
+                            text=_reminder_text(t, target, tz),
+                            hook=REMINDER_HOOK,
+                            hook_data={
+                                "case": target.case_id,
+                                "appointment": appointment_id,
+                                "party": target.party,
+                            },
+                        )
+                    )
+            await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        context.outbox.wake()
 
 
-async def _remind(context: BuurtContext, appointment_id: int, now: dt.datetime) -> None:
-    """Claim first (one history entry per party, committed), then send. A temporary failure
-    releases that party's claim, so the next sweep retries only them; a crash between claim
-    and send loses a reminder rather than sending it twice."""
-    async with context.db.begin() as session:
-        targets = await store.claim_reminders(session, appointment_id, now=now)
-    if not targets:
-        return
-    retry: list[int] = []
-    undelivered: list[int] = []
-    tz = context.settings.tz
-    for target in targets:
-        t = Translator(_language(context, target.telegram_id, target.language))
-        try:
-            await context.bot.send_message(target.telegram_id, _reminder_text(t, target, tz))
-        except Forbidden:
-            undelivered.append(target.party)  # blocked: trying again would not help
-            await reach.refused(context.db, target.telegram_id, now=now, what="reminder")
-        except TelegramError as exc:
-            log.warning("reminder for appointment %s not sent, retrying: %s", appointment_id, exc)
-            retry.append(target.party)
-    async with context.db.begin() as session:
-        await store.settle_reminders(
-            session, appointment_id, retry=retry, undelivered=undelivered, now=now
+async def _reminder_settled(session: AsyncSession, settled: Settled) -> None:
+    """A reminder Telegram refused for good (blocked): the history says it did not arrive."""
+    if not settled.delivered:
+        data = settled.data
+        await store.reminder_undelivered(
+            session, int(data["case"]), int(data["appointment"]), int(data["party"])
         )
 
 
 async def send_nazorg(context: BuurtContext) -> None:
-    """Send the nazorg check-in to each party whose case is due, once."""
+    """Send the nazorg check-in to each party whose case is due, once: decided and written to
+    the outbox in one unit of work; the history notes whether it arrived."""
     async with _lock(context.application):
         now = context.now
+        messages: list[outbox.Outgoing] = []
         async with context.db.begin() as session:
-            due = await store.due_nazorg(session, now)
-        for party_id in due:
-            await _check_in(context, party_id, now)
+            for party_id in await store.due_nazorg(session, now):
+                target = await store.decide_nazorg(session, party_id, now=now)
+                if target is None:
+                    continue
+                if target.unreachable:  # they blocked the bot: trying would not help
+                    await store.record_nazorg(
+                        session, target.case_id, target.party, delivered=False, now=now
+                    )
+                    continue
+                t = Translator(_language(context, target.telegram_id, target.language))
+                text, markup = _nazorg_question(t, target.party_id)
+                messages.append(
+                    outbox.Outgoing(
+                        key=f"mcase:nazorg:{party_id}",
+                        chat_id=target.telegram_id,
+                        kind="mcase:nazorg",
+                        text=text,
+                        reply_markup=markup.to_dict(),
+                        hook=NAZORG_HOOK,
+                        hook_data={"case": target.case_id, "party": target.party},
+                    )
+                )
+            await outbox.enqueue(session, *messages, now=now)
+    if messages:
+        context.outbox.wake()
 
 
-async def _check_in(context: BuurtContext, party_id: int, now: dt.datetime) -> None:
-    """Claim (nazorg_sent_at, committed), send, release the claim on a temporary failure."""
-    async with context.db.begin() as session:
-        target = await store.claim_nazorg(session, party_id, now=now)
-    if target is None:
-        return
-    if target.unreachable:  # they blocked the bot: trying would not help
-        async with context.db.begin() as session:
-            await store.record_nazorg(session, target, delivered=False, now=now)
-        return
-    t = Translator(_language(context, target.telegram_id, target.language))
-    text, markup = _nazorg_question(t, target.party_id)
-    try:
-        await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
-    except Forbidden:
-        await reach.refused(context.db, target.telegram_id, now=now, what="nazorg check-in")
-        async with context.db.begin() as session:
-            await store.record_nazorg(session, target, delivered=False, now=now)
-        return
-    except TelegramError as exc:
-        log.warning("nazorg check-in for party %s not sent, retrying: %s", party_id, exc)
-        async with context.db.begin() as session:
-            await store.release_nazorg(session, party_id, claimed_at=now)
-        return
-    async with context.db.begin() as session:
-        await store.record_nazorg(session, target, delivered=True, now=now)
+async def _nazorg_settled(session: AsyncSession, settled: Settled) -> None:
+    """Note in the case's history whether the check-in arrived."""
+    await store.record_nazorg(
+        session,
+        int(settled.data["case"]),
+        int(settled.data["party"]),
+        delivered=settled.delivered,
+        now=settled.now,
+    )
+
+
+REMINDER_HOOK = "mcase:reminder"
+NAZORG_HOOK = "mcase:nazorg"
 
 
 async def anonymise(context: BuurtContext) -> None:
@@ -2196,15 +2240,21 @@ async def send_overview(context: BuurtContext) -> None:
         people = await access.recipients(session, wijk.id, Permission.MEDIATION)
         languages = {p: await steps.language_of(context, session, p) for p in people}
         name = wijk.name
-    if overview.quiet:
-        return
-    await _tell(
-        context,
-        languages,
-        lambda t: overview_text(
-            t, name, overview, tz=settings.tz, now=now, intake_days=settings.mediation.intake_days
-        ),
-    )
+        if not overview.quiet:
+            await _tell(
+                context,
+                session,
+                languages,
+                lambda t: overview_text(
+                    t,
+                    name,
+                    overview,
+                    tz=settings.tz,
+                    now=now,
+                    intake_days=settings.mediation.intake_days,
+                ),
+                key=f"mcase:overview:{wijk.id}:{now.astimezone(settings.tz):%Y-%m-%d}",
+            )
 
 
 async def start_jobs(application: Any) -> None:
@@ -2327,4 +2377,5 @@ FEATURE = Feature(
         Job(RETENTION_JOB, "every night: anonymise closed cases"),
         Job(DIGEST_JOB.format(slug="<slug>"), "daily at digest_time: coordinators' overview"),
     ),
+    outbox_hooks={REMINDER_HOOK: _reminder_settled, NAZORG_HOOK: _nazorg_settled},
 )

@@ -332,11 +332,11 @@ async def due_followups(session: AsyncSession, now: dt.datetime, *, limit: int =
     return list(result.all())
 
 
-async def claim_followup(
+async def decide_followup(
     session: AsyncSession, signal_id: int, *, now: dt.datetime
 ) -> Signal | None:
-    """Mark a due follow-up as sent before sending it (at most once); None if not due (any
-    more). The caller commits the claim, sends, and on a temporary failure releases it."""
+    """Mark a due follow-up as decided (at most once; the caller writes it to the outbox in the
+    same unit of work); None if not due (any more)."""
     result = cast(
         "CursorResult[Any]",
         await session.execute(
@@ -355,18 +355,6 @@ async def claim_followup(
     if result.rowcount != 1:
         return None
     return await get_signal(session, signal_id)
-
-
-async def release_followup(
-    session: AsyncSession, signal_id: int, *, claimed_at: dt.datetime
-) -> None:
-    """Undo a claim after a failed send, so the next sweep tries again."""
-    await session.execute(
-        update(Signal)
-        .where(Signal.id == signal_id, Signal.followup_sent_at == claimed_at)
-        .values(followup_sent_at=None, updated_at=Signal.updated_at)
-        .execution_options(synchronize_session=False)
-    )
 
 
 @dataclass(frozen=True)

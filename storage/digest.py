@@ -1,17 +1,17 @@
 """The daily digest of a wijk: what it contains, who is due one, and the delivery watermark.
 
 Watermark: per (wijk, recipient) the :class:`~storage.models.DigestDelivery` row keeps
-``covered_until``, the cut-off of the last digest Telegram accepted. The digest for a slot
+``covered_until``, the cut-off of the last digest written to the outbox. The digest for a slot
 (the wijk's digest time on some day) covers the signals created in ``(covered_until, slot]``;
-only after delivery does ``covered_until`` move to the slot. A recipient without a row starts
-one day before the first slot after they got the role. So every signal is in exactly one
-delivered digest per recipient, also when the bot was down at the slot (the next run covers
-the missed slot) or a send failed (the watermark stays and a retry covers the same period).
+``covered_until`` moves to the slot in the unit of work that writes it to the outbox, which
+delivers it. A recipient without a row starts one day before the first slot after they got the
+role. So every signal is in exactly one digest per recipient, also when the bot was down at
+the slot (the next run covers the missed slot).
 
 New-signal alerts: each professional chooses per wijk between every new signal at once
 (:data:`IMMEDIATE`, the default) and the digest only (:data:`DIGEST_ONLY`). The alerts for a
-signal are claimed in the unit of work that stores it (a :class:`~storage.models.SignalAlert`
-row per recipient), each is marked sent just before it goes out, so a restart sends none twice.
+signal are decided in the unit of work that stores it (a :class:`~storage.models.SignalAlert`
+row per recipient, written to the outbox by the caller in the same unit of work).
 :func:`delivery_promise` tells the resident, from the same preferences, when it will be seen.
 
 Nothing here knows Telegram; the texts are made in conversations/digest.py.
@@ -23,9 +23,8 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import access
@@ -354,7 +353,7 @@ async def mark_delivered(
     covered_until: dt.datetime,
     now: dt.datetime,
 ) -> None:
-    """Move the watermark after Telegram accepted a digest (never backwards)."""
+    """Move the watermark when a digest is written to the outbox (never backwards)."""
     row = await session.get(DigestDelivery, (wijk_id, recipient), with_for_update=True)
     if row is None:
         session.add(
@@ -365,6 +364,27 @@ async def mark_delivered(
     elif row.covered_until < covered_until:
         row.covered_until = covered_until
         row.delivered_at = now
+    await session.flush()
+
+
+async def undo_delivery(
+    session: AsyncSession,
+    wijk_id: int,
+    recipient: int,
+    *,
+    slot: dt.datetime,
+    back_to: dt.datetime | None,
+) -> None:
+    """The digest of ``slot`` could not be delivered (the recipient blocked the bot): move the
+    watermark back to ``back_to`` (None: there was none), so the next digest covers both
+    periods. Only while the watermark is still at ``slot``."""
+    row = await session.get(DigestDelivery, (wijk_id, recipient), with_for_update=True)
+    if row is None or row.covered_until != slot:
+        return
+    if back_to is None:
+        await session.delete(row)
+    else:
+        row.covered_until = back_to
     await session.flush()
 
 
@@ -408,85 +428,25 @@ async def _digest_holders(session: AsyncSession, wijk_id: int) -> list[tuple[int
     return [(g.telegram_id, g.role, chosen.get(g.telegram_id, DEFAULT_ALERT_MODE)) for g in grants]
 
 
-async def claim_signal_alerts(session: AsyncSession, signal: Signal, *, now: dt.datetime) -> int:
+async def decide_signal_alerts(
+    session: AsyncSession, signal: Signal, *, now: dt.datetime
+) -> list[int]:
     """In the unit of work that stores ``signal``: one alert row for every professional of its
-    wijk who wants each new signal at once. Returns how many."""
-    recipients = {
-        telegram_id
-        for telegram_id, _, mode in await _digest_holders(session, signal.wijk_id)
-        if mode == IMMEDIATE
-    }
-    for recipient in sorted(recipients):
-        session.add(SignalAlert(signal_id=signal.id, recipient=recipient, created_at=now))
+    wijk who wants each new signal at once (the caller writes the alerts to the outbox).
+    Returns their ids."""
+    recipients = sorted(
+        {
+            telegram_id
+            for telegram_id, _, mode in await _digest_holders(session, signal.wijk_id)
+            if mode == IMMEDIATE
+        }
+    )
+    for recipient in recipients:
+        session.add(
+            SignalAlert(signal_id=signal.id, recipient=recipient, created_at=now, sent_at=now)
+        )
     await session.flush()
-    return len(recipients)
-
-
-async def unsent_signal_alerts(
-    session: AsyncSession, wijk_id: int, *, after: dt.datetime
-) -> list[tuple[int, int]]:
-    """(signal id, recipient) of alerts not sent yet, for signals created after ``after``
-    (older ones are in a digest by now, which is better than a late alert)."""
-    rows = await session.execute(
-        select(SignalAlert.signal_id, SignalAlert.recipient)
-        .join(Signal, Signal.id == SignalAlert.signal_id)
-        .where(
-            Signal.wijk_id == wijk_id,
-            Signal.created_at > after,
-            SignalAlert.sent_at.is_(None),
-        )
-        .order_by(SignalAlert.signal_id, SignalAlert.recipient)
-    )
-    return [(int(signal_id), int(recipient)) for signal_id, recipient in rows.all()]
-
-
-async def unsent_alerts_of(session: AsyncSession, signal_id: int) -> list[int]:
-    """The recipients whose alert about one signal has not been sent yet."""
-    rows = await session.scalars(
-        select(SignalAlert.recipient)
-        .where(SignalAlert.signal_id == signal_id, SignalAlert.sent_at.is_(None))
-        .order_by(SignalAlert.recipient)
-    )
-    return [int(recipient) for recipient in rows.all()]
-
-
-async def take_signal_alert(
-    session: AsyncSession, signal_id: int, recipient: int, *, now: dt.datetime
-) -> Signal | None:
-    """Mark one alert as sent before sending it (at most once); the signal, or None when it
-    was sent already (or is not due to this recipient)."""
-    result = cast(
-        "CursorResult[Any]",
-        await session.execute(
-            update(SignalAlert)
-            .where(
-                SignalAlert.signal_id == signal_id,
-                SignalAlert.recipient == recipient,
-                SignalAlert.sent_at.is_(None),
-            )
-            .values(sent_at=now)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    if result.rowcount != 1:
-        return None
-    return await session.get(Signal, signal_id)
-
-
-async def release_signal_alert(
-    session: AsyncSession, signal_id: int, recipient: int, *, taken_at: dt.datetime
-) -> None:
-    """Undo :func:`take_signal_alert` after a send that may succeed later."""
-    await session.execute(
-        update(SignalAlert)
-        .where(
-            SignalAlert.signal_id == signal_id,
-            SignalAlert.recipient == recipient,
-            SignalAlert.sent_at == taken_at,
-        )
-        .values(sent_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    return recipients
 
 
 @dataclass(frozen=True)

@@ -404,9 +404,10 @@ async def due_reminders(
 async def mark_reminded(
     session: AsyncSession, signup_id: int, kind: str, *, now: dt.datetime
 ) -> bool:
-    """Claim a reminder before sending it; False when it was already claimed.
+    """Mark a reminder decided (the caller writes it to the outbox in the same unit of work);
+    False when it already was.
 
-    One conditional UPDATE, so two sweeps at the same moment cannot both claim it."""
+    One conditional UPDATE, so two sweeps at the same moment cannot both decide it."""
     column = Signup.reminded_morning_at if kind == "morning" else Signup.reminded_day_at
     claimed = await session.execute(
         update(Signup)
@@ -427,18 +428,6 @@ async def mark_reminded(
     return True
 
 
-async def release_reminder(session: AsyncSession, signup_id: int, kind: str) -> None:
-    """Undo a claim after a send failed for a passing reason, so the next sweep retries."""
-    signup = await session.get(Signup, signup_id)
-    if signup is None:
-        return
-    if kind == "morning":
-        signup.reminded_morning_at = None
-    else:
-        signup.reminded_day_at = None
-    await session.flush()
-
-
 GroupMessage = Literal["announced", "previewed"]
 
 
@@ -446,11 +435,12 @@ def _sent_column(what: GroupMessage) -> Any:
     return Moment.announced_at if what == "announced" else Moment.previewed_at
 
 
-async def claim(
+async def decide_group_message(
     session: AsyncSession, moment_id: int, what: GroupMessage, *, now: dt.datetime
 ) -> bool:
-    """Claim the group's announcement or day-before note of a date before sending it, in one
-    conditional update; False when it was already claimed (by another sweep)."""
+    """Decide the group's announcement or day-before note of a date (the caller writes it to
+    the outbox in the same unit of work), in one conditional update; False when it was already
+    decided (by another sweep)."""
     column = _sent_column(what)
     result = await session.execute(
         update(Moment).where(Moment.id == moment_id, column.is_(None)).values({column: now})
@@ -458,10 +448,21 @@ async def claim(
     return bool(cast("CursorResult[Any]", result).rowcount == 1)
 
 
-async def release(session: AsyncSession, moment_id: int, what: GroupMessage) -> None:
-    """Give a claim back after the send failed, so the next sweep tries again."""
+async def undo_group_message(session: AsyncSession, moment_id: int, what: GroupMessage) -> None:
+    """The decided group message could not be delivered: a later sweep decides it again."""
     await session.execute(
         update(Moment).where(Moment.id == moment_id).values({_sent_column(what): None})
+    )
+
+
+async def store_announcement(
+    session: AsyncSession, moment_id: int, *, chat_id: int, message_id: int
+) -> None:
+    """Keep where a date's group announcement is, so its count can be updated later."""
+    await session.execute(
+        update(Moment)
+        .where(Moment.id == moment_id)
+        .values(group_chat_id=chat_id, group_message_id=message_id)
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -895,12 +895,12 @@ async def record_appointment_notices(
     await session.flush()
 
 
-async def claim_reminders(
+async def decide_reminders(
     session: AsyncSession, appointment_id: int, *, now: dt.datetime
 ) -> list[ReminderTarget]:
-    """Claim the reminders still to send for an appointment: one history entry per party
-    (the ledger), written before sending, so a crash or a second run never sends twice.
-    When nothing is left to send, the appointment is marked as reminded."""
+    """Decide the reminders still to send for an appointment: one history entry per party
+    (the ledger), written in the unit of work that writes them to the outbox, and the
+    appointment marked as reminded, so a second run decides nothing again."""
     appointment = await session.get(MediationAppointment, appointment_id, populate_existing=True)
     if appointment is None or appointment.reminded_at is not None:
         return []
@@ -933,53 +933,25 @@ async def claim_reminders(
                 place=appointment.place,
             )
         )
-    if not targets:
-        appointment.reminded_at = now
+    appointment.reminded_at = now
     await session.flush()
     return targets
 
 
-async def settle_reminders(
-    session: AsyncSession,
-    appointment_id: int,
-    *,
-    retry: Iterable[int] = (),
-    undelivered: Iterable[int] = (),
-    now: dt.datetime,
-) -> bool:
-    """After sending: release the claims of parties to try again (a temporary failure),
-    mark those that can never be reached, and mark the appointment as reminded when every
-    party is done. Returns whether it is done."""
-    appointment = await session.get(MediationAppointment, appointment_id, populate_existing=True)
-    if appointment is None:
-        return True
-    retry_keys = [_ledger_key(appointment_id, n) for n in retry]
-    if retry_keys:
-        await session.execute(
-            delete(MediationEvent).where(
-                MediationEvent.case_id == appointment.case_id,
-                MediationEvent.kind == REMINDER_SENT,
-                MediationEvent.note.in_(retry_keys),
-            )
+async def reminder_undelivered(
+    session: AsyncSession, case_id: int, appointment_id: int, party: int
+) -> None:
+    """Telegram refused a party's reminder for good: the ledger says so."""
+    await session.execute(
+        update(MediationEvent)
+        .where(
+            MediationEvent.case_id == case_id,
+            MediationEvent.kind == REMINDER_SENT,
+            MediationEvent.note == _ledger_key(appointment_id, party),
         )
-    lost_keys = [_ledger_key(appointment_id, n) for n in undelivered]
-    if lost_keys:
-        await session.execute(
-            update(MediationEvent)
-            .where(
-                MediationEvent.case_id == appointment.case_id,
-                MediationEvent.kind == REMINDER_SENT,
-                MediationEvent.note.in_(lost_keys),
-            )
-            .values(kind=REMINDER_UNDELIVERED)
-            .execution_options(synchronize_session=False)
-        )
-    _, reachable, handled = await _reminder_parties(session, appointment)
-    done = all(p.number in handled for p in reachable)
-    if done and appointment.reminded_at is None:
-        appointment.reminded_at = now
-    await session.flush()
-    return done
+        .values(kind=REMINDER_UNDELIVERED)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- nazorg: the check-in some weeks after the agreements -------------------------------------
@@ -1015,10 +987,11 @@ async def due_nazorg(session: AsyncSession, now: dt.datetime) -> list[int]:
     return list(result.all())
 
 
-async def claim_nazorg(
+async def decide_nazorg(
     session: AsyncSession, party_id: int, *, now: dt.datetime
 ) -> NazorgTarget | None:
-    """Mark a due check-in as sent before sending it (at most once); None if not due."""
+    """Mark a due check-in as decided (at most once; the caller writes it to the outbox in the
+    same unit of work); None if not due."""
     claimed = cast(
         "CursorResult[Any]",
         await session.execute(
@@ -1046,24 +1019,14 @@ async def claim_nazorg(
     )
 
 
-async def release_nazorg(session: AsyncSession, party_id: int, *, claimed_at: dt.datetime) -> None:
-    """Undo a claim after a temporary failure, so the next sweep tries again."""
-    await session.execute(
-        update(MediationParty)
-        .where(MediationParty.id == party_id, MediationParty.nazorg_sent_at == claimed_at)
-        .values(nazorg_sent_at=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def record_nazorg(
-    session: AsyncSession, target: NazorgTarget, *, delivered: bool, now: dt.datetime
+    session: AsyncSession, case_id: int, party: int, *, delivered: bool, now: dt.datetime
 ) -> None:
     """Write in the history that the check-in was sent, or could not be delivered."""
-    case = await get_case(session, target.case_id)
+    case = await get_case(session, case_id)
     if case is not None:
         kind = NAZORG_SENT if delivered else NAZORG_UNDELIVERED
-        _record(session, case, kind, actor=BOT, now=now, note=str(target.party))
+        _record(session, case, kind, actor=BOT, now=now, note=str(party))
         await session.flush()
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -298,8 +299,8 @@ class AlertPreference(Base):
 
 
 class SignalAlert(Base):
-    """One "new signal" alert to one professional: written with the signal (the claim to
-    send it), ``sent_at`` set just before the send, so a restart never sends it twice."""
+    """One "new signal" alert to one professional: written with the signal, in the unit of
+    work that writes the alert to the outbox (``sent_at``: when it was decided)."""
 
     __tablename__ = "signal_alerts"
 
@@ -583,3 +584,40 @@ class InboxUpdate(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutboxMessage(Base):
+    """A message the bot sends on its own (a digest, an alert, a reminder, a notice, a relay),
+    written in the unit of work that decides to send it and sent from here by one sender.
+
+    ``dedupe_key`` makes a repeated decision add nothing. ``state`` is ``pending`` until
+    Telegram accepted the message (``sent``, with its ``message_id``) or refused it for good
+    (``failed``, with the error). ``hook`` names what should happen once it is settled (for
+    example: store the id of a group announcement that is edited later), with ``hook_data``.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        CheckConstraint("state in ('pending', 'sent', 'failed')", name="state"),
+        Index("ix_outbox_messages_state_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    parse_mode: Mapped[str | None] = mapped_column(String(20))
+    reply_markup: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
+    # A photo to send with ``text`` as its caption: the bytes, or a Telegram file id.
+    photo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    photo_file_id: Mapped[str | None] = mapped_column(String(200))
+    hook: Mapped[str | None] = mapped_column(String(60))
+    hook_data: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(500))

@@ -80,6 +80,8 @@ class BotUnderTest:
         self.signal_url = signal_url  # the Signal gateway, for residents on Signal
         self.app: BuurtApplication | None = None
         self.db: Database | None = None
+        # Whether what a person's action wrote to the outbox is sent right after it.
+        self.draining = True
 
     async def start(self) -> BotUnderTest:
         """Migrate the database, build, initialise and start the application."""
@@ -93,6 +95,10 @@ class BotUnderTest:
             base_file_url=self.emulator.base_file_url,
             signal_url=self.signal_url,
         )
+        # The tests send what the outbox holds by hand (drain_outbox), never in the background,
+        # and one message at a time, so which send a scripted failure hits is certain.
+        self.app.outbox.paused = True
+        self.app.outbox.concurrency = 1
         # The same order as Application.run_polling: initialize, post_init, start.
         await self.app.initialize()
         if self.app.post_init is not None:
@@ -128,18 +134,34 @@ class BotUnderTest:
         bot starts again on the same database."""
         assert self.app is not None
         self.app.persistence = None
+        self.draining = False  # what it wrote to the outbox is sent after the restart
         for method in KILLED_AT:  # a dead process sends nothing: fail fast, without retries
             self.emulator.fail_next(method, status=400, description="Bad Request: killed", times=99)
         try:
             await action()
         finally:
             self.emulator.clear_failures()
+            self.draining = True
         await self.restart(crash=True)
 
     async def restart(self, *, crash: bool = False) -> None:
         """Stop (or crash) and start a fresh application on the same database."""
         await (self.crash() if crash else self.stop())
         await self.start()
+
+    async def drain_outbox(self) -> int:
+        """Send what the outbox holds and is due now, as the sender would; how many were
+        settled (sent or failed)."""
+        assert self.app is not None, "bot not started"
+        return await self.app.outbox.drain()
+
+    async def run_job(self, name: str) -> None:
+        """Run the scheduled job ``name`` now, then send what it wrote to the outbox."""
+        assert self.app is not None and self.app.job_queue is not None
+        jobs = self.app.job_queue.get_jobs_by_name(name)
+        assert jobs, f"no job {name!r}"
+        await jobs[0].run(self.app)
+        await self.drain_outbox()
 
     async def process(self, update: dict[str, Any]) -> None:
         """Feed one update (as the emulator built it) through the application."""
@@ -167,12 +189,14 @@ class Person:
         """The emulator the person talks through."""
         return self.bot.emulator
 
-    async def _act(self, update: dict[str, Any]) -> Reply:
+    async def _act(self, update: dict[str, Any], *, drain: bool = True) -> Reply:
         emu = self.emulator
         sent_before = len(emu.sent)
         calls_before = len(emu.calls)
         answers_before = len(emu.callback_answers)
         await self.bot.process(update)
+        if drain and self.bot.draining:  # what it wrote to the outbox arrives a moment later
+            await self.bot.drain_outbox()
         reply = Reply(messages=[m for m in emu.sent[sent_before:] if m.chat_id == self.chat_id])
         edited_ids = {
             int(c.params["message_id"])
@@ -187,10 +211,11 @@ class Person:
         ]
         return reply
 
-    async def says(self, text: str) -> Reply:
-        """Send a text message (commands included)."""
+    async def says(self, text: str, *, drain: bool = True) -> Reply:
+        """Send a text message (commands included). With ``drain=False`` the reply holds only
+        what the handler itself sent, not what it wrote to the outbox."""
         return await self._act(
-            self.emulator.text(self.id, text, chat_id=self.chat_id, enqueue=False)
+            self.emulator.text(self.id, text, chat_id=self.chat_id, enqueue=False), drain=drain
         )
 
     async def shares_location(self, latitude: float, longitude: float) -> Reply:
@@ -228,21 +253,24 @@ class Person:
                 return message
         raise AssertionError("no message with buttons in this chat")
 
-    async def taps(self, label: str, *, message: BotMessage | None = None) -> Reply:
+    async def taps(
+        self, label: str, *, message: BotMessage | None = None, drain: bool = True
+    ) -> Reply:
         """Press the button whose label contains ``label`` on the newest message with buttons."""
         target = message or self.last_with_buttons()
         for row in target.buttons:
             for text, data in row:
                 if label.lower() in text.lower():
                     assert data is not None, f"{text!r} is a link, not a button to press"
-                    return await self.presses(target.message_id, data)
+                    return await self.presses(target.message_id, data, drain=drain)
         labels = [text for row in target.buttons for text, _ in row]
         raise AssertionError(f"no button {label!r} on message {target.message_id}: {labels}")
 
-    async def presses(self, message_id: int, data: str) -> Reply:
+    async def presses(self, message_id: int, data: str, *, drain: bool = True) -> Reply:
         """Send callback data for a message, as a (possibly forged or stale) button press."""
         return await self._act(
-            self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False)
+            self.emulator.press(self.id, message_id, data, chat_id=self.chat_id, enqueue=False),
+            drain=drain,
         )
 
     async def forges(self, data: str) -> Reply:

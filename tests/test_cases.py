@@ -563,12 +563,15 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
     clock.now = closed.closed_at + dt.timedelta(days=2)
     anna_before = len(chat(bot, anna))
     await job(bot).run(bot.app)
+    await bot.drain_outbox()
     assert len(chat(bot, anna)) == anna_before
 
     later = closed.closed_at + dt.timedelta(days=3, minutes=1)
     clock.now = later
     await job(bot).run(bot.app)
+    await bot.drain_outbox()
     await job(bot).run(bot.app)  # a second sweep asks nothing again
+    await bot.drain_outbox()
     [question] = chat(bot, anna)[anna_before:]
     assert "is op" in question.plain_text and "Is het opgelost?" in question.plain_text
     assert question.button_labels == ["Ja", "Nee", "Weet ik niet"]
@@ -615,6 +618,7 @@ async def test_close_followup_no_reopens_and_alerts_the_pair(
     assert again.closed_at is not None
     clock.now = again.closed_at + dt.timedelta(days=4)
     await job(bot).run(bot.app)
+    await bot.drain_outbox()
     reply = await anna.taps("Weet ik niet")
     assert "Dank je wel dat je het laat weten." in reply.text
     stored = await signal_row(bot, reference)
@@ -637,14 +641,18 @@ async def test_failed_followup_is_tried_again_and_gone_reporters_are_not_asked(
 
     anna_before = len(chat(bot, anna))
     bot.emulator.fail_next("sendMessage", status=502, times=3)
-    for _ in range(3):  # Telegram refuses three sweeps in a row
+    for _ in range(3):  # Telegram refuses three times in a row; the outbox tries again
         await job(bot).run(bot.app)
+        await bot.drain_outbox()
         assert len(chat(bot, anna)) == anna_before
-        assert (await signal_row(bot, reference)).followup_sent_at is None  # free to retry
-    await job(bot).run(bot.app)  # the next sweep gets through
+        assert (await signal_row(bot, reference)).followup_sent_at is not None  # decided
+        clock.now += dt.timedelta(minutes=5)
+    await job(bot).run(bot.app)  # the next try gets through
+    await bot.drain_outbox()
     [question] = chat(bot, anna)[anna_before:]
     assert "Is het opgelost?" in question.plain_text
     await job(bot).run(bot.app)
+    await bot.drain_outbox()
     assert len(chat(bot, anna)) == anna_before + 1
     assert [e.kind for e in await events(bot, reference)].count("followup_sent") == 1
     kinds = [e.kind for e in await events(bot, orphan.reference)]
@@ -665,7 +673,9 @@ async def test_followup_to_a_reporter_who_blocked_the_bot_is_noted_once(
     assert closed.closed_at is not None
     clock.now = closed.closed_at + dt.timedelta(days=5)
     await job(bot).run(bot.app)
+    await bot.drain_outbox()
     await job(bot).run(bot.app)
+    await bot.drain_outbox()
     kinds = [e.kind for e in await events(bot, reference)]
     assert kinds.count("notice_undelivered") == 1
     assert kinds.count("followup_undelivered") == 1

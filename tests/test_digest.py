@@ -101,6 +101,7 @@ async def run_digest_job(bot: BotUnderTest) -> None:
     assert bot.app is not None and bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name("digest:schilderswijk")
     await job.run(bot.app)
+    await bot.drain_outbox()
 
 
 async def the_pair(bot: BotUnderTest) -> tuple[Person, Person]:
@@ -222,10 +223,11 @@ async def test_open_and_overdue_are_counted_beyond_what_is_listed(bot: BotUnderT
     await store(bot, slot - dt.timedelta(hours=2))
     await store(bot, slot - dt.timedelta(days=20), status="afgehandeld")
     assert bot.db is not None
+    wijk = await wijk_id(bot)
     async with bot.db.begin() as session:
         digest = await build_digest(
             session,
-            await wijk_id(bot),
+            wijk,
             since=slot - dt.timedelta(days=1),
             until=slot,
             now=slot,
@@ -315,6 +317,7 @@ async def test_exactly_once_across_a_restart_at_digest_time(
     await bot.stop()
     clock.now = slot + dt.timedelta(minutes=30)
     await bot.start()
+    await bot.drain_outbox()
     [message] = digests(bot, wendy)
     assert first in message.plain_text
     assert await watermarks(bot) == {wendy.id: slot}
@@ -336,7 +339,7 @@ async def test_exactly_once_across_a_restart_at_digest_time(
     assert await watermarks(bot) == {wendy.id: slot + dt.timedelta(days=1)}
 
 
-async def test_a_5xx_keeps_the_watermark_and_the_retry_sends_once(
+async def test_a_5xx_is_retried_by_the_outbox_and_sent_once(
     clock: Clock, bot: BotUnderTest
 ) -> None:
     wendy = bot.user(2001, "Wendy")
@@ -348,24 +351,22 @@ async def test_a_5xx_keeps_the_watermark_and_the_retry_sends_once(
     bot.emulator.fail_next("sendMessage", status=502)
     await run_digest_job(bot)
     assert digests(bot, wendy) == []
-    assert await watermarks(bot) == {}
+    assert await watermarks(bot) == {wendy.id: slot}  # decided: it is in the outbox
     [failed_call] = [c for c in bot.emulator.calls_to("sendMessage") if not c.ok]
 
-    assert bot.app is not None and bot.app.job_queue is not None
-    [retry] = bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk")
-    assert retry.next_t is not None
-    await retry.run(bot.app)
+    clock.now += dt.timedelta(minutes=1)
+    await bot.drain_outbox()
     [message] = digests(bot, wendy)
     assert message.text == failed_call.params["text"]  # the same digest, now delivered
     assert reference in message.plain_text
-    assert await watermarks(bot) == {wendy.id: slot}
 
     await run_digest_job(bot)
-    await retry.run(bot.app)
+    clock.now += dt.timedelta(minutes=10)
+    await bot.drain_outbox()
     assert len(digests(bot, wendy)) == 1
 
 
-async def test_a_429_beyond_the_retries_keeps_the_watermark(
+async def test_a_429_beyond_the_rate_limiters_retries_is_retried_by_the_outbox(
     clock: Clock, bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
@@ -380,11 +381,9 @@ async def test_a_429_beyond_the_retries_keeps_the_watermark(
     await run_digest_job(bot)
     assert len([c for c in bot.emulator.calls_to("sendMessage") if c.status == 429]) == 4
     assert digests(bot, wendy) == []
-    assert await watermarks(bot) == {}
 
-    assert bot.app is not None and bot.app.job_queue is not None
-    [retry] = bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk")
-    await retry.run(bot.app)
+    clock.now += dt.timedelta(seconds=2)  # after retry_after
+    await bot.drain_outbox()
     await run_digest_job(bot)
     [message] = digests(bot, wendy)
     assert reference in message.plain_text
@@ -404,8 +403,6 @@ async def test_a_single_429_is_absorbed_by_the_rate_limiter(
     await run_digest_job(bot)
     assert len(digests(bot, wendy)) == 1
     assert await watermarks(bot) == {wendy.id: slot}
-    assert bot.app is not None and bot.app.job_queue is not None
-    assert bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk") == ()
 
 
 async def test_a_blocked_recipient_gets_both_days_at_the_next_slot(
@@ -418,9 +415,7 @@ async def test_a_blocked_recipient_gets_both_days_at_the_next_slot(
     clock.now = slot + dt.timedelta(minutes=1)
     bot.emulator.block_bot(wendy.id)
     await run_digest_job(bot)
-    assert await watermarks(bot) == {}
-    assert bot.app is not None and bot.app.job_queue is not None
-    assert bot.app.job_queue.get_jobs_by_name("digest:retry:schilderswijk") == ()
+    assert await watermarks(bot) == {}  # refused: moved back, never retried
 
     bot.emulator.unblock_bot(wendy.id)
     second = await store(bot, slot + dt.timedelta(hours=2))

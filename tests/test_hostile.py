@@ -179,6 +179,7 @@ async def run_job(bot: BotUnderTest, name: str) -> None:
     jobs = bot.app.job_queue.get_jobs_by_name(name)
     assert jobs, f"no job {name}"
     await jobs[0].run(bot.app)
+    await bot.drain_outbox()
 
 
 async def test_going_back_to_a_flow_after_the_switch_question_goes_on(bot: BotUnderTest) -> None:

@@ -30,6 +30,7 @@ async def run_job(bot: BotUnderTest, name: str) -> None:
     jobs = bot.app.job_queue.get_jobs_by_name(name)
     assert jobs, f"no job {name}"
     await jobs[0].run(bot.app)
+    await bot.drain_outbox()
 
 
 async def plan_koffie(organiser: Person, day: dt.date, *, repeat: str = "Om de week") -> None:
@@ -580,6 +581,8 @@ async def test_two_sweeps_at_once_announce_once(bot: BotUnderTest, clock: Clock)
     bot.emulator.add_group(GROUP, "Buurtgroep")
     assert bot.app is not None
     await asyncio.gather(koffie.sweep(bot.app), koffie.sweep(bot.app))
+    await bot.drain_outbox()
+    await bot.drain_outbox()
     assert len(group_messages(bot)) == 1
 
 
@@ -629,3 +632,71 @@ async def test_koffie_counts_one_person_in_the_singular(clock: Clock, bot: BotUn
     await anna.taps("Aanmelden")
     reply = await anna.says("/koffie")
     assert ": 1 komt ✔️" in reply.text
+
+
+async def sign_up_many(bot: BotUnderTest, moment_id: int, number: int) -> list[int]:
+    """``number`` residents who signed up for a date (straight into the database)."""
+    from storage.models import Resident
+
+    ids = [200_000 + n for n in range(number)]
+    for telegram_id in ids:
+        bot.emulator.add_user(telegram_id, f"Buur{telegram_id}", started=True)
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        residents = [Resident(telegram_id=i, language="nl") for i in ids]
+        session.add_all(residents)
+        await session.flush()
+        session.add_all(
+            Signup(moment_id=moment_id, resident_id=r.id, first_name=f"Buur{r.telegram_id}")
+            for r in residents
+        )
+    return ids
+
+
+async def test_cancelling_a_busy_date_answers_at_once_and_tells_everyone_later(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Issue 11: the notices go through the outbox, not from the button handler, so the
+    organiser and a resident who writes meanwhile are answered before they are all sent."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    [moment] = await moments(bot)
+    ids = await sign_up_many(bot, moment.id, 40)
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Deze datum afzeggen")
+
+    def notices() -> list[int]:
+        return [m.chat_id for m in emu.sent if "gaat niet door" in m.plain_text and m.chat_id > 0]
+
+    emu.latency_ms = 20  # a real network
+    reply = await organiser.taps("Ja, afzeggen", drain=False)
+    assert "Afgezegd: 1" in reply.edited[-1].plain_text
+    assert notices() == []  # the handler sent none of them
+    sending = asyncio.create_task(bot.drain_outbox())
+    await emu.wait_until(lambda: len(notices()) >= 1)
+    kees = bot.user(5001, "Kees")
+    reply = await kees.says("/start", drain=False)
+    assert "Welkom" in reply.text
+    assert len(notices()) < len(ids)  # answered while the notices were still going out
+    await sending
+    assert sorted(notices()) == ids  # every one exactly once
+
+
+async def test_the_date_page_of_a_very_busy_date_fits_one_message(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=3)).date(), repeat="Eenmalig")
+    [moment] = await moments(bot)
+    await sign_up_many(bot, moment.id, 600)
+    await organiser.says("/beheer")
+    reply = await organiser.taps("Koffiemoment")
+    assert "Komen: 600 mensen" in reply.text
+    assert "Buur200000" in reply.text
+    assert "en nog 560 aanmeldingen" in reply.text
+    assert len(reply.text) < 4096

@@ -338,6 +338,7 @@ async def test_a_signal_resident_reports_and_gets_the_wijkagents_anonymous_answe
 
     # Bram, on Telegram, got the alert, opens the report (with the photo from Signal) and
     # answers the reporter anonymously.
+    await bot.drain_outbox()  # the alert (decided when the report was stored) first
     await bram.says(f"/melding {reference}")
     assert any(m.kind == "photo" for m in bot.emulator.messages(bram.id))
     await bram.taps("Antwoord aan melder")

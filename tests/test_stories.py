@@ -84,6 +84,7 @@ async def test_the_pair_acts_on_recurring_noise(
     assert bot.app is not None and bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name(cases.FOLLOWUP_JOB)
     await job.run(bot.app)
+    await bot.drain_outbox()
     question = emu.messages(anna.id)[-1]
     assert "opgelost" in question.plain_text
     assert question.button_labels[:2] == ["Ja", "Nee"]
@@ -124,6 +125,7 @@ async def test_the_group_meets_for_coffee(
     moment_id = int(data.rsplit(":", 1)[1])
     [count_job] = bot.app.job_queue.get_jobs_by_name(f"koffie:count:{moment_id}")
     await count_job.run(bot.app)
+    await bot.drain_outbox()
     assert emu.message(group, announcement.message_id).button_labels == ["Ik kom ☕ (2)"]
 
     await bram.says("/koffie")
@@ -141,6 +143,7 @@ async def test_the_group_meets_for_coffee(
     for at in (starts - dt.timedelta(hours=23), starts - dt.timedelta(hours=1)):
         clock.now = at
         await sweep.run(bot.app)
+        await bot.drain_outbox()
     anna_reminders = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
     assert len(anna_reminders) == 2
     assert not any("Herinnering" in m.plain_text for m in emu.messages(1002))
