@@ -101,6 +101,11 @@ class Sender:
         self.paused = False
         self._lock = asyncio.Lock()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a drain is under way."""
+        return self._lock.locked()
+
     def wake(self) -> None:
         """Look at the outbox now (after a unit of work that wrote to it committed)."""
         queue = self.application.job_queue
@@ -245,10 +250,13 @@ class Sender:
 
 
 async def _send_job(context: BuurtContext) -> None:
-    """Send what is due (the periodic look, and wake-ups after a decision)."""
+    """Send what is due (the periodic look, and wake-ups after a decision), in a task of its
+    own: the job returns at once, so a long drain (2,000 reminders) neither holds up the next
+    look nor makes the scheduler skip it with a warning every two seconds. While one drain runs,
+    it also takes what is decided meanwhile."""
     sender = context.outbox
-    if not sender.paused:
-        await sender.drain()
+    if not sender.paused and not sender.busy:
+        context.application.create_task(sender.drain(), name="outbox:drain")
 
 
 async def _cleanup_job(context: BuurtContext) -> None:
