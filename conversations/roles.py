@@ -71,7 +71,7 @@ async def invite(update: Update, context: BuurtContext) -> None:
         if role not in ROLES or wijk is None:
             await message.reply_text(_usage(t, wijken))
             return
-        created = await access.create_invite(
+        created, code = await access.create_invite(
             session,
             role=role,
             wijk_id=wijk.id,
@@ -79,7 +79,7 @@ async def invite(update: Update, context: BuurtContext) -> None:
             valid_for=dt.timedelta(hours=settings.professionals.invite_hours),
             now=context.now,
         )
-        code, expires, wijk_name = created.code, created.expires_at, wijk.name
+        expires, wijk_name = created.expires_at, wijk.name
     link = f"https://t.me/{context.bot.username}?start={INVITE_PREFIX}{code}"
     await message.reply_text(
         t(
