@@ -1,0 +1,31 @@
+"""a koffiemoment, spreekuur or walk is published once per draft
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-02
+
+``series.draft_key`` (unique): the /koffieplannen draft a series was published from, so that
+"Publish" pressed again, or the update handled again after a restart, plans nothing twice.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0013"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("series") as batch_op:
+        batch_op.add_column(sa.Column("draft_key", sa.String(length=80), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f("uq_series_draft_key"), ["draft_key"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("series") as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_series_draft_key"), type_="unique")
+        batch_op.drop_column("draft_key")
