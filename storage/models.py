@@ -153,6 +153,9 @@ class SignalEvent(Base):
     photo_file_id: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The typed step this entry came from (an addition, a reply; see conversations.steps):
+    # a step handled again (a restart, a repeated send) stores and relays it once.
+    step_key: Mapped[str | None] = mapped_column(String(60), unique=True)
 
     signal: Mapped[Signal] = relationship(back_populates="history")
 
