@@ -282,8 +282,8 @@ def private(*, message_contents: bool = False, database_echo: bool = False) -> I
     levels = [(logger, logger.level) for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.WARNING)
-    hider = None if message_contents else HideContents()
-    handlers = list(logging.getLogger().handlers) if hider is not None else []
+    hider = HideContents()
+    handlers = [] if message_contents else list(logging.getLogger().handlers)
     for handler in handlers:
         handler.filters.insert(0, hider)  # before folding and redacting, which read the text
     try:
