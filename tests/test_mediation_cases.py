@@ -1371,7 +1371,7 @@ async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.Monk
         button("✋ Oppakken"),
         button("✉️ Uitnodiging buur"),
         ":als bram",
-        after_last(r"start=(bm-[2-9A-Z]{8})", "/start {}"),
+        after_last(r"start=(bm-[2-9A-Z]{10})", "/start {}"),
         button("Ja, ik doe mee"),
         # An appointment with both; the reminder sweeper sends both a reminder.
         ":als carla",
