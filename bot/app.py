@@ -246,8 +246,9 @@ async def _outside_conversation(update: Update, context: BuurtContext) -> None:
 
 
 async def _on_error(update: object, context: BuurtContext) -> None:
-    """Log the error with its update and tell the user something kind in their language."""
-    log.error("error while handling an update", exc_info=context.error)
+    """Log the error with its update (id and type) and tell the user something kind in their
+    language."""
+    log.error("error while handling update %s", update, exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     if update.effective_chat.type != "private":

@@ -148,7 +148,13 @@ def _main(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     token = settings.telegram.token
-    with logs.redacting(logs.token_secrets(token.get_secret_value() if token else None)):
+    with (
+        logs.private(
+            message_contents=settings.logging.message_contents,
+            database_echo=settings.database.echo,
+        ),
+        logs.redacting(logs.token_secrets(token.get_secret_value() if token else None)),
+    ):
         try:
             return _command(args, settings)
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -22,6 +23,8 @@ from storage.models import Signal, utcnow
 if TYPE_CHECKING:
     from bot.inbox import Inbox
     from bot.outbox import Sender
+
+_log = logging.getLogger(__name__)
 
 
 # A reaction to a newly stored signal, run inside the same unit of work. It may return a
@@ -70,6 +73,7 @@ class BuurtApplication(
     async def _process(self, update: object) -> None:
         """Handle one update; calls made meanwhile take the interactive lane (bot.limiter).
         What it changed is stored before it counts as handled."""
+        _log.debug("handling update %s", update)  # by id and type only (bot.logs.private)
         lane = LANE.set(INTERACTIVE)
         try:
             await super().process_update(update)

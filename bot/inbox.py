@@ -132,7 +132,10 @@ class Inbox:
         for item in result if isinstance(result, list) else ():
             update_id = item.get("update_id") if isinstance(item, dict) else None
             if not isinstance(update_id, int):
-                log.error("Telegram sent something that is not an update, skipped: %.200r", item)
+                log.error(
+                    "Telegram sent something that is not an update (a %s), skipped",
+                    type(item).__name__,
+                )
                 continue
             received.append(Received(update_id, chat_of(item), item))
         if not received:

@@ -5,17 +5,29 @@ The bot token is part of every Bot API URL (``.../bot<token>/getMe``), so any li
 a URL or an exception that quotes one would leak it. :func:`redacting` puts a filter on the
 root handlers that removes secrets from every record that reaches them, whichever logger made
 it and at whatever level: the message, its arguments, the exception text and the stack.
+
+What people write is not for logs either. python-telegram-bot logs every update it processes and
+every Bot API call with its parameters at DEBUG, and SQLAlchemy every statement with its values.
+:func:`private` replaces updates, Telegram objects and API parameters in every record by what
+identifies them (update id and type, message id, parameter names, the length of a text) and
+keeps the database drivers quiet, unless the documented setting ``[logging] message_contents``
+asks for the contents.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from telegram import Message, TelegramObject, Update
 
 REDACTED = "[redacted]"
 HTTP_LOGGERS = ("httpx", "httpcore")
+# Loggers that write the values of SQL statements (and rows) at INFO or DEBUG: quiet unless asked.
+DATABASE_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg")
 # The same line (logger, level and text) at most this often per window; the rest is counted.
 REPEAT_LIMIT = 5
 REPEAT_WINDOW = 60.0
@@ -187,3 +199,97 @@ def redacting(secrets: Iterable[str]) -> Iterator[RedactSecrets]:
     finally:
         for handler in handlers:
             handler.removeFilter(redactor)
+
+
+# --- no message contents in the log ----------------------------------------------------------
+
+# Bot API parameters that identify rather than tell: kept as they are.
+_ID_FIELDS = frozenset(
+    {
+        "chat_id",
+        "message_id",
+        "user_id",
+        "from_chat_id",
+        "callback_query_id",
+        "update_id",
+        "offset",
+        "limit",
+        "timeout",
+        "parse_mode",
+        "show_alert",
+        "cache_time",
+    }
+)
+
+
+def describe_update(update: Update) -> str:
+    """An update as the log may name it: its id and type, never what it says."""
+    kinds = [kind for kind in Update.ALL_TYPES if getattr(update, kind, None) is not None]
+    return f"{update.update_id} ({', '.join(kinds) or 'unknown type'})"
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """``value`` with everything people wrote replaced by what identifies it."""
+    if isinstance(value, Update):
+        return describe_update(value)
+    if isinstance(value, Message):
+        return f"<message {value.message_id} in chat {value.chat_id}>"
+    if isinstance(value, TelegramObject):
+        return f"<{type(value).__name__}>"
+    if depth > 4:
+        return "<...>"
+    if isinstance(value, Mapping):
+        return {
+            key: item if key in _ID_FIELDS and not isinstance(item, str) else _field(item, depth)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(item, depth + 1) for item in value]
+    return value
+
+
+def _field(value: Any, depth: int) -> Any:
+    """A value inside API parameters or results: numbers and flags stay, text is measured."""
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, str):
+        return f"<{len(value)} characters>"
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return _scrub(value, depth + 1)
+
+
+class HideContents(logging.Filter):
+    """Replace updates, Telegram objects and parameter dicts in a record's arguments by what
+    identifies them; never drops a record. Runs before the other filters of a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the record's arguments in place (other handlers then see it scrubbed too)."""
+        args = record.args
+        if isinstance(args, Mapping):
+            record.args = _scrub(args)
+        elif isinstance(args, tuple):
+            record.args = tuple(_scrub(arg) for arg in args)
+        return True
+
+
+@contextlib.contextmanager
+def private(*, message_contents: bool = False, database_echo: bool = False) -> Iterator[None]:
+    """Until exit: no message contents in what the root logger's handlers write (unless
+    ``message_contents``), and no SQL values from the database libraries (unless
+    ``database_echo``, the explicit ``database.echo`` setting)."""
+    quiet = [] if database_echo else [logging.getLogger(name) for name in DATABASE_LOGGERS]
+    levels = [(logger, logger.level) for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    hider = HideContents()
+    handlers = [] if message_contents else list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.filters.insert(0, hider)  # before folding and redacting, which read the text
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hider)
+        for logger, level in levels:
+            logger.setLevel(level)

@@ -143,6 +143,13 @@ class MediationSettings(_Section):
     retention_days: int = Field(default=730, ge=30, le=3650)
 
 
+class LoggingSettings(_Section):
+    """What the log may contain beyond ids and types."""
+
+    # Off: updates and Bot API calls are logged by id, type and parameter names only.
+    message_contents: bool = False
+
+
 class WijkSettings(_Section):
     """One neighbourhood the bot serves."""
 
@@ -207,6 +214,7 @@ class Settings(BaseSettings):
     hotspots: HotspotSettings = HotspotSettings()
     mediation: MediationSettings = MediationSettings()
     retention: RetentionSettings = RetentionSettings()
+    logging: LoggingSettings = LoggingSettings()
     timezone: str = "Europe/Amsterdam"
     default_language: Language = "nl"
     admins: list[int] = Field(default_factory=list)

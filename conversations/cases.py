@@ -933,9 +933,11 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
         return REPLY
     t = context.t
     target: tuple[int, str, int, str] | None = None
+    step_key = STEPS.step_key(pending)
     async with context.db.begin() as session:
         person, signal = await _pro_signal(session, context, user.id, int(pending["signal_id"]))
-        if signal is not None and signal.resident is not None:
+        before = await store.event_of_step(session, step_key)
+        if signal is not None and signal.resident is not None and before is None:
             event = await store.record(
                 session,
                 signal,
@@ -943,12 +945,22 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
                 actor=store.pro_actor(user.id),
                 now=context.now,
                 note=text,
+                step_key=step_key,
             )
             role = store.signing_role(person, signal.wijk_id) or ""
             target = (signal.resident.telegram_id, signal.resident.language, event.id, role)
     STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    if before is not None:  # this step was relayed before (handled again, or sent again)
+        await message.reply_text(
+            t(
+                "Your message for the reporter of <b>{reference}</b> had already been sent; it "
+                "was not sent twice.",
+                reference=signal.reference,
+            )
+        )
         return ConversationHandler.END
     if target is None:
         await message.reply_text(_unreachable(t, signal))

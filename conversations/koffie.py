@@ -139,6 +139,10 @@ PLAN = GuidedFlow(
     texts=FlowTexts(
         cancelled=N_("Planning cancelled. Nothing has been saved."),
         resumed=N_("You were already planning; let's continue where you were."),
+        already=N_(
+            "This was already published ({reference}); nothing was planned twice. Manage it "
+            "with /beheer."
+        ),
     ),
     hints={
         PLACE: N_("Please send this as a text message."),
@@ -184,6 +188,15 @@ async def plan_question(context: BuurtContext, draft: Draft, step: str) -> tuple
 
 
 PLAN.question = plan_question
+
+
+async def _published(session: AsyncSession, draft_key: str) -> str | None:
+    """Where the series planned from a draft is, if it was published."""
+    series = await gatherings.series_of_draft(session, draft_key)
+    return None if series is None else series.place
+
+
+PLAN.stored = _published
 
 
 def _plan_start(draft: Draft, tz: dt.tzinfo) -> dt.datetime:
@@ -362,12 +375,16 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
     permission = (
         access.Permission.KOFFIE if draft["kind"] == "koffie" else access.Permission.PRESENCE
     )
+    # Published before (a double tap, a lost answer, handled again after a restart): once.
+    if await PLAN.already_sent(update, context, draft["nonce"]):
+        return ConversationHandler.END
     async with context.db.begin() as session:
         me = await access.person(session, user.id, settings.admins)
     if not me.may(permission, int(draft["wijk_id"])):
         await query.answer(not_allowed(context.t), show_alert=True)
         return None
     async with context.db.begin() as session:
+        resident = await ensure_resident(session, user.id, context.lang)
         series = await gatherings.plan(
             session,
             wijk_id=int(draft["wijk_id"]),
@@ -379,6 +396,7 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
             tz=settings.tz,
             capacity=draft.get("capacity"),
             now=context.now,
+            draft_key=PLAN.draft_key(resident.id, draft["nonce"]),
         )
         dates = len(
             await gatherings.upcoming(
@@ -1341,6 +1359,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(ask_cancel, pattern=r"^koffie:cancel(series)?:\d{1,9}$"),
         CallbackQueryHandler(confirm_cancel, pattern=r"^koffie:cancel(series)?-yes:\d{1,9}$"),
         CallbackQueryHandler(keep_moment, pattern=r"^koffie:keep:\d{1,9}$"),
+        PLAN.sent_again(),
     ]
 
 

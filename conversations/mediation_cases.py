@@ -73,6 +73,7 @@ from conversations.ui import (
 from storage import access, outbox, parsing
 from storage import mediation as store
 from storage.access import Permission
+from storage.codes import code_hash
 from storage.mediation import MediationProblem
 from storage.models import (
     MEDIATION_STAGES,
@@ -165,7 +166,8 @@ INVITE_ANSWER_LABELS: dict[str, str] = {
     "decline": N_("No, thank you"),
     "call": N_("Call me first"),
 }
-_CODE = f"[{store.CODE_ALPHABET}]{{{store.CODE_LENGTH}}}"
+# A neighbour's code: 10 characters, or 8 for one made before codes grew longer.
+_CODE = f"[{store.CODE_ALPHABET}]{{8}}(?:[{store.CODE_ALPHABET}]{{2}})?"
 
 # History entries shown with their text (a note, a relayed message).
 QUOTED = (store.NOTE, store.MESSAGE_OUT, store.MESSAGE_UNDELIVERED, store.MESSAGE_IN)
@@ -314,6 +316,7 @@ EVENT_TEXTS: dict[str, str] = {
     store.APPOINTMENT: N_("appointment recorded"),
     store.NOTE: N_("note"),
     store.INVITED_EVENT: N_("invite code for party 2 created"),
+    store.CODE_LOCKED: N_("invite code for party 2 locked after too many wrong tries"),
     store.PARTY_PHONE: N_("gave a phone number"),
     store.ANONYMISED: N_("anonymised after the retention period"),
     store.MESSAGE_IN: N_("answer through the bot"),
@@ -400,11 +403,12 @@ def _party_line(
     bits: list[str] = []
     if party.status == store.INVITED:
         expires = party.invite_expires_at
-        if party.invite_code and expires and expires > now:
+        if party.invite_locked_at is not None:
+            bits.append(t("invited, but the code was tried wrongly too often; create a new one"))
+        elif party.invite_code_hash and expires and expires > now:
             bits.append(
                 t(
-                    "invited with code {code}, valid until {date}; no answer yet",
-                    code=store.format_code(party.invite_code),
+                    "invited with a code valid until {date}; no answer yet",
                     date=local_date(expires, tz),
                 )
             )
@@ -1084,7 +1088,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
     try:
         async with context.db.begin() as session:
             case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-            party = (
+            invited = (
                 await store.create_party_invite(
                     session,
                     case,
@@ -1098,11 +1102,11 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
         return
-    if case is None or party is None or party.invite_code is None:
+    if case is None or invited is None:
         await steps.refuse(query, context)
         return
     await query.answer()
-    code = party.invite_code
+    party, code = invited
     shown = store.format_code(code)
     bot_name = context.bot.username
     link = f"https://t.me/{bot_name}?start={INVITE_PREFIX}{code}"
@@ -1702,10 +1706,50 @@ def _invite_problem(t: Translator, reason: str) -> str:
             "This invitation is meant for your neighbour, not for you. Please give them the "
             "card or letter."
         )
+    if reason == "locked":
+        return t(
+            "This code no longer works because it was tried wrongly too often. The mediation "
+            "team has been told; please ask them for a new one."
+        )
+    if reason == "too_many":
+        return t(
+            "You have tried several codes that did not work today, so I cannot check another "
+            "one until tomorrow. Please check the code on the card or letter, or ask the "
+            "mediation team that gave it to you."
+        )
     return t(
         "I do not know this code. Please check it on the card or letter (it looks like "
         "ABCD-2345), or ask the mediation team for a new one."
     )
+
+
+async def _code_failed(
+    context: BuurtContext, code: str | None, reason: str, telegram_id: int
+) -> None:
+    """Count a wrong try against the person and the code (in its own unit of work, since the
+    refused one was rolled back); tell the coordinators when it locked the code."""
+    if reason not in store.FAILURES:
+        return
+    async with context.db.begin() as session:
+        resident = await ensure_resident(session, telegram_id, context.lang)
+        case = await store.code_failed(
+            session, code, reason, resident_id=resident.id, now=context.now
+        )
+        if case is None:
+            return
+        reference = case.reference
+        await _tell(
+            context,
+            session,
+            await _coordinators(context, session, case),
+            lambda t: t(
+                "The invite code for the neighbour (party 2) of <b>{reference}</b> was tried "
+                "wrongly too often and no longer works. If the neighbour still needs it, make a "
+                'new one with "Invite the neighbour". /zaak {reference}',
+                reference=reference,
+            ),
+            key=f"mcase:code-locked:{case.id}:{code_hash(code) if code else ''}",
+        )
 
 
 async def _invitation(update: Update, context: BuurtContext, typed: str) -> None:
@@ -1723,6 +1767,7 @@ async def _invitation(update: Update, context: BuurtContext, typed: str) -> None
             )
             wijk = party.case.wijk.name
     except MediationProblem as problem:
+        await _code_failed(context, code, problem.reason, user.id)
         await message.reply_text(_invite_problem(t, problem.reason))
         return
     assert code is not None
@@ -1792,6 +1837,7 @@ async def _answer(
                 key=_update_key(update),
             )
     except MediationProblem as problem:
+        await _code_failed(context, code, problem.reason, user_id)
         if problem.reason in ("unknown", "used"):
             await steps.refuse(query, context)  # forged or someone else's: reveal nothing
         else:
@@ -2120,12 +2166,14 @@ NAZORG_HOOK = "mcase:nazorg"
 
 
 async def anonymise(context: BuurtContext) -> None:
-    """Retention: anonymise the cases closed longer ago than the retention period."""
+    """Retention: anonymise the cases closed longer ago than the retention period, and forget
+    wrong code tries older than a day."""
     now = context.now
     async with context.db.begin() as session:
         done = await store.anonymise_closed(
             session, now=now, retention_days=context.settings.mediation.retention_days
         )
+        await store.forget_code_failures(session, now=now)
     if done:
         log.info("anonymised %d closed mediation case(s): %s", len(done), ", ".join(done))
 

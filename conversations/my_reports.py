@@ -334,13 +334,20 @@ async def _add(
         )
         return ADD
     targets: dict[int, str] = {}
+    step_key = STEPS.step_key(pending)
     async with context.db.begin() as session:
         signal = await _own_signal(session, user.id, int(pending["signal_id"]), for_update=True)
+        before = await store.event_of_step(session, step_key)
         added = (
             await store.add_from_reporter(
-                session, signal, text=text, photo_file_id=photo, now=context.now
+                session,
+                signal,
+                text=text,
+                photo_file_id=photo,
+                now=context.now,
+                step_key=step_key,
             )
-            if signal is not None
+            if signal is not None and before is None
             else None
         )
         if added is not None and signal is not None:
@@ -348,6 +355,15 @@ async def _add(
     STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
+        return ConversationHandler.END
+    if before is not None:  # this step was stored before (handled again, or sent again)
+        await message.reply_text(
+            t(
+                "Your addition to <b>{reference}</b> had already been saved and passed on; "
+                "nothing was added twice.",
+                reference=signal.reference,
+            )
+        )
         return ConversationHandler.END
     if added is None:
         await message.reply_text(_no_longer_open(t, signal))

@@ -83,7 +83,8 @@ async def invite(update: Update, context: BuurtContext) -> None:
     if created is None or wijk is None:
         await message.reply_text(_usage(t, wijken))
         return
-    code, expires, wijk_name = created.code, created.expires_at, wijk.name
+    invite, code = created
+    expires, wijk_name = invite.expires_at, wijk.name
     link = f"https://t.me/{context.bot.username}?start={INVITE_PREFIX}{code}"
     await message.reply_text(
         t(

@@ -9,6 +9,7 @@ of typing loses nothing; /annuleren stops it, and the feature's own commands dro
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -202,7 +203,19 @@ class TypedSteps:
     def remember(self, context: BuurtContext, action: str, reference: str, **fields: Any) -> None:
         """Remember the typed step under way (persisted with the user's data)."""
         assert context.user_data is not None
-        context.user_data[self.key] = {"action": action, "reference": reference, **fields}
+        context.user_data[self.key] = {
+            "action": action,
+            "reference": reference,
+            "nonce": secrets.token_hex(4),
+            **fields,
+        }
+
+    @staticmethod
+    def step_key(pending: Pending) -> str | None:
+        """What the step's result is stored under (unique), so a step handled again (after a
+        restart, or sent again) stores and relays it once: ``<action>:<reference>:<nonce>``."""
+        nonce = pending.get("nonce")
+        return f"{pending['action']}:{pending['reference']}:{nonce}"[:60] if nonce else None
 
     def pending(self, context: BuurtContext, action: str) -> Pending | None:
         """The step under way, if it is ``action``."""

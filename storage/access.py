@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.codes import code_hash
 from storage.models import ROLES, AuditEntry, Invite, RoleGrant, utcnow
 
 
@@ -197,13 +198,15 @@ async def create_invite(
     created_by: int,
     valid_for: dt.timedelta,
     now: dt.datetime | None = None,
-) -> Invite:
-    """A fresh single-use invite code for ``role`` in a wijk."""
+) -> tuple[Invite, str]:
+    """A fresh single-use invite for ``role`` in a wijk, and its code. Only the code's hash is
+    stored: the code is in the link and nowhere else."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     now = now or utcnow()
+    code = secrets.token_urlsafe(12)
     invite = Invite(
-        code=secrets.token_urlsafe(12),
+        code_hash=code_hash(code),
         role=role,
         wijk_id=wijk_id,
         created_by=created_by,
@@ -213,7 +216,7 @@ async def create_invite(
     session.add(invite)
     await session.flush()
     await audit(session, "invite_created", actor=created_by, role=role, wijk_id=wijk_id, now=now)
-    return invite
+    return invite, code
 
 
 class InviteProblem(Exception):
@@ -250,7 +253,7 @@ async def redeem_invite(
     invite and whether this use was new. The person who used it opening it again (after a
     lost answer, a restart) gets the same grant back and nothing changes twice."""
     now = now or utcnow()
-    invite = await session.scalar(select(Invite).where(Invite.code == code))
+    invite = await session.scalar(select(Invite).where(Invite.code_hash == code_hash(code)))
     if invite is None:
         raise InviteProblem("unknown")
     if invite.used_at is not None:

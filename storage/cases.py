@@ -162,9 +162,11 @@ async def record(
     actor: str,
     now: dt.datetime,
     note: str | None = None,
+    step_key: str | None = None,
 ) -> SignalEvent:
     """Add one entry to a signal's history (the signal must be loaded with its history)."""
     event = _record(signal, kind, actor=actor, now=now, note=note)
+    event.step_key = step_key
     await session.flush()
     return event
 
@@ -257,6 +259,13 @@ def is_open(signal: Signal) -> bool:
     return signal.status in OPEN_STATUSES
 
 
+async def event_of_step(session: AsyncSession, step_key: str | None) -> SignalEvent | None:
+    """The history entry a typed step already stored, if any."""
+    if step_key is None:
+        return None
+    return await session.scalar(select(SignalEvent).where(SignalEvent.step_key == step_key))
+
+
 async def add_from_reporter(
     session: AsyncSession,
     signal: Signal,
@@ -264,6 +273,7 @@ async def add_from_reporter(
     text: str | None,
     photo_file_id: str | None,
     now: dt.datetime,
+    step_key: str | None = None,
 ) -> SignalEvent | None:
     """The reporter adds information (text, a photo or both) to their open report; None when
     it is no longer open."""
@@ -271,6 +281,7 @@ async def add_from_reporter(
         return None
     event = _record(signal, ADDITION, actor=RESIDENT, now=now, note=text)
     event.photo_file_id = photo_file_id
+    event.step_key = step_key
     signal.updated_at = now
     await session.flush()
     return event

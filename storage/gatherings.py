@@ -96,10 +96,13 @@ async def plan(
     capacity: int | None = None,
     duration_minutes: int = 90,
     now: dt.datetime | None = None,
+    draft_key: str | None = None,
 ) -> Series:
-    """Plan a gathering, once or repeating, and fill in its dates."""
+    """Plan a gathering, once or repeating, and fill in its dates. With ``draft_key``, a draft
+    planned before is not planned again: see :func:`series_of_draft`."""
     now = now or utcnow()
     series = Series(
+        draft_key=draft_key,
         wijk_id=wijk_id,
         kind=kind,
         place=place,
@@ -114,6 +117,11 @@ async def plan(
     await session.flush()
     await _fill(session, series, max(starts_at, now) + HORIZON, tz, now)
     return series
+
+
+async def series_of_draft(session: AsyncSession, draft_key: str) -> Series | None:
+    """The series already planned from a draft, if any."""
+    return await session.scalar(select(Series).where(Series.draft_key == draft_key))
 
 
 async def extend_all(session: AsyncSession, *, now: dt.datetime, tz: dt.tzinfo) -> int:

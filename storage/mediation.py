@@ -18,16 +18,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from storage import parsing
+from storage.codes import code_hash
 from storage.models import (
     MEDIATION_OUTCOMES,
     MEDIATION_STAGES,
+    CodeFailure,
     MediationAppointment,
     MediationCase,
     MediationEvent,
@@ -206,10 +208,17 @@ INVITE_ANSWERS: dict[str, str] = {"agree": AGREED, "decline": DECLINED, "call": 
 NAZORG_ANSWERS: tuple[str, ...] = ("beter", "hetzelfde", "slechter")
 APPOINTMENT_PARTIES: tuple[str, ...] = ("1", "2", "1,2")
 
-# The neighbour's invite code: easy to read aloud and type (no 0/O, 1/I/L), shown as XXXX-XXXX.
+# The neighbour's invite code: easy to read aloud and type (no 0/O, 1/I/L), shown as
+# XXXXX-XXXXX: 10 of 31 characters, about 50 bits. Codes of 8 made before are still read.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-CODE_LENGTH = 8
-_CODE_RE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
+CODE_LENGTH = 10
+_CODE_RE = re.compile(rf"^(?:[{CODE_ALPHABET}]{{{CODE_LENGTH}}}|[{CODE_ALPHABET}]{{8}})$")
+# Wrong tries: a resident gets this many a day (then even the right code waits until the next
+# day), and a code that failed this often (tried after it was used, by the requester...) is
+# locked and its coordinators are told.
+FAILURES_PER_PERSON = 5
+FAILURE_WINDOW = dt.timedelta(hours=24)
+FAILURES_PER_CODE = 10
 REMINDER_BEFORE = dt.timedelta(hours=24)
 
 # Who did something, as written in MediationEvent.actor.
@@ -228,6 +237,7 @@ APPOINTMENT_TOLD = "appointment_told"
 APPOINTMENT_UNTOLD = "appointment_untold"  # could not be delivered
 NOTE = "note"
 INVITED_EVENT = "invited"
+CODE_LOCKED = "code_locked"  # the neighbour's code was tried wrongly too often
 PARTY_ANSWER = "party_answer"  # to_stage None, note = the status (agreed/declined/...)
 PARTY_PHONE = "party_phone"
 REMINDER_SENT = "reminder_sent"  # note = "<appointment id>:<party number>" (the ledger key)
@@ -255,6 +265,7 @@ EVENT_KINDS: tuple[str, ...] = (
     APPOINTMENT_UNTOLD,
     NOTE,
     INVITED_EVENT,
+    CODE_LOCKED,
     PARTY_ANSWER,
     PARTY_PHONE,
     REMINDER_SENT,
@@ -591,14 +602,14 @@ async def close_case(
 
 
 def normalise_code(typed: str) -> str | None:
-    """A typed code as stored (upper case, no dash or spaces), or None if it cannot be one."""
+    """A typed code as on the card (upper case, no dash or spaces), or None if it cannot be."""
     code = re.sub(r"[\s\-]", "", typed).upper()
     return code if _CODE_RE.match(code) else None
 
 
 def format_code(code: str) -> str:
-    """A code as people read it: ABCD-2345."""
-    half = CODE_LENGTH // 2
+    """A code as people read it: ABCDE-23456."""
+    half = len(code) // 2
     return f"{code[:half]}-{code[half:]}"
 
 
@@ -606,7 +617,7 @@ async def _fresh_code(session: AsyncSession) -> str:
     for _ in range(20):
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         taken = await session.scalar(
-            select(MediationParty.id).where(MediationParty.invite_code == code)
+            select(MediationParty.id).where(MediationParty.invite_code_hash == code_hash(code))
         )
         if taken is None:
             return code
@@ -620,9 +631,10 @@ async def create_party_invite(
     actor: str,
     now: dt.datetime,
     valid_for: dt.timedelta,
-) -> MediationParty:
-    """A fresh single-use code for the neighbour (party 2). An earlier unused code stops
-    working; once the neighbour answered there is nothing to invite ("answered")."""
+) -> tuple[MediationParty, str]:
+    """A fresh single-use code for the neighbour (party 2), and the party. Only the code's hash
+    is stored. An earlier unused (or locked) code stops working; once the neighbour answered
+    there is nothing to invite ("answered")."""
     _open(case)
     second = party_of(case, 2)
     if second is not None and second.status != INVITED:
@@ -631,32 +643,46 @@ async def create_party_invite(
     if second is None:
         second = MediationParty(case_id=case.id, number=2, status=INVITED, contact_via="bot")
         session.add(second)
-    second.invite_code = code
+    second.invite_code_hash = code_hash(code)
     second.invite_expires_at = now + valid_for
+    second.invite_failures = 0
+    second.invite_locked_at = None
     _record(session, case, INVITED_EVENT, actor=actor, now=now)
     await session.flush()
-    return second
+    return second, code
+
+
+async def _party_by_code(session: AsyncSession, code: str | None) -> MediationParty | None:
+    if code is None:
+        return None
+    return await session.scalar(
+        select(MediationParty)
+        .where(MediationParty.invite_code_hash == code_hash(code))
+        .options(selectinload(MediationParty.case))
+        .execution_options(populate_existing=True)
+    )
 
 
 async def invited_party(
     session: AsyncSession, code: str | None, *, resident_id: int | None, now: dt.datetime
 ) -> MediationParty:
     """The party an unused, valid code belongs to; else MediationProblem with reason
-    "unknown", "used", "answered" (used by this resident), "expired" (a closed case's code
-    counts as expired) or "own_case" (the requester opened their neighbour's code)."""
-    party = None
-    if code is not None:
-        party = await session.scalar(
-            select(MediationParty)
-            .where(MediationParty.invite_code == code)
-            .options(selectinload(MediationParty.case))
-            .execution_options(populate_existing=True)
-        )
+    "too_many" (this resident tried too many wrong codes today: not even looked up),
+    "unknown", "used", "answered" (used by this resident), "locked" (tried wrongly too often),
+    "expired" (a closed case's code counts as expired) or "own_case" (the requester opened
+    their neighbour's code). A caller records a failure with :func:`code_failed`."""
+    if resident_id is not None and await failures_today(session, resident_id, now=now) >= (
+        FAILURES_PER_PERSON
+    ):
+        raise MediationProblem("too_many")
+    party = await _party_by_code(session, code)
     if party is None:
         raise MediationProblem("unknown")
     if party.status != INVITED:
         answered = resident_id is not None and party.resident_id == resident_id
         raise MediationProblem("answered" if answered else "used")
+    if party.invite_locked_at is not None:
+        raise MediationProblem("locked")
     expires = party.invite_expires_at
     if expires is None or expires <= now or party.case.stage == CLOSED:
         raise MediationProblem("expired")
@@ -668,6 +694,54 @@ async def invited_party(
     if resident_id is not None and first == resident_id:
         raise MediationProblem("own_case")
     return party
+
+
+async def failures_today(session: AsyncSession, resident_id: int, *, now: dt.datetime) -> int:
+    """How many wrong codes this resident tried in the last 24 hours."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(CodeFailure)
+            .where(CodeFailure.resident_id == resident_id, CodeFailure.at > now - FAILURE_WINDOW)
+        )
+        or 0
+    )
+
+
+# Answers to a code that count as a wrong try ("answered" is a double tap; "too_many" is not
+# looked up at all).
+FAILURES = frozenset({"unknown", "used", "locked", "expired", "own_case"})
+
+
+async def code_failed(
+    session: AsyncSession, code: str | None, reason: str, *, resident_id: int, now: dt.datetime
+) -> MediationCase | None:
+    """Record a wrong try of ``code`` (after :func:`invited_party` refused it, in a new unit of
+    work): against the resident, and against the code when it exists. Returns the case whose
+    code was locked by this try (its coordinators are to be told), else None."""
+    if reason not in FAILURES:
+        return None
+    session.add(CodeFailure(resident_id=resident_id, at=now))
+    party = await _party_by_code(session, code)
+    if party is None or party.status != INVITED or party.invite_locked_at is not None:
+        await session.flush()
+        return None
+    party.invite_failures += 1
+    locked = party.invite_failures >= FAILURES_PER_CODE
+    if locked:
+        party.invite_locked_at = now
+        _record(session, party.case, CODE_LOCKED, actor=BOT, now=now)
+    await session.flush()
+    return await _case_of(session, party) if locked else None
+
+
+async def forget_code_failures(session: AsyncSession, *, now: dt.datetime) -> int:
+    """Remove wrong tries older than the window (a day); how many."""
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(delete(CodeFailure).where(CodeFailure.at <= now - FAILURE_WINDOW)),
+    )
+    return int(result.rowcount or 0)
 
 
 async def answer_invite(
@@ -1241,7 +1315,7 @@ async def anonymise_closed(
         for party in case.parties:
             party.phone = None
             party.reachable = None
-            party.invite_code = None
+            party.invite_code_hash = None
             party.invite_expires_at = None
             party.resident_id = None
         for event in case.history:

@@ -160,6 +160,9 @@ class SignalEvent(Base):
     photo_file_id: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The typed step this entry came from (an addition, a reply; see conversations.steps):
+    # a step handled again (a restart, a repeated send) stores and relays it once.
+    step_key: Mapped[str | None] = mapped_column(String(60), unique=True)
 
     signal: Mapped[Signal] = relationship(back_populates="history")
 
@@ -240,7 +243,8 @@ class Invite(Base):
     __tablename__ = "invites"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
+    # The SHA-256 of the code (storage.codes); the code itself is only in the link.
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(20))
     wijk_id: Mapped[int] = mapped_column(ForeignKey("wijken.id", ondelete="CASCADE"))
     created_by: Mapped[int] = mapped_column(BigInteger)
@@ -420,13 +424,30 @@ class MediationParty(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     reachable: Mapped[str | None] = mapped_column(String(200))
     consent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    invite_code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # The SHA-256 of the neighbour's invite code (storage.codes); the code is only on the card.
+    invite_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     invite_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Failed tries of this code (already used, the requester's own...); locked at a limit.
+    invite_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    invite_locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     nazorg_answer: Mapped[str | None] = mapped_column(String(20))
     nazorg_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     case: Mapped[MediationCase] = relationship(back_populates="parties")
     resident: Mapped[Resident | None] = relationship(lazy="joined")
+
+
+class CodeFailure(Base):
+    """A failed try of a neighbour's mediation code by a resident, kept for a day: a person
+    gets only a few tries a day (storage.mediation)."""
+
+    __tablename__ = "code_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class MediationAppointment(Base):
@@ -490,6 +511,10 @@ class Series(Base):
     created_by: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The /koffieplannen draft it was published from ("plannen:<resident id>:<nonce>"): a
+    # draft is published at most once, also when "Publish" is pressed again or the update is
+    # handled again after a restart.
+    draft_key: Mapped[str | None] = mapped_column(String(80), unique=True)
 
     wijk: Mapped[Wijk] = relationship(lazy="joined")
 

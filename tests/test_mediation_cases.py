@@ -111,10 +111,11 @@ async def open_case(carla: Person, reference: str) -> Reply:
 
 
 def invite_code(message: BotMessage) -> tuple[str, str]:
-    """The code as shown (ABCD-2345) and the deep-link parameter from the coordinator's message."""
+    """The code as shown (ABCDE-23456) and the deep-link parameter from the coordinator's
+    message."""
     text = message.plain_text
-    shown = re.search(r"Code: ([2-9A-Z]{4}-[2-9A-Z]{4})", text)
-    link = re.search(r"https://t\.me/buurtsignaal_bot\?start=(bm-[2-9A-Z]{8})", text)
+    shown = re.search(r"Code: ([2-9A-Z]{5}-[2-9A-Z]{5})", text)
+    link = re.search(r"https://t\.me/buurtsignaal_bot\?start=(bm-[2-9A-Z]{10})", text)
     assert shown and link, text
     return shown.group(1), link.group(1)
 
@@ -1139,7 +1140,7 @@ async def test_retention_anonymises_closed_cases_once(bot: BotUnderTest, clock: 
     )
     assert case.closed_at == closed_at and case.created_at is not None
     for party in case.parties:
-        assert (party.phone, party.reachable, party.invite_code, party.resident_id) == (
+        assert (party.phone, party.reachable, party.invite_code_hash, party.resident_id) == (
             None,
             None,
             None,
@@ -1371,7 +1372,7 @@ async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.Monk
         button("✋ Oppakken"),
         button("✉️ Uitnodiging buur"),
         ":als bram",
-        after_last(r"start=(bm-[2-9A-Z]{8})", "/start {}"),
+        after_last(r"start=(bm-[2-9A-Z]{10})", "/start {}"),
         button("Ja, ik doe mee"),
         # An appointment with both; the reminder sweeper sends both a reminder.
         ":als carla",

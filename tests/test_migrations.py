@@ -12,6 +12,7 @@ from sqlalchemy import column, insert, inspect, select, table, text
 from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
+from storage.codes import code_hash
 from storage.db import Base, Database
 from storage.models import BotState, UTCDateTime
 
@@ -377,3 +378,68 @@ async def test_upgrade_folds_double_sign_ups_and_grants(db_url: str) -> None:
         await db.dispose()
     assert [row[0] for row in left] == [1, 4]  # Anna's active one; the newest of Bram's
     assert [(row[0], bool(row[1])) for row in grants] == [(1, True), (2, False), (3, False)]
+
+
+async def test_upgrade_hashes_the_codes_given_out(db_url: str) -> None:
+    """0013: invite and mediation codes are stored as their SHA-256; links and cards given out
+    before keep working."""
+    await asyncio.to_thread(migrate.upgrade, db_url, "0012")
+    at = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+    db = Database(db_url)
+    try:
+        async with db.begin() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO wijken (id, slug, name, active) VALUES (1, 'noord', 'Noord', true)"
+                )
+            )
+            invites = table(
+                "invites",
+                *(column(name) for name in ("id", "code", "role", "wijk_id", "created_by")),
+                column("created_at", UTCDateTime()),
+                column("expires_at", UTCDateTime()),
+            )
+            await session.execute(
+                insert(invites).values(
+                    id=1, code="old-link-code", role="wijkagent", wijk_id=1, created_by=1,
+                    created_at=at, expires_at=at + dt.timedelta(days=3),
+                )
+            )  # fmt: skip
+            cases = table(
+                "mediation_cases",
+                *(column(name) for name in ("id", "reference", "wijk_id", "stage", "topic")),
+                *(column(name) for name in ("duration", "talked", "on_behalf")),
+                column("created_at", UTCDateTime()),
+                column("updated_at", UTCDateTime()),
+            )
+            await session.execute(
+                insert(cases).values(
+                    id=1, reference="BM-2026-0001", wijk_id=1, stage="intake", topic="geluid",
+                    duration="kort", talked="nee", on_behalf=False, created_at=at, updated_at=at,
+                )
+            )  # fmt: skip
+            parties = table(
+                "mediation_parties",
+                *(column(name) for name in ("id", "case_id", "number", "status", "contact_via")),
+                column("invite_code"),
+                column("invite_expires_at", UTCDateTime()),
+            )
+            await session.execute(
+                insert(parties).values(
+                    id=1, case_id=1, number=2, status="invited", contact_via="bot",
+                    invite_code="ABCD2345", invite_expires_at=at + dt.timedelta(days=30),
+                )
+            )  # fmt: skip
+        await asyncio.to_thread(migrate.upgrade, db_url)
+        async with db.begin() as session:
+            stored = (
+                await session.execute(text("SELECT code_hash FROM invites")),
+                await session.execute(
+                    text("SELECT invite_code_hash, invite_failures FROM mediation_parties")
+                ),
+            )
+            invite_hash, party_row = stored[0].scalar_one(), stored[1].one()
+    finally:
+        await db.dispose()
+    assert invite_hash == code_hash("old-link-code")
+    assert tuple(party_row) == (code_hash("ABCD2345"), 0)

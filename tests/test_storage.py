@@ -320,14 +320,14 @@ async def test_one_role_granted_by_two_invites_at_once_is_one_grant(db: Database
     codes = []
     async with db.begin() as session:
         for _ in range(2):
-            invite = await access.create_invite(
+            _, code = await access.create_invite(
                 session,
                 role="wijkagent",
                 wijk_id=wijk_id,
                 created_by=1,
                 valid_for=dt.timedelta(hours=1),
             )
-            codes.append(invite.code)
+            codes.append(code)
 
     def redeem(code: str) -> Callable[[AsyncSession], Awaitable[tuple[int, bool]]]:
         async def use(session: AsyncSession) -> tuple[int, bool]:
