@@ -1217,7 +1217,10 @@ async def test_overdue_intake_in_the_bemiddelaars_daily_overview(
     assert "nieuwe aanvraag" not in overdue
     reply = await carla.says("/zaken")
     assert "⚠️ intake te laat" in reply.text
-    assert bot.emulator.messages(3002) == []
+    # The wijkagent may get their own daily digest (the real scheduler runs it when the clock
+    # reaches 08:00), but nothing of the mediation: no overview, no reference.
+    for seen in texts(bot, 3002):
+        assert reference not in seen and "aanvraag" not in seen and "intake" not in seen
 
     # The day before it was not overdue yet, and a day with nothing new to say sends nothing.
     count = len(texts(bot, 3001))
