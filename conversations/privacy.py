@@ -103,9 +103,9 @@ async def forget_me(update: Update, context: BuurtContext) -> None:
     await message.reply_text(
         t(
             "<b>Remove your personal data?</b>\n"
-            "• The link between your Telegram account and your reports and mediation cases is "
-            "removed, with your contact details, photos, koffie sign-ups and anything you had "
-            "not finished.\n"
+            "• The link between your account (on Telegram or Signal) and your reports and "
+            "mediation cases is removed, with your contact details, photos, koffie sign-ups and "
+            "anything you had not finished.\n"
             "• Open reports stay for the professionals, without you; they can no longer reach "
             "you. Of closed reports only the category, date, wijk and a rough place remain.\n"
             "• This cannot be undone."
