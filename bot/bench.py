@@ -49,6 +49,7 @@ from bot.emulator import FLOOD_METHODS, BotApiEmulator
 from bot.settings import Settings
 from storage import migrate
 from storage.db import Database
+from storage.models import utcnow
 
 __all__ = ["Options", "main", "run"]
 
@@ -586,7 +587,7 @@ async def digest_and_hotspots(options: Options, folder: Path) -> dict[str, Any]:
     ]
     settings = _settings(await _database(folder, "digest"), wijken=wijken)
     db = Database(settings.database.url)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = utcnow().replace(microsecond=0)
     results: dict[str, Any] = {}
     try:
         async with db.begin() as session:
@@ -651,7 +652,7 @@ async def _memory_child(count: int, url: str, base: str, token: str) -> dict[str
             "update_id": next(update_ids),
             "message": {
                 "message_id": next(update_ids),
-                "date": int(time.time()),
+                "date": int(utcnow().timestamp()),
                 "chat": {"id": user_id, "type": "private", "first_name": f"B{user_id}"},
                 "from": user,
                 "text": text,
@@ -798,7 +799,7 @@ async def run(options: Options) -> dict[str, Any]:
     """Run every part and return the results (what the table and the JSON show)."""
     started = time.perf_counter()
     results: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utcnow().strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),
         "options": {
             k: (str(v) if isinstance(v, Path) else v)

@@ -27,7 +27,7 @@ from conversations.flow import FlowPart
 from storage import access, gatherings
 from storage import mediation as mediation_store
 from storage.db import Base
-from storage.models import ROLES, MediationEvent, Moment, RoleGrant, Wijk
+from storage.models import ROLES, MediationEvent, Moment, RoleGrant, Wijk, utcnow
 from storage.residents import ensure_resident
 from storage.signals import NewSignal, create_signal
 from tests.conftest import make_settings
@@ -256,7 +256,7 @@ async def seed(bot: BotUnderTest) -> dict[str, Any]:
         session.add(grant)
         series = await gatherings.plan(
             session, wijk_id=wijk.id, kind="koffie", place="Buurthuis",
-            starts_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=4), repeat="weekly",
+            starts_at=utcnow() + dt.timedelta(days=4), repeat="weekly",
             created_by=3002, tz=dt.UTC,
         )  # fmt: skip
         await session.flush()

@@ -25,7 +25,8 @@ async def write(bot: BotUnderTest, *messages: outbox.Outgoing) -> int:
     """Decide to send, as a feature does: in one unit of work."""
     assert bot.db is not None
     async with bot.db.begin() as session:
-        return await outbox.enqueue(session, *messages, now=dt.datetime.now(dt.UTC))
+        assert bot.app is not None
+        return await outbox.enqueue(session, *messages, now=bot.app.services.clock())
 
 
 def note(key: str, chat: int, text: str = "Herinnering") -> outbox.Outgoing:
