@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from telegram import (
     Bot,
     BotCommand,
+    BotCommandScope,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
@@ -15,7 +18,9 @@ from telegram import (
 from telegram.error import TelegramError
 
 from bot.i18n import LANGUAGES, N_, Translator
+from storage import bot_state
 from storage.access import PERMISSIONS, Permission, Person
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -130,33 +135,80 @@ def personal_menu(person: Person) -> list[Menu]:
     return menus
 
 
-async def publish_default_menus(bot: Bot, default_language: str) -> None:
+# What the bot last set as each menu (bot_state rows of this kind), so that a start or a role
+# change sends only the menus that changed: a city with hundreds of professionals would
+# otherwise make five calls per person at every start, before it answers anyone.
+PUBLISHED = "menu"
+
+# One menu: its bot_state key, scope, language code and commands (None: delete it).
+_Menu = tuple[str, BotCommandScope, str | None, list[BotCommand] | None]
+
+
+def _key(bot: Bot, scope: str, code: str | None) -> str:
+    return f"{bot.id}:{scope}:{code or '-'}"
+
+
+async def _publish(bot: Bot, db: Database, menus: list[_Menu], *, now: dt.datetime) -> None:
+    """Set or delete each menu that differs from what was last published, and remember it."""
+    async with db.begin() as session:
+        known = await bot_state.load_kind(session, PUBLISHED)
+    changed: dict[tuple[str, str], Any] = {}
+    dropped: list[tuple[str, str]] = []
+    try:
+        for key, scope, code, commands in menus:
+            if commands is None:  # deleting is cheap to repeat, and rare (a revoked role)
+                await bot.delete_my_commands(scope=scope, language_code=code)
+                dropped.append((PUBLISHED, key))
+                continue
+            value = [[c.command, c.description] for c in commands]
+            if known.get(key) != value:
+                await bot.set_my_commands(commands, scope=scope, language_code=code)
+                changed[(PUBLISHED, key)] = value
+    finally:
+        if changed or dropped:
+            async with db.begin() as session:
+                await bot_state.write(session, changed, dropped, now=now)
+
+
+async def publish_default_menus(
+    bot: Bot, default_language: str, *, db: Database, now: dt.datetime
+) -> None:
     """Everyone's menus: private chats and groups, in every language."""
+    menus: list[_Menu] = []
     for language in LANGUAGES:
         t = Translator(language)
         code = None if language == default_language else language
-        await bot.set_my_commands(
-            _commands(t, [PRIVATE_COMMANDS]),
-            scope=BotCommandScopeAllPrivateChats(),
-            language_code=code,
+        menus.append(
+            (
+                _key(bot, "private", code),
+                BotCommandScopeAllPrivateChats(),
+                code,
+                _commands(t, [PRIVATE_COMMANDS]),
+            )
         )
-        await bot.set_my_commands(
-            _commands(t, [GROUP_COMMANDS]), scope=BotCommandScopeAllGroupChats(), language_code=code
+        menus.append(
+            (
+                _key(bot, "groups", code),
+                BotCommandScopeAllGroupChats(),
+                code,
+                _commands(t, [GROUP_COMMANDS]),
+            )
         )
+    await _publish(bot, db, menus, now=now)
 
 
-async def publish_personal_menu(bot: Bot, person: Person, default_language: str) -> None:
+async def publish_personal_menu(
+    bot: Bot, person: Person, default_language: str, *, db: Database, now: dt.datetime
+) -> None:
     """A professional's or admin's own menu; residents fall back to the default menu."""
-    menus = personal_menu(person)
+    wanted = personal_menu(person)
     scope = BotCommandScopeChat(person.telegram_id)
+    menus: list[_Menu] = []
+    for language in LANGUAGES:
+        code = None if language == default_language else language
+        commands = None if len(wanted) == 1 else _commands(Translator(language), wanted)
+        menus.append((_key(bot, f"chat{person.telegram_id}", code), scope, code, commands))
     try:
-        for language in LANGUAGES:
-            code = None if language == default_language else language
-            if len(menus) == 1:
-                await bot.delete_my_commands(scope=scope, language_code=code)
-            else:
-                await bot.set_my_commands(
-                    _commands(Translator(language), menus), scope=scope, language_code=code
-                )
+        await _publish(bot, db, menus, now=now)
     except TelegramError as exc:  # e.g. an admin who never opened a chat with the bot
         log.info("no personal command menu for %s: %s", person.telegram_id, exc)

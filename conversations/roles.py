@@ -134,7 +134,9 @@ async def redeem(update: Update, context: BuurtContext) -> None:
     finally:
         # Their menu and the inviter's news do not wait for the welcome to arrive; the
         # inviter hears it once.
-        await publish_personal_menu(context.bot, me, settings.default_language)
+        await publish_personal_menu(
+            context.bot, me, settings.default_language, db=context.db, now=context.now
+        )
         if new:
             try:
                 await context.bot.send_message(
@@ -276,7 +278,9 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
         )
     finally:
         # Their menu is reset however often this is pressed; they are told once.
-        await publish_personal_menu(context.bot, them, settings.default_language)
+        await publish_personal_menu(
+            context.bot, them, settings.default_language, db=context.db, now=context.now
+        )
         if first:
             try:
                 await context.bot.send_message(
