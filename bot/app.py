@@ -26,7 +26,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot import inbox, outbox, reach
-from bot.commands import publish_default_menus, publish_personal_menu
+from bot.commands import Menus, publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
 from bot.i18n import Translator
@@ -131,6 +131,7 @@ def build_application(
         db=database,
         # A stored signal may make a hotspot: the digest feature's early warning reacts.
         signal_hooks=[hook for feature in FEATURES for hook in feature.signal_hooks],
+        menus=Menus.of(FEATURES),
     )
     persistence.clock = lambda: application.services.clock()
     application.outbox = outbox.Sender(
@@ -195,7 +196,8 @@ async def publish_commands(application: BuurtApplication) -> None:
     """Set the default command menus, and the personal ones of admins and professionals."""
     settings, db = application.services.settings, application.services.db
     now = application.services.clock()
-    await publish_default_menus(application.bot, settings.default_language, db=db, now=now)
+    menus = application.services.menus
+    await publish_default_menus(application.bot, menus, settings.default_language, db=db, now=now)
     async with db.begin() as session:
         people = [
             await access.person(session, telegram_id, settings.admins)
@@ -206,7 +208,7 @@ async def publish_commands(application: BuurtApplication) -> None:
         ]
     for someone in people:
         await publish_personal_menu(
-            application.bot, someone, settings.default_language, db=db, now=now
+            application.bot, menus, someone, settings.default_language, db=db, now=now
         )
 
 
