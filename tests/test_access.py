@@ -243,6 +243,7 @@ async def seed(bot: BotUnderTest) -> dict[str, Any]:
                 contactable=False, location_text="Hobbemaplein",
             ),
             year=2026,
+            now=utcnow(),
         )  # fmt: skip
         case = await mediation_store.create_case(
             session,
@@ -282,7 +283,7 @@ async def revoked_professional(bot: BotUnderTest) -> Person:
     async with bot.db.begin() as session:
         grants = await session.scalars(select(RoleGrant).where(RoleGrant.telegram_id == 3200))
         for grant in grants.all():
-            await access.revoke(session, grant.id, by=1)
+            await access.revoke(session, grant.id, by=1, now=utcnow())
     return person
 
 
