@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from telegram import CallbackQuery, Update, User
 from telegram.ext import (
     filters,
 )
@@ -42,3 +43,12 @@ def kind_label(t: Translator, kind: str) -> str:
 
 # Typed text in the private chat: the answer to a planning or editing step.
 TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
+
+
+def pressed_moment(update: Update) -> tuple[CallbackQuery, User, int]:
+    """A pressed ``koffie:<what>:<moment id>`` button: the press, who pressed it, the date's id
+    (the pattern that routed it here made sure the id is there)."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    return query, user, int(query.data.rsplit(":", 1)[1])

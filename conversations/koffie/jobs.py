@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardMarkup
 
 from bot.context import BuurtApplication, BuurtContext
 from bot.i18n import Translator
@@ -26,10 +27,26 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 300
 
 
-def _group_of(moment: Moment) -> int:
+def _group_message(
+    moment: Moment,
+    what: gatherings.GroupMessage,
+    kind: str,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> Outgoing:
+    """A date's announcement or day-before note to its wijk's group; once settled, the hook
+    keeps the announcement's id (or undoes the decision when it was refused)."""
     chat = moment.wijk.group_chat_id
     assert chat is not None
-    return chat
+    return Outgoing(
+        key=f"koffie:{what}:{moment.id}",
+        chat_id=chat,
+        kind=kind,
+        text=text,
+        reply_markup=markup.to_dict() if markup else None,
+        hook=GROUP_HOOK,
+        hook_data={"moment": moment.id, "what": what},
+    )
 
 
 async def sweep(application: Any) -> None:
@@ -62,15 +79,7 @@ async def sweep(application: Any) -> None:
                 t, moment, numbers[moment.id].people, tz, pairs[moment.id]
             )
             messages.append(
-                Outgoing(
-                    key=f"koffie:announced:{moment.id}",
-                    chat_id=_group_of(moment),
-                    kind="koffie:announcement",
-                    text=text,
-                    reply_markup=markup.to_dict() if markup else None,
-                    hook=GROUP_HOOK,
-                    hook_data={"moment": moment.id, "what": "announced"},
-                )
+                _group_message(moment, "announced", "koffie:announcement", text, markup)
             )
         for moment in previews:
             if not await gatherings.decide_group_message(session, moment.id, "previewed", now=now):
@@ -81,16 +90,7 @@ async def sweep(application: Any) -> None:
                 when=when_text(t, moment, tz),
                 place=moment.place,
             )
-            messages.append(
-                Outgoing(
-                    key=f"koffie:previewed:{moment.id}",
-                    chat_id=_group_of(moment),
-                    kind="koffie:preview",
-                    text=text,
-                    hook=GROUP_HOOK,
-                    hook_data={"moment": moment.id, "what": "previewed"},
-                )
-            )
+            messages.append(_group_message(moment, "previewed", "koffie:preview", text))
         for reminder in reminders:
             if await gatherings.mark_reminded(session, reminder.signup.id, reminder.kind, now=now):
                 messages.append(_reminder(application, reminder))

@@ -35,6 +35,7 @@ from conversations.koffie.common import (
     PRESENCE_KINDS,
     TYPED,
     kind_label,
+    pressed_moment,
     when_text,
 )
 from conversations.ui import (
@@ -91,10 +92,7 @@ async def manage(update: Update, context: BuurtContext) -> None:
 
 
 async def _moment_for_manager(update: Update, context: BuurtContext) -> Moment | None:
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    moment_id = int(query.data.rsplit(":", 1)[1])
+    query, user, moment_id = pressed_moment(update)
     wijken = await _manageable(context, user.id)
     async with context.db.begin() as session:
         moment = await gatherings.get_moment(session, moment_id)

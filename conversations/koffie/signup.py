@@ -16,6 +16,7 @@ from conversations.koffie.announcement import (
 )
 from conversations.koffie.common import (
     kind_label,
+    pressed_moment,
     when_text,
 )
 from conversations.ui import (
@@ -92,10 +93,7 @@ async def _join(
 
 async def on_join(update: Update, context: BuurtContext) -> None:
     """Sign up for a koffiemoment from the private chat."""
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    moment_id = int(query.data.rsplit(":", 1)[1])
+    _, user, moment_id = pressed_moment(update)
     result, moment, signup = await _join(context, user.id, user.first_name, moment_id)
     await _answer_join(update, context, result, moment, signup)
 
@@ -169,10 +167,7 @@ async def on_guests(update: Update, context: BuurtContext) -> None:
 
 async def on_leave(update: Update, context: BuurtContext) -> None:
     """Cancel a sign-up."""
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    moment_id = int(query.data.rsplit(":", 1)[1])
+    query, user, moment_id = pressed_moment(update)
     t = context.t
     async with context.db.begin() as session:
         resident = await get_resident(session, user.id)
@@ -198,9 +193,7 @@ async def on_leave(update: Update, context: BuurtContext) -> None:
 
 async def on_ics(update: Update, context: BuurtContext) -> None:
     """Send an .ics calendar file for a date."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    moment_id = int(query.data.rsplit(":", 1)[1])
+    query, _, moment_id = pressed_moment(update)
     async with context.db.begin() as session:
         moment = await gatherings.get_moment(session, moment_id)
     t = context.t
@@ -217,10 +210,7 @@ async def on_ics(update: Update, context: BuurtContext) -> None:
 
 async def on_rsvp(update: Update, context: BuurtContext) -> None:
     """'Ik kom' in the group: sign up, or open a private chat to finish."""
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    moment_id = int(query.data.rsplit(":", 1)[1])
+    query, user, moment_id = pressed_moment(update)
     t = context.t
     async with context.db.begin() as session:
         known = await get_resident(session, user.id) is not None
