@@ -10,9 +10,7 @@ from telegram import Update
 from bot.context import BuurtContext
 from conversations.digest.common import hotspot_rules
 from conversations.digest.texts import digest_text
-from conversations.ui import (
-    not_allowed,
-)
+from conversations.ui import not_allowed
 from storage import access
 from storage import digest as digests
 from storage.access import Permission

@@ -10,10 +10,7 @@ from telegram.error import BadRequest
 from bot.context import BuurtContext
 from conversations import steps
 from conversations.digest.common import wijk_settings
-from conversations.ui import (
-    keyboard,
-    not_allowed,
-)
+from conversations.ui import keyboard, not_allowed
 from storage import access
 from storage import digest as digests
 from storage.access import Permission

@@ -6,9 +6,7 @@ import logging
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
-from telegram.ext import (
-    ConversationHandler,
-)
+from telegram.ext import ConversationHandler
 
 from bot.context import BuurtContext
 from conversations.flow.buttons import FlowButtons

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import (
-    Callable,
-    Collection,
-    Iterable,
-    Mapping,
-)
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import (
-    CallbackQueryHandler,
-)
+from telegram.ext import CallbackQueryHandler
 
 from bot.i18n import Translator
 from conversations.flow.declaration import SUMMARY, Callback, Draft, FlowDeclaration

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Coroutine,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
-from telegram.ext import (
-    filters,
-)
+from telegram.ext import filters
 
 from bot.context import BuurtContext
 from bot.i18n import Translator

@@ -5,18 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 import warnings
-from collections.abc import (
-    Sequence,
-)
+from collections.abc import Sequence
 from typing import Any
 
 from telegram import Message, Update
 from telegram.error import BadRequest
-from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    ConversationHandler,
-)
+from telegram.ext import BaseHandler, CallbackQueryHandler, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext

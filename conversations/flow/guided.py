@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import (
-    Callable,
-    Collection,
-)
+from collections.abc import Callable, Collection
 from typing import Any
 
 from telegram import Message, ReplyKeyboardRemove, Update

@@ -7,11 +7,7 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.ext import (
-    BaseHandler,
-    CommandHandler,
-    ConversationHandler,
-)
+from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator

@@ -8,16 +8,11 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import (
-    Application,
-)
+from telegram.ext import Application
 
 from bot.context import BuurtApplication, BuurtContext
 from bot.i18n import Translator
-from conversations.koffie.common import (
-    kind_label,
-    when_text,
-)
+from conversations.koffie.common import kind_label, when_text
 from storage import gatherings
 from storage.models import Moment
 

@@ -5,17 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from telegram import CallbackQuery, Update, User
-from telegram.ext import (
-    filters,
-)
+from telegram.ext import filters
 
 from bot.i18n import N_, Translator
-from conversations.flow import (
-    PRIVATE,
-)
-from conversations.ui import (
-    local_datetime,
-)
+from conversations.flow import PRIVATE
+from conversations.ui import local_datetime
 from storage import gatherings
 from storage.models import Moment
 

@@ -11,13 +11,8 @@ from telegram import InlineKeyboardMarkup
 from bot.context import BuurtApplication, BuurtContext
 from bot.i18n import Translator
 from bot.outbox import Settled
-from conversations.koffie.announcement import (
-    announcement_text,
-)
-from conversations.koffie.common import (
-    kind_label,
-    when_text,
-)
+from conversations.koffie.announcement import announcement_text
+from conversations.koffie.common import kind_label, when_text
 from storage import gatherings, outbox
 from storage.models import Moment
 from storage.outbox import Outgoing

@@ -9,25 +9,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-)
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.context import BuurtContext
 from bot.i18n import Translator
-from conversations.flow import (
-    PRIVATE,
-    FlowPart,
-    State,
-    persistent_conversation,
-)
-from conversations.koffie.announcement import (
-    refresh_announcement,
-    refresh_wijk_announcements,
-)
+from conversations.flow import PRIVATE, FlowPart, State, persistent_conversation
+from conversations.koffie.announcement import refresh_announcement, refresh_wijk_announcements
 from conversations.koffie.common import (
     KOFFIE_KINDS,
     MAX_AHEAD,
@@ -38,10 +25,7 @@ from conversations.koffie.common import (
     pressed_moment,
     when_text,
 )
-from conversations.ui import (
-    keyboard,
-    not_allowed,
-)
+from conversations.ui import keyboard, not_allowed
 from storage import access, gatherings, outbox, parsing
 from storage.models import Moment, Signup
 from storage.outbox import Outgoing

@@ -8,11 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import (
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-)
+from telegram.ext import CommandHandler, ConversationHandler, MessageHandler
 
 from bot.context import BuurtContext
 from bot.i18n import N_
@@ -26,22 +22,10 @@ from conversations.flow import (
     GuidedFlow,
     State,
 )
-from conversations.koffie.announcement import (
-    refresh_wijk_announcements,
-)
-from conversations.koffie.common import (
-    MAX_AHEAD,
-    MAX_PLACE,
-    PRESENCE_KINDS,
-    TYPED,
-    kind_label,
-)
+from conversations.koffie.announcement import refresh_wijk_announcements
+from conversations.koffie.common import MAX_AHEAD, MAX_PLACE, PRESENCE_KINDS, TYPED, kind_label
 from conversations.koffie.jobs import sweep
-from conversations.ui import (
-    local_datetime,
-    not_allowed,
-    small_number,
-)
+from conversations.ui import local_datetime, not_allowed, small_number
 from storage import access, gatherings, parsing
 from storage.residents import ensure_resident
 from storage.wijken import active_wijken, get_wijk

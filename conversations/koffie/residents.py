@@ -8,16 +8,8 @@ import logging
 from telegram import Message, Update
 
 from bot.context import BuurtContext
-from conversations.koffie.common import (
-    KOFFIE_KINDS,
-    PRESENCE_KINDS,
-    kind_label,
-    when_text,
-)
-from conversations.ui import (
-    keyboard,
-    short_date,
-)
+from conversations.koffie.common import KOFFIE_KINDS, PRESENCE_KINDS, kind_label, when_text
+from conversations.ui import keyboard, short_date
 from storage import gatherings
 from storage.models import Resident, Wijk
 from storage.residents import ensure_resident

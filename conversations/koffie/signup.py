@@ -11,17 +11,9 @@ from telegram.error import BadRequest
 
 from bot.context import BuurtContext
 from bot.i18n import Translator
-from conversations.koffie.announcement import (
-    schedule_count_update,
-)
-from conversations.koffie.common import (
-    kind_label,
-    pressed_moment,
-    when_text,
-)
-from conversations.ui import (
-    keyboard,
-)
+from conversations.koffie.announcement import schedule_count_update
+from conversations.koffie.common import kind_label, pressed_moment, when_text
+from conversations.ui import keyboard
 from storage import gatherings
 from storage.models import Moment, Signup
 from storage.residents import ensure_resident, get_resident
