@@ -14,7 +14,7 @@ signal are decided in the unit of work that stores it (a :class:`~storage.models
 row per recipient, written to the outbox by the caller in the same unit of work).
 :func:`delivery_promise` tells the resident, from the same preferences, when it will be seen.
 
-Nothing here knows Telegram; the texts are made in conversations/digest.py.
+Nothing here knows Telegram; the texts are made in conversations/digest/texts.py.
 """
 
 from __future__ import annotations

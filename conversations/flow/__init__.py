@@ -1,0 +1,69 @@
+"""Guided flows: a form asked one question at a time in a private chat.
+
+Shared by /melden, /bemiddeling and /koffieplannen. A flow keeps its draft in
+``user_data[<name>]`` (written through to the database after every update), gives every
+button the draft's nonce so stale, double-tapped or forged presses change nothing, ends in a
+summary where each field can be changed, and offers resume (the command again), cancel
+(/annuleren) and a clear answer to anything a step cannot use. :func:`persistent_conversation`
+also serves the professionals' typed steps (see conversations.steps).
+
+By concern:
+
+- ``declaration``: the flow as data (steps, choices, texts) and its draft;
+- ``buttons``: nonce'd callback data, keyboards, and reading a pressed button back;
+- ``asking``: asking the questions in order and showing the answer given;
+- ``guided``: the steps as handlers (guarded buttons and text), resume, cancel, stale presses;
+- ``guard``: the length check and the profiling guard's question;
+- ``part``: one flow's part of the one conversation, the flow on screen, expiry, leaving;
+- ``engine``: the one conversation of every flow, and the question before leaving one.
+"""
+
+from conversations.flow.declaration import (
+    PRIVATE,
+    SUMMARY,
+    Callback,
+    Draft,
+    FlowDeclaration,
+    FlowTexts,
+    Question,
+    State,
+    Step,
+)
+from conversations.flow.engine import one_conversation
+from conversations.flow.guard import behaviour_request, keep_label, too_long
+from conversations.flow.guided import GuidedFlow
+from conversations.flow.part import (
+    ACTIVE,
+    FLOWS,
+    LABELS,
+    SWITCH,
+    TYPED_TIMEOUT,
+    UNNAMED_FLOW,
+    FlowPart,
+    persistent_conversation,
+)
+
+__all__ = [
+    "ACTIVE",
+    "FLOWS",
+    "LABELS",
+    "PRIVATE",
+    "SUMMARY",
+    "SWITCH",
+    "TYPED_TIMEOUT",
+    "UNNAMED_FLOW",
+    "Callback",
+    "Draft",
+    "FlowDeclaration",
+    "FlowPart",
+    "FlowTexts",
+    "GuidedFlow",
+    "Question",
+    "State",
+    "Step",
+    "behaviour_request",
+    "keep_label",
+    "one_conversation",
+    "persistent_conversation",
+    "too_long",
+]

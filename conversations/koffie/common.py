@@ -1,0 +1,48 @@
+"""What every part of the koffie feature shares: the kinds of gathering, their names, limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from telegram import CallbackQuery, Update, User
+from telegram.ext import filters
+
+from bot.i18n import N_, Translator
+from conversations.flow import PRIVATE
+from conversations.ui import local_datetime
+from storage import gatherings
+from storage.models import Moment
+
+# Plans are made at most a year ahead (a typed 31-12-9999 is a typing error, not a plan).
+MAX_AHEAD = dt.timedelta(days=366)
+MAX_PLACE = 200
+KOFFIE_KINDS = ("koffie",)
+PRESENCE_KINDS = gatherings.PRESENCE_KINDS
+KIND_LABELS = {
+    "koffie": N_("Koffiemoment"),
+    "spreekuur": N_("Spreekuur of the wijkagent and opbouwwerker"),
+    "wandeling": N_("Walk through the wijk with the wijkagent and opbouwwerker"),
+}
+
+
+def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
+    """'donderdag 03-12-2026 10:00' in the reader's language."""
+    return local_datetime(moment.starts_at, tz).render(t.language)
+
+
+def kind_label(t: Translator, kind: str) -> str:
+    """The translated name of a kind of gathering."""
+    return t(KIND_LABELS[kind])
+
+
+# Typed text in the private chat: the answer to a planning or editing step.
+TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
+
+
+def pressed_moment(update: Update) -> tuple[CallbackQuery, User, int]:
+    """A pressed ``koffie:<what>:<moment id>`` button: the press, who pressed it, the date's id
+    (the pattern that routed it here made sure the id is there)."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and query.data is not None and user is not None
+    return query, user, int(query.data.rsplit(":", 1)[1])

@@ -1,0 +1,383 @@
+"""Managing by the organiser (/beheer): who comes, change or cancel a date or a series."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zlib
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+
+from bot.context import BuurtContext
+from bot.i18n import Translator
+from conversations.flow import PRIVATE, FlowPart, State, persistent_conversation
+from conversations.koffie.announcement import refresh_announcement, refresh_wijk_announcements
+from conversations.koffie.common import (
+    KOFFIE_KINDS,
+    MAX_AHEAD,
+    MAX_PLACE,
+    PRESENCE_KINDS,
+    TYPED,
+    kind_label,
+    pressed_moment,
+    when_text,
+)
+from conversations.ui import keyboard, not_allowed
+from storage import access, gatherings, outbox, parsing
+from storage.models import Moment, Signup
+from storage.outbox import Outgoing
+
+log = logging.getLogger(__name__)
+
+NAMES_SHOWN = 40  # first names on a date's page; the rest is counted (one message)
+
+
+async def _manageable(context: BuurtContext, user_id: int) -> set[int]:
+    async with context.db.begin() as session:
+        me = await access.person(session, user_id, context.settings.admins)
+    return me.wijken_for(access.Permission.KOFFIE) | me.wijken_for(access.Permission.PRESENCE)
+
+
+async def manage(update: Update, context: BuurtContext) -> None:
+    """/beheer: the planned dates of the organiser's wijken."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    t = context.t
+    wijken = await _manageable(context, user.id)
+    if not wijken:
+        await message.reply_text(not_allowed(t))
+        return
+    async with context.db.begin() as session:
+        moments: list[Moment] = []
+        for wijk_id in sorted(wijken):
+            moments.extend(
+                await gatherings.upcoming(
+                    session, wijk_id, KOFFIE_KINDS + PRESENCE_KINDS, now=context.now
+                )
+            )
+        numbers = await gatherings.counts(session, [m.id for m in moments])
+    if not moments:
+        await message.reply_text(t("Nothing is planned. Plan with /koffieplannen or /aanwezig."))
+        return
+    tz = context.settings.tz
+    buttons = [
+        (
+            f"{when_text(t, m, tz)} · {kind_label(t, m.kind)[:20]}"
+            + (f" ({numbers[m.id].people})" if m.kind == "koffie" else ""),
+            f"koffie:m:{m.id}",
+        )
+        for m in sorted(moments, key=lambda m: m.starts_at)
+    ]
+    await message.reply_text(t("<b>Planned</b>: choose a date."), reply_markup=keyboard(buttons))
+
+
+async def _moment_for_manager(update: Update, context: BuurtContext) -> Moment | None:
+    query, user, moment_id = pressed_moment(update)
+    wijken = await _manageable(context, user.id)
+    async with context.db.begin() as session:
+        moment = await gatherings.get_moment(session, moment_id)
+    if moment is None or moment.wijk_id not in wijken:
+        await query.answer(not_allowed(context.t), show_alert=True)
+        return None
+    return moment
+
+
+async def show_moment(update: Update, context: BuurtContext) -> None:
+    """One date for its organiser: who comes (first names), change or cancel."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None and update.effective_message is not None
+    t = context.t
+    async with context.db.begin() as session:
+        people = list(await gatherings.attendees(session, moment.id))
+    lines = [
+        t(
+            "<b>{kind}</b>, {when}, {place}",
+            kind=kind_label(t, moment.kind),
+            when=when_text(t, moment, context.settings.tz),
+            place=moment.place,
+        )
+    ]
+    if moment.cancelled_at is not None:
+        lines.append(t("Cancelled."))
+    if moment.kind == "koffie":
+        total = sum(1 + s.guests for s in people)
+        # The first names fit one message: a long list is cut short with how many more.
+        shown = people[:NAMES_SHOWN]
+        names = ", ".join(s.first_name + (f" (+{s.guests})" if s.guests else "") for s in shown)
+        lines.append(t("Coming: {n} people", n=total))
+        if names:
+            lines.append(t("Who: {names}", names=names))
+        if len(people) > len(shown):
+            lines.append(
+                t.ngettext(
+                    "... and {n} more sign-up.",
+                    "... and {n} more sign-ups.",
+                    len(people) - len(shown),
+                )
+            )
+    buttons = []
+    if moment.cancelled_at is None:
+        buttons.append((t("Change place or time of this date"), f"koffie:editm:{moment.id}"))
+        buttons.append((t("Cancel this date"), f"koffie:cancel:{moment.id}"))
+        if moment.series.repeat != "none" and moment.series.cancelled_at is None:
+            buttons.append((t("Change the whole series"), f"koffie:edits:{moment.id}"))
+            buttons.append((t("Cancel the whole series"), f"koffie:cancelseries:{moment.id}"))
+    await query.answer()
+    await update.effective_message.reply_text(
+        "\n".join(lines), reply_markup=keyboard(buttons) if buttons else None
+    )
+
+
+async def ask_cancel(update: Update, context: BuurtContext) -> None:
+    """Confirm cancelling a date or a series."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None and query.data is not None and update.effective_message is not None
+    whole = query.data.startswith("koffie:cancelseries:")
+    t = context.t
+    await query.answer()
+    await update.effective_message.reply_text(
+        t("Cancel the whole series? Everyone who signed up for a coming date is told.")
+        if whole
+        else t(
+            "Cancel {when}? Everyone who signed up is told.",
+            when=when_text(t, moment, context.settings.tz),
+        ),
+        reply_markup=keyboard(
+            [
+                (
+                    t("Yes, cancel"),
+                    f"koffie:{'cancelseries' if whole else 'cancel'}-yes:{moment.id}",
+                ),
+                (t("No"), f"koffie:keep:{moment.id}"),
+            ],
+            columns=2,
+        ),
+    )
+
+
+async def confirm_cancel(update: Update, context: BuurtContext) -> None:
+    """Cancel a date or a series and tell everyone who signed up."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    whole = query.data.startswith("koffie:cancelseries-yes:")
+    t = context.t
+    async with context.db.begin() as session:
+        fresh = await gatherings.get_moment(session, moment.id)
+        assert fresh is not None
+        if whole:
+            affected = await gatherings.cancel_series(session, fresh.series, now=context.now)
+        elif fresh.cancelled_at is None:
+            affected = [(fresh, await gatherings.cancel_moment(session, fresh, now=context.now))]
+        else:
+            affected = []
+        # Everyone who signed up is told through the outbox, not from this handler: the
+        # organiser gets the answer at once, however many signed up.
+        for cancelled, signups in affected:
+            await _tell(context, session, signups, cancelled, "cancelled")
+    context.outbox.wake()
+    if not affected:
+        await query.answer(t("This date was already cancelled."), show_alert=True)
+        return
+    await query.answer()
+    await query.edit_message_text(
+        t.ngettext(
+            "Cancelled: {n} date. Everyone who signed up has been told.",
+            "Cancelled: {n} dates. Everyone who signed up has been told.",
+            len(affected),
+        )
+    )
+    for cancelled, _signups in affected:
+        await refresh_announcement(context.application, cancelled.id)
+    if moment.kind in PRESENCE_KINDS:
+        await refresh_wijk_announcements(context.application, moment.wijk_id)
+
+
+async def keep_moment(update: Update, context: BuurtContext) -> None:
+    """Do not cancel after all."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_text(context.t("Nothing changed."))
+
+
+def _cancel_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
+    return t(
+        "The koffiemoment on {when} at {place} has been cancelled. Sorry! "
+        "See /koffie for other dates.",
+        when=when_text(t, moment, tz),
+        place=moment.place,
+    )
+
+
+def _moved_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
+    return t(
+        "Change: the koffiemoment you signed up for is now on {when} at {place}.",
+        when=when_text(t, moment, tz),
+        place=moment.place,
+    )
+
+
+async def _tell(
+    context: BuurtContext,
+    session: AsyncSession,
+    signups: Sequence[Signup],
+    moment: Moment,
+    what: str,
+) -> None:
+    """Write the notice of a cancelled or moved date to everyone who signed up, in the unit
+    of work that cancels or moves it (the outbox sends them)."""
+    tz = context.settings.tz
+    version = f"{moment.starts_at:%Y%m%d%H%M}:{zlib.crc32(moment.place.encode()):08x}"
+    notices = []
+    for signup in signups:
+        if signup.resident.unreachable_since is not None:
+            continue  # they blocked the bot
+        chat = signup.resident.telegram_id
+        t = context.translator_for(chat)
+        text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
+        key = f"koffie:{what}:{moment.id}:{signup.id}" + (":" + version if what == "moved" else "")
+        notices.append(Outgoing(key=key, chat_id=chat, kind=f"koffie:{what}", text=text))
+    await outbox.enqueue(session, *notices, now=context.now)
+
+
+# Changing a date or a series: a short typed conversation.
+EDIT_VALUE = "edit_value"
+
+
+async def ask_edit(update: Update, context: BuurtContext) -> State:
+    """Ask for the new place or time of a date or series."""
+    moment = await _moment_for_manager(update, context)
+    if moment is None:
+        return ConversationHandler.END
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.user_data is not None
+    whole = query.data.startswith("koffie:edits:")
+    context.user_data["koffie_edit"] = {"moment": moment.id, "series": whole}
+    await query.answer()
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t(
+            "Type the new time (for example 10:30), or the new date and time (for example "
+            "03-12-2026 10:30), or the new place. /annuleren to stop."
+        )
+    )
+    return EDIT_VALUE
+
+
+async def on_edit_value(update: Update, context: BuurtContext) -> State:
+    """Apply a new time, date and time, or place; tell whoever signed up."""
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and message.text is not None and user is not None
+    assert context.user_data is not None
+    edit = context.user_data.get("koffie_edit")
+    if not edit:
+        return ConversationHandler.END
+    t = context.t
+    tz = context.settings.tz
+    text = message.text.strip()
+    wijken = await _manageable(context, user.id)
+    refusal: str | None = None
+    end = False
+    async with context.db.begin() as session:
+        moment = await gatherings.get_moment(session, int(edit["moment"]))
+        kept = 0
+        changed: list[tuple[Moment, Sequence[Signup]]] = []
+        if moment is None or moment.wijk_id not in wijken:
+            refusal, end = not_allowed(t), True
+        else:
+            local = moment.starts_at.astimezone(tz)
+            # A date and a time, a time on the same day, or else a place.
+            new_start = parsing.local_datetime(text, tz)
+            if new_start is None and (moment_of_day := parsing.local_time(text)) is not None:
+                new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
+            place: str | None = None
+            if new_start is None and 2 <= len(text) <= MAX_PLACE:
+                place = text
+            elif new_start is None:
+                refusal = t(
+                    "Please keep the place short: at most {limit} characters.", limit=MAX_PLACE
+                )
+            if new_start is not None and new_start <= context.now:
+                refusal = t("That moment has already passed; please pick a later time.")
+            elif new_start is not None and new_start > context.now + MAX_AHEAD:
+                refusal = t("That is more than a year away; please check the year.")
+        if moment is not None and refusal is None:
+            if edit["series"]:
+                shift = None
+                if new_start is not None:  # in wall time, from where the series puts this date
+                    planned = gatherings.planned_start(moment.series, moment.occurrence, tz)
+                    shift = new_start.replace(tzinfo=None) - planned.astimezone(tz).replace(
+                        tzinfo=None
+                    )
+                changed, kept = await gatherings.change_series(
+                    session, moment.series, place=place, shift=shift, now=context.now, tz=tz
+                )
+            else:
+                changed = [
+                    (
+                        moment,
+                        await gatherings.move_moment(
+                            session, moment, starts_at=new_start, place=place
+                        ),
+                    )
+                ]
+            for changed_moment, signups in changed:
+                await _tell(context, session, signups, changed_moment, "moved")
+    # Answered after the unit of work: no transaction waits for a round trip to Telegram.
+    if refusal is not None or moment is None:
+        await message.reply_text(refusal or not_allowed(t))
+        return ConversationHandler.END if end else None
+    context.outbox.wake()
+    context.user_data.pop("koffie_edit", None)
+    answer = t.ngettext(
+        "Changed: {n} date. Everyone who signed up has been told.",
+        "Changed: {n} dates. Everyone who signed up has been told.",
+        len(changed),
+    )
+    if kept:
+        answer += "\n" + t.ngettext(
+            "{n} date that was changed on its own keeps its own time and place.",
+            "{n} dates that were changed on their own keep their own time and place.",
+            kept,
+        )
+    await message.reply_text(answer)
+    for changed_moment, _signups in changed:
+        await refresh_announcement(context.application, changed_moment.id)
+    if moment.kind in PRESENCE_KINDS:
+        await refresh_wijk_announcements(context.application, moment.wijk_id)
+    return ConversationHandler.END
+
+
+async def cancel_edit(update: Update, context: BuurtContext) -> int:
+    """/annuleren while changing a date."""
+    assert context.user_data is not None and update.effective_message is not None
+    context.user_data.pop("koffie_edit", None)
+    await update.effective_message.reply_text(context.t("Nothing changed."))
+    return ConversationHandler.END
+
+
+def editing_conversation() -> FlowPart:
+    """Changing a date or a series: started by a button, continued by typing."""
+    return persistent_conversation(
+        entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d{1,9}$")],
+        states={EDIT_VALUE: [MessageHandler(TYPED, on_edit_value)]},
+        fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
+        name="koffie_edit",
+    )
