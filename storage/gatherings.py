@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Moment, Resident, Series, Signup, utcnow
+from storage.models import Moment, Resident, Series, Signup
 
 HORIZON = dt.timedelta(weeks=8)
 PRESENCE_KINDS = ("spreekuur", "wandeling")
@@ -95,12 +95,11 @@ async def plan(
     tz: dt.tzinfo,
     capacity: int | None = None,
     duration_minutes: int = 90,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     draft_key: str | None = None,
 ) -> Series:
     """Plan a gathering, once or repeating, and fill in its dates. With ``draft_key``, a draft
     planned before is not planned again: see :func:`series_of_draft`."""
-    now = now or utcnow()
     series = Series(
         draft_key=draft_key,
         wijk_id=wijk_id,
@@ -197,13 +196,12 @@ async def sign_up(
     first_name: str,
     *,
     guests: int = 0,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> tuple[Signup, bool]:
     """Sign a resident up (again); returns the sign-up and whether it is new.
 
     At most one sign-up per person and date (a unique constraint): a second press, also one
     handled at the same moment, finds the first and changes nothing."""
-    now = now or utcnow()
     existing = await signup_of(session, moment.id, resident.id)
     if existing is not None and existing.cancelled_at is None:
         return existing, False

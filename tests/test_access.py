@@ -259,7 +259,7 @@ async def seed(bot: BotUnderTest) -> dict[str, Any]:
         series = await gatherings.plan(
             session, wijk_id=wijk.id, kind="koffie", place="Buurthuis",
             starts_at=utcnow() + dt.timedelta(days=4), repeat="weekly",
-            created_by=3002, tz=dt.UTC,
+            created_by=3002, tz=dt.UTC, now=utcnow(),
         )  # fmt: skip
         await session.flush()
         moment = await session.scalar(select(Moment).where(Moment.series_id == series.id))

@@ -147,11 +147,12 @@ async def test_forget_me(bot: BotUnderTest) -> None:
             repeat="none",
             created_by=4001,
             tz=dt.UTC,
+            now=dt.datetime.now(dt.UTC),
         )
         [date] = await gatherings.upcoming(
             session, moment.wijk_id, ["koffie"], now=dt.datetime.now(dt.UTC)
         )
-        await gatherings.sign_up(session, date, resident, "Anna")
+        await gatherings.sign_up(session, date, resident, "Anna", now=dt.datetime.now(dt.UTC))
     await anna.says("/melden")  # an unfinished report
 
     reply = await anna.says("/vergeetmij")

@@ -308,7 +308,7 @@ async def test_a_koffie_sign_up_pressed_twice_at_once_is_one_sign_up(db: Databas
         resident = await ensure_resident(session, 1001, "nl")
 
     async def press(session: AsyncSession) -> tuple[int, bool]:
-        signup, new = await gatherings.sign_up(session, moment, resident, "Anna")
+        signup, new = await gatherings.sign_up(session, moment, resident, "Anna", now=utcnow())
         return signup.id, new
 
     first, second = await _while_first_is_open(db, press, press)
