@@ -49,10 +49,15 @@ __all__ = [
     "MarkdownParseError",
     "StoredFile",
     "UploadedFile",
+    "deep_link_payload",
     "image_size",
+    "inline_rows",
+    "newest_with_buttons",
+    "numbered_rows",
     "parse_html",
     "parse_markdown",
     "parse_markdown_v2",
+    "pressable_buttons",
     "utf16_len",
 ]
 
@@ -910,6 +915,59 @@ def _scope_key(scope: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(scope or {"type": "default"}), sort_keys=True, separators=(",", ":"))
 
 
+def inline_rows(message: BotMessage) -> list[list[JsonDict]]:
+    """The inline keyboard rows of a bot message (empty when it has none)."""
+    markup = message.raw.get("reply_markup") or {}
+    return [list(row) for row in markup.get("inline_keyboard", [])]
+
+
+def pressable_buttons(message: BotMessage) -> list[JsonDict]:
+    """The callback buttons of a message in reading order: typing N presses button N - 1.
+
+    The one numbering of buttons for fronts without buttons (the terminal shell, the Signal
+    gateway): url buttons get no number, as pressing them opens something outside the chat.
+    """
+    return [b for row in inline_rows(message) for b in row if "callback_data" in b]
+
+
+def numbered_rows(message: BotMessage) -> list[list[tuple[int | None, JsonDict]]]:
+    """The inline keyboard rows with each button's number (None: not pressable by number),
+    numbered as :func:`pressable_buttons`."""
+    number = 0
+    rows: list[list[tuple[int | None, JsonDict]]] = []
+    for row in inline_rows(message):
+        numbered: list[tuple[int | None, JsonDict]] = []
+        for button in row:
+            if "callback_data" in button:
+                number += 1
+                numbered.append((number, button))
+            else:
+                numbered.append((None, button))
+        rows.append(numbered)
+    return rows
+
+
+def newest_with_buttons(messages: Iterable[BotMessage]) -> BotMessage | None:
+    """The newest of ``messages`` (oldest first) that has inline buttons: the one a typed
+    number answers."""
+    for message in reversed(list(messages)):
+        if inline_rows(message):
+            return message
+    return None
+
+
+_DEEP_LINK_RE: Final = re.compile(r"^https://t\.me/([A-Za-z0-9_]+)\?start=([A-Za-z0-9_-]{1,64})$")
+
+
+def deep_link_payload(url: str, bot_username: str | None = None) -> str | None:
+    """The payload of a deep link that starts a private chat with the bot
+    (``https://t.me/<bot>?start=<payload>``), optionally only for the bot ``bot_username``."""
+    match = _DEEP_LINK_RE.match(url)
+    if match is None or (bot_username is not None and match.group(1) != bot_username):
+        return None
+    return match.group(2)
+
+
 # --------------------------------------------------------------------------------------------
 # The emulator
 # --------------------------------------------------------------------------------------------
@@ -1552,6 +1610,46 @@ class BotApiEmulator:
         self.sent.clear()
         self.calls.clear()
         self.callback_answers.clear()
+
+    def forget_user(self, user_id: int) -> None:
+        """Forget everything about a user: the user, the private chat with its messages, and
+        their membership and messages in groups (updates not yet confirmed stay until they
+        are). Files are the front's to drop (``drop_file``): the core does not know whose
+        they are once a message is forgotten."""
+        self.users.pop(user_id, None)
+        self._started.discard(user_id)
+        self._blocked.discard(user_id)
+        private = self._chats.get(user_id)
+        if private is not None and private.type == "private":
+            del self._chats[user_id]
+        for chat in self._chats.values():
+            chat.members.pop(user_id, None)
+            for message_id, message in list(chat.history.items()):
+                if (message.get("from") or {}).get("id") == user_id:
+                    del chat.history[message_id]
+        self._notify()
+
+    def forget_messages(self, chat_id: int) -> None:
+        """Forget the messages of a chat (the chat and its members stay)."""
+        chat = self._known_chat(chat_id)
+        chat.history.clear()
+        chat.bot_messages.clear()
+        chat.pinned.clear()
+        self._notify()
+
+    def drop_file(self, file_id: str) -> None:
+        """Forget a stored file (and the other sizes of the same photo)."""
+        for stored in self._photo_sets.pop(file_id, None) or [self.files.get(file_id)]:
+            if stored is None:
+                continue
+            self.files.pop(stored.file_id, None)
+            self._files_by_path.pop(stored.file_path, None)
+            self._photo_sets.pop(stored.file_id, None)
+
+    def add_method(self, name: str, handler: Callable[[JsonDict], Any]) -> None:
+        """Serve one more method (a front's extension of the Bot API): ``handler(params)``
+        returns the result, or raises :class:`ApiError`."""
+        self._handlers[name.lower()] = handler
 
     # ---------------------------------------------------------------- failure injection
 
