@@ -1639,9 +1639,8 @@ class BotApiEmulator:
 
     def drop_file(self, file_id: str) -> None:
         """Forget a stored file (and the other sizes of the same photo)."""
-        for stored in self._photo_sets.pop(file_id, None) or [self.files.get(file_id)]:
-            if stored is None:
-                continue
+        single = self.files.get(file_id)
+        for stored in self._photo_sets.pop(file_id, None) or ([single] if single else []):
             self.files.pop(stored.file_id, None)
             self._files_by_path.pop(stored.file_path, None)
             self._photo_sets.pop(stored.file_id, None)

@@ -793,8 +793,8 @@ class SignalGateway:
             await self._wake.wait()
             self._wake.clear()
             for outbox_id, chat_id, payload, attempts in self.store.outbox():
-                target = {} if "recipient" in payload or "groupId" in payload else None
-                target = self._target(chat_id) if target is None else target
+                carried = "recipient" in payload or "groupId" in payload
+                target = {} if carried else self._target(chat_id)
                 if target is None:
                     self.store.sent(outbox_id)
                     continue
