@@ -436,6 +436,13 @@ class ShellSession:
         text = params.get("text")
         if text:
             self.write(f"(melding: {text})")
+        url = params.get("url")
+        payload = deep_link_payload(url, self.emu.bot_username) if isinstance(url, str) else None
+        if payload is not None:
+            self.write(
+                "(Telegram opent nu een privégesprek met de bot; "
+                f"in de shell: :chat prive en dan /start {payload})"
+            )
 
     def _show_unseen(self) -> None:
         """Print the messages that arrived in the (new) current chat while it was not shown."""

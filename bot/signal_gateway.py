@@ -696,10 +696,10 @@ class SignalGateway:
         self._wake.set()
 
     def _on_answer(self, params: JsonDict) -> None:
-        """A callback answer with text (a toast in Telegram) becomes a short message; one
-        with a deep link to the bot (Telegram opens the private chat with ``/start <code>``)
-        starts the private conversation: the member is told so there, and the bot gets
-        ``/start <code>`` from them."""
+        """A callback answer with text (a toast in Telegram, seen only by who pressed)
+        becomes a short private message to them; one with a deep link to the bot (Telegram
+        opens the private chat with ``/start <code>``) starts the private conversation: the
+        member is told so there, and the bot gets ``/start <code>`` from them."""
         pressed = self._queries.pop(str(params.get("callback_query_id")), None)
         if pressed is None:
             return
@@ -716,10 +716,10 @@ class SignalGateway:
                 )
                 self._save((user_id, {"message": told}))
             self.core.text(user_id, f"/start {code}")
-        elif isinstance(text, str) and text.strip():
-            self._save((chat, {"message": text.strip()}))
-        elif isinstance(url, str) and url:
-            self._save((chat, {"message": url}))
+        elif isinstance(text, str) and text.strip() and user_id in self.core.users:
+            self._save((user_id, {"message": text.strip()}))
+        elif isinstance(url, str) and url and user_id in self.core.users:
+            self._save((user_id, {"message": url}))
         else:
             return
         self._wake.set()

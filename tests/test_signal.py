@@ -687,6 +687,17 @@ async def test_ik_kom_in_a_signal_group_starts_the_private_chat_with_the_bot(
         assert start.effective_chat.id == start.effective_user.id
         # Nothing of it reached the group.
         assert [s for s in cli.sent if s.get("groupId")] == [cli.sent[0]]
+
+        # Pressed again, now known: the answer (a toast on Telegram) reaches only her.
+        cli.receive(anna._envelope({"message": "1", "groupInfo": in_group}))
+        await cli.wait_until(lambda: gateway.core.pending_updates == 1)
+        [again] = await bot.get_updates(offset=start.update_id + 1)
+        assert again.callback_query is not None
+        await again.callback_query.answer("Je bent aangemeld!", show_alert=True)
+        await cli.wait_until(lambda: len(cli.sent) == 3)
+        assert cli.sent[2] == {"recipient": [anna.uuid], "message": "Je bent aangemeld!"} | {
+            "account": ACCOUNT
+        }
     finally:
         await bot.shutdown()
         await gateway.stop()
