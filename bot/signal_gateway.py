@@ -3,7 +3,7 @@
 Signal has no bot API. signal-cli holds a Signal account and offers JSON-RPC over HTTP
 (``signal-cli -a +31... daemon --http 127.0.0.1:8080``): ``POST /api/v1/rpc`` for requests such
 as ``send``, ``GET /api/v1/events`` for incoming messages as server-sent events. The gateway is
-a front of the emulator's core (bot/emulator.py): the same state of chats, messages and updates
+a front of the emulator's core (bot/emulator/): the same state of chats, messages and updates
 and the same strict HTTP API, served to the bot, which polls it like Telegram (bot/inbox.py,
 bot/messenger.py). So python-telegram-bot stays the one conversation engine.
 
