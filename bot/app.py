@@ -110,6 +110,8 @@ def build_application(
         get_updates_request=_http(),
         rate_limiter=Lanes() if rate_limiter else None,
         signal=signal_bot,
+        # Keeps the Telegram copies of Signal photos, so the gateway need not (bot.messenger).
+        db=database if signal_bot is not None else None,
     )
     builder = (
         ApplicationBuilder()
@@ -134,6 +136,7 @@ def build_application(
         menus=Menus.of(FEATURES),
     )
     persistence.clock = lambda: application.services.clock()
+    bot.set_clock(lambda: application.services.clock())
     application.outbox = outbox.Sender(
         application,
         {name: hook for feature in FEATURES for name, hook in feature.outbox_hooks.items()},

@@ -13,18 +13,27 @@ id alone says where it belongs:
 callback query or a Signal file goes to the gateway, everything else to Telegram. So features
 never ask which messenger someone is on: a professional's answer on Telegram to a Signal
 resident's report simply reaches them over Signal.
+
+It also keeps the gateway holding the minimum, through the gateway's two additions to the Bot
+API: the first time a Signal photo is shown on Telegram, the Telegram copy is remembered
+(storage.messengers) and the gateway told to drop its photo (``forgetFile``); after a
+/vergeetmij, :meth:`MessengerBot.forget_chat` tells the gateway to forget the person
+(``forgetChat``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram import File, InputFile
 from telegram._utils.types import JSONDict, ODVInput
-from telegram.error import NetworkError
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import ExtBot
 
+from storage.db import Database
 from storage.messengers import (
     SIGNAL,
     SIGNAL_BASE,
@@ -32,7 +41,10 @@ from storage.messengers import (
     is_signal_chat,
     is_signal_update,
     messenger_of,
+    remember_copy,
+    telegram_copy,
 )
+from storage.models import utcnow
 
 __all__ = [
     "GATEWAY_TOKEN",
@@ -85,10 +97,25 @@ def goes_to_signal(endpoint: str, data: JSONDict) -> bool:
 class MessengerBot(ExtBot[None]):
     """The Application's bot: Telegram, and Signal through the gateway when one is set."""
 
-    def __init__(self, *args: Any, signal: ExtBot[None] | None = None, **kwargs: Any) -> None:
-        """``signal`` is a plain bot on the gateway's Bot API (None: Telegram only)."""
+    def __init__(
+        self,
+        *args: Any,
+        signal: ExtBot[None] | None = None,
+        db: Database | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``signal`` is a plain bot on the gateway's Bot API (None: Telegram only); ``db``
+        keeps the Telegram copies of Signal photos (without it, every showing fetches the
+        photo from the gateway again and the gateway keeps it until it expires)."""
         super().__init__(*args, **kwargs)
         self._signal = signal
+        self._db = db
+        self._clock: Callable[[], dt.datetime] = utcnow
+
+    def set_clock(self, clock: Callable[[], dt.datetime]) -> None:
+        """The one clock (services.clock), for when a photo's copy was made."""
+        with self._unfrozen():
+            self._clock = clock
 
     @property
     def signal(self) -> ExtBot[None] | None:
@@ -128,24 +155,66 @@ class MessengerBot(ExtBot[None]):
             "connect_timeout": connect_timeout,
             "pool_timeout": pool_timeout,
         }
-        if self.signal is not None:
-            if goes_to_signal(endpoint, data):
-                return await self.signal._do_post(endpoint, data, **timeouts)
-            data = await self._fetch_signal_files(data)
-        return await super()._do_post(endpoint, data, **timeouts)
+        if self.signal is None:
+            return await super()._do_post(endpoint, data, **timeouts)
+        if goes_to_signal(endpoint, data):
+            return await self.signal._do_post(endpoint, data, **timeouts)
+        data, uploaded = await self._fetch_signal_files(data)
+        result = await super()._do_post(endpoint, data, **timeouts)
+        for key, file_id in uploaded.items():
+            await self._keep_copy(key, file_id, result)
+        return result
 
-    async def _fetch_signal_files(self, data: JSONDict) -> JSONDict:
+    async def _fetch_signal_files(self, data: JSONDict) -> tuple[JSONDict, dict[str, str]]:
         """A Signal resident's photo shown on Telegram (say in /melding): Telegram does not
-        know the gateway's file id, so the bytes are fetched from the gateway and uploaded."""
+        know the gateway's file id, so the bot's Telegram copy is sent, or, the first time,
+        the bytes are fetched from the gateway and uploaded (which of them: the second)."""
         assert self.signal is not None
+        uploaded: dict[str, str] = {}
         for key in _FILE_PARAMS:
             value = data.get(key)
             if isinstance(value, str) and value.startswith(SIGNAL_ID_PREFIX):
+                copy = None
+                if self._db is not None:
+                    async with self._db.begin() as session:
+                        copy = await telegram_copy(session, value)
+                if copy is not None:
+                    data = {**data, key: copy}
+                    continue
                 file = await self.get_file(value)
                 content = bytes(await file.download_as_bytearray())
                 name = (file.file_path or "photo.jpg").rsplit("/", 1)[-1]
                 data = {**data, key: InputFile(content, filename=name, attach=True)}
-        return data
+                uploaded[key] = value
+        return data, uploaded
+
+    async def _keep_copy(self, key: str, file_id: str, result: Any) -> None:
+        """Remember the Telegram copy of an uploaded Signal file; the gateway drops its own."""
+        if self._db is None or self.signal is None or not isinstance(result, dict):
+            return
+        media = result.get(key)
+        if isinstance(media, list) and media:  # a photo: its sizes, the largest last
+            media = media[-1]
+        copy = media.get("file_id") if isinstance(media, dict) else None
+        if not isinstance(copy, str):
+            return
+        async with self._db.begin() as session:
+            await remember_copy(session, file_id, copy, now=self._clock())
+        try:
+            await self.signal.do_api_request("forgetFile", api_kwargs={"file_id": file_id})
+        except TelegramError as exc:  # it expires there anyway
+            _log.warning("the Signal gateway did not drop a copied photo: %s", exc)
+
+    async def forget_chat(self, chat_id: int) -> None:
+        """After a /vergeetmij: let the messenger forget the person. The Signal gateway drops
+        their Signal id, name, messages and photos (``forgetChat``); Telegram keeps its own
+        chat history, which the bot cannot clear."""
+        if self.signal is None or not is_signal_chat(chat_id):
+            return
+        try:
+            await self.signal.do_api_request("forgetChat", api_kwargs={"chat_id": chat_id})
+        except TelegramError as exc:
+            _log.warning("the Signal gateway could not forget a person: %s", exc)
 
     async def get_file(self, file_id: Any, *args: Any, **kwargs: Any) -> File:
         """getFile; a Signal file is downloaded from the gateway."""

@@ -173,6 +173,11 @@ class SignalSettings(_Section):
     listen_port: int = Field(default=8081, ge=1, le=65535)
     # The gateway's own state (chats, unconfirmed updates, unsent messages): an SQLite file.
     state_path: Path = Path("signal-gateway.db")
+    # Days the gateway keeps a photo the bot has not taken a copy of (taken ones go at once).
+    photo_days: int = Field(default=7, ge=1, le=90)
+    # Days the gateway keeps a chat's recent messages (for numbered answers and edits)
+    # after its last message.
+    chat_days: int = Field(default=30, ge=1, le=365)
 
     @field_validator("cli_url")
     @classmethod

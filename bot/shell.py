@@ -26,7 +26,15 @@ from typing import Any, TextIO
 
 from bot.app import build_application
 from bot.context import BuurtApplication
-from bot.emulator import BotApiEmulator, BotMessage
+from bot.emulator import (
+    BotApiEmulator,
+    BotMessage,
+    deep_link_payload,
+    inline_rows,
+    newest_with_buttons,
+    numbered_rows,
+    pressable_buttons,
+)
 from bot.inbox import polling
 from bot.settings import Settings
 from storage import migrate
@@ -115,17 +123,6 @@ def render_text(
         previous = position
     parts.append(text[previous:])
     return "".join(parts)
-
-
-def _inline_rows(message: BotMessage) -> list[list[JsonDict]]:
-    """The inline keyboard rows of a bot message (empty when it has none)."""
-    markup = message.raw.get("reply_markup") or {}
-    return [list(row) for row in markup.get("inline_keyboard", [])]
-
-
-def pressable_buttons(message: BotMessage) -> list[JsonDict]:
-    """The callback buttons of a message in reading order: button N is index N - 1."""
-    return [b for row in _inline_rows(message) for b in row if "callback_data" in b]
 
 
 class _LineReader:
@@ -340,20 +337,17 @@ class ShellSession:
     def _button_lines(self, message: BotMessage) -> list[str]:
         """The inline buttons, numbered as typing N presses them, and url buttons with their URL."""
         lines: list[str] = []
-        number = 0
-        start_link = f"https://t.me/{self.emu.bot_username}?start="
-        for row in _inline_rows(message):
+        for row in numbered_rows(message):
             pressable: list[str] = []
-            for button in row:
+            for number, button in row:
                 label = str(button.get("text", ""))
-                if "callback_data" in button:
-                    number += 1
+                if number is not None:
                     pressable.append(f"[{number}] {label}")
                 elif "url" in button:
                     url = str(button["url"])
                     lines.append(f"  [link] {label} → {url}")
-                    if url.startswith(start_link):
-                        payload = url.removeprefix(start_link)
+                    payload = deep_link_payload(url, self.emu.bot_username)
+                    if payload is not None:
                         lines.append(f"         (in de shell: :chat prive en dan /start {payload})")
                 else:
                     lines.append(f"  [–] {label} (kan de shell niet indrukken)")
@@ -389,14 +383,14 @@ class ShellSession:
         if edit_of is not None and edit_of == text:
             lines.append(
                 "(tekst ongewijzigd; knoppen aangepast)"
-                if _inline_rows(message)
+                if inline_rows(message)
                 else "(knoppen weggehaald)"
             )
         elif edit_of and text.startswith(edit_of):
             lines.append("… " + text[len(edit_of) :].strip())
         elif text:
             lines.append(render_text(text, entities, bold=self.color))
-        if edit_of is None or edit_of != text or _inline_rows(message):
+        if edit_of is None or edit_of != text or inline_rows(message):
             lines += self._button_lines(message)
         if edit_of is None:
             lines += self._keyboard_lines(message)
@@ -442,6 +436,13 @@ class ShellSession:
         text = params.get("text")
         if text:
             self.write(f"(melding: {text})")
+        url = params.get("url")
+        payload = deep_link_payload(url, self.emu.bot_username) if isinstance(url, str) else None
+        if payload is not None:
+            self.write(
+                "(Telegram opent nu een privégesprek met de bot; "
+                f"in de shell: :chat prive en dan /start {payload})"
+            )
 
     def _show_unseen(self) -> None:
         """Print the messages that arrived in the (new) current chat while it was not shown."""
@@ -538,10 +539,7 @@ class ShellSession:
 
     def _newest_with_buttons(self) -> BotMessage | None:
         """The newest bot message in the current chat that has inline buttons."""
-        for message in reversed(self.emu.messages(self.chat_id)):
-            if _inline_rows(message):
-                return message
-        return None
+        return newest_with_buttons(self.emu.messages(self.chat_id))
 
     async def _press(self, number: int) -> None:
         """Press button ``number`` of the newest message with inline buttons."""
@@ -554,7 +552,7 @@ class ShellSession:
             return
         buttons = pressable_buttons(message)
         if not buttons:
-            links = [b for row in _inline_rows(message) for b in row if "url" in b]
+            links = [b for row in inline_rows(message) for b in row if "url" in b]
             target = f": {links[0]['url']}" if links else ""
             self.write(
                 "(dit bericht heeft alleen een link-knop; die opent iets buiten de chat en kan "

@@ -3,7 +3,7 @@
 Signal has no bot API. signal-cli holds a Signal account and offers JSON-RPC over HTTP
 (``signal-cli -a +31... daemon --http 127.0.0.1:8080``): ``POST /api/v1/rpc`` for requests such
 as ``send``, ``GET /api/v1/events`` for incoming messages as server-sent events. The gateway is
-a front of the emulator's core (bot/emulator.py): the same state of chats, messages and updates
+a front of the emulator's core (bot/emulator/): the same state of chats, messages and updates
 and the same strict HTTP API, served to the bot, which polls it like Telegram (bot/inbox.py,
 bot/messenger.py). So python-telegram-bot stays the one conversation engine.
 
@@ -18,8 +18,17 @@ What the gateway translates:
   becomes a photo;
 - an edit becomes a short new message (what changed), a deep link the words "send START
   <code> to <number>", and "START <code>" typed in a private chat the ``/start <code>`` it
-  stands for;
+  stands for; a button the bot answers with a deep link (the koffie announcement's "Ik kom"
+  in a group) starts the private conversation at once: the member is told so in a private
+  message and the bot gets ``/start <code>`` from them there;
 - in a group only commands reach the bot, as with Telegram's privacy mode.
+
+What the gateway keeps, and for how long (the minimum): the chats' 30 newest messages (for
+numbered answers and edits), until ``chat_days`` after a chat's last message; a received photo
+until the bot has its own copy (the bot says so with ``forgetFile``) and at most
+``photo_days``; a person's Signal id, name, chats, messages and photos until their /vergeetmij
+(the bot says so with ``forgetChat``). ``forgetChat`` and ``forgetFile`` are the gateway's only
+additions to the Bot API (bot.messenger calls them; Telegram has no such methods).
 
 Nothing is lost in a restart: every change of the core's state is written to the gateway's
 SQLite file before anything else happens (an incoming message is stored as an update before
@@ -38,14 +47,24 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from bot.emulator import BotApiEmulator, BotMessage, StoredFile
+from bot.emulator import (
+    ApiError,
+    BotApiEmulator,
+    BotMessage,
+    StoredFile,
+    deep_link_payload,
+    newest_with_buttons,
+    numbered_rows,
+    pressable_buttons,
+)
 from bot.i18n import Translator
 from bot.messenger import GATEWAY_TOKEN, SIGNAL_BASE, SIGNAL_ID_PREFIX
 from bot.settings import Settings, SignalSettings
@@ -60,7 +79,7 @@ MAX_BACKOFF: Final = 30.0
 RECEIVE_ATTEMPTS: Final = 6  # an incoming message signal-cli fails on this often is skipped
 _START_RE: Final = re.compile(r"^\s*start(?:\s+(\S{1,64}))?\s*$", re.IGNORECASE)
 _NUMBER_RE: Final = re.compile(r"^\s*(\d{1,3})[.)]?\s*$")
-_DEEP_LINK_RE: Final = re.compile(r"^https://t\.me/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]{1,64})$")
+EXPIRE_EVERY: Final = 600.0  # seconds between looks for photos and chats whose time is up
 _COORDS_RE: Final = re.compile(r"(-?\d{1,2}\.\d+)\s*,\s*(-?\d{1,3}\.\d+)")
 
 
@@ -197,6 +216,11 @@ class GatewayStore:
             );
             """
         )
+        columns = {row[1] for row in self.db.execute("pragma table_info(files)")}
+        if "user_id" not in columns:  # a file of an earlier version: who sent it, and when
+            self.db.execute("alter table files add column user_id integer")
+            self.db.execute("alter table files add column received real")
+            self.db.execute("update files set received = ?", (time.time(),))
 
     def close(self) -> None:
         """Close the file."""
@@ -220,8 +244,12 @@ class GatewayStore:
         core: JsonDict,
         new_files: list[StoredFile] = (),  # type: ignore[assignment]
         outgoing: tuple[int, JsonDict] | None = None,
+        *,
+        owner: int | None = None,
+        now: float = 0.0,
     ) -> None:
-        """Save the core's state, new files and a message for the outbox, in one transaction."""
+        """Save the core's state, new files (sent by ``owner``, received ``now``) and a
+        message for the outbox, in one transaction."""
         with self._transaction():
             self.db.execute(
                 "insert into state (key, value) values ('core', ?) "
@@ -230,7 +258,9 @@ class GatewayStore:
             )
             for f in new_files:
                 self.db.execute(
-                    "insert or ignore into files values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "insert or ignore into files (file_id, file_unique_id, file_path, file_name, "
+                    "mime_type, width, height, content, user_id, received) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         f.file_id,
                         f.file_unique_id,
@@ -240,6 +270,8 @@ class GatewayStore:
                         f.width,
                         f.height,
                         f.content,
+                        owner,
+                        now,
                     ),
                 )
             if outgoing is not None:
@@ -281,6 +313,27 @@ class GatewayStore:
         ).fetchone()
         return (str(row[0]), str(row[1])) if row else None
 
+    def drop_files(self, file_ids: list[str]) -> None:
+        """Forget files."""
+        self.db.executemany("delete from files where file_id = ?", [(i,) for i in file_ids])
+
+    def files_of(self, user_id: int) -> list[str]:
+        """The ids of the files a person sent."""
+        rows = self.db.execute("select file_id from files where user_id = ?", (user_id,))
+        return [str(row[0]) for row in rows]
+
+    def files_before(self, received: float) -> list[str]:
+        """The ids of the files received before a time."""
+        rows = self.db.execute("select file_id from files where received < ?", (received,))
+        return [str(row[0]) for row in rows]
+
+    def forget_contact(self, chat_id: int) -> None:
+        """Forget the Signal id behind a private chat (a message to it already in the outbox
+        still goes: it carries its recipient)."""
+        self.db.execute(
+            "delete from contacts where kind = 'user' and number = ?", (chat_id - SIGNAL_BASE,)
+        )
+
     def outbox(self) -> list[tuple[int, int, JsonDict, int]]:
         """Messages not yet taken by signal-cli, oldest first: id, chat, payload, attempts."""
         rows = self.db.execute("select id, chat_id, payload, attempts from outbox order by id")
@@ -296,16 +349,6 @@ class GatewayStore:
 
 
 # ------------------------------------------------------------------------------ rendering
-
-
-def _rows(message: BotMessage) -> list[list[JsonDict]]:
-    markup = message.raw.get("reply_markup") or {}
-    return [list(row) for row in markup.get("inline_keyboard", [])]
-
-
-def pressable(message: BotMessage) -> list[JsonDict]:
-    """The callback buttons in reading order: typing N presses button N - 1."""
-    return [b for row in _rows(message) for b in row if "callback_data" in b]
 
 
 def location_from(text: str) -> tuple[float, float] | None:
@@ -357,18 +400,17 @@ class Renderer:
     def options(self, message: BotMessage) -> str:
         """The buttons as lines a resident can answer."""
         lines: list[str] = []
-        number = 0
-        for row in _rows(message):
-            for button in row:
+        numbered = False
+        for row in numbered_rows(message):
+            for number, button in row:
                 label = str(button.get("text", ""))
-                if "callback_data" in button:
-                    number += 1
+                if number is not None:
+                    numbered = True
                     lines.append(f"{number}. {label}")
                 elif "url" in button:
                     url = str(button["url"])
-                    deep_link = _DEEP_LINK_RE.match(url)
-                    if deep_link:
-                        code = deep_link.group(1)
+                    code = deep_link_payload(url)
+                    if code is not None:
                         lines.append(
                             self.t(
                                 "{label}: send START {code} to {number} in a private message.",
@@ -379,7 +421,7 @@ class Renderer:
                         )
                     else:
                         lines.append(f"{label}: {url}")
-        if number:
+        if numbered:
             lines.append(self.t("Reply with the number of your choice."))
         markup = message.reply_markup or {}
         if any(
@@ -407,9 +449,12 @@ class SignalGateway:
         *,
         language: str = "nl",
         retry_delay: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """Build the gateway; :meth:`start` serves it."""
+        """Build the gateway; :meth:`start` serves it. ``clock`` gives the time (seconds
+        since the epoch) for keeping photos and chats no longer than configured."""
         self.config = config
+        self.clock = clock
         self.cli = SignalCli(config.cli_url, config.account)
         self.store = GatewayStore(config.state_path)
         self.retry_delay = retry_delay
@@ -423,7 +468,9 @@ class SignalGateway:
         self.render = Renderer(Translator(language), config.account)
         self._saved_files: set[str] = set()
         self._shown: dict[tuple[int, int], tuple[str, str]] = {}  # what Signal shows
-        self._queries: dict[str, int] = {}  # callback query -> chat, for answers with text
+        # callback query -> (chat, who pressed, the button's label), for answers
+        self._queries: dict[str, tuple[int, int, str]] = {}
+        self._sender: int | None = None  # whose message is being received (owns new files)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.handled = 0  # events from signal-cli handled since the start
@@ -435,6 +482,8 @@ class SignalGateway:
         self.core.add_listener(self._on_bot_message)
         self.core.add_answer_listener(self._on_answer)
         self.core.add_change_listener(self._save)
+        self.core.add_method("forgetChat", self._api_forget_chat)
+        self.core.add_method("forgetFile", self._api_forget_file)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> SignalGateway:
@@ -452,6 +501,7 @@ class SignalGateway:
         self._tasks = [
             asyncio.create_task(self._receive_loop(), name="signal:receive"),
             asyncio.create_task(self._send_loop(), name="signal:send"),
+            asyncio.create_task(self._expire_loop(), name="signal:expire"),
         ]
         self._wake.set()
 
@@ -479,7 +529,13 @@ class SignalGateway:
     def _save(self, outgoing: tuple[int, JsonDict] | None = None) -> None:
         """Write the core's state (and new files, and a message for the outbox) to disk."""
         new_files = [f for i, f in self.core.files.items() if i not in self._saved_files]
-        self.store.save(self.core.export_state(), new_files, outgoing)
+        if outgoing is not None:
+            # The message carries its recipient: it still goes after a /vergeetmij.
+            chat_id, payload = outgoing
+            outgoing = (chat_id, {**(self._target(chat_id) or {}), **payload})
+        self.store.save(
+            self.core.export_state(), new_files, outgoing, owner=self._sender, now=self.clock()
+        )
         self._saved_files.update(f.file_id for f in new_files)
         # The gateway never reads back what the bot sent or called: keep memory flat.
         self.core.clear()
@@ -550,7 +606,11 @@ class SignalGateway:
         ]
         if images and isinstance(images[0].get("id"), str):
             content = await self.cli.attachment(images[0]["id"], where)
-            self.core.photo(user_id, content, caption=text or None, chat_id=chat_id)
+            self._sender = user_id
+            try:
+                self.core.photo(user_id, content, caption=text or None, chat_id=chat_id)
+            finally:
+                self._sender = None
         elif text:
             self._text(user_id, chat_id, text)
 
@@ -561,16 +621,15 @@ class SignalGateway:
         if number:
             newest = self._newest_with_buttons(chat)
             if newest is not None:
-                buttons = pressable(newest)
+                buttons = pressable_buttons(newest)
                 index = int(number.group(1))
                 if 1 <= index <= len(buttons):
+                    button = buttons[index - 1]
                     update = self.core.press(
-                        user_id,
-                        newest.message_id,
-                        str(buttons[index - 1]["callback_data"]),
-                        chat_id=chat_id,
+                        user_id, newest.message_id, str(button["callback_data"]), chat_id=chat_id
                     )
-                    self._queries[update["callback_query"]["id"]] = chat
+                    query_id = update["callback_query"]["id"]
+                    self._queries[query_id] = (chat, user_id, str(button.get("text", "")))
                     return
         if chat_id is None:
             start = _START_RE.match(text)
@@ -587,13 +646,15 @@ class SignalGateway:
         under a koffiemoment)."""
         number = _NUMBER_RE.match(text)
         newest = self._newest_with_buttons(chat_id)
-        return bool(number and newest and 1 <= int(number.group(1)) <= len(pressable(newest)))
+        return bool(
+            number and newest and 1 <= int(number.group(1)) <= len(pressable_buttons(newest))
+        )
 
     def _newest_with_buttons(self, chat_id: int) -> BotMessage | None:
-        for message in reversed(self.core.messages(chat_id)):
-            if _rows(message):
-                return message if pressable(message) else None
-        return None
+        """The message a typed number answers: the newest with buttons, if they are
+        pressable (a newer message with only links means a number is just text)."""
+        newest = newest_with_buttons(self.core.messages(chat_id))
+        return newest if newest is not None and pressable_buttons(newest) else None
 
     # -------------------------------------------------------------- from the bot to Signal
 
@@ -635,12 +696,95 @@ class SignalGateway:
         self._wake.set()
 
     def _on_answer(self, params: JsonDict) -> None:
-        """A callback answer with text (a toast in Telegram) becomes a short message."""
+        """A callback answer with text (a toast in Telegram, seen only by who pressed)
+        becomes a short private message to them; one with a deep link to the bot (Telegram
+        opens the private chat with ``/start <code>``) starts the private conversation: the
+        member is told so there, and the bot gets ``/start <code>`` from them."""
+        pressed = self._queries.pop(str(params.get("callback_query_id")), None)
+        if pressed is None:
+            return
+        chat, user_id, label = pressed
         text = params.get("text")
-        chat = self._queries.pop(str(params.get("callback_query_id")), None)
-        if isinstance(text, str) and text.strip() and chat is not None:
-            self._save((chat, {"message": text.strip()}))
-            self._wake.set()
+        url = params.get("url")
+        code = deep_link_payload(url) if isinstance(url, str) else None
+        if code is not None and user_id in self.core.users:
+            if chat != user_id:
+                told = self.render.t(
+                    "You chose “{label}” in the group. We continue here, in a private chat "
+                    "with the bot.",
+                    label=label,
+                )
+                self._save((user_id, {"message": told}))
+            self.core.text(user_id, f"/start {code}")
+        elif isinstance(text, str) and text.strip() and user_id in self.core.users:
+            self._save((user_id, {"message": text.strip()}))
+        elif isinstance(url, str) and url and user_id in self.core.users:
+            self._save((user_id, {"message": url}))
+        else:
+            return
+        self._wake.set()
+
+    # -------------------------------------------------------------- keeping the minimum
+
+    def _api_forget_chat(self, params: JsonDict) -> bool:
+        """forgetChat (the gateway's addition to the Bot API, after a /vergeetmij): forget a
+        Signal person: their Signal id, name, private chat, messages in groups and photos.
+        What the bot already sent them still goes; a new message from them is a new chat."""
+        value = params.get("chat_id")
+        try:
+            user_id = int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ApiError(400, "Bad Request: chat_id is empty") from None
+        if user_id not in self.core.users:
+            raise ApiError(400, "Bad Request: chat not found")
+        self._drop_files(self.store.files_of(user_id))
+        self.store.forget_contact(user_id)
+        self.core.forget_user(user_id)
+        for key in [k for k in self._shown if k[0] == user_id]:
+            del self._shown[key]
+        for query_id in [q for q, (_, u, _) in self._queries.items() if u == user_id]:
+            del self._queries[query_id]
+        log.info("a Signal person was forgotten (/vergeetmij)")
+        return True
+
+    def _api_forget_file(self, params: JsonDict) -> bool:
+        """forgetFile (the gateway's addition to the Bot API): the bot has its own copy of a
+        photo, so the gateway drops it."""
+        file_id = params.get("file_id")
+        if not isinstance(file_id, str) or file_id not in self.core.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        self._drop_files([file_id])
+        return True
+
+    def _drop_files(self, file_ids: list[str]) -> None:
+        for file_id in file_ids:
+            self.core.drop_file(file_id)
+        gone = [i for i in self._saved_files if i not in self.core.files]
+        self.store.drop_files(gone)
+        self._saved_files.difference_update(gone)
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop photos older than ``photo_days`` and the messages of chats quiet for longer
+        than ``chat_days`` (the chat itself stays, for routing)."""
+        now = self.clock() if now is None else now
+        self._drop_files(self.store.files_before(now - self.config.photo_days * 86_400))
+        quiet = now - self.config.chat_days * 86_400
+        for chat_id in self.core.chat_ids():
+            history = self.core.history(chat_id)
+            if history and max(int(m.get("date", 0)) for m in history) < quiet:
+                self.core.forget_messages(chat_id)
+                for key in [k for k in self._shown if k[0] == chat_id]:
+                    del self._shown[key]
+        self._save()
+
+    async def _expire_loop(self) -> None:
+        """Look for photos and chats whose time is up, now and then."""
+        while True:
+            try:
+                self.expire()
+            except Exception:
+                log.exception("could not expire the gateway's old photos and chats")
+            await asyncio.sleep(EXPIRE_EVERY)
 
     async def _send_loop(self) -> None:
         """Send the outbox in order; a failed message is tried again, waiting longer."""
@@ -649,7 +793,8 @@ class SignalGateway:
             await self._wake.wait()
             self._wake.clear()
             for outbox_id, chat_id, payload, attempts in self.store.outbox():
-                target = self._target(chat_id)
+                carried = "recipient" in payload or "groupId" in payload
+                target = {} if carried else self._target(chat_id)
                 if target is None:
                     self.store.sent(outbox_id)
                     continue

@@ -19,10 +19,12 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import BuurtApplication, BuurtContext
 from bot.feature import PRIVATE_MENU, Command, Feature, Job
 from bot.i18n import LANGUAGE_NAMES, N_, Translator
+from bot.messenger import MessengerBot
 from bot.settings import Settings
 from conversations.ui import keyboard, local_date, privacy_text
 from storage import access
 from storage.db import Database
+from storage.messengers import drop_unused_copies
 from storage.privacy import Removal, apply_retention, collect, forget, retention_plan
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -132,6 +134,7 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
         return
     async with context.db.begin() as session:
         done = await forget(session, user.id, now=context.now)
+        await drop_unused_copies(session)  # the bot's copies of their Signal photos
         tell: list[tuple[int, str]] = []
         for wijk_id, reference, assigned in done.tell:
             people = set(await access.recipients(session, wijk_id, access.Permission.SIGNALS))
@@ -146,6 +149,9 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
             "you as new."
         )
     )
+    if isinstance(context.bot, MessengerBot):
+        # Told after the last message to them: the Signal gateway forgets them too.
+        await context.bot.forget_chat(user.id)
     for person, reference in tell:
         try:
             await context.bot.send_message(
@@ -190,6 +196,7 @@ async def retention(
         if dry_run:
             return await retention_plan(session, now=now, **periods)
         removed = list(await apply_retention(session, now=now, **periods))
+        await drop_unused_copies(session)
     if removed:
         log.info("retention removed %s item(s)", len(removed))
     return removed

@@ -646,3 +646,17 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class FileCopy(Base):
+    """The bot's own copy of a photo a resident sent over Signal: the Telegram file id it got
+    when it first showed the photo on Telegram. The Signal gateway drops the photo then
+    (bot.messenger), and the gateway's file id keeps working through this copy. Removed with
+    the last reference to the gateway's file id (storage.messengers.drop_unused_copies)."""
+
+    __tablename__ = "file_copies"
+
+    # The gateway's file id, as stored with a report (``signal:...``).
+    file_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    telegram_file_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -235,3 +235,29 @@ def test_render_text_bold_only_for_terminals_and_link_targets() -> None:
         "😀 \x1b[1mHallo\x1b[22m wereld, lees dit (https://example.org/x)"
     )
     assert render_text("zonder opmaak") == "zonder opmaak"
+
+
+async def test_a_button_answered_with_a_deep_link_says_how_to_go_on(
+    emulator: BotApiEmulator, sqlite_url: str
+) -> None:
+    """ "Ik kom" under a koffiemoment, pressed by someone the bot does not know yet: Telegram
+    opens the private chat with /start <code>; the shell says how to do that."""
+    out = io.StringIO()
+    ShellSession(make_settings(sqlite_url), emulator, cast(Any, None), out)
+    async with Bot(emulator.token, base_url=emulator.base_url) as bot:
+        announcement = await bot.send_message(
+            -1001,
+            "Koffiemoment",
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton("Ik kom ☕ (0)", callback_data="koffie:rsvp:7")]]
+            ),
+        )
+        update = emulator.press(1002, announcement.message_id, "koffie:rsvp:7", chat_id=-1001)
+        await bot.answer_callback_query(
+            update["callback_query"]["id"], url=f"https://t.me/{emulator.bot_username}?start=k-7"
+        )
+    text = out.getvalue()
+    assert (
+        "(Telegram opent nu een privégesprek met de bot; in de shell: :chat prive en dan "
+        "/start k-7)" in text
+    )

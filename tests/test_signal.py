@@ -542,3 +542,163 @@ async def test_a_signal_group_presses_a_button_with_its_number_and_chatter_stays
         await bot.shutdown()
         await gateway.stop()
         await cli.stop()
+
+
+def _gateway_file(world: SignalWorld) -> str:
+    """Everything in the gateway's state file, as text (photos as their byte count)."""
+    db = sqlite3.connect(world.config.state_path)
+    try:
+        content = repr(db.execute("select * from state").fetchall())
+        content += repr(db.execute("select * from contacts").fetchall())
+        content += repr(db.execute("select * from outbox").fetchall())
+        files = db.execute("select file_id, length(content) from files").fetchall()
+    finally:
+        db.close()
+    return content + repr(files)
+
+
+def _gateway_photos(world: SignalWorld) -> int:
+    db = sqlite3.connect(world.config.state_path)
+    try:
+        return int(db.execute("select count(*) from files").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_the_gateway_keeps_a_photo_until_the_bot_has_its_copy_and_forgets_on_vergeetmij(
+    world: SignalWorld,
+) -> None:
+    bot = world.bot
+    bram = bot.user(2001, "Bram")
+    await grant_role(bot, bram, "wijkagent")
+    anna = world.resident("Anna", "+31687654321", "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b")
+    reference = await melden_over_signal(anna)
+    assert _gateway_photos(world) == 2  # the photo's two sizes, until the bot copies it
+
+    # Bram sees the photo: the bot keeps Telegram's copy and the gateway drops its own.
+    await bot.drain_outbox()
+    await bram.says(f"/melding {reference}")
+    await world.settled()
+    assert _gateway_photos(world) == 0
+    # Shown again later, from the copy.
+    await bram.says(f"/melding {reference}")
+    assert len([m for m in bot.emulator.messages(bram.id) if m.kind == "photo"]) == 2
+
+    # Anna's /vergeetmij: she gets the confirmation over Signal, then the gateway keeps
+    # nothing of her: no Signal id, no name, no messages.
+    await anna.says("/vergeetmij")
+    reply = await anna.chooses("verwijder")
+    assert "je persoonsgegevens zijn verwijderd" in reply
+    assert world.gateway is not None
+    await world.cli.wait_until(lambda: anna.uuid not in _gateway_file(world))
+    kept = _gateway_file(world)
+    for trace in (anna.uuid, "Anna", "harde muziek", "Geluidsoverlast"):
+        assert trace not in kept, trace
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        copies = (await session.execute(text("select * from file_copies"))).all()
+    assert copies == []  # the report lost its photo, and so did the bot's copy
+
+    # Writing again, she is someone new to the bot (a new chat).
+    reply = await anna.says("/start")
+    assert "Welkom" in reply
+
+
+async def test_the_gateway_keeps_unfetched_photos_and_quiet_chats_no_longer_than_configured(
+    world: SignalWorld,
+) -> None:
+    bot = world.bot
+    bram = bot.user(2001, "Bram")
+    await grant_role(bot, bram, "wijkagent")
+    anna = world.resident("Anna", "+31687654321", "6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c")
+    reference = await melden_over_signal(anna)
+    gateway = world.gateway
+    assert gateway is not None and _gateway_photos(world) == 2
+    [chat] = [c for c in gateway.core.chat_ids() if is_signal_chat(c)]
+
+    gateway.expire(now=gateway.clock() + 6 * 86_400)  # within photo_days and chat_days
+    assert _gateway_photos(world) == 2 and gateway.core.messages(chat)
+    gateway.expire(now=gateway.clock() + 8 * 86_400)
+    assert _gateway_photos(world) == 0 and gateway.core.messages(chat)
+    gateway.expire(now=gateway.clock() + 31 * 86_400)
+    assert gateway.core.messages(chat) == []
+    assert "harde muziek" not in _gateway_file(world)
+
+    # Bram opens the report after the photo expired: the rest of it still shows.
+    await bot.drain_outbox()
+    reply = await bram.says(f"/melding {reference}")
+    assert reference in reply.text
+    assert not [m for m in bot.emulator.messages(bram.id) if m.kind == "photo"]
+    # Anna goes on: the chat is still hers.
+    answer = await anna.says("/mijnmeldingen")
+    assert reference in answer
+
+
+async def test_ik_kom_in_a_signal_group_starts_the_private_chat_with_the_bot(
+    emulator: BotApiEmulator, settings: Settings, tmp_path: Path
+) -> None:
+    """A button the bot answers with a deep link (the koffie announcement's "Ik kom"): on
+    Telegram the private chat opens with /start <code>; on Signal the member is told and the
+    bot gets /start <code> from them in their private chat."""
+    from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+
+    from bot.messenger import GATEWAY_TOKEN
+
+    cli = StandInSignalCli()
+    await cli.start()
+    config = SignalSettings(cli_url=cli.url, account=ACCOUNT, state_path=tmp_path / "gw.db")
+    gateway = SignalGateway(config, retry_delay=0.02)
+    await gateway.start(port=0)
+    bot = Bot(GATEWAY_TOKEN, base_url=gateway.core.base_url)
+    await bot.initialize()
+    try:
+        await cli.wait_until(lambda: cli.generation == 1)
+        anna = SignalResident(None, "bb11bb22-0000-4d44-8e55-ff6677889900", "+31600000002", "A")  # type: ignore[arg-type]
+        in_group = {"groupId": "R3JvZXAz", "type": "DELIVER"}
+        cli.receive(anna._envelope({"message": "/koffie", "groupInfo": in_group}))
+        await cli.wait_until(lambda: gateway.core.pending_updates == 1)
+        [command] = await bot.get_updates()
+        group = command.effective_chat
+        assert group is not None
+        markup = InlineKeyboardMarkup(
+            [[InlineKeyboardButton("Ik kom ☕ (0)", callback_data="k:7")]]
+        )
+        await bot.send_message(group.id, "Koffie op woensdag", reply_markup=markup)
+        await cli.wait_until(lambda: len(cli.sent) == 1)
+
+        cli.receive(anna._envelope({"message": "1", "groupInfo": in_group}))
+        await cli.wait_until(lambda: gateway.core.pending_updates == 1)
+        [press] = await bot.get_updates(offset=command.update_id + 1)
+        assert press.callback_query is not None
+        await press.callback_query.answer(url="https://t.me/buurtsignaal_bot?start=k-7")
+
+        # Anna is told privately, and the bot gets /start k-7 from her in her private chat.
+        await cli.wait_until(lambda: len(cli.sent) == 2)
+        told = cli.sent[1]
+        assert told["recipient"] == [anna.uuid] and "groupId" not in told
+        assert told["message"] == (
+            "Je koos ‘Ik kom ☕ (0)’ in de groep. We gaan hier verder, in een privégesprek met "
+            "de bot."
+        )
+        [start] = await bot.get_updates(offset=press.update_id + 1)
+        assert start.message is not None and start.message.text == "/start k-7"
+        assert start.effective_chat is not None and start.effective_chat.type == "private"
+        assert start.effective_user is not None
+        assert start.effective_chat.id == start.effective_user.id
+        # Nothing of it reached the group.
+        assert [s for s in cli.sent if s.get("groupId")] == [cli.sent[0]]
+
+        # Pressed again, now known: the answer (a toast on Telegram) reaches only her.
+        cli.receive(anna._envelope({"message": "1", "groupInfo": in_group}))
+        await cli.wait_until(lambda: gateway.core.pending_updates == 1)
+        [again] = await bot.get_updates(offset=start.update_id + 1)
+        assert again.callback_query is not None
+        await again.callback_query.answer("Je bent aangemeld!", show_alert=True)
+        await cli.wait_until(lambda: len(cli.sent) == 3)
+        assert cli.sent[2] == {"recipient": [anna.uuid], "message": "Je bent aangemeld!"} | {
+            "account": ACCOUNT
+        }
+    finally:
+        await bot.shutdown()
+        await gateway.stop()
+        await cli.stop()
