@@ -13,13 +13,13 @@ import logging
 from typing import Any
 
 from telegram import InputFile, Update
-from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtApplication, BuurtContext
 from bot.feature import Feature, Job
 from bot.i18n import LANGUAGE_NAMES, Translator
 from bot.settings import Settings
+from conversations import relay
 from conversations.ui import keyboard, local_date, privacy_text
 from storage import access
 from storage.db import Database
@@ -138,6 +138,20 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
             if assigned:
                 people.add(assigned)
             tell.extend((person, reference) for person in sorted(people))
+        await relay.enqueue(  # the professionals who lose a contact, through the outbox
+            context,
+            session,
+            *(
+                relay.message(
+                    relay.key(f"privacy:left:{reference}", person),
+                    person,
+                    "privacy:news",
+                    _reporter_left(context.translator_for(person), reference),
+                )
+                for person, reference in tell
+            ),
+        )
+    relay.wake(context, len(tell))
     context.application.drop_user_data(user.id)
     await query.answer()
     await query.edit_message_text(
@@ -146,13 +160,6 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
             "you as new."
         )
     )
-    for person, reference in tell:
-        try:
-            await context.bot.send_message(
-                person, _reporter_left(context.translator_for(person), reference)
-            )
-        except TelegramError:
-            continue
 
 
 def _reporter_left(t: Translator, reference: str) -> str:
