@@ -56,7 +56,7 @@ from conversations.ui import (
 from storage import access, outbox
 from storage import cases as store
 from storage.access import Permission, Person
-from storage.models import Signal, SignalEvent
+from storage.models import Resident, Signal, SignalEvent
 from storage.outbox import Outgoing
 from storage.signals import STATUSES, WITHDRAWN
 
@@ -775,7 +775,7 @@ def _closed_untold(t: Translator) -> str:
 
 
 async def _tell_closed(
-    context: BuurtContext, session: AsyncSession, signal: Signal, resident: Any, by: int
+    context: BuurtContext, session: AsyncSession, signal: Signal, resident: Resident, by: int
 ) -> bool:
     """Decide to tell the reporter their signal is closed (through the outbox; the history
     notes it if it cannot be delivered). A reporter who blocked the bot is noted at once."""

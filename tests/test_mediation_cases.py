@@ -920,7 +920,9 @@ async def test_the_parties_are_told_of_an_appointment_at_once(
         carla, reference, "Partij 1", local(starts + dt.timedelta(days=7)), "Bij Anna thuis"
     )
     assert len(texts(bot, 1002)) == bram_count
-    assert "partij 1 kon NIET worden ingelicht over de afspraak" in reply.last.plain_text
+    assert "Afspraak vastgelegd" in reply.last.plain_text  # told to her a moment later...
+    view = (await open_case(carla, reference)).last.plain_text
+    assert "partij 1 kon NIET worden ingelicht over de afspraak" in view  # ...which failed
     case = await load_case(bot)
     told = [(e.kind, e.note) for e in case.history if e.kind.startswith("appointment_")]
     first, second = await appointments(bot)
