@@ -949,10 +949,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
                     "Your message could not be delivered: the reporter has blocked the bot or "
                     "deleted the chat. This is noted in the history."
                 ),
-                refused=t(
-                    "Telegram did not accept your message just now, so it was not delivered. "
-                    "This is noted in the history; please try again later."
-                ),
+                refused=relay.not_accepted(t),
                 markup=_show_button(t, signal),
             )
             await relay.enqueue(
@@ -1044,20 +1041,13 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
                 step_key=step_key,
             )
             targets = await store.reply_targets(session, signal)
-            added = await relay.enqueue(
+            added = await relay.to_each(
                 context,
                 session,
-                *[
-                    relay.message(
-                        relay.key(step_key or f"cases:answer:{event.id}", telegram_id),
-                        telegram_id,
-                        "cases:answer",
-                        *_to_professional(Translator(language), signal, text),
-                    )
-                    for telegram_id, language in (
-                        await steps.languages(context, session, targets)
-                    ).items()
-                ],
+                step_key or f"cases:answer:{event.id}",
+                "cases:answer",
+                await steps.languages(context, session, targets),
+                lambda their: _to_professional(their, signal, text),
             )
     STEPS.forget(context)
     if signal is None:

@@ -525,18 +525,13 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             if new
             else []
         )
-        await relay.enqueue(
+        await relay.to_each(
             context,
             session,
-            *(
-                relay.message(
-                    relay.key(f"mcase:new:{case.id}", coordinator),
-                    coordinator,
-                    "mcase:news",
-                    _new_case_text(context.translator_for(coordinator), reference, topic),
-                )
-                for coordinator in coordinators
-            ),
+            f"mcase:new:{case.id}",
+            "mcase:news",
+            {c: context.translator_for(c).language for c in coordinators},
+            lambda t: (_new_case_text(t, reference, topic), None),
         )
     relay.wake(context, len(coordinators))
     t = context.t

@@ -34,7 +34,7 @@ import asyncio
 import datetime as dt
 import logging
 import weakref
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,7 +104,6 @@ INVITE_PREFIX = "bm-"
 
 LIST_LIMIT = 25  # cases in /zaken
 OVERVIEW_LIMIT = 15  # lines per list in the daily overview
-NOTE_SHOWN = 300  # characters of a note in the history ("Notes" sends them in full)
 SITUATION_SHOWN = 1500  # characters of "what is going on" in the case view
 PLACE_SHOWN = 60  # characters of a place in lists
 NAME_SHOWN = 30  # characters of a coordinator's name in /zaken
@@ -241,21 +240,10 @@ async def _tell(
 ) -> None:
     """Write a message to each person, in their language, to the outbox in the caller's unit
     of work (``key`` names the decision: the update or the day)."""
-    await outbox.enqueue(
-        session,
-        *(
-            outbox.Outgoing(
-                key=f"{key}:{telegram_id}",
-                chat_id=telegram_id,
-                kind="mcase:news",
-                text=make(Translator(language)),
-            )
-            for telegram_id, language in people.items()
-        ),
-        now=context.now,
+    added = await relay.to_each(
+        context, session, key, "mcase:news", people, lambda their: (make(their), None)
     )
-    if people:
-        context.outbox.wake()
+    relay.wake(context, added)
 
 
 def _update_key(update: Update) -> str:
@@ -1541,8 +1529,6 @@ async def on_message(update: Update, context: BuurtContext) -> State:
                     now=context.now,
                     step_key=step_key,
                 )
-                their = Translator(_language(context, stored.telegram_id, stored.language))
-                relayed, markup = _to_party(their, case.id, case.reference, number, text)
                 bounce = relay.Bounce(
                     user.id,
                     blocked=t(
@@ -1550,10 +1536,7 @@ async def on_message(update: Update, context: BuurtContext) -> State:
                         "deleted the chat. This is noted in the history.",
                         n=number,
                     ),
-                    refused=t(
-                        "Telegram did not accept your message just now, so it was not "
-                        "delivered. This is noted in the history; please try again later."
-                    ),
+                    refused=relay.not_accepted(t),
                     markup=keyboard([("🔎 " + t("Show case"), f"mcase:show:{case.id}")]),
                 )
                 added = await relay.enqueue(
@@ -1563,8 +1546,13 @@ async def on_message(update: Update, context: BuurtContext) -> State:
                         relay.key(step_key or f"mcase:msg:{stored.event_id}", stored.telegram_id),
                         stored.telegram_id,
                         "mcase:message",
-                        relayed,
-                        markup,
+                        *_to_party(
+                            Translator(_language(context, stored.telegram_id, stored.language)),
+                            case.id,
+                            case.reference,
+                            number,
+                            text,
+                        ),
                         hook=RELAY_HOOK,
                         mark={"event": stored.event_id, "kind": store.MESSAGE_UNDELIVERED},
                         bounce=bounce,
@@ -1664,19 +1652,14 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
                 event = await store.answer_from_party(
                     session, case, party, text, now=context.now, step_key=step_key
                 )
-                people = await _coordinators(context, session, case)
-                added = await relay.enqueue(
+                reference = case.reference
+                added = await relay.to_each(
                     context,
                     session,
-                    *(
-                        relay.message(
-                            relay.key(step_key or f"mcase:ans:{event.id}", telegram_id),
-                            telegram_id,
-                            "mcase:answer",
-                            *_to_team(Translator(language), case.id, case.reference, number, text),
-                        )
-                        for telegram_id, language in people.items()
-                    ),
+                    step_key or f"mcase:ans:{event.id}",
+                    "mcase:answer",
+                    await _coordinators(context, session, case),
+                    lambda their: _to_team(their, event.case_id, reference, number, text),
                 )
     except MediationProblem:
         STEPS.forget(context)
@@ -2172,13 +2155,6 @@ async def _nazorg_settled(session: AsyncSession, settled: Settled) -> None:
     )
 
 
-async def _relay_undelivered(
-    session: AsyncSession, mark: Mapping[str, Any], now: dt.datetime
-) -> None:
-    """A message or notice to a party could not be delivered: its history entry says so."""
-    await store.mark_event(session, int(mark["event"]), str(mark["kind"]))
-
-
 REMINDER_HOOK = "mcase:reminder"
 NAZORG_HOOK = "mcase:nazorg"
 RELAY_HOOK = "mcase:relay"
@@ -2447,6 +2423,6 @@ FEATURE = Feature(
     outbox_hooks={
         REMINDER_HOOK: _reminder_settled,
         NAZORG_HOOK: _nazorg_settled,
-        RELAY_HOOK: relay.settled_hook(_relay_undelivered),
+        RELAY_HOOK: relay.settled_hook(relay.marking(store.mark_event)),  # not delivered: noted
     },
 )

@@ -159,32 +159,35 @@ async def _tell(
     took it is one of them), in their language, to the outbox in the caller's unit of work, as
     the relay ``step``; how many messages were new."""
     people = await access.recipients(session, signal.wijk_id, Permission.SIGNALS)
-    messages = []
-    for telegram_id, language in (await steps.languages(context, session, people)).items():
-        t = Translator(language)  # theirs
-        if photo is not None:
-            caption = t(
-                "📷 Photo added by the reporter of <b>{reference}</b>", reference=signal.reference
-            )
-            messages.append(
+    languages = await steps.languages(context, session, people)
+    added = 0
+    if photo is not None:
+        added += await relay.enqueue(
+            context,
+            session,
+            *(
                 relay.message(
-                    relay.key(step, telegram_id, "photo"),
-                    telegram_id,
+                    relay.key(step, person, "photo"),
+                    person,
                     "mine:photo",
-                    caption,
+                    _photo_caption(Translator(language), signal),
                     photo_file_id=photo,
                 )
-            )
-        messages.append(
-            relay.message(
-                relay.key(step, telegram_id),
-                telegram_id,
-                "mine:news",
-                text(t),
-                keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")]),
-            )
+                for person, language in languages.items()
+            ),
         )
-    return await relay.enqueue(context, session, *messages)
+    return added + await relay.to_each(
+        context,
+        session,
+        step,
+        "mine:news",
+        languages,
+        lambda t: (text(t), keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])),
+    )
+
+
+def _photo_caption(t: Translator, signal: Signal) -> str:
+    return t("📷 Photo added by the reporter of <b>{reference}</b>", reference=signal.reference)
 
 
 # --- adding to a report -------------------------------------------------------------------------

@@ -71,6 +71,14 @@ class Bounce:
         }
 
 
+def not_accepted(t: Translator) -> str:
+    """The writer hears it, in their language: Telegram refused their relay (not blocked)."""
+    return t(
+        "Telegram did not accept your message just now, so it was not delivered. This is "
+        "noted in the history; please try again later."
+    )
+
+
 def message(
     step_key: str,
     chat_id: int,
@@ -107,6 +115,26 @@ async def enqueue(context: BuurtContext, session: AsyncSession, *messages: Outgo
     return await outbox.enqueue(session, *messages, now=context.now)
 
 
+async def to_each(
+    context: BuurtContext,
+    session: AsyncSession,
+    step: str,
+    kind: str,
+    people: Mapping[int, str],
+    make: Callable[[Translator], tuple[str, InlineKeyboardMarkup | None]],
+) -> int:
+    """The same relay ``step`` to each person (telegram id: language), made in their language
+    by ``make`` (text and buttons), written to the outbox; how many were new."""
+    return await enqueue(
+        context,
+        session,
+        *(
+            message(key(step, person), person, kind, *make(Translator(language)))
+            for person, language in people.items()
+        ),
+    )
+
+
 def wake(context: BuurtContext, added: int = 1) -> None:
     """After the unit of work that wrote relays: let the sender look now."""
     if added:
@@ -139,6 +167,17 @@ def settled_hook(mark: Marker) -> OutboxHook:
         )
 
     return settled
+
+
+def marking(mark_event: Callable[[AsyncSession, int, str], Awaitable[None]]) -> Marker:
+    """A :data:`Marker` for relays whose ``mark`` names a history entry (``event``) and what
+    it becomes (``kind``), with the desk's ``mark_event``."""
+
+    async def mark(session: AsyncSession, data: Mapping[str, Any], now: dt.datetime) -> None:
+        if data:
+            await mark_event(session, int(data["event"]), str(data["kind"]))
+
+    return mark
 
 
 def history_line(

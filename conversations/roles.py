@@ -115,17 +115,13 @@ async def redeem(update: Update, context: BuurtContext) -> None:
             role, wijk_name, inviter = grant.role, grant.wijk.name, used.created_by
             me = await access.person(session, user.id, settings.admins)
             if new:  # the inviter hears it once, through the outbox
-                await relay.enqueue(
+                await relay.to_each(
                     context,
                     session,
-                    relay.message(
-                        relay.key(f"roles:invite-used:{used.id}", inviter),
-                        inviter,
-                        "roles:news",
-                        _invite_used(
-                            context.translator_for(inviter), user.first_name, role, wijk_name
-                        ),
-                    ),
+                    f"roles:invite-used:{used.id}",
+                    "roles:news",
+                    {inviter: context.translator_for(inviter).language},
+                    lambda t: (_invite_used(t, user.first_name, role, wijk_name), None),
                 )
     except access.InviteProblem as problem:
         reasons = {
@@ -275,15 +271,13 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
             grant.telegram_id,
         )
         if first:  # they are told once, through the outbox
-            await relay.enqueue(
+            await relay.to_each(
                 context,
                 session,
-                relay.message(
-                    relay.key(f"roles:ended:{grant.id}", subject),
-                    subject,
-                    "roles:news",
-                    _role_ended(context.translator_for(subject), role, wijk),
-                ),
+                f"roles:ended:{grant.id}",
+                "roles:news",
+                {subject: context.translator_for(subject).language},
+                lambda t: (_role_ended(t, role, wijk), None),
             )
     try:
         await query.answer()
