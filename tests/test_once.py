@@ -137,3 +137,34 @@ async def test_a_reply_whose_answer_is_lost_is_relayed_once(bot: BotUnderTest) -
     await bram.says(question)  # he saw nothing, so he sends it again
     assert received(bot, anna, question) == 1
     assert len(await additions(bot, "reply_out")) == 1
+
+
+async def test_a_message_to_a_party_and_the_answer_sent_again_after_a_restart_arrive_once(
+    bot: BotUnderTest,
+) -> None:
+    """The mediation desk keeps its relays per step as the signal desk does: stored and passed
+    on once, also when the process dies after storing and the text is sent again."""
+    from storage.models import MediationEvent
+    from tests.test_mediation_cases import ask_mediation, coordinator, open_case
+
+    carla = await coordinator(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna)
+    await open_case(carla, reference)
+    await carla.taps("Bericht aan partij 1")
+    question = "Schikt donderdagavond om acht uur?"
+    await bot.killed_after(lambda: carla.says(question))
+    reply = await carla.says(question)  # she saw nothing, so she sends it again
+    assert f"Verstuurd naar partij 1 van {reference}" in reply.text
+    assert received(bot, anna, question) == 1
+
+    await anna.taps("Antwoorden")
+    answer = "Donderdag om acht kan ik."
+    await bot.killed_after(lambda: anna.says(answer))
+    reply = await anna.says(answer)
+    assert "Je antwoord is doorgegeven aan het bemiddelingsteam" in reply.text
+    assert received(bot, carla, answer) == 1
+    assert bot.db is not None
+    async with bot.db.begin() as session:
+        kinds = list(await session.scalars(select(MediationEvent.kind)))
+    assert (kinds.count("message_out"), kinds.count("message_in")) == (1, 1)
