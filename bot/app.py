@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+import ssl
 from typing import Any
 
+import httpx
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
@@ -23,7 +26,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot import inbox, outbox, reach
-from bot.commands import publish_default_menus, publish_personal_menu
+from bot.commands import Menus, publish_default_menus, publish_personal_menu
 from bot.context import BuurtApplication, BuurtContext, Services
 from bot.feature import Feature
 from bot.i18n import Translator
@@ -95,16 +98,16 @@ def build_application(
             base_url=api,
             base_file_url=files,
             defaults=defaults,
-            request=HTTPXRequest(connection_pool_size=64),
-            get_updates_request=HTTPXRequest(),
+            request=_http(connection_pool_size=64),
+            get_updates_request=_http(),
         )
     bot = MessengerBot(
         token,
         base_url=base_url or settings.telegram.base_url,
         base_file_url=base_file_url or settings.telegram.base_file_url,
         defaults=defaults,
-        request=HTTPXRequest(connection_pool_size=256),
-        get_updates_request=HTTPXRequest(),
+        request=_http(connection_pool_size=256),
+        get_updates_request=_http(),
         rate_limiter=Lanes() if rate_limiter else None,
         signal=signal_bot,
     )
@@ -128,6 +131,7 @@ def build_application(
         db=database,
         # A stored signal may make a hotspot: the digest feature's early warning reacts.
         signal_hooks=[hook for feature in FEATURES for hook in feature.signal_hooks],
+        menus=Menus.of(FEATURES),
     )
     persistence.clock = lambda: application.services.clock()
     application.outbox = outbox.Sender(
@@ -160,6 +164,17 @@ def _register_handlers(application: BuurtApplication) -> None:
     application.add_error_handler(_on_error)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context (the CA bundle read once) for every HTTP client of the process."""
+    return httpx.create_ssl_context()
+
+
+def _http(**options: Any) -> HTTPXRequest:
+    """PTB's HTTP client, sharing the process's TLS context."""
+    return HTTPXRequest(**options, httpx_kwargs={"verify": _tls()})
+
+
 async def _post_init(application: Any) -> None:
     """Mirror the configured wijken and publish the command menus."""
     assert isinstance(application, BuurtApplication)
@@ -180,7 +195,9 @@ async def _post_init(application: Any) -> None:
 async def publish_commands(application: BuurtApplication) -> None:
     """Set the default command menus, and the personal ones of admins and professionals."""
     settings, db = application.services.settings, application.services.db
-    await publish_default_menus(application.bot, settings.default_language)
+    now = application.services.clock()
+    menus = application.services.menus
+    await publish_default_menus(application.bot, menus, settings.default_language, db=db, now=now)
     async with db.begin() as session:
         people = [
             await access.person(session, telegram_id, settings.admins)
@@ -190,7 +207,9 @@ async def publish_commands(application: BuurtApplication) -> None:
             }
         ]
     for someone in people:
-        await publish_personal_menu(application.bot, someone, settings.default_language)
+        await publish_personal_menu(
+            application.bot, menus, someone, settings.default_language, db=db, now=now
+        )
 
 
 async def _post_shutdown(application: Any) -> None:

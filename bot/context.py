@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.commands import Menus
 from bot.i18n import Translator, normalise_language
 from bot.limiter import BULK, INTERACTIVE, LANE
 from bot.persistence import SqlPersistence
@@ -45,6 +46,8 @@ class Services:
     # ``services.clock()``, and storage takes ``now`` as an argument. Nothing else reads the
     # wall clock; tests move it with time-machine.
     clock: Callable[[], dt.datetime] = utcnow
+    # Every command menu, built from what the features declare (bot.commands).
+    menus: Menus = field(default_factory=lambda: Menus({}))
 
 
 class BuurtApplication(

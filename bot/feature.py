@@ -1,4 +1,4 @@
-"""What a feature declares: its handlers, its scheduled jobs and its hooks.
+"""What a feature declares: its handlers, its commands, its scheduled jobs and its hooks.
 
 Every module in ``conversations/`` exports one :class:`Feature` as ``FEATURE``. ``bot.app``
 keeps one ordered tuple of them and registers and schedules everything from it, so a job that
@@ -49,12 +49,36 @@ class Job:
         return [self.name]
 
 
+# The menus a command can be listed in, besides the menu of a professional permission (a
+# ``storage.access.Permission``, whose holders see it in their own chat).
+PRIVATE_MENU = "private"  # everyone's private chat
+GROUP_MENU = "group"  # every group the bot is in
+ADMIN_MENU = "admin"  # the administrators named in the configuration
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command in Telegram's "/" menu, and in /help and the welcome after an invite.
+
+    ``menu`` is ``PRIVATE_MENU``, ``GROUP_MENU``, ``ADMIN_MENU`` or the ``Permission`` whose
+    holders see it; ``order`` places it among that menu's commands (smaller first, then the
+    features' order). ``description`` is a msgid, translated when the menu is published.
+    """
+
+    name: str
+    description: str
+    menu: str
+    order: int = 0
+
+
 @dataclass(frozen=True)
 class Feature:
     """One feature: everything ``bot.app`` needs to wire it, declared in one place.
 
     - ``handlers`` builds the feature's handlers for handler group 0, in the order they are
       tried (guided flows among them are combined into one conversation by ``bot.app``);
+    - ``commands`` are the feature's commands in the menus (``bot.commands`` builds every
+      menu from them);
     - ``start`` schedules the feature's ``jobs`` at start-up, after the database is ready;
     - ``signal_hooks`` react to a newly stored signal in the same unit of work, so features
       react to each other without importing each other;
@@ -64,6 +88,7 @@ class Feature:
 
     name: str
     handlers: Handlers = _no_handlers
+    commands: tuple[Command, ...] = ()
     start: Start | None = None
     jobs: tuple[Job, ...] = ()
     signal_hooks: tuple[SignalHook, ...] = ()

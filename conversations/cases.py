@@ -33,7 +33,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
-from bot.feature import Feature, Job
+from bot.feature import Command, Feature, Job
 from bot.i18n import N_, Html, Translator, escape
 from bot.outbox import Settled
 from conversations import relay, steps
@@ -1340,6 +1340,10 @@ async def start_jobs(application: Any) -> None:
 FEATURE = Feature(
     name="cases",
     handlers=build_handlers,
+    commands=(
+        Command("open", N_("Open signals of your wijk"), Permission.SIGNALS),
+        Command("melding", N_("One signal: /melding BS-2026-0001"), Permission.SIGNALS),
+    ),
     start=start_jobs,
     jobs=(Job(FOLLOWUP_JOB, "every five minutes: 'is het opgelost?'"),),
     outbox_hooks={

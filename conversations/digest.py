@@ -39,8 +39,8 @@ from telegram.ext import Application, BaseHandler, CallbackQueryHandler, Command
 
 from bot.charts import WeeklyChart, weekly_chart_png
 from bot.context import AfterCommit, BuurtApplication, BuurtContext
-from bot.feature import Feature, Job
-from bot.i18n import Html, Translator, escape
+from bot.feature import Command, Feature, Job
+from bot.i18n import N_, Html, Translator, escape
 from bot.outbox import Settled
 from bot.settings import Settings, WijkSettings
 from conversations import steps
@@ -766,6 +766,14 @@ async def start_jobs(application: Any) -> None:
 FEATURE = Feature(
     name="digest",
     handlers=build_handlers,
+    commands=(
+        Command("overzicht", N_("The digest of your wijk, now"), Permission.DIGEST),
+        Command(
+            "meldingen_instellen",
+            N_("New signals: each at once, or only in the digest"),
+            Permission.DIGEST,
+        ),
+    ),
     start=start_jobs,
     jobs=(Job("digest:<slug>", "daily at the wijk's digest_time, with a catch-up at start"),),
     signal_hooks=(on_signal_created,),

@@ -16,10 +16,11 @@ from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
-from bot.feature import Feature
-from bot.i18n import Translator
+from bot.feature import Command, Feature
+from bot.i18n import N_, Translator
 from conversations.ui import category_label, not_allowed, occurred_label, status_label
 from storage import access, parsing
+from storage.access import Permission
 from storage.models import Signal
 from storage.signals import signals_between
 from storage.wijken import active_wijken
@@ -166,4 +167,10 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [CommandHandler("export", export, filters=PRIVATE)]
 
 
-FEATURE = Feature(name="export", handlers=build_handlers)
+FEATURE = Feature(
+    name="export",
+    handlers=build_handlers,
+    commands=(
+        Command("export", N_("Signals as a CSV file: /export [from] [to]"), Permission.EXPORT),
+    ),
+)

@@ -37,7 +37,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtApplication, BuurtContext
-from bot.feature import Feature, Job
+from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature, Job
 from bot.i18n import N_, Translator
 from bot.outbox import Settled
 from conversations.flow import (
@@ -58,6 +58,7 @@ from conversations.ui import (
     small_number,
 )
 from storage import access, gatherings, outbox, parsing
+from storage.access import Permission
 from storage.models import Moment, Resident, Signup, Wijk
 from storage.outbox import Outgoing
 from storage.residents import ensure_resident, get_resident
@@ -1366,6 +1367,18 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
 FEATURE = Feature(
     name="koffie",
     handlers=build_handlers,
+    commands=(
+        Command("koffie", N_("Koffiemomenten in your wijk"), PRIVATE_MENU, order=40),
+        Command(
+            "koppel", N_("When the wijkagent and opbouwwerker are around"), PRIVATE_MENU, order=50
+        ),
+        Command("koffie", N_("Koffiemomenten in your wijk"), GROUP_MENU, order=20),
+        Command("koffieplannen", N_("Plan a koffiemoment"), Permission.KOFFIE),
+        Command(
+            "beheer", N_("Planned koffiemomenten: who comes, change, cancel"), Permission.KOFFIE
+        ),
+        Command("aanwezig", N_("Publish a spreekuur or walk in the wijk"), Permission.PRESENCE),
+    ),
     start=start_jobs,
     jobs=(Job("koffie:sweep", "every five minutes: announcements, reminders, the Koppel"),),
     outbox_hooks={GROUP_HOOK: _group_message_settled},

@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
-from bot.feature import Feature
+from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Html, Translator
 from conversations import relay
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
@@ -608,4 +608,21 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     ]
 
 
-FEATURE = Feature(name="mediation", handlers=build_handlers)
+FEATURE = Feature(
+    name="mediation",
+    handlers=build_handlers,
+    commands=(
+        Command(
+            "bemiddeling",
+            N_("Ask for mediation in a conflict with neighbours"),
+            PRIVATE_MENU,
+            order=30,
+        ),
+        Command(
+            "bemiddeling",
+            N_("Ask for mediation in a conflict with neighbours"),
+            GROUP_MENU,
+            order=30,
+        ),
+    ),
+)

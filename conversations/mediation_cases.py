@@ -49,7 +49,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
-from bot.feature import Feature, Job
+from bot.feature import Command, Feature, Job
 from bot.i18n import N_, Html, Translator, escape
 from bot.outbox import Settled
 from conversations import relay, steps
@@ -2413,6 +2413,13 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
 FEATURE = Feature(
     name="mediation_cases",
     handlers=build_handlers,
+    commands=(
+        Command("zaken", N_("Open mediation cases"), Permission.MEDIATION),
+        Command("zaak", N_("One mediation case: /zaak BM-2026-0001"), Permission.MEDIATION),
+        Command(
+            "bemiddelingen", N_("Mediation in your wijk: counts only"), Permission.MEDIATION_COUNTS
+        ),
+    ),
     start=start_jobs,
     jobs=(
         Job(REMINDER_JOB, "every five minutes: appointment reminders"),

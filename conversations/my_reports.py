@@ -28,8 +28,8 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
-from bot.feature import Feature
-from bot.i18n import Translator, escape
+from bot.feature import PRIVATE_MENU, Command, Feature
+from bot.i18n import N_, Translator, escape
 from conversations import relay, steps
 from conversations.flow import (
     PRIVATE,
@@ -551,4 +551,10 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     ]
 
 
-FEATURE = Feature(name="my_reports", handlers=build_handlers)
+FEATURE = Feature(
+    name="my_reports",
+    handlers=build_handlers,
+    commands=(
+        Command("mijnmeldingen", N_("Your reports and their status"), PRIVATE_MENU, order=20),
+    ),
+)

@@ -9,8 +9,8 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtContext
-from bot.feature import Feature
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, Html, Translator
+from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Translator
 from conversations.ui import (
     is_id,
     keyboard,
@@ -200,7 +200,7 @@ async def help_command(update: Update, context: BuurtContext) -> None:
     async with context.db.begin() as session:
         me = await access.person(session, user.id, context.settings.admins)
         names = {w.id: w.name for w in await active_wijken(session)}
-    sections = role_sections(t, me, names)
+    sections = role_sections(t, context.services.menus, me, names)
     if sections:
         sections.append(t("<b>As a resident</b>") + "\n" + help_text(t).split("\n", 1)[1])
         await message.reply_text("\n\n".join(sections))
@@ -228,4 +228,14 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     ]
 
 
-FEATURE = Feature(name="onboarding", handlers=build_handlers)
+FEATURE = Feature(
+    name="onboarding",
+    handlers=build_handlers,
+    commands=(
+        Command("taal", N_("Choose your language"), PRIVATE_MENU, order=60),
+        Command("start", N_("Welcome and choose your wijk"), PRIVATE_MENU, order=100),
+        Command("help", N_("What this bot can do"), PRIVATE_MENU, order=110),
+        Command("annuleren", N_("Stop what you are doing"), PRIVATE_MENU, order=120),
+        Command("help", N_("What this bot can do"), GROUP_MENU, order=40),
+    ),
+)

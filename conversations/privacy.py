@@ -16,8 +16,8 @@ from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtApplication, BuurtContext
-from bot.feature import Feature, Job
-from bot.i18n import LANGUAGE_NAMES, Translator
+from bot.feature import PRIVATE_MENU, Command, Feature, Job
+from bot.i18n import LANGUAGE_NAMES, N_, Translator
 from bot.settings import Settings
 from conversations import relay
 from conversations.ui import keyboard, local_date, privacy_text
@@ -229,6 +229,11 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
 FEATURE = Feature(
     name="privacy",
     handlers=build_handlers,
+    commands=(
+        Command("privacy", N_("Who sees what, and how long it is kept"), PRIVATE_MENU, order=70),
+        Command("mijngegevens", N_("Everything we store about you"), PRIVATE_MENU, order=80),
+        Command("vergeetmij", N_("Remove your personal data"), PRIVATE_MENU, order=90),
+    ),
     start=start_jobs,
     jobs=(Job("privacy:retention", "every night at 03:30, and once shortly after start"),),
 )

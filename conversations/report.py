@@ -30,7 +30,7 @@ from telegram.ext import (
 )
 
 from bot.context import BuurtContext
-from bot.feature import Feature
+from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Html, Translator, escape
 from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import (
@@ -589,4 +589,11 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     ]
 
 
-FEATURE = Feature(name="report", handlers=build_handlers)
+FEATURE = Feature(
+    name="report",
+    handlers=build_handlers,
+    commands=(
+        Command("melden", N_("Report an early signal"), PRIVATE_MENU, order=10),
+        Command("melden", N_("Report privately to the wijk team"), GROUP_MENU, order=10),
+    ),
+)

@@ -14,8 +14,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.commands import publish_personal_menu
 from bot.context import BuurtContext
-from bot.feature import Feature
-from bot.i18n import Html, Translator
+from bot.feature import ADMIN_MENU, Command, Feature
+from bot.i18n import N_, Html, Translator
 from conversations import relay
 from conversations.ui import (
     first_commands,
@@ -26,6 +26,7 @@ from conversations.ui import (
     role_label,
 )
 from storage import access
+from storage.access import Permission
 from storage.guard import guard_counts
 from storage.models import ROLES, RoleGrant, Wijk
 from storage.wijken import active_wijken
@@ -137,12 +138,19 @@ async def redeem(update: Update, context: BuurtContext) -> None:
                 "Welcome! You are now <b>{role}</b> in <b>{wijk}</b>.\n{commands}",
                 role=role_label(t, role),
                 wijk=wijk_name,
-                commands=Html(first_commands(t, role)),
+                commands=Html(first_commands(t, context.services.menus, role)),
             )
         )
     finally:
         # Their menu does not wait for the welcome to arrive.
-        await publish_personal_menu(context.bot, me, settings.default_language)
+        await publish_personal_menu(
+            context.bot,
+            context.services.menus,
+            me,
+            settings.default_language,
+            db=context.db,
+            now=context.now,
+        )
         relay.wake(context, new)
 
 
@@ -291,7 +299,14 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
         )
     finally:
         # Their menu is reset however often this is pressed.
-        await publish_personal_menu(context.bot, them, settings.default_language)
+        await publish_personal_menu(
+            context.bot,
+            context.services.menus,
+            them,
+            settings.default_language,
+            db=context.db,
+            now=context.now,
+        )
         relay.wake(context, first)
 
 
@@ -379,4 +394,15 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     ]
 
 
-FEATURE = Feature(name="roles", handlers=build_handlers)
+FEATURE = Feature(
+    name="roles",
+    handlers=build_handlers,
+    commands=(
+        Command("mijnlink", N_("Your personal link to share"), Permission.ON_BEHALF),
+        Command(
+            "uitnodigen", N_("Invite a professional: /uitnodigen <role> <wijk>"), Permission.ROLES
+        ),
+        Command("rollen", N_("Roles: list and revoke"), Permission.ROLES),
+        Command("profilering", N_("How often the profiling guard asked, per month"), ADMIN_MENU),
+    ),
+)

@@ -8,13 +8,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from babel.dates import format_date
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.commands import (
-    ADMIN_COMMANDS,
-    CONFIG_ADMIN_COMMANDS,
-    FIRST_COMMANDS,
-    description_of,
-    role_menu,
-)
+from bot.commands import FIRST_COMMANDS, Menus
+from bot.feature import ADMIN_MENU
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Localized, Translator, escape
 from bot.settings import Settings
 from storage.access import PERMISSIONS, Permission, Person
@@ -363,10 +358,10 @@ def command_lines(t: Translator, commands: Iterable[tuple[str, str]]) -> list[st
     return [f"/{command}: {escape(t(description))}" for command, description in commands]
 
 
-def first_commands(t: Translator, role: str) -> str:
+def first_commands(t: Translator, menus: Menus, role: str) -> str:
     """The three commands a role needs first, for the welcome after an invite."""
     names = FIRST_COMMANDS.get(role, ("help",))
-    lines = command_lines(t, ((name, description_of(name)) for name in names))
+    lines = command_lines(t, ((name, menus.description_of(name)) for name in names))
     if Permission.DIGEST in PERMISSIONS.get(role, frozenset()):
         lines.append(
             t(
@@ -378,7 +373,9 @@ def first_commands(t: Translator, role: str) -> str:
     return "\n".join([t("To start with:"), *lines, *ending])
 
 
-def role_sections(t: Translator, person: Person, wijk_names: Mapping[int, str]) -> list[str]:
+def role_sections(
+    t: Translator, menus: Menus, person: Person, wijk_names: Mapping[int, str]
+) -> list[str]:
     """/help for professionals and admins: what they can do, grouped by role."""
     sections = []
     by_role: dict[str, list[str]] = {}
@@ -392,13 +389,18 @@ def role_sections(t: Translator, person: Person, wijk_names: Mapping[int, str]) 
             wijken=", ".join(sorted(wijken)),
         )
         # A command two roles share is listed under the first.
-        commands = [(c, d) for c, d in role_menu(role) if c not in shown]
+        commands = [(c, d) for c, d in menus.of_role(role) if c not in shown]
         shown.update(c for c, _ in commands)
         if commands:
             sections.append("\n".join([head, *command_lines(t, commands)]))
     if person.is_admin:
         head = t("<b>As administrator</b>")
         sections.append(
-            "\n".join([head, *command_lines(t, [*ADMIN_COMMANDS, *CONFIG_ADMIN_COMMANDS])])
+            "\n".join(
+                [
+                    head,
+                    *command_lines(t, [*menus.menu(Permission.ROLES), *menus.menu(ADMIN_MENU)]),
+                ]
+            )
         )
     return sections

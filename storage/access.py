@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.codes import code_hash
-from storage.models import ROLES, AuditEntry, Invite, RoleGrant, utcnow
+from storage.models import ROLES, AuditEntry, Invite, RoleGrant
 
 
 class Permission(StrEnum):
@@ -173,12 +173,12 @@ async def audit(
     role: str | None = None,
     wijk_id: int | None = None,
     detail: str | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> None:
     """Write one line to the audit log."""
     session.add(
         AuditEntry(
-            at=now or utcnow(),
+            at=now,
             actor=actor,
             action=action,
             subject=subject,
@@ -197,13 +197,12 @@ async def create_invite(
     wijk_id: int,
     created_by: int,
     valid_for: dt.timedelta,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> tuple[Invite, str]:
     """A fresh single-use invite for ``role`` in a wijk, and its code. Only the code's hash is
     stored: the code is in the link and nowhere else."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    now = now or utcnow()
     code = secrets.token_urlsafe(12)
     invite = Invite(
         code_hash=code_hash(code),
@@ -247,12 +246,11 @@ async def redeem_invite(
     *,
     telegram_id: int,
     display_name: str,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> tuple[RoleGrant, Invite, bool]:
     """Use an invite: grant its role (once) and record who used it; returns the grant, the
     invite and whether this use was new. The person who used it opening it again (after a
     lost answer, a restart) gets the same grant back and nothing changes twice."""
-    now = now or utcnow()
     invite = await session.scalar(select(Invite).where(Invite.code_hash == code_hash(code)))
     if invite is None:
         raise InviteProblem("unknown")
@@ -305,13 +303,12 @@ async def redeem_invite(
 
 
 async def revoke(
-    session: AsyncSession, grant_id: int, *, by: int, now: dt.datetime | None = None
+    session: AsyncSession, grant_id: int, *, by: int, now: dt.datetime
 ) -> RoleGrant | None:
     """Revoke an active grant; None when there is no such active grant."""
     grant = await session.get(RoleGrant, grant_id)
     if grant is None or grant.revoked_at is not None:
         return None
-    now = now or utcnow()
     grant.revoked_at = now
     grant.revoked_by = by
     await session.flush()

@@ -28,7 +28,6 @@ from storage.models import (
     Signal,
     SignalEvent,
     Signup,
-    utcnow,
 )
 from storage.signals import WITHDRAWN
 
@@ -192,12 +191,9 @@ class Forgotten:
     tell: list[tuple[int, str, int]] = field(default_factory=list)
 
 
-async def forget(
-    session: AsyncSession, telegram_id: int, *, now: dt.datetime | None = None
-) -> Forgotten:
+async def forget(session: AsyncSession, telegram_id: int, *, now: dt.datetime) -> Forgotten:
     """Remove a resident's personal data. Open reports stay, unlinked; closed ones keep only
     statistics. Returns what happened and which wijken's professionals must be told."""
-    now = now or utcnow()
     result = Forgotten()
     resident = await session.scalar(select(Resident).where(Resident.telegram_id == telegram_id))
     if resident is not None:

@@ -89,7 +89,7 @@ async def next_number(session: AsyncSession, prefix: str) -> int:
 
 
 async def create_signal(
-    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime | None = None
+    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime
 ) -> Signal:
     """Store a confirmed report with a fresh reference number and its first history entry."""
     prefix = f"{REFERENCE_PREFIX}-{year}"
@@ -146,7 +146,7 @@ async def signal_of_draft(session: AsyncSession, draft_key: str) -> Signal | Non
 
 
 async def store_signal_once(
-    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime | None = None
+    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime
 ) -> tuple[Signal, bool]:
     """Store the report of a draft once: (the new signal, True), or (the signal stored from
     the same draft before, False), also when another transaction stores it at the same time.

@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler
 
 from bot.app import FEATURES
-from bot.commands import GROUP_COMMANDS, PRIVATE_COMMANDS
+from bot.commands import Menus
 from bot.settings import Settings
 from conversations.flow import FlowPart
 from storage import access, gatherings
@@ -73,7 +73,8 @@ def registered() -> tuple[list[str], list[str]]:
     return commands, patterns
 
 
-RESIDENT_COMMANDS = {name for name, _ in (*PRIVATE_COMMANDS, *GROUP_COMMANDS)}
+MENUS = Menus.of(FEATURES)
+RESIDENT_COMMANDS = {name for name, _ in (*MENUS.private, *MENUS.group)}
 
 # Buttons residents (and the parties of a mediation) press: reviewed, not professional.
 RESIDENT_BUTTONS = (
@@ -252,6 +253,7 @@ async def seed(bot: BotUnderTest) -> dict[str, Any]:
                 contactable=False, location_text="Hobbemaplein",
             ),
             year=2026,
+            now=utcnow(),
         )  # fmt: skip
         case = await mediation_store.create_case(
             session,
@@ -291,7 +293,7 @@ async def revoked_professional(bot: BotUnderTest) -> Person:
     async with bot.db.begin() as session:
         grants = await session.scalars(select(RoleGrant).where(RoleGrant.telegram_id == 3200))
         for grant in grants.all():
-            await access.revoke(session, grant.id, by=1)
+            await access.revoke(session, grant.id, by=1, now=utcnow())
     return person
 
 

@@ -96,7 +96,7 @@ async def stored_signal(
                 location_text=place,
             ),
             year=dt.datetime.now(bot.settings.tz).year,
-            now=at,
+            now=at or utcnow(),
         )
         if status:
             signal.status = status

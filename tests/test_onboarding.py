@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.settings import Settings
 from storage.models import BotState, Resident
 from tests.conftest import make_settings
-from tests.harness import BotUnderTest
+from tests.harness import BotUnderTest, grant_role
 
 TWO_WIJKEN = [
     {"name": "Schilderswijk", "slug": "schilderswijk", "group_chat_id": -1001},
@@ -129,6 +129,26 @@ async def test_command_menus_per_scope_and_language(bot: BotUnderTest) -> None:
     assert {"command": "melden", "description": "Meld een vroeg signaal"} in private_nl
     assert {"command": "melden", "description": "Report an early signal"} in private_en
     assert [c["command"] for c in groups_nl] == ["melden", "koffie", "bemiddeling", "help"]
+
+
+async def test_a_restart_sends_only_the_menus_that_changed(bot: BotUnderTest) -> None:
+    """Menus are remembered: a restart does not set them all again (five calls per person and
+    language before the bot answers anyone), a new professional's menu is set once."""
+    emu = bot.emulator
+    published = [c for c in emu.calls if c.method == "setMyCommands"]
+    assert len(published) == 2 * 5 + 5  # private and group menus, the admin's, in 5 languages
+    before = len(emu.calls)
+    await bot.restart()
+    assert not [c for c in emu.calls[before:] if c.method.endswith("MyCommands")]
+    assert emu.commands_for({"type": "all_private_chats"}, "") is not None
+    wijkagent = bot.user(1002, "Willem")
+    await grant_role(bot, wijkagent, "wijkagent")
+    before = len(emu.calls)
+    await bot.restart()
+    again = [c for c in emu.calls[before:] if c.method == "setMyCommands"]
+    assert len(again) == 5 and all("1002" in str(c.params["scope"]) for c in again)
+    personal = emu.commands_for({"type": "chat", "chat_id": 1002}, "")
+    assert personal is not None and "overzicht" in {c["command"] for c in personal}
 
 
 async def test_errors_get_a_kind_answer_and_keep_the_draft(bot: BotUnderTest) -> None:

@@ -16,7 +16,7 @@ from bot.persistence import SqlPersistence
 from storage import access, gatherings, migrate, purpose
 from storage.db import Database
 from storage.mediation import NewMediation, store_case_once
-from storage.models import BotState, Moment, RoleGrant, Signal, SignalEvent, Signup
+from storage.models import BotState, Moment, RoleGrant, Signal, SignalEvent, Signup, utcnow
 from storage.residents import ensure_resident, get_resident
 from storage.signals import (
     NewSignal,
@@ -64,7 +64,9 @@ async def test_references_count_up_per_year(db: Database) -> None:
     references = []
     for year in (2026, 2026, 2027, 2026):
         async with db.begin() as session:
-            references.append((await create_signal(session, _new(wijk_id), year=year)).reference)
+            references.append(
+                (await create_signal(session, _new(wijk_id), year=year, now=utcnow())).reference
+            )
     assert references == ["BS-2026-0001", "BS-2026-0002", "BS-2027-0001", "BS-2026-0003"]
 
 
@@ -73,7 +75,7 @@ async def test_concurrent_reports_get_distinct_references(db: Database) -> None:
 
     async def one() -> str:
         async with db.begin() as session:
-            return (await create_signal(session, _new(wijk_id), year=2026)).reference
+            return (await create_signal(session, _new(wijk_id), year=2026, now=utcnow())).reference
 
     references = await asyncio.gather(*(one() for _ in range(8)))
     assert sorted(references) == [f"BS-2026-{n:04d}" for n in range(1, 9)]
@@ -116,7 +118,7 @@ async def test_deleting_a_resident_keeps_their_signal(db: Database) -> None:
     wijk_id = await _wijk_id(db)
     async with db.begin() as session:
         resident = await ensure_resident(session, 42, "nl")
-        await create_signal(session, _new(wijk_id, resident.id), year=2026)
+        await create_signal(session, _new(wijk_id, resident.id), year=2026, now=utcnow())
     async with db.begin() as session:
         await session.delete(await get_resident(session, 42))
     async with db.begin() as session:
@@ -224,7 +226,7 @@ async def test_a_draft_sent_twice_at_once_is_stored_once(db: Database) -> None:
     new = _new(wijk_id, draft_key="melden:1:0123abcd")
 
     async def send(session: AsyncSession) -> tuple[str, bool]:
-        signal, created = await store_signal_once(session, new, year=2026)
+        signal, created = await store_signal_once(session, new, year=2026, now=utcnow())
         return signal.reference, created
 
     first, second = await _while_first_is_open(db, send, send)
@@ -233,7 +235,7 @@ async def test_a_draft_sent_twice_at_once_is_stored_once(db: Database) -> None:
     async with db.begin() as session:
         assert len((await session.scalars(select(Signal))).all()) == 1
         # The second one took no reference number either.
-        assert (await create_signal(session, _new(wijk_id), year=2026)).reference == (
+        assert (await create_signal(session, _new(wijk_id), year=2026, now=utcnow())).reference == (
             "BS-2026-0002"
         )
 
@@ -244,7 +246,7 @@ async def test_a_draft_sent_twice_at_once_around_new_year_is_stored_once(db: Dat
 
     def send(year: int) -> Callable[[AsyncSession], Awaitable[tuple[str, bool]]]:
         async def store(session: AsyncSession) -> tuple[str, bool]:
-            signal, created = await store_signal_once(session, new, year=year)
+            signal, created = await store_signal_once(session, new, year=year, now=utcnow())
             return signal.reference, created
 
         return store
@@ -255,7 +257,7 @@ async def test_a_draft_sent_twice_at_once_around_new_year_is_stored_once(db: Dat
     assert second == ("BS-2026-0001", False)
     async with db.begin() as session:
         # The number of 2027 that was taken for nothing was given back.
-        assert (await create_signal(session, _new(wijk_id), year=2027)).reference == (
+        assert (await create_signal(session, _new(wijk_id), year=2027, now=utcnow())).reference == (
             "BS-2027-0001"
         )
 
@@ -326,13 +328,14 @@ async def test_one_role_granted_by_two_invites_at_once_is_one_grant(db: Database
                 wijk_id=wijk_id,
                 created_by=1,
                 valid_for=dt.timedelta(hours=1),
+                now=utcnow(),
             )
             codes.append(code)
 
     def redeem(code: str) -> Callable[[AsyncSession], Awaitable[tuple[int, bool]]]:
         async def use(session: AsyncSession) -> tuple[int, bool]:
             grant, _, new = await access.redeem_invite(
-                session, code, telegram_id=2001, display_name="Sanne"
+                session, code, telegram_id=2001, display_name="Sanne", now=utcnow()
             )
             return grant.id, new
 
