@@ -11,8 +11,9 @@ notice, a one-line notice) is:
 - **sent** by the outbox (``bot.outbox``) on the bulk lane a moment later, never from the
   handler; the person who acted gets their confirmation as the reply, after the unit of work;
 - **bounced** when Telegram refuses it for good: the desk's hook (:func:`settled_hook`) marks
-  the history entry, and the person who wrote it hears it (a text written with the relay, in
-  their language, with a button to the report or case).
+  the history entry (a message to a reporter or a party, the closing or appointment notice),
+  and a professional whose message it was hears it (a text written with the relay, in their
+  language, with a button to the report or case).
 
 The text a person typed is escaped by the translator (it is a placeholder value), never put
 into a message as HTML. Answers come back through the "Answer" button under a relay, which
