@@ -130,6 +130,7 @@ class MessengerBot(ExtBot[None]):
         }
         if self.signal is not None:
             if goes_to_signal(endpoint, data):
+                self._extract_rl_kwargs(data)  # the lanes are Telegram's (an outbox send has one)
                 return await self.signal._do_post(endpoint, data, **timeouts)
             data = await self._fetch_signal_files(data)
         return await super()._do_post(endpoint, data, **timeouts)
