@@ -158,6 +158,7 @@ class MessengerBot(ExtBot[None]):
         if self.signal is None:
             return await super()._do_post(endpoint, data, **timeouts)
         if goes_to_signal(endpoint, data):
+            self._extract_rl_kwargs(data)  # the lanes are Telegram's (an outbox send has one)
             return await self.signal._do_post(endpoint, data, **timeouts)
         data, uploaded = await self._fetch_signal_files(data)
         result = await super()._do_post(endpoint, data, **timeouts)

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -32,12 +32,11 @@ from telegram.ext import (
     MessageHandler,
 )
 
-from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_, Html, Translator, escape
 from bot.outbox import Settled
-from conversations import steps
+from conversations import relay, steps
 from conversations.flow import PRIVATE, State, persistent_conversation
 from conversations.steps import MEDIA, TYPED, TypedSteps
 from conversations.ui import (
@@ -57,9 +56,8 @@ from conversations.ui import (
 from storage import access, outbox
 from storage import cases as store
 from storage.access import Permission, Person
-from storage.models import Signal, SignalEvent
+from storage.models import Resident, Signal, SignalEvent
 from storage.outbox import Outgoing
-from storage.residents import get_resident
 from storage.signals import STATUSES, WITHDRAWN
 
 log = logging.getLogger(__name__)
@@ -68,7 +66,6 @@ PER_PAGE = 5
 FOLLOWUP_JOB = "cases:followups"
 FOLLOWUP_EVERY = dt.timedelta(minutes=5)
 DESCRIPTION_SHOWN = 2500  # characters of the description in the detail message
-ENTRY_SHOWN = 300  # characters of a note or message in the history
 ADDED_PHOTOS_SHOWN = 3  # the newest photos a reporter added later, shown with the signal
 
 # Conversation states: what the person is typing.
@@ -141,19 +138,6 @@ async def _pro_signal(
     return person, signal
 
 
-async def _own_signal(
-    session: AsyncSession, telegram_id: int, signal_id: int, *, for_update: bool = False
-) -> Signal | None:
-    """The signal, only if this person reported it."""
-    resident = await get_resident(session, telegram_id)
-    if resident is None:
-        return None
-    signal = await store.get_signal(session, signal_id, for_update=for_update)
-    if signal is None or signal.resident_id != resident.id:
-        return None
-    return signal
-
-
 def _remember(
     context: BuurtContext, action: str, signal: Signal, status: str | None = None
 ) -> None:
@@ -205,19 +189,14 @@ def _event_text(t: Translator, event: SignalEvent) -> str:
 
 
 def _history_line(t: Translator, tz: dt.tzinfo, event: SignalEvent, names: dict[int, str]) -> str:
-    line = t(
-        "<i>{when}</i> · {what} · {who}",
-        when=local_datetime(event.at, tz),
-        what=Html(_event_text(t, event)),
-        who=_who(t, event.actor, names),
+    return relay.history_line(
+        t,
+        local_datetime(event.at, tz),
+        _event_text(t, event),
+        _who(t, event.actor, names),
+        event.note if event.kind != store.FOLLOWUP else None,
+        internal=event.kind in INTERNAL,
     )
-    if event.note and event.kind != store.FOLLOWUP:
-        note = shorten(event.note, ENTRY_SHOWN)
-        if event.kind in INTERNAL:
-            line += "\n    " + t("🔒 internal: {note}", note=note)
-        else:
-            line += "\n    " + t("“{note}”", note=note)
-    return line
 
 
 def _detail_text(
@@ -554,22 +533,26 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
         else:
             role = store.signing_role(person, signal.wijk_id) or "wijkagent"
             reporter, reference = signal.resident.telegram_id, signal.reference
+            their = context.translator_for(reporter)
+            unreachable = t("The reporter cannot be reached through the bot.")
+            await relay.enqueue(
+                context,
+                session,
+                relay.message(
+                    relay.key(f"cases:refer:{signal.id}", reporter),
+                    reporter,
+                    "cases:proposal",
+                    _mediation_proposal(their, role, reference),
+                    _proposal_buttons(their, signal.id),
+                    hook=RELAY_HOOK,
+                    bounce=relay.Bounce(user_id, unreachable, unreachable, _show_button(t, signal)),
+                ),
+            )
     # Answered after the unit of work: no transaction waits for a round trip to Telegram.
     if refusal is not None or signal is None:
         await query.answer(refusal, show_alert=True)
         return
-    their = context.translator_for(reporter)
-    try:
-        await context.bot.send_message(
-            reporter,
-            _mediation_proposal(their, role, reference),
-            reply_markup=_proposal_buttons(their, signal.id),
-        )
-    except TelegramError as exc:
-        if isinstance(exc, Forbidden):
-            await reach.refused(context.db, reporter, now=context.now, what="mediation proposal")
-        await query.answer(t("The reporter cannot be reached through the bot."), show_alert=True)
-        return
+    relay.wake(context)
     await query.answer(t("Proposal sent"))
     await context.bot.send_message(
         user_id,
@@ -730,7 +713,7 @@ async def _apply_status(
     to_status = str(pending["status"])
     changed = False
     old = ""
-    notice: tuple[int, str] | None = None
+    told: bool | None = None  # whether the reporter is told it is closed (None: not closed)
     async with context.db.begin() as session:
         _, signal = await _pro_signal(
             session, context, user.id, int(pending["signal_id"]), for_update=True
@@ -748,7 +731,7 @@ async def _apply_status(
             )
             resident = signal.resident
             if changed and to_status == store.CLOSED and resident is not None:
-                notice = (resident.telegram_id, resident.language)
+                told = await _tell_closed(context, session, signal, resident, user.id)
     STEPS.forget(context)
     if signal is None:
         await context.bot.send_message(user.id, not_allowed(t))
@@ -776,38 +759,47 @@ async def _apply_status(
     ]
     if note:
         lines.append(t("Your note is saved in the history (internal)."))
-    if notice is not None:
-        if await _tell_closed(context, signal, *notice, now=now):
-            lines.append(t("The reporter has been told that it is closed."))
-        else:
-            lines.append(
-                t("The reporter could not be told: the bot cannot reach them. This is noted.")
-            )
+    if told is not None:
+        relay.wake(context, told)
+        lines.append(_closed_told(t) if told else _closed_untold(t))
     await context.bot.send_message(user.id, "\n".join(lines))
     return ConversationHandler.END
 
 
+def _closed_told(t: Translator) -> str:
+    return t("The reporter has been told that it is closed.")
+
+
+def _closed_untold(t: Translator) -> str:
+    return t("The reporter could not be told: the bot cannot reach them. This is noted.")
+
+
 async def _tell_closed(
-    context: BuurtContext, signal: Signal, chat_id: int, language: str, *, now: dt.datetime
+    context: BuurtContext, session: AsyncSession, signal: Signal, resident: Resident, by: int
 ) -> bool:
-    """Tell the reporter their signal is closed; note it in the history if that fails."""
-    text = _closed_notice(
-        Translator(language), signal, context.settings.professionals.followup_days
-    )
-    try:
-        await context.bot.send_message(chat_id, text)
-    except TelegramError as exc:
-        if isinstance(exc, Forbidden):
-            await reach.refused(context.db, chat_id, now=now, what="closing notice")
-        else:
-            log.warning("closing notice for %s not delivered: %s", signal.reference, exc)
-        async with context.db.begin() as session:
-            fresh = await store.get_signal(session, signal.id)
-            if fresh is not None:
-                await store.record(
-                    session, fresh, store.NOTICE_UNDELIVERED, actor=store.BOT, now=now
-                )
+    """Decide to tell the reporter their signal is closed (through the outbox; the history
+    notes it if it cannot be delivered). A reporter who blocked the bot is noted at once."""
+    now = context.now
+    if resident.unreachable_since is not None:
+        await store.record(session, signal, store.NOTICE_UNDELIVERED, actor=store.BOT, now=now)
         return False
+    t = context.t
+    text = _closed_notice(
+        Translator(resident.language), signal, context.settings.professionals.followup_days
+    )
+    await relay.enqueue(
+        context,
+        session,
+        relay.message(
+            relay.key(f"cases:closed:{signal.id}:{now:%Y%m%d%H%M%S%f}", resident.telegram_id),
+            resident.telegram_id,
+            "cases:closed",
+            text,
+            hook=RELAY_HOOK,
+            mark={"signal": signal.id, "kind": store.NOTICE_UNDELIVERED},
+            bounce=relay.Bounce(by, _closed_untold(t), _closed_untold(t), _show_button(t, signal)),
+        ),
+    )
     return True
 
 
@@ -921,7 +913,8 @@ def _unreachable(t: Translator, signal: Signal) -> str:
 
 
 async def on_reply(update: Update, context: BuurtContext) -> State:
-    """The message for the reporter: relay it through the bot, signed only with the role."""
+    """The message for the reporter: stored and written to the outbox in one unit of work,
+    once per step, signed only with the role."""
     pending = STEPS.pending(context, REPLY)
     user = update.effective_user
     message = update.effective_message
@@ -932,12 +925,13 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
     if text is None:
         return REPLY
     t = context.t
-    target: tuple[int, str, int, str] | None = None
+    role = ""
     step_key = STEPS.step_key(pending)
     async with context.db.begin() as session:
         person, signal = await _pro_signal(session, context, user.id, int(pending["signal_id"]))
         before = await store.event_of_step(session, step_key)
-        if signal is not None and signal.resident is not None and before is None:
+        resident = signal.resident if signal is not None else None
+        if signal is not None and resident is not None and before is None:
             event = await store.record(
                 session,
                 signal,
@@ -948,7 +942,34 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
                 step_key=step_key,
             )
             role = store.signing_role(person, signal.wijk_id) or ""
-            target = (signal.resident.telegram_id, signal.resident.language, event.id, role)
+            relayed, markup = _to_reporter(Translator(resident.language), signal, text, role)
+            bounce = relay.Bounce(
+                user.id,
+                blocked=t(
+                    "Your message could not be delivered: the reporter has blocked the bot or "
+                    "deleted the chat. This is noted in the history."
+                ),
+                refused=relay.not_accepted(t),
+                markup=_show_button(t, signal),
+            )
+            await relay.enqueue(
+                context,
+                session,
+                relay.message(
+                    relay.key(step_key or f"cases:reply:{event.id}", resident.telegram_id),
+                    resident.telegram_id,
+                    "cases:reply",
+                    relayed,
+                    markup,
+                    hook=RELAY_HOOK,
+                    mark={
+                        "signal": signal.id,
+                        "event": event.id,
+                        "kind": store.REPLY_OUT_UNDELIVERED,
+                    },
+                    bounce=bounce,
+                ),
+            )
     STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
@@ -962,38 +983,17 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
             )
         )
         return ConversationHandler.END
-    if target is None:
+    if resident is None:
         await message.reply_text(_unreachable(t, signal))
         return ConversationHandler.END
-    chat_id, language, event_id, role = target
-    relayed, markup = _to_reporter(Translator(language), signal, text, role)
-    problem = None
-    try:
-        await context.bot.send_message(chat_id, relayed, reply_markup=markup)
-    except Forbidden:
-        await reach.refused(context.db, chat_id, now=context.now, what="reply to a reporter")
-        problem = t(
-            "Your message could not be delivered: the reporter has blocked the bot or deleted "
-            "the chat. This is noted in the history."
+    relay.wake(context)
+    await message.reply_text(
+        t(
+            "Sent to the reporter of <b>{reference}</b>, signed “the {role}”.",
+            reference=signal.reference,
+            role=role_label(t, role),
         )
-    except TelegramError as exc:
-        log.warning("reply for %s not delivered: %s", signal.reference, exc)
-        problem = t(
-            "Telegram did not accept your message just now, so it was not delivered. This is "
-            "noted in the history; please try again later."
-        )
-    if problem is not None:
-        async with context.db.begin() as session:
-            await store.mark_event(session, event_id, store.REPLY_OUT_UNDELIVERED)
-        await message.reply_text(problem)
-    else:
-        await message.reply_text(
-            t(
-                "Sent to the reporter of <b>{reference}</b>, signed “the {role}”.",
-                reference=signal.reference,
-                role=role_label(t, role),
-            )
-        )
+    )
     return ConversationHandler.END
 
 
@@ -1003,7 +1003,7 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
         update,
         context,
         ANSWER,
-        _own_signal,
+        store.own_signal,
         lambda t, signal: t(
             "Type your answer about report <b>{reference}</b>. It is passed on without your "
             "name. /annuleren stops.",
@@ -1013,7 +1013,8 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
 
 
 async def on_answer(update: Update, context: BuurtContext) -> State:
-    """The reporter's answer: to the professional who last wrote, without the reporter's name."""
+    """The reporter's answer: to the professional who last wrote, without the reporter's name,
+    stored and written to the outbox in one unit of work, once per step."""
     pending = STEPS.pending(context, ANSWER)
     user = update.effective_user
     message = update.effective_message
@@ -1024,28 +1025,36 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
     if text is None:
         return ANSWER
     t = context.t
-    languages: dict[int, str] = {}
+    step_key = STEPS.step_key(pending)
+    added = 0
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user.id, int(pending["signal_id"]))
-        if signal is not None:
-            await store.record(
-                session, signal, store.REPLY_IN, actor=store.RESIDENT, now=context.now, note=text
+        signal = await store.own_signal(session, user.id, int(pending["signal_id"]))
+        before = await store.event_of_step(session, step_key)
+        if signal is not None and before is None:
+            event = await store.record(
+                session,
+                signal,
+                store.REPLY_IN,
+                actor=store.RESIDENT,
+                now=context.now,
+                note=text,
+                step_key=step_key,
             )
-            for telegram_id in await store.reply_targets(session, signal):
-                languages[telegram_id] = await steps.language_of(context, session, telegram_id)
+            targets = await store.reply_targets(session, signal)
+            added = await relay.to_each(
+                context,
+                session,
+                step_key or f"cases:answer:{event.id}",
+                "cases:answer",
+                await steps.languages(context, session, targets),
+                lambda their: _to_professional(their, signal, text),
+            )
     STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
-    delivered = False
-    for telegram_id, language in languages.items():
-        relayed, markup = _to_professional(Translator(language), signal, text)
-        try:
-            await context.bot.send_message(telegram_id, relayed, reply_markup=markup)
-            delivered = True
-        except TelegramError as exc:
-            log.warning("answer on %s not delivered to a professional: %s", signal.reference, exc)
-    if delivered:
+    relay.wake(context, added)
+    if added or before is not None:
         reply = t(
             "Thank you. Your answer about <b>{reference}</b> has been passed on.",
             reference=signal.reference,
@@ -1072,7 +1081,9 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     answer = steps.match(context, 2)
     alert_to: dict[int, str] = {}
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(steps.match(context, 1)), for_update=True)
+        signal = await store.own_signal(
+            session, user_id, int(steps.match(context, 1)), for_update=True
+        )
         result = (
             await store.answer_followup(session, signal, answer, now=context.now)
             if signal
@@ -1167,7 +1178,18 @@ async def _followup_settled(session: AsyncSession, settled: Settled) -> None:
         await store.record(session, signal, kind, actor=store.BOT, now=settled.now)
 
 
+async def _relay_undelivered(
+    session: AsyncSession, mark: Mapping[str, Any], now: dt.datetime
+) -> None:
+    """A message to the reporter could not be delivered: the history says so."""
+    if mark:
+        await store.note_undelivered(
+            session, int(mark["signal"]), str(mark["kind"]), event_id=mark.get("event"), now=now
+        )
+
+
 FOLLOWUP_HOOK = "cases:followup"
+RELAY_HOOK = "cases:relay"
 
 
 # Any other cases: button (an old step, forged data): refuse, change nothing.
@@ -1224,6 +1246,10 @@ def _to_professional(t: Translator, signal: Signal, text: str) -> tuple[str, Inl
         columns=2,
     )
     return relayed, markup
+
+
+def _show_button(t: Translator, signal: Signal) -> InlineKeyboardMarkup:
+    return keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
 
 
 def _reopened_alert(t: Translator, signal: Signal) -> tuple[str, InlineKeyboardMarkup]:
@@ -1320,5 +1346,8 @@ FEATURE = Feature(
     ),
     start=start_jobs,
     jobs=(Job(FOLLOWUP_JOB, "every five minutes: 'is het opgelost?'"),),
-    outbox_hooks={FOLLOWUP_HOOK: _followup_settled},
+    outbox_hooks={
+        FOLLOWUP_HOOK: _followup_settled,
+        RELAY_HOOK: relay.settled_hook(_relay_undelivered),
+    },
 )

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -28,6 +27,7 @@ from telegram.ext import (
 from bot.context import BuurtContext
 from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Html, Translator
+from conversations import relay
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import (
     DURATION_LABELS,
@@ -519,40 +519,39 @@ async def _send(update: Update, context: BuurtContext, draft: Draft) -> int:
             now=context.now,
         )
         reference, topic = case.reference, case.topic
+        # The coordinators hear of it through the outbox, also when the resident's reply is lost.
         coordinators = (
             await access.recipients(session, case.wijk_id, access.Permission.MEDIATION)
             if new
             else []
         )
+        await relay.to_each(
+            context,
+            session,
+            f"mcase:new:{case.id}",
+            "mcase:news",
+            {c: context.translator_for(c).language for c in coordinators},
+            lambda t: (_new_case_text(t, reference, topic), None),
+        )
+    relay.wake(context, len(coordinators))
     t = context.t
     if not new:
         await query.answer()
         await FLOW.finish(update, t(ALREADY, reference=reference))
         FLOW.drop(context)
         return ConversationHandler.END
-    try:
-        await query.answer(t("Request sent"))
-        await FLOW.finish(
-            update,
-            t(
-                "Thank you. Your request has been saved as <b>{reference}</b>.\n"
-                "A coordinator of the mediation team will contact you within {days} working "
-                "days. What you told stays with the mediation team.",
-                reference=reference,
-                days=settings.mediation.intake_days,
-            ),
-        )
-        FLOW.drop(context)
-    finally:
-        # The coordinators hear of it even when the resident's reply was lost.
-        for coordinator in coordinators:
-            try:
-                await context.bot.send_message(
-                    coordinator,
-                    _new_case_text(context.translator_for(coordinator), reference, topic),
-                )
-            except TelegramError:
-                continue  # the daily overview lists it too
+    await query.answer(t("Request sent"))
+    await FLOW.finish(
+        update,
+        t(
+            "Thank you. Your request has been saved as <b>{reference}</b>.\n"
+            "A coordinator of the mediation team will contact you within {days} working "
+            "days. What you told stays with the mediation team.",
+            reference=reference,
+            days=settings.mediation.intake_days,
+        ),
+    )
+    FLOW.drop(context)
     return ConversationHandler.END
 
 

@@ -39,7 +39,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -49,12 +48,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import reach
 from bot.context import BuurtContext
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_, Html, Translator, escape
 from bot.outbox import Settled
-from conversations import steps
+from conversations import relay, steps
 from conversations.flow import PRIVATE, State, persistent_conversation
 from conversations.steps import MEDIA, TYPED, TypedSteps
 from conversations.ui import (
@@ -106,7 +104,6 @@ INVITE_PREFIX = "bm-"
 
 LIST_LIMIT = 25  # cases in /zaken
 OVERVIEW_LIMIT = 15  # lines per list in the daily overview
-NOTE_SHOWN = 300  # characters of a note in the history ("Notes" sends them in full)
 SITUATION_SHOWN = 1500  # characters of "what is going on" in the case view
 PLACE_SHOWN = 60  # characters of a place in lists
 NAME_SHOWN = 30  # characters of a coordinator's name in /zaken
@@ -228,9 +225,9 @@ async def _coordinators(
     if case.coordinator is not None:
         person = await access.person(session, case.coordinator, context.settings.admins)
         if person.may(Permission.MEDIATION, case.wijk_id):
-            return {case.coordinator: await steps.language_of(context, session, case.coordinator)}
+            return await steps.languages(context, session, [case.coordinator])
     people = await access.recipients(session, case.wijk_id, Permission.MEDIATION)
-    return {p: await steps.language_of(context, session, p) for p in people}
+    return await steps.languages(context, session, people)
 
 
 async def _tell(
@@ -243,21 +240,10 @@ async def _tell(
 ) -> None:
     """Write a message to each person, in their language, to the outbox in the caller's unit
     of work (``key`` names the decision: the update or the day)."""
-    await outbox.enqueue(
-        session,
-        *(
-            outbox.Outgoing(
-                key=f"{key}:{telegram_id}",
-                chat_id=telegram_id,
-                kind="mcase:news",
-                text=make(Translator(language)),
-            )
-            for telegram_id, language in people.items()
-        ),
-        now=context.now,
+    added = await relay.to_each(
+        context, session, key, "mcase:news", people, lambda their: (make(their), None)
     )
-    if people:
-        context.outbox.wake()
+    relay.wake(context, added)
 
 
 def _update_key(update: Update) -> str:
@@ -385,13 +371,13 @@ def _event_text(t: Translator, event: MediationEvent, case: MediationCase) -> st
 def _history_line(
     t: Translator, tz: dt.tzinfo, event: MediationEvent, case: MediationCase, names: dict[int, str]
 ) -> str:
-    line = (
-        f"<i>{escape(local_datetime(event.at, tz))}</i> · {_event_text(t, event, case)}"
-        f" · {escape(_who(t, event.actor, names))}"
+    return relay.history_line(
+        t,
+        local_datetime(event.at, tz),
+        _event_text(t, event, case),
+        _who(t, event.actor, names),
+        event.note if event.kind in QUOTED else None,
     )
-    if event.kind in QUOTED and event.note:
-        line += "\n    " + t("“{note}”", note=shorten(event.note, NOTE_SHOWN))
-    return line
 
 
 def _party_line(
@@ -1309,7 +1295,7 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
         return None
     starts_at = dt.datetime.fromisoformat(str(pending["starts_at"]))
 
-    async def record(session: AsyncSession, case: MediationCase) -> list[store.ReminderTarget]:
+    async def record(session: AsyncSession, case: MediationCase) -> int:
         appointment = await store.add_appointment(
             session,
             case,
@@ -1319,7 +1305,8 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
             actor=store.pro_actor(user.id),
             now=context.now,
         )
-        return await store.appointment_notices(session, appointment)
+        notices = await store.decide_appointment_notices(session, appointment, now=context.now)
+        return await relay.enqueue(context, session, *map(_appointment_relay(context), notices))
 
     return await _save(
         update,
@@ -1332,41 +1319,31 @@ async def on_appointment_place(update: Update, context: BuurtContext) -> State:
             when=local_datetime(starts_at, context.settings.tz),
             place=place,
         ),
-        then=lambda targets: _tell_appointment(context, targets),
+        then=lambda added: relay.wake(context, added),
     )
 
 
-async def _tell_appointment(context: BuurtContext, targets: list[store.ReminderTarget]) -> None:
-    """Tell each party of a new appointment at once (date, time, place; nothing about the
-    other party), and note in the history who was told and who could not be."""
-    if not targets:
-        return
-    told: list[int] = []
-    untold: list[int] = []
-    tz = context.settings.tz
-    for target in targets:
+def _appointment_relay(
+    context: BuurtContext,
+) -> Callable[[store.AppointmentNotice], outbox.Outgoing]:
+    """Each party is told of a new appointment (date, time, place; nothing about the other
+    party) through the outbox; the history entry says "not told" if it cannot be delivered."""
+
+    def notice(decided: store.AppointmentNotice) -> outbox.Outgoing:
+        target = decided.target
         t = Translator(_language(context, target.telegram_id, target.language))
-        text, markup = _appointment_notice(t, target, tz)
-        try:
-            await context.bot.send_message(target.telegram_id, text, reply_markup=markup)
-            told.append(target.party)
-        except Forbidden:
-            await reach.refused(context.db, target.telegram_id, now=context.now, what="appointment")
-            untold.append(target.party)
-        except TelegramError as exc:
-            log.warning(
-                "appointment %s not told to party %s: %s", target.appointment_id, target.party, exc
-            )
-            untold.append(target.party)
-    async with context.db.begin() as session:
-        await store.record_appointment_notices(
-            session,
-            targets[0].case_id,
-            targets[0].appointment_id,
-            told=told,
-            untold=untold,
-            now=context.now,
+        text, markup = _appointment_notice(t, target, context.settings.tz)
+        return relay.message(
+            relay.key(f"mcase:appt:{target.appointment_id}", target.telegram_id),
+            target.telegram_id,
+            "mcase:appointment",
+            text,
+            markup,
+            hook=RELAY_HOOK,
+            mark={"event": decided.event_id, "kind": store.APPOINTMENT_UNTOLD},
         )
+
+    return notice
 
 
 async def on_mediators(update: Update, context: BuurtContext) -> State:
@@ -1418,7 +1395,7 @@ async def _save(
     change: Callable[[AsyncSession, MediationCase], Coroutine[Any, Any, Any]],
     done: Callable[[Translator], str],
     *,
-    then: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
+    then: Callable[[Any], None] | None = None,
 ) -> int:
     """Check again, store the typed change, (``then``: act on what the change returned, after
     it is committed) and show the case."""
@@ -1439,7 +1416,7 @@ async def _save(
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
     if then is not None:
-        await then(result)
+        then(result)
     await _show(context, user.id, case.id, done=done(t))
     return ConversationHandler.END
 
@@ -1524,7 +1501,8 @@ def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str
 
 
 async def on_message(update: Update, context: BuurtContext) -> State:
-    """The coordinator's message: stored first, then sent to the party's private chat."""
+    """The coordinator's message: stored and written to the outbox for the party's private
+    chat in one unit of work, once per step."""
     pending = STEPS.pending(context, MESSAGE)
     message = update.effective_message
     user = update.effective_user
@@ -1536,16 +1514,50 @@ async def on_message(update: Update, context: BuurtContext) -> State:
         return None
     t = context.t
     number = int(pending["party"])
+    step_key = STEPS.step_key(pending)
+    added = 0
     try:
         async with context.db.begin() as session:
             case = await _case_for(session, context, user.id, int(pending["case_id"]))
-            relay = (
-                await store.message_party(
-                    session, case, number, text, actor=store.pro_actor(user.id), now=context.now
+            if case is not None and await store.event_of_step(session, step_key) is None:
+                stored = await store.message_party(
+                    session,
+                    case,
+                    number,
+                    text,
+                    actor=store.pro_actor(user.id),
+                    now=context.now,
+                    step_key=step_key,
                 )
-                if case is not None
-                else None
-            )
+                bounce = relay.Bounce(
+                    user.id,
+                    blocked=t(
+                        "Your message could not be delivered: party {n} has blocked the bot or "
+                        "deleted the chat. This is noted in the history.",
+                        n=number,
+                    ),
+                    refused=relay.not_accepted(t),
+                    markup=keyboard([("🔎 " + t("Show case"), f"mcase:show:{case.id}")]),
+                )
+                added = await relay.enqueue(
+                    context,
+                    session,
+                    relay.message(
+                        relay.key(step_key or f"mcase:msg:{stored.event_id}", stored.telegram_id),
+                        stored.telegram_id,
+                        "mcase:message",
+                        *_to_party(
+                            Translator(_language(context, stored.telegram_id, stored.language)),
+                            case.id,
+                            case.reference,
+                            number,
+                            text,
+                        ),
+                        hook=RELAY_HOOK,
+                        mark={"event": stored.event_id, "kind": store.MESSAGE_UNDELIVERED},
+                        bounce=bounce,
+                    ),
+                )
     except MediationProblem as problem:
         STEPS.forget(context)
         if problem.reason == "unreachable":
@@ -1554,41 +1566,17 @@ async def on_message(update: Update, context: BuurtContext) -> State:
             await message.reply_text(_problem_text(t, problem))
         return ConversationHandler.END
     STEPS.forget(context)
-    if case is None or relay is None:
+    if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
-    their = Translator(_language(context, relay.telegram_id, relay.language))
-    relayed, markup = _to_party(their, case.id, case.reference, number, text)
-    problem_text = None
-    try:
-        await context.bot.send_message(relay.telegram_id, relayed, reply_markup=markup)
-    except Forbidden:
-        await reach.refused(
-            context.db, relay.telegram_id, now=context.now, what="message to a party"
-        )
-        problem_text = t(
-            "Your message could not be delivered: party {n} has blocked the bot or deleted "
-            "the chat. This is noted in the history.",
+    relay.wake(context, added)
+    await message.reply_text(  # also when this step was relayed before: it is, once
+        t(
+            "Sent to party {n} of <b>{reference}</b>, signed “the mediation team”.",
             n=number,
+            reference=case.reference,
         )
-    except TelegramError as exc:
-        log.warning("message for party %s of %s not delivered: %s", number, case.reference, exc)
-        problem_text = t(
-            "Telegram did not accept your message just now, so it was not delivered. This is "
-            "noted in the history; please try again later."
-        )
-    if problem_text is not None:
-        async with context.db.begin() as session:
-            await store.mark_event(session, relay.event_id, store.MESSAGE_UNDELIVERED)
-        await message.reply_text(problem_text)
-    else:
-        await message.reply_text(
-            t(
-                "Sent to party {n} of <b>{reference}</b>, signed “the mediation team”.",
-                n=number,
-                reference=case.reference,
-            )
-        )
+    )
     return ConversationHandler.END
 
 
@@ -1635,7 +1623,8 @@ def _answer_closed(t: Translator) -> str:
 
 
 async def on_answer(update: Update, context: BuurtContext) -> State:
-    """A party's answer: stored, then to the coordinator, without the party's identity."""
+    """A party's answer: stored and written to the outbox for the coordinator (else every
+    bemiddelaar of the wijk) in one unit of work, without the party's identity, once per step."""
     pending = STEPS.pending(context, ANSWER)
     message = update.effective_message
     user = update.effective_user
@@ -1647,7 +1636,8 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
         return None
     t = context.t
     number = int(pending["party"])
-    people: dict[int, str] = {}
+    step_key = STEPS.step_key(pending)
+    added = 0
     try:
         async with context.db.begin() as session:
             resident = await get_resident(session, user.id)
@@ -1656,10 +1646,21 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
                 if resident is not None
                 else None
             )
-            if found is not None:
+            before = await store.event_of_step(session, step_key)
+            if found is not None and before is None:
                 case, party = found
-                await store.answer_from_party(session, case, party, text, now=context.now)
-                people = await _coordinators(context, session, case)
+                event = await store.answer_from_party(
+                    session, case, party, text, now=context.now, step_key=step_key
+                )
+                reference = case.reference
+                added = await relay.to_each(
+                    context,
+                    session,
+                    step_key or f"mcase:ans:{event.id}",
+                    "mcase:answer",
+                    await _coordinators(context, session, case),
+                    lambda their: _to_team(their, event.case_id, reference, number, text),
+                )
     except MediationProblem:
         STEPS.forget(context)
         await message.reply_text(_answer_closed(t))
@@ -1668,15 +1669,8 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
     if found is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
-    delivered = False
-    for telegram_id, language in people.items():
-        relayed, markup = _to_team(Translator(language), case.id, case.reference, number, text)
-        try:
-            await context.bot.send_message(telegram_id, relayed, reply_markup=markup)
-            delivered = True
-        except TelegramError as exc:
-            log.warning("answer in %s not delivered to %s: %s", case.reference, telegram_id, exc)
-    if delivered:
+    relay.wake(context, added)
+    if added or before is not None:
         reply = t("Thank you. Your answer has been passed on to the mediation team.")
     else:
         reply = t(
@@ -2163,6 +2157,7 @@ async def _nazorg_settled(session: AsyncSession, settled: Settled) -> None:
 
 REMINDER_HOOK = "mcase:reminder"
 NAZORG_HOOK = "mcase:nazorg"
+RELAY_HOOK = "mcase:relay"
 
 
 async def anonymise(context: BuurtContext) -> None:
@@ -2286,7 +2281,7 @@ async def send_overview(context: BuurtContext) -> None:
             days_ahead=UPCOMING_DAYS,
         )
         people = await access.recipients(session, wijk.id, Permission.MEDIATION)
-        languages = {p: await steps.language_of(context, session, p) for p in people}
+        languages = await steps.languages(context, session, people)
         name = wijk.name
         if not overview.quiet:
             await _tell(
@@ -2432,5 +2427,9 @@ FEATURE = Feature(
         Job(RETENTION_JOB, "every night: anonymise closed cases"),
         Job(DIGEST_JOB.format(slug="<slug>"), "daily at digest_time: coordinators' overview"),
     ),
-    outbox_hooks={REMINDER_HOOK: _reminder_settled, NAZORG_HOOK: _nazorg_settled},
+    outbox_hooks={
+        REMINDER_HOOK: _reminder_settled,
+        NAZORG_HOOK: _nazorg_settled,
+        RELAY_HOOK: relay.settled_hook(relay.marking(store.mark_event)),  # not delivered: noted
+    },
 )

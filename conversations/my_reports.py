@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -31,7 +30,7 @@ from telegram.ext import (
 from bot.context import BuurtContext
 from bot.feature import PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Translator, escape
-from conversations import steps
+from conversations import relay, steps
 from conversations.flow import (
     PRIVATE,
     State,
@@ -134,40 +133,12 @@ async def my_reports(update: Update, context: BuurtContext) -> None:
 # --- checks -------------------------------------------------------------------------------------
 
 
-async def _own_signal(
-    session: AsyncSession, telegram_id: int, signal_id: int, *, for_update: bool = False
-) -> Signal | None:
-    """The signal, only if this person reported it."""
-    resident = await get_resident(session, telegram_id)
-    if resident is None:
-        return None
-    signal = await store.get_signal(session, signal_id, for_update=for_update)
-    if signal is None or signal.resident_id != resident.id:
-        return None
-    return signal
-
-
 def _no_longer_open(t: Translator, signal: Signal) -> str:
     return t(
         "Report {reference} is no longer open ({status}), so it cannot be changed.",
         reference=signal.reference,
         status=status_label(t, signal.status),
     )
-
-
-async def _professionals(
-    context: BuurtContext, session: AsyncSession, signal: Signal
-) -> dict[int, str]:
-    """The wijkagent and opbouwwerker of the signal's wijk (whoever took it is one of them),
-    with their languages."""
-    return {
-        telegram_id: await steps.language_of(context, session, telegram_id)
-        for telegram_id in await access.recipients(session, signal.wijk_id, Permission.SIGNALS)
-    }
-
-
-def _show_button(t: Translator, signal: Signal) -> InlineKeyboardMarkup:
-    return keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
 
 
 def _contact_line(t: Translator, signal: Signal) -> str | None:
@@ -178,34 +149,45 @@ def _contact_line(t: Translator, signal: Signal) -> str | None:
 
 async def _tell(
     context: BuurtContext,
+    session: AsyncSession,
     signal: Signal,
-    targets: dict[int, str],
+    step: str,
     text: Callable[[Translator], str],
     photo: str | None = None,
 ) -> int:
-    """Send each professional ``text`` (and the photo) in their language; how many got it."""
-    delivered = 0
-    for telegram_id, language in targets.items():
-        t = Translator(language)  # theirs
-        try:
-            if photo is not None:
-                await context.bot.send_photo(
-                    telegram_id,
-                    photo,
-                    caption=t(
-                        "📷 Photo added by the reporter of <b>{reference}</b>",
-                        reference=signal.reference,
-                    ),
+    """Write ``text`` (after the photo) for each professional of the signal's wijk (whoever
+    took it is one of them), in their language, to the outbox in the caller's unit of work, as
+    the relay ``step``; how many messages were new."""
+    people = await access.recipients(session, signal.wijk_id, Permission.SIGNALS)
+    languages = await steps.languages(context, session, people)
+    added = 0
+    if photo is not None:
+        added += await relay.enqueue(
+            context,
+            session,
+            *(
+                relay.message(
+                    relay.key(step, person, "photo"),
+                    person,
+                    "mine:photo",
+                    _photo_caption(Translator(language), signal),
+                    photo_file_id=photo,
                 )
-            await context.bot.send_message(
-                telegram_id, text(t), reply_markup=_show_button(t, signal)
-            )
-            delivered += 1
-        except TelegramError as exc:
-            log.warning(
-                "follow-up on %s not delivered to a professional: %s", signal.reference, exc
-            )
-    return delivered
+                for person, language in languages.items()
+            ),
+        )
+    return added + await relay.to_each(
+        context,
+        session,
+        step,
+        "mine:news",
+        languages,
+        lambda t: (text(t), keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])),
+    )
+
+
+def _photo_caption(t: Translator, signal: Signal) -> str:
+    return t("📷 Photo added by the reporter of <b>{reference}</b>", reference=signal.reference)
 
 
 # --- adding to a report -------------------------------------------------------------------------
@@ -219,7 +201,7 @@ async def on_add_chosen(update: Update, context: BuurtContext) -> State:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
+        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -333,10 +315,12 @@ async def _add(
             reply_markup=keyboard([(keep_label(t), f"mine:keep:{pending['signal_id']}")]),
         )
         return ADD
-    targets: dict[int, str] = {}
     step_key = STEPS.step_key(pending)
+    told = 0
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user.id, int(pending["signal_id"]), for_update=True)
+        signal = await store.own_signal(
+            session, user.id, int(pending["signal_id"]), for_update=True
+        )
         before = await store.event_of_step(session, step_key)
         added = (
             await store.add_from_reporter(
@@ -351,7 +335,14 @@ async def _add(
             else None
         )
         if added is not None and signal is not None:
-            targets = await _professionals(context, session, signal)
+            told = await _tell(
+                context,
+                session,
+                signal,
+                step_key or f"mine:add:{added.id}",
+                lambda t: _added(t, signal, text),
+                photo,
+            )
     STEPS.forget(context)
     if signal is None:
         await message.reply_text(not_allowed(t))
@@ -368,25 +359,8 @@ async def _add(
     if added is None:
         await message.reply_text(_no_longer_open(t, signal))
         return ConversationHandler.END
-
-    def told(t: Translator) -> str:  # in the professional's language
-        lines = [
-            "➕ "
-            + t(
-                "The reporter of <b>{reference}</b> ({category}) added information:",
-                reference=signal.reference,
-                category=category_label(t, signal.category),
-            ),
-            "",
-            escape(text) if text else t("(a photo, see above)"),
-        ]
-        contact = _contact_line(t, signal)
-        if contact:
-            lines += ["", contact]
-        return "\n".join(lines)
-
-    delivered = await _tell(context, signal, targets, told, photo)
-    if delivered:
+    relay.wake(context, told)
+    if told:
         reply = t(
             "Thank you. Your addition to <b>{reference}</b> has been saved and passed on to "
             "the wijkagent and the opbouwwerker.",
@@ -399,6 +373,24 @@ async def _add(
         )
     await message.reply_text(reply)
     return ConversationHandler.END
+
+
+def _added(t: Translator, signal: Signal, text: str | None) -> str:
+    """To a professional, in their language: what the reporter added."""
+    lines = [
+        "➕ "
+        + t(
+            "The reporter of <b>{reference}</b> ({category}) added information:",
+            reference=signal.reference,
+            category=category_label(t, signal.category),
+        ),
+        "",
+        escape(text) if text else t("(a photo, see above)"),
+    ]
+    contact = _contact_line(t, signal)
+    if contact:
+        lines += ["", contact]
+    return "\n".join(lines)
 
 
 async def on_other(update: Update, context: BuurtContext) -> State:
@@ -420,7 +412,7 @@ async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
+        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -453,18 +445,27 @@ async def on_withdraw_confirmed(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    targets: dict[int, str] = {}
+    told = 0
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(steps.match(context, 1)), for_update=True)
+        signal = await store.own_signal(
+            session, user_id, int(steps.match(context, 1)), for_update=True
+        )
         withdrawn = await store.withdraw(session, signal, now=context.now) if signal else False
         if withdrawn and signal is not None:
-            targets = await _professionals(context, session, signal)
+            told = await _tell(
+                context,
+                session,
+                signal,
+                f"mine:withdrawn:{signal.id}",
+                lambda t: _withdrawn(t, signal),
+            )
     if signal is None:
         await steps.refuse(query, context)
         return
     if not withdrawn:
         await query.answer(_no_longer_open(t, signal), show_alert=True)
         return
+    relay.wake(context, told)
     await query.answer(t("Withdrawn"))
     await steps.spend(query)
     await context.bot.send_message(
@@ -476,22 +477,22 @@ async def on_withdraw_confirmed(update: Update, context: BuurtContext) -> None:
         ),
     )
 
-    def told(t: Translator) -> str:  # in the professional's language
-        lines = [
-            "↩️ "
-            + t(
-                "The reporter has withdrawn report <b>{reference}</b> ({category}). It no "
-                "longer counts as open.",
-                reference=signal.reference,
-                category=category_label(t, signal.category),
-            )
-        ]
-        contact = _contact_line(t, signal)
-        if contact:
-            lines.append(contact)
-        return "\n".join(lines)
 
-    await _tell(context, signal, targets, told)
+def _withdrawn(t: Translator, signal: Signal) -> str:
+    """To a professional, in their language: the reporter withdrew the report."""
+    lines = [
+        "↩️ "
+        + t(
+            "The reporter has withdrawn report <b>{reference}</b> ({category}). It no "
+            "longer counts as open.",
+            reference=signal.reference,
+            category=category_label(t, signal.category),
+        )
+    ]
+    contact = _contact_line(t, signal)
+    if contact:
+        lines.append(contact)
+    return "\n".join(lines)
 
 
 async def on_withdraw_declined(update: Update, context: BuurtContext) -> None:
@@ -501,7 +502,7 @@ async def on_withdraw_declined(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     async with context.db.begin() as session:
-        signal = await _own_signal(session, user_id, int(steps.match(context, 1)))
+        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
     if signal is None:
         await steps.refuse(query, context)
         return

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from telegram import InputFile, Update
-from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import BuurtApplication, BuurtContext
@@ -21,6 +20,7 @@ from bot.feature import PRIVATE_MENU, Command, Feature, Job
 from bot.i18n import LANGUAGE_NAMES, N_, Translator
 from bot.messenger import MessengerBot
 from bot.settings import Settings
+from conversations import relay
 from conversations.ui import keyboard, local_date, privacy_text
 from storage import access
 from storage.db import Database
@@ -141,6 +141,20 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
             if assigned:
                 people.add(assigned)
             tell.extend((person, reference) for person in sorted(people))
+        await relay.enqueue(  # the professionals who lose a contact, through the outbox
+            context,
+            session,
+            *(
+                relay.message(
+                    relay.key(f"privacy:left:{reference}", person),
+                    person,
+                    "privacy:news",
+                    _reporter_left(context.translator_for(person), reference),
+                )
+                for person, reference in tell
+            ),
+        )
+    relay.wake(context, len(tell))
     context.application.drop_user_data(user.id)
     await query.answer()
     await query.edit_message_text(
@@ -152,13 +166,6 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
     if isinstance(context.bot, MessengerBot):
         # Told after the last message to them: the Signal gateway forgets them too.
         await context.bot.forget_chat(user.id)
-    for person, reference in tell:
-        try:
-            await context.bot.send_message(
-                person, _reporter_left(context.translator_for(person), reference)
-            )
-        except TelegramError:
-            continue
 
 
 def _reporter_left(t: Translator, reference: str) -> str:

@@ -10,13 +10,13 @@ import datetime as dt
 from typing import Any
 
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.commands import publish_personal_menu
 from bot.context import BuurtContext
 from bot.feature import ADMIN_MENU, Command, Feature
 from bot.i18n import N_, Html, Translator
+from conversations import relay
 from conversations.ui import (
     first_commands,
     keyboard,
@@ -115,6 +115,15 @@ async def redeem(update: Update, context: BuurtContext) -> None:
             )
             role, wijk_name, inviter = grant.role, grant.wijk.name, used.created_by
             me = await access.person(session, user.id, settings.admins)
+            if new:  # the inviter hears it once, through the outbox
+                await relay.to_each(
+                    context,
+                    session,
+                    f"roles:invite-used:{used.id}",
+                    "roles:news",
+                    {inviter: context.translator_for(inviter).language},
+                    lambda t: (_invite_used(t, user.first_name, role, wijk_name), None),
+                )
     except access.InviteProblem as problem:
         reasons = {
             "unknown": t("This invite link is not valid. Ask for a new one."),
@@ -133,8 +142,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
             )
         )
     finally:
-        # Their menu and the inviter's news do not wait for the welcome to arrive; the
-        # inviter hears it once.
+        # Their menu does not wait for the welcome to arrive.
         await publish_personal_menu(
             context.bot,
             context.services.menus,
@@ -143,14 +151,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
             db=context.db,
             now=context.now,
         )
-        if new:
-            try:
-                await context.bot.send_message(
-                    inviter,
-                    _invite_used(context.translator_for(inviter), user.first_name, role, wijk_name),
-                )
-            except TelegramError:
-                pass  # the inviter may never have opened a chat with the bot; the audit log has it
+        relay.wake(context, new)
 
 
 def _invite_used(t: Translator, name: str, role: str, wijk: str) -> str:
@@ -271,7 +272,21 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
         revoked = await access.revoke(session, grant.id, by=user.id, now=context.now)
         first = revoked is not None
         them = await access.person(session, grant.telegram_id, settings.admins)
-    name, role, wijk, subject = grant.display_name, grant.role, grant.wijk.name, grant.telegram_id
+        name, role, wijk, subject = (
+            grant.display_name,
+            grant.role,
+            grant.wijk.name,
+            grant.telegram_id,
+        )
+        if first:  # they are told once, through the outbox
+            await relay.to_each(
+                context,
+                session,
+                f"roles:ended:{grant.id}",
+                "roles:news",
+                {subject: context.translator_for(subject).language},
+                lambda t: (_role_ended(t, role, wijk), None),
+            )
     try:
         await query.answer()
         await query.edit_message_text(
@@ -283,7 +298,7 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
             )
         )
     finally:
-        # Their menu is reset however often this is pressed; they are told once.
+        # Their menu is reset however often this is pressed.
         await publish_personal_menu(
             context.bot,
             context.services.menus,
@@ -292,13 +307,7 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
             db=context.db,
             now=context.now,
         )
-        if first:
-            try:
-                await context.bot.send_message(
-                    subject, _role_ended(context.translator_for(subject), role, wijk)
-                )
-            except TelegramError:
-                pass  # they may have blocked the bot; the audit log records the revocation
+        relay.wake(context, first)
 
 
 async def keep(update: Update, context: BuurtContext) -> None:

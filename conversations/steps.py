@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,13 @@ async def language_of(context: BuurtContext, session: AsyncSession, telegram_id:
         return str(data["lang"])
     resident = await get_resident(session, telegram_id)
     return resident.language if resident else context.settings.default_language
+
+
+async def languages(
+    context: BuurtContext, session: AsyncSession, people: Iterable[int]
+) -> dict[int, str]:
+    """Each person with the language they use (:func:`language_of`), in the given order."""
+    return {person: await language_of(context, session, person) for person in people}
 
 
 def with_history(t: Translator, head: str, lines: list[str]) -> str:

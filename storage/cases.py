@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 from storage import access, parsing
 from storage.access import Permission
 from storage.models import Signal, SignalEvent
+from storage.residents import get_resident
 from storage.signals import (
     OPEN_STATUSES,
     REFERENCE_PREFIX,
@@ -254,6 +255,19 @@ async def add_note(
     return event
 
 
+async def own_signal(
+    session: AsyncSession, telegram_id: int, signal_id: int, *, for_update: bool = False
+) -> Signal | None:
+    """The signal, only if the resident with this Telegram id reported it."""
+    resident = await get_resident(session, telegram_id)
+    if resident is None:
+        return None
+    signal = await get_signal(session, signal_id, for_update=for_update)
+    if signal is None or signal.resident_id != resident.id:
+        return None
+    return signal
+
+
 def is_open(signal: Signal) -> bool:
     """New or being handled: not closed, not withdrawn."""
     return signal.status in OPEN_STATUSES
@@ -311,7 +325,30 @@ async def withdraw(session: AsyncSession, signal: Signal, *, now: dt.datetime) -
 
 async def mark_event(session: AsyncSession, event_id: int, kind: str) -> None:
     """Change the kind of a history entry (e.g. a reply that turned out undeliverable)."""
-    await session.execute(update(SignalEvent).where(SignalEvent.id == event_id).values(kind=kind))
+    await session.execute(
+        update(SignalEvent)
+        .where(SignalEvent.id == event_id)
+        .values(kind=kind)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def note_undelivered(
+    session: AsyncSession,
+    signal_id: int,
+    kind: str,
+    *,
+    event_id: int | None = None,
+    now: dt.datetime,
+) -> None:
+    """A message to the reporter could not be delivered: its history entry ``event_id``
+    becomes ``kind``, or (without one) a new entry ``kind`` says so."""
+    if event_id is not None:
+        await mark_event(session, event_id, kind)
+        return
+    signal = await get_signal(session, signal_id)
+    if signal is not None:
+        await record(session, signal, kind, actor=BOT, now=now)
 
 
 async def reply_targets(session: AsyncSession, signal: Signal) -> list[int]:

@@ -818,8 +818,10 @@ async def message_party(
     *,
     actor: str,
     now: dt.datetime,
+    step_key: str | None = None,
 ) -> PartyMessage:
-    """Store a message from the mediation team for party ``number`` (before it is sent).
+    """Store a message from the mediation team for party ``number`` (before it is sent), once
+    per typed step (``step_key``, see :func:`event_of_step`).
 
     MediationProblem "closed", or "unreachable" when that party cannot be reached through the
     bot (no party yet, or no resident: removed their data or anonymised)."""
@@ -830,6 +832,7 @@ async def message_party(
     event = _record(
         session, case, MESSAGE_OUT, actor=actor, now=now, to_stage=party_actor(number), note=text
     )
+    event.step_key = step_key
     await session.flush()
     return PartyMessage(party.resident.telegram_id, party.resident.language, event.id)
 
@@ -847,6 +850,13 @@ async def mark_event(session: AsyncSession, event_id: int, kind: str) -> None:
         .values(kind=kind)
         .execution_options(synchronize_session=False)
     )
+
+
+async def event_of_step(session: AsyncSession, step_key: str | None) -> MediationEvent | None:
+    """The history entry a typed step already stored, if any."""
+    if step_key is None:
+        return None
+    return await session.scalar(select(MediationEvent).where(MediationEvent.step_key == step_key))
 
 
 async def party_in_case(
@@ -867,11 +877,15 @@ async def answer_from_party(
     text: str,
     *,
     now: dt.datetime,
-) -> None:
-    """Store a party's answer for the mediation team (MediationProblem "closed")."""
+    step_key: str | None = None,
+) -> MediationEvent:
+    """Store a party's answer for the mediation team, once per typed step (MediationProblem
+    "closed")."""
     _open(case)
-    _record(session, case, MESSAGE_IN, actor=party_actor(party.number), now=now, note=text)
+    event = _record(session, case, MESSAGE_IN, actor=party_actor(party.number), now=now, note=text)
+    event.step_key = step_key
     await session.flush()
+    return event
 
 
 # --- reminders the day before an appointment --------------------------------------------------
@@ -928,13 +942,33 @@ async def _reminder_parties(
     return case, reachable, handled
 
 
-async def appointment_notices(
-    session: AsyncSession, appointment: MediationAppointment
-) -> list[ReminderTarget]:
-    """Who to tell at once of a new appointment: the parties it concerns who use the bot."""
-    _, reachable, _ = await _reminder_parties(session, appointment)
-    return [
-        ReminderTarget(
+@dataclass(frozen=True)
+class AppointmentNotice:
+    """A party to tell of a new appointment, and the history entry that says they were told
+    (marked ``appointment_untold`` when the notice cannot be delivered)."""
+
+    target: ReminderTarget
+    event_id: int
+
+
+async def decide_appointment_notices(
+    session: AsyncSession, appointment: MediationAppointment, *, now: dt.datetime
+) -> list[AppointmentNotice]:
+    """Decide who is told at once of a new appointment: the parties it concerns who use the
+    bot, each with a history entry ("told"), in the unit of work that writes the notices to the
+    outbox. A party who blocked the bot is noted as not told, without trying."""
+    case, reachable, _ = await _reminder_parties(session, appointment)
+    notices = []
+    for party in reachable:
+        if party.resident is None:
+            continue
+        key = _ledger_key(appointment.id, party.number)
+        if party.resident.unreachable_since is not None:
+            _record(session, case, APPOINTMENT_UNTOLD, actor=BOT, now=now, note=key)
+            continue
+        event = _record(session, case, APPOINTMENT_TOLD, actor=BOT, now=now, note=key)
+        await session.flush()
+        target = ReminderTarget(
             appointment_id=appointment.id,
             case_id=appointment.case_id,
             party=party.number,
@@ -943,30 +977,9 @@ async def appointment_notices(
             starts_at=appointment.starts_at,
             place=appointment.place,
         )
-        for party in reachable
-        if party.resident is not None
-    ]
-
-
-async def record_appointment_notices(
-    session: AsyncSession,
-    case_id: int,
-    appointment_id: int,
-    *,
-    told: Iterable[int],
-    untold: Iterable[int],
-    now: dt.datetime,
-) -> None:
-    """Write in the history which parties were told of a new appointment, and which not."""
-    case = await get_case(session, case_id)
-    if case is None:
-        return
-    for kind, parties in ((APPOINTMENT_TOLD, told), (APPOINTMENT_UNTOLD, untold)):
-        for number in parties:
-            _record(
-                session, case, kind, actor=BOT, now=now, note=_ledger_key(appointment_id, number)
-            )
+        notices.append(AppointmentNotice(target, event.id))
     await session.flush()
+    return notices
 
 
 async def decide_reminders(

@@ -483,6 +483,9 @@ class MediationEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The typed step this entry came from (a message to a party, a party's answer): a step
+    # handled again stores and relays it once (as SignalEvent.step_key).
+    step_key: Mapped[str | None] = mapped_column(String(60), unique=True)
 
     case: Mapped[MediationCase] = relationship(back_populates="history")
 

@@ -137,9 +137,14 @@ class Case:
     aimed: bool = True
     # The kind answer expected from someone without the role.
     refusal: str = REFUSAL
+    # Typed in the neighbourhood group instead of the private chat.
+    in_group: bool = False
 
 
-COMMANDS: dict[str, Case] = {
+GROUP = -1001  # the neighbourhood group a group command is tried in
+
+
+COMMANDS: dict[str, Case | tuple[Case, ...]] = {
     "overzicht": Case("/overzicht", aimed=False),
     "meldingen_instellen": Case("/meldingen_instellen", aimed=False),
     "open": Case("/open", aimed=False),
@@ -155,10 +160,14 @@ COMMANDS: dict[str, Case] = {
     "uitnodigen": Case("/uitnodigen wijkagent schilderswijk"),
     "rollen": Case("/rollen", aimed=False),
     "profilering": Case("/profilering"),  # only the configured admins
-    # Only typed in a group; in a private chat it is not a command at all.
-    "koppelgroep": Case(
-        "/koppelgroep schilderswijk",
-        refusal="Dat commando ken ik niet. /help laat zien wat ik kan.",
+    # Meant for a group (there: only admins and the wijk's beheerder); in a private chat it
+    # is not a command at all.
+    "koppelgroep": (
+        Case("/koppelgroep schilderswijk", in_group=True),
+        Case(
+            "/koppelgroep schilderswijk",
+            refusal="Dat commando ken ik niet. /help laat zien wat ik kan.",
+        ),
     ),
 }
 BUTTONS: tuple[Case, ...] = (
@@ -221,7 +230,8 @@ def matrix() -> list[Any]:
 
 def cases_for(kind: str, name: str) -> list[Case]:
     if kind == "command":
-        return [COMMANDS[name]] if name in COMMANDS else []
+        found = COMMANDS.get(name)
+        return list(found) if isinstance(found, tuple) else [found] if found else []
     return [case for case in BUTTONS if re.match(name, case.template.format(**DUMMY))]
 
 
@@ -335,12 +345,15 @@ async def test_access_matrix(
     }
     for person in people.values():
         await person.says("/help")  # a message in the chat to press forged buttons on
+    bot.emulator.add_group(GROUP, "Buurtgroep")
     before = await snapshot(bot)
     for who, person in people.items():
         for case in cases:
             action = case.template.format(**ids)
             if kind == "command":
-                reply = await person.says(action)
+                there = Person(bot, person.id, person.name)
+                there.chat_id = GROUP if case.in_group else person.chat_id
+                reply = await there.says(action)
                 if who != "other wijk":
                     assert reply.text == case.refusal, (who, action, reply.text)
             else:

@@ -205,35 +205,66 @@ async def test_the_cleanup_removes_settled_messages_after_their_time(
     assert sender_module.KEEP_SENT < sender_module.KEEP_FAILED
 
 
-async def test_under_random_faults_every_digest_alert_and_reminder_arrives_exactly_once(
+async def test_under_random_faults_every_digest_alert_reminder_and_relay_arrives_exactly_once(
     clock: Clock, bot: BotUnderTest
 ) -> None:
-    """A day's bulk work decided while Telegram fails a fifth of the sends at random (429s,
-    server errors, timeouts): in the end every message arrived, each exactly once."""
+    """A day's bulk work, and relays on both desks in both directions, decided while Telegram
+    fails a fifth of the sends at random (429s, server errors, timeouts): in the end every
+    message arrived, each exactly once. (Everything is decided within the hour before the
+    faults: a message not delivered a day after its decision is given up.)"""
     from conversations import digest as digest_module
     from conversations import koffie
     from tests.test_follow_up import melden, pair
     from tests.test_koffie import GROUP, plan_koffie, sign_up_many
+    from tests.test_mediation_cases import ask_mediation, coordinator, open_case
 
     assert bot.app is not None
     bram, olga = await pair(bot)
     organiser = bot.user(4001, "Olga O.")
     await grant_role(bot, organiser, "organisator")
     bot.emulator.add_group(GROUP, "Buurtgroep")
-    bot.draining = False  # decide everything first; it is sent under faults below
+    # The koffiemoment is announced now; its reminders are decided the day before it.
     await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
     moment = (await koffie_moments(bot))[0]
     await sign_up_many(bot, moment.id, 12)
+    clock.now = moment.starts_at - dt.timedelta(hours=20)
+    # A first relay on each desk arrives before the faults, so the resident can answer it.
+    cas, dirk = bot.user(1003, "Cas"), bot.user(1005, "Dirk")
+    signal, _ = await melden(cas)
+    await bram.says(f"/melding {signal}")
+    await bram.taps("Antwoord aan melder")
+    await bram.says("Wanneer is het het ergst?")
+    await cas.taps("Antwoorden")
+    carla = await coordinator(bot)
+    case = await ask_mediation(dirk)
+    await open_case(carla, case)
+    await carla.taps("Bericht aan partij 1")
+    await carla.says("Past donderdag om acht uur?")
+    await dirk.taps("Antwoorden")
+    before = {r.id for r in await rows(bot)}  # sent already, without faults
+    bot.draining = False  # decide everything first; it is sent under faults below
+    await cas.says("Vooral op vrijdagnacht.")  # reporter -> professional
+    await bram.says(f"/melding {signal}")
+    await bram.taps("Antwoord aan melder")
+    await bram.says("Dank je, we komen vrijdag kijken.")  # professional -> reporter
+    await cas.says("/mijnmeldingen")
+    await cas.taps("Aanvullen")
+    await cas.says("Zaterdag was het weer raak.")  # an addition, to both professionals
+    await dirk.says("Donderdag kan ik, om acht uur.")  # party -> mediation team
+    await open_case(carla, case)
+    await carla.taps("Bericht aan partij 1")
+    await carla.says("Fijn, tot donderdag in het buurthuis.")  # mediation team -> party
     anna = bot.user(1001, "Anna")
     await melden(anna)  # new-signal alerts to the pair
     await melden(bot.user(1002, "Bram B."))
-    clock.now = moment.starts_at - dt.timedelta(hours=20)
     await koffie.sweep(bot.app)  # the day-before reminders
     await digest_module.run_wijk(bot.app, "schilderswijk", clock.now)  # the digests
     decided = await rows(bot)
     kinds = {r.kind for r in decided}
     assert {"alert:signal", "koffie:reminder", "koffie:announcement", "digest"} <= kinds
-    assert all(r.state == "pending" for r in decided)
+    relays = {"cases:reply", "cases:answer", "mine:news", "mcase:message", "mcase:answer"}
+    assert relays <= kinds
+    assert all(r.state == "pending" for r in decided if r.id not in before)
 
     bot.app.outbox.read_timeout = 0.3
     bot.emulator.faults(
@@ -256,6 +287,16 @@ async def test_under_random_faults_every_digest_alert_and_reminder_arrives_exact
         same = [m for m in bot.emulator.messages(row.chat_id) if m.plain_text == message.plain_text]
         assert len(same) == 1, row.dedupe_key
     assert {bram.id, olga.id} <= {r.chat_id for r in settled if r.kind == "digest"}
+    for person, words in [
+        (cas, "Dank je, we komen vrijdag kijken."),
+        (bram, "Vooral op vrijdagnacht."),
+        (bram, "Zaterdag was het weer raak."),
+        (olga, "Zaterdag was het weer raak."),
+        (dirk, "Fijn, tot donderdag in het buurthuis."),
+        (carla, "Donderdag kan ik, om acht uur."),
+    ]:
+        got = [m for m in bot.emulator.messages(person.chat_id) if f"\n\n{words}" in m.plain_text]
+        assert len(got) == 1, (person.name, words)
 
 
 async def koffie_moments(bot: BotUnderTest) -> list[Any]:

@@ -356,6 +356,7 @@ async def test_a_signal_resident_reports_and_gets_the_wijkagents_anonymous_answe
     # Anna answers back over Signal; Bram gets it without her name or number.
     await anna.chooses("Antwoorden")
     await anna.says("Meestal rond middernacht.")
+    await bot.drain_outbox()  # relays go through the outbox
     answer = bot.emulator.messages(bram.id)[-1].plain_text
     assert answer == f"Antwoord van de melder van {reference}:\n\nMeestal rond middernacht."
 

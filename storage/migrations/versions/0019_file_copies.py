@@ -1,7 +1,7 @@
 """the bot's Telegram copy of a photo received over Signal
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-02
 
 ``file_copies``: the gateway's file id of a photo a resident sent over Signal, and the Telegram
@@ -17,7 +17,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0019"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
