@@ -158,7 +158,12 @@ async def test_a_resident_who_blocked_the_bot_is_marked_once_and_skipped(
     assert len(refused) == 1
     marked = [r for r in caplog.records if "marked unreachable" in r.getMessage()]
     assert [r.levelno for r in marked] == [logging.INFO]
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # Nothing of the bot's warns (the scheduler may say a run was missed: the clock jumped).
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and not r.name.startswith("apscheduler")
+    ]
 
     # The morning reminder skips her: nothing is tried, nothing more is logged.
     clock.now = moment.starts_at - dt.timedelta(hours=2)
