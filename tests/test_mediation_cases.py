@@ -1321,7 +1321,7 @@ def waiting_for(*needles: str, then: str, times: int = 1) -> Callable[[Transcrip
     ``times`` times."""
 
     def line(transcript: Transcript) -> str:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # generous: a loaded CI machine
         while time.monotonic() < deadline:
             if all(transcript().count(n) >= times for n in needles):
                 return then
