@@ -31,6 +31,7 @@ from bot import logs
 from bot.app import build_application
 from bot.emulator import BotApiEmulator
 from bot.inbox import ALLOWED_UPDATES, MAX_ATTEMPTS, Inbox, polling
+from bot.persistence import Finish
 from bot.settings import Settings
 from storage import inbox as stored
 from storage import migrate
@@ -232,12 +233,12 @@ async def test_handling_that_raises_is_tried_again_and_then_set_aside(
         first, second = await inbox.fetch()
         failures: list[int] = []
 
-        async def fails_once() -> None:
+        async def fails_once(finish: Finish) -> None:
             failures.append(first.update_id)
             if len(failures) == 1:
                 raise OSError("disk full")
 
-        async def always_fails() -> None:
+        async def always_fails(finish: Finish) -> None:
             raise RuntimeError("boom")
 
         await inbox.handle(Update.de_json(first.raw, bot.app.bot), fails_once)
