@@ -23,8 +23,9 @@ update processor (bot.processor) handles them in queue order per chat (per press
 while different chats go side by side. At start, what the inbox still holds (a crash or a stop
 came first) is queued before anything new, so every chat keeps its order. A retried attempt
 stays within its own turn, so nothing of the same chat overtakes it. Every handling attempt is
-counted before it starts (updates starting at about the same time share one commit): an update whose handling never finished ``MAX_ATTEMPTS`` times (it
-brought the bot down each time) is set aside too.
+counted before it starts (updates starting at about the same time share one commit): an update
+whose handling never finished ``MAX_ATTEMPTS`` times (it brought the bot down each time) is set
+aside too.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.error import TelegramError
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.feature import Feature, Job
 from bot.messenger import SIGNAL, TELEGRAM, is_signal_update
@@ -48,8 +48,8 @@ from storage.db import GroupCommit
 from storage.inbox import Received
 
 if TYPE_CHECKING:
-    from bot.persistence import Finish
     from bot.context import BuurtApplication, BuurtContext
+    from bot.persistence import Finish
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +226,7 @@ class Inbox:
         """Whether ``update`` came from the inbox and is not finished yet."""
         return isinstance(update, Update) and update.update_id in self._queued
 
-    async def handle(
-        self, update: Update, process: Callable[[Finish], Awaitable[None]]
-    ) -> None:
+    async def handle(self, update: Update, process: Callable[[Finish], Awaitable[None]]) -> None:
         """Handle an update from the inbox with ``process``, counting attempts, then mark it.
 
         ``process`` gives errors in handlers to the error handler and is handed the marking
