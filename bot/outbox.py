@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -222,6 +223,10 @@ class Sender:
     async def _settle_all(self, batch: Sequence[_Settle]) -> list[None]:
         now = self.application.services.clock()
         async with self.application.services.db.begin() as session:
+            # One read for the batch; settling each then finds its row in the session.
+            await session.execute(
+                select(OutboxMessage).where(OutboxMessage.id.in_([each.row.id for each in batch]))
+            )
             for each in batch:
                 await self._settle_in(session, each, now)
         return [None] * len(batch)
