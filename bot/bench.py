@@ -404,6 +404,7 @@ async def reminder(options: Options, folder: Path, *, quiet: bool = False) -> di
                 )
             sent_before, floods_before = len(emu.sent), emu.flood_errors
             done = asyncio.Event()
+            deciding: list[float] = []
 
             async def bulk() -> float:
                 """The sweep decides the reminders (into the outbox); the outbox's sender sends
@@ -411,6 +412,7 @@ async def reminder(options: Options, folder: Path, *, quiet: bool = False) -> di
                 started = time.perf_counter()
                 try:
                     await koffie.sweep(application)
+                    deciding.append(time.perf_counter() - started)
                     await _drain_outbox(application)
                 finally:
                     done.set()
@@ -438,6 +440,7 @@ async def reminder(options: Options, folder: Path, *, quiet: bool = False) -> di
     result.update(
         {
             "seconds": round(sweep, 2),
+            "deciding_s": round(deciding[0], 2) if deciding else 0.0,
             "bulk_per_s": round(delivered / sweep, 2) if sweep else 0.0,
             "delivered_first_sweep": delivered,
             "flood_429": emu.flood_errors - floods_before,
@@ -765,6 +768,7 @@ def table(results: dict[str, Any]) -> str:
         )
         lines.append(_row("bulk messages/s", part["bulk_per_s"]))
         lines.append(_row("seconds for the sweep", part["seconds"]))
+        lines.append(_row("  of which deciding (one transaction)", part.get("deciding_s", "")))
         lines.append(_row("429s received", part["flood_429"]))
         lines.append(
             _row("lost / doubled (after the next sweep)", f"{part['lost']}/{part['doubled']}")
