@@ -88,12 +88,11 @@ class GroupCommit(Generic[Item, Result]):
                 try:
                     results = await self._serve([each for each, _ in batch])
                 except BaseException as exc:
+                    # The others were not cancelled themselves: to them it is a failed write.
+                    failed = exc if isinstance(exc, Exception) else RuntimeError(f"{exc!r}")
                     for _, future in batch:
                         if future is not mine and not future.done():
-                            if isinstance(exc, Exception):
-                                future.set_exception(exc)
-                            else:
-                                future.cancel()
+                            future.set_exception(failed)
                     raise
                 for (_, future), result in zip(batch, results, strict=True):
                     future.set_result(result)
