@@ -39,17 +39,21 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, case, cast, func, insert, literal, select
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.emulator import FLOOD_METHODS, BotApiEmulator
 from bot.settings import Settings
 from storage import migrate
 from storage.db import Database
 from storage.models import utcnow
+
+if TYPE_CHECKING:
+    # Imported where it is used: the memory part's bot process must not carry the emulator
+    # (and aiohttp's server), which the bot itself never loads.
+    from bot.emulator import BotApiEmulator
 
 __all__ = ["Options", "main", "run"]
 
@@ -191,6 +195,8 @@ class Loop:
 
 
 def _chat_calls(emu: BotApiEmulator, since: int) -> int:
+    from bot.emulator import FLOOD_METHODS
+
     return sum(1 for c in emu.calls[since:] if c.method.lower() in FLOOD_METHODS)
 
 
@@ -319,6 +325,8 @@ async def echo_bot(emu: BotApiEmulator) -> AsyncIterator[Tracker]:
 
 async def closed_loop(options: Options, folder: Path, latency_ms: float) -> dict[str, Any]:
     """N residents doing /melden on the bot, and the same number of steps on the echo bot."""
+    from bot.emulator import BotApiEmulator
+
     result: dict[str, Any] = {"latency_ms": latency_ms, "residents": options.residents}
     async with BotApiEmulator(latency_ms=latency_ms) as emu:
         ids = _add_residents(emu, 100_000, options.residents)
@@ -335,8 +343,10 @@ async def closed_loop(options: Options, folder: Path, latency_ms: float) -> dict
     return result
 
 
-async def reminder(options: Options, folder: Path) -> dict[str, Any]:
-    """A koffie reminder to many signed-up residents while residents do /melden."""
+async def reminder(options: Options, folder: Path, *, quiet: bool = False) -> dict[str, Any]:
+    """A koffie reminder to many signed-up residents while residents do /melden (``quiet``:
+    while nobody else uses the bot)."""
+    from bot.emulator import BotApiEmulator
     from conversations import koffie
     from storage.models import Moment, Resident, Series, Signup, Wijk
 
@@ -348,7 +358,7 @@ async def reminder(options: Options, folder: Path) -> dict[str, Any]:
         recipients = _add_residents(emu, 5_000_000, count)
         for user_id in recipients:
             emu.set_started(user_id)
-        settings = _settings(await _database(folder, "reminder"))
+        settings = _settings(await _database(folder, "quiet" if quiet else "reminder"))
         async with buurtsignaal(emu, settings) as (application, tracker):
             now = application.services.clock()
             db: Database = application.services.db
@@ -394,6 +404,7 @@ async def reminder(options: Options, folder: Path) -> dict[str, Any]:
                 )
             sent_before, floods_before = len(emu.sent), emu.flood_errors
             done = asyncio.Event()
+            deciding: list[float] = []
 
             async def bulk() -> float:
                 """The sweep decides the reminders (into the outbox); the outbox's sender sends
@@ -401,6 +412,7 @@ async def reminder(options: Options, folder: Path) -> dict[str, Any]:
                 started = time.perf_counter()
                 try:
                     await koffie.sweep(application)
+                    deciding.append(time.perf_counter() - started)
                     await _drain_outbox(application)
                 finally:
                     done.set()
@@ -409,7 +421,12 @@ async def reminder(options: Options, folder: Path) -> dict[str, Any]:
             sweep, walking = await asyncio.gather(
                 bulk(),
                 _residents(
-                    emu, tracker, walkers, MELDEN, until=done, think=options.think_ms / 1000
+                    emu,
+                    tracker,
+                    [] if quiet else walkers,
+                    MELDEN,
+                    until=done,
+                    think=options.think_ms / 1000,
                 ),
             )
             received = Counter(m.chat_id for m in emu.sent[sent_before:])
@@ -423,6 +440,7 @@ async def reminder(options: Options, folder: Path) -> dict[str, Any]:
     result.update(
         {
             "seconds": round(sweep, 2),
+            "deciding_s": round(deciding[0], 2) if deciding else 0.0,
             "bulk_per_s": round(delivered / sweep, 2) if sweep else 0.0,
             "delivered_first_sweep": delivered,
             "flood_429": emu.flood_errors - floods_before,
@@ -680,6 +698,8 @@ async def _memory_child(count: int, url: str, base: str, token: str) -> dict[str
 
 async def memory(options: Options, folder: Path) -> dict[str, Any]:
     """Peak RSS of a bot process after many residents; the emulator stays in this process."""
+    from bot.emulator import BotApiEmulator
+
     count = options.rss_residents
     async with BotApiEmulator() as emu:
         for n in range(count):
@@ -748,6 +768,7 @@ def table(results: dict[str, Any]) -> str:
         )
         lines.append(_row("bulk messages/s", part["bulk_per_s"]))
         lines.append(_row("seconds for the sweep", part["seconds"]))
+        lines.append(_row("  of which deciding (one transaction)", part.get("deciding_s", "")))
         lines.append(_row("429s received", part["flood_429"]))
         lines.append(
             _row("lost / doubled (after the next sweep)", f"{part['lost']}/{part['doubled']}")
@@ -760,6 +781,12 @@ def table(results: dict[str, Any]) -> str:
         )
         lines.append(_row("residents' p50 / p99 step latency (ms)", part["residents"]["p50_ms"]))
         lines[-1] += f"{part['residents']['p99_ms']:>14}"
+        quiet = results.get("reminder_quiet")
+        if quiet:
+            lines.append(_row("the same reminder with residents quiet:", ""))
+            lines.append(_row("  bulk messages/s", quiet["bulk_per_s"]))
+            lines.append(_row("  429s received", quiet["flood_429"]))
+            lines.append(_row("  lost / doubled", f"{quiet['lost']}/{quiet['doubled']}"))
         lines.append("")
     part = results.get("digest")
     if part:
@@ -813,6 +840,7 @@ async def run(options: Options) -> dict[str, Any]:
             ("loop_latency", lambda: closed_loop(options, folder, options.latency_ms)),
             ("loop_no_latency", lambda: closed_loop(options, folder, 0.0)),
             ("reminder", lambda: reminder(options, folder)),
+            ("reminder_quiet", lambda: reminder(options, folder, quiet=True)),
             ("digest", lambda: digest_and_hotspots(options, folder)),
             ("memory", lambda: memory(options, folder)),
         ]

@@ -15,7 +15,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.commands import Menus
 from bot.i18n import Translator, normalise_language
 from bot.limiter import BULK, INTERACTIVE, LANE
-from bot.persistence import SqlPersistence
+from bot.persistence import Finish, SqlPersistence
 from bot.settings import Settings
 from storage.db import Database
 from storage.messengers import TELEGRAM, messenger_of
@@ -65,17 +65,18 @@ class BuurtApplication(
     async def process_update(self, update: object) -> None:
         """Process one update, then store conversation and user data right away.
 
-        An update from the inbox is marked there once it was handled (see bot.inbox)."""
+        An update from the inbox is marked there as handled, in the transaction that stores
+        what it changed (see bot.inbox)."""
         inbox = next((each for each in self.inboxes if each.owns(update)), None)
         if inbox is not None:
             assert isinstance(update, Update)
-            await inbox.handle(update, lambda: self._process(update))
+            await inbox.handle(update, lambda finish: self._process(update, finish))
         else:
             await self._process(update)
 
-    async def _process(self, update: object) -> None:
+    async def _process(self, update: object, finish: Finish | None = None) -> None:
         """Handle one update; calls made meanwhile take the interactive lane (bot.limiter).
-        What it changed is stored before it counts as handled."""
+        What it changed is stored, with ``finish``, before it counts as handled."""
         _log.debug("handling update %s", update)  # by id and type only (bot.logs.private)
         lane = LANE.set(INTERACTIVE)
         try:
@@ -83,17 +84,24 @@ class BuurtApplication(
         finally:
             LANE.reset(lane)
         if self.persistence is not None:
-            await self.update_persistence()
+            await self.update_persistence(finish)
+        elif finish is not None:
+            async with self.services.db.begin() as session:
+                await finish(session)
 
-    async def update_persistence(self) -> None:
-        """Hand what changed to the persistence, and store it in one transaction.
+    async def update_persistence(self, finish: Finish | None = None) -> None:
+        """Hand what changed to the persistence, and store it in one transaction, together
+        with ``finish`` (more writes of the caller).
 
         With updates handled side by side, one call may store another update's changes too;
         a call that finds nothing left waits until what was taken is committed."""
         await super().update_persistence()
         persistence = self.persistence
         if isinstance(persistence, SqlPersistence):
-            await persistence.write()
+            await persistence.write(finish)
+        elif finish is not None:
+            async with self.services.db.begin() as session:
+                await finish(session)
 
 
 class BuurtContext(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], dict[str, Any]]):

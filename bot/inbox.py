@@ -11,16 +11,21 @@ fetcher replaces it; the Application stays the engine:
 3. read each update on its own and put it in the Application's update queue; one that cannot
    be read is set aside as failed, with the error, and logged once;
 4. ``BuurtApplication.process_update`` hands each one back here to be handled, and it is
-   marked done (its raw JSON dropped). An error in a handler counts as handled once the error
-   handler ran.
+   marked done (its raw JSON dropped) in the transaction that stores what it changed (the
+   persistence's), so the two are committed together. An error in a handler counts as handled
+   once the error handler ran.
+
+At most ``MAX_IN_HAND`` updates are in hand at once: beyond that the inbox stops fetching until
+the application has room (Telegram keeps the rest), so a flood of updates cannot fill memory.
 
 Order is kept by one mechanism: the inbox queues updates oldest first, and the application's
 update processor (bot.processor) handles them in queue order per chat (per presser, for a button)
 while different chats go side by side. At start, what the inbox still holds (a crash or a stop
 came first) is queued before anything new, so every chat keeps its order. A retried attempt
 stays within its own turn, so nothing of the same chat overtakes it. Every handling attempt is
-counted before it starts: an update whose handling never finished ``MAX_ATTEMPTS`` times (it
-brought the bot down each time) is set aside too.
+counted before it starts (updates starting at about the same time share one commit): an update
+whose handling never finished ``MAX_ATTEMPTS`` times (it brought the bot down each time) is set
+aside too.
 """
 
 from __future__ import annotations
@@ -32,16 +37,19 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.error import TelegramError
 
 from bot.feature import Feature, Job
 from bot.messenger import SIGNAL, TELEGRAM, is_signal_update
 from storage import inbox as stored
+from storage.db import GroupCommit
 from storage.inbox import Received
 
 if TYPE_CHECKING:
     from bot.context import BuurtApplication, BuurtContext
+    from bot.persistence import Finish
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,9 @@ ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query")
 POLL_WAIT = 10.0  # seconds a getUpdates call waits for something new
 READ_MARGIN = 5.0  # seconds more before the HTTP read gives up
 BATCH = 100
+# Updates handed to the application and not finished yet, at most: beyond it the inbox stops
+# fetching until there is room (back-pressure; Telegram keeps what is not fetched yet).
+MAX_IN_HAND = 200
 MAX_ATTEMPTS = 3
 RETRY_DELAY = 0.5  # seconds before an attempt that raised is tried again (doubling)
 MAX_BACKOFF = 30.0  # longest wait between getUpdates calls while they fail
@@ -91,6 +102,7 @@ class Inbox:
         wait: float = POLL_WAIT,
         max_attempts: int = MAX_ATTEMPTS,
         messenger: str = TELEGRAM,
+        max_in_hand: int = MAX_IN_HAND,
     ) -> None:
         """Poll for ``application`` (call :meth:`start`; :func:`polling` does it all).
 
@@ -105,6 +117,12 @@ class Inbox:
         self.offset: int | None = None
         self._queued: set[int] = set()  # handed to the application, not finished yet
         self._task: asyncio.Task[None] | None = None
+        # At most this many updates in hand: fetching waits for room (Telegram keeps the rest).
+        self.max_in_hand = max_in_hand
+        self._room = asyncio.Event()
+        self._room.set()
+        # Attempts of updates that start at about the same time are counted in one commit.
+        self._attempts: GroupCommit[int, int | None] = GroupCommit(self._count_attempts)
 
     # ------------------------------------------------------------------ fetching
 
@@ -127,7 +145,8 @@ class Inbox:
         """One getUpdates call: store what came, in one transaction, before it is confirmed.
 
         Returns the updates stored now, in order (not the ones already in the inbox)."""
-        result = await self._get_updates(wait=self.wait)
+        room = max(1, min(BATCH, self.max_in_hand - len(self._queued)))
+        result = await self._get_updates(wait=self.wait, limit=room)
         received: list[Received] = []
         for item in result if isinstance(result, list) else ():
             update_id = item.get("update_id") if isinstance(item, dict) else None
@@ -158,6 +177,8 @@ class Inbox:
                 await self._set_aside(received.update_id, f"cannot be read: {_describe(exc)}")
                 continue
             self._queued.add(received.update_id)
+            if len(self._queued) >= self.max_in_hand:
+                self._room.clear()
             self.application.update_queue.put_nowait(update)
 
     async def recover(self) -> int:
@@ -205,27 +226,37 @@ class Inbox:
         """Whether ``update`` came from the inbox and is not finished yet."""
         return isinstance(update, Update) and update.update_id in self._queued
 
-    async def handle(self, update: Update, process: Callable[[], Awaitable[None]]) -> None:
+    async def handle(self, update: Update, process: Callable[[Finish], Awaitable[None]]) -> None:
         """Handle an update from the inbox with ``process``, counting attempts, then mark it.
 
-        ``process`` gives errors in handlers to the error handler; what it still raises is
-        tried again, up to ``max_attempts`` in all, and then the update is set aside. A stop of
-        the process in between leaves the update ``new``, to be handled at the next start.
+        ``process`` gives errors in handlers to the error handler and is handed the marking
+        (``finish``) to run in the transaction that stores what the update changed, so both
+        are committed together; if it does not run it, the update is marked on its own. What
+        ``process`` still raises is tried again, up to ``max_attempts`` in all, and then the
+        update is set aside. A stop of the process in between leaves the update ``new``, to
+        be handled at the next start.
         """
         update_id = update.update_id
-        counted: int | None = None
+        now = self.application.services.clock
+        marked = False
+
+        async def finish(session: AsyncSession) -> None:
+            nonlocal marked
+            await stored.mark_done(session, update_id, now=now())
+            marked = True  # committed, unless process() raises after this
+
         try:
             tries = 0
             while True:
                 tries += 1
                 attempts = tries
+                marked = False
                 try:
-                    async with self.db.begin() as session:
-                        counted = await stored.begin_attempt(session, update_id)
+                    counted = await self._attempts(update_id)
                     if counted is None:
                         return  # already handled or set aside: never twice
                     attempts = counted
-                    await process()
+                    await process(finish)
                 except Exception as exc:
                     if attempts >= self.max_attempts:
                         log.debug("update %s: attempt %d failed", update_id, attempts, exc_info=exc)
@@ -242,16 +273,22 @@ class Inbox:
                     await asyncio.sleep(RETRY_DELAY * 2 ** (tries - 1))
                     continue
                 break
-            if counted is not None:
+            if not marked:
                 try:
                     async with self.db.begin() as session:
-                        await stored.mark_done(
-                            session, update_id, now=self.application.services.clock()
-                        )
+                        await finish(session)
                 except Exception:
                     log.exception("update %s was handled but could not be marked done", update_id)
         finally:
             self._queued.discard(update_id)
+            if len(self._queued) < self.max_in_hand:
+                self._room.set()
+
+    async def _count_attempts(self, update_ids: Sequence[int]) -> list[int | None]:
+        """Count an attempt of each update in one transaction (see :meth:`handle`)."""
+        async with self.db.begin() as session:
+            counted = await stored.begin_attempts(session, update_ids)
+        return [counted.get(update_id) for update_id in update_ids]
 
     # ------------------------------------------------------------------ the loop
 
@@ -268,6 +305,7 @@ class Inbox:
                 await self.application.bot.delete_webhook()
         backoff = 1.0
         while True:
+            await self._room.wait()  # back-pressure: no more while the application is full
             try:
                 new = await self.fetch()
             except TelegramError as exc:

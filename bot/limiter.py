@@ -3,14 +3,22 @@
 Every Bot API call passes :class:`Lanes.process_request`:
 
 - **Lanes.** A call made while an update is handled (a reply to what a person just did) takes
-  the *interactive* lane; anything else (jobs, the outbox, start-up work) the *bulk* lane. Bulk
-  calls wait while interactive ones are waiting, so a resident never waits behind a digest or
-  a reminder run. The lane comes from :data:`LANE` (set by the application while it handles
-  an update) unless a call passes ``rate_limit_args={"lane": ...}``.
-- **Limits.** Both lanes share Telegram's limits (aiolimiter): about 30 messages a second in
-  all and 20 a minute per group; bulk sends to one private chat about one a second with short
-  bursts (replies are paced by the person). Only calls aimed at a chat count; answering a
-  button press does not.
+  the *interactive* lane; anything else (jobs, the outbox, start-up work) the *bulk* lane. The
+  lane comes from :data:`LANE` (set by the application while it handles an update) unless a
+  call passes ``rate_limit_args={"lane": ...}``.
+- **Paced, not discovered.** Telegram allows about 30 messages a second in all, 20 a minute
+  per group and about one a second per private chat in short bursts, each over a sliding
+  window, and answers 429 beyond them. The buckets here (aiolimiter) are sized so that even
+  their bursts stay inside those windows: ``overall_per_second`` (28) with a burst of one, so
+  no second ever sees more than 29; per group ``group_burst`` plus ``group_per_minute``,
+  together at most 20 in any minute; bulk sends to one private chat two at once, then one per
+  two seconds (a person sets the pace of replies to what they do, so those are not held).
+- **Replies first, and a share kept for them.** Bulk calls take at most ``bulk_per_second``
+  (26) of the overall pace, so some of every second is always left for replies; and a bulk
+  call goes to the overall limiter only while no reply is waiting for it, one bulk call at a
+  time, so a reply waits behind at most one bulk call, never behind a reminder run. With
+  nobody answering, bulk sends go out at about 26 a second.
+- **Only calls aimed at a chat count**; answering a button press does not.
 - **Failures.** A 429 pauses that chat (or everything, for calls without a chat) for its
   ``retry_after`` and retries; server and network errors (5xx, timeouts, refused connections)
   are retried a few times with backoff in the interactive lane; bulk work is retried later by
@@ -59,16 +67,20 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
     def __init__(
         self,
         *,
-        overall_per_second: float = 30,
-        group_per_minute: float = 20,
-        private_burst: float = 5,
-        private_period: float = 5.0,
+        overall_per_second: float = 28,
+        bulk_per_second: float = 26,
+        group_burst: int = 8,
+        group_per_minute: float = 12,
+        private_burst: int = 2,
+        private_period: float = 2.0,
         max_retries: int = 3,
         backoff: float = 0.5,
     ) -> None:
-        self._overall = AsyncLimiter(overall_per_second, 1)
-        self._group_rate = group_per_minute
-        self._private_rate = (private_burst, private_period)
+        # AsyncLimiter(n, t) is a bucket of n that empties at n/t a second: bursts of n.
+        self._overall = AsyncLimiter(1, 1 / overall_per_second)
+        self._bulk = AsyncLimiter(1, 1 / bulk_per_second)
+        self._group = (group_burst, group_burst * 60 / group_per_minute)
+        self._private = (private_burst, private_burst * private_period)
         self._chats: dict[int, AsyncLimiter] = {}
         self._paused: dict[int | None, float] = {}  # chat (None: everything) -> resume time
         self._max_retries = max_retries
@@ -76,6 +88,7 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
         self._interactive_waiting = 0
         self._no_interactive = asyncio.Event()
         self._no_interactive.set()
+        self._bulk_turn = asyncio.Lock()  # one bulk call at a time at the overall limiter
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -91,12 +104,12 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
     def _limiter(self, chat_id: int) -> AsyncLimiter:
         limiter = self._chats.get(chat_id)
         if limiter is None:
-            if chat_id < 0:  # groups and channels
-                limiter = AsyncLimiter(self._group_rate, 60)
-            else:
-                limiter = AsyncLimiter(*self._private_rate)
+            burst, period = self._group if chat_id < 0 else self._private  # groups, channels
+            limiter = AsyncLimiter(burst, period)
             if len(self._chats) > 10_000:  # forget idle chats now and then (bounded memory)
-                self._chats.clear()
+                self._chats = {
+                    k: v for k, v in self._chats.items() if not v.has_capacity(v.max_rate)
+                }
             self._chats[chat_id] = limiter
         return limiter
 
@@ -108,15 +121,25 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
                 await asyncio.sleep(until - loop.time())
 
     async def _turn(self, lane: str, chat_id: int | None) -> None:
-        """Wait for this call's turn: pauses after a 429, the chat's limit, then the bot's."""
-        if lane == BULK:
+        """Wait for this call's turn: the chat's limit, then the bot's (see the docstring)."""
+        if chat_id is None:
+            return
+        if chat_id < 0 or lane == BULK:
+            await self._limiter(chat_id).acquire()
+        if lane != BULK:
+            self._interactive_waiting += 1
+            self._no_interactive.clear()
+            try:
+                await self._overall.acquire()
+            finally:
+                self._interactive_waiting -= 1
+                if not self._interactive_waiting:
+                    self._no_interactive.set()
+            return
+        async with self._bulk_turn:
+            await self._bulk.acquire()
             while self._interactive_waiting:
                 await self._no_interactive.wait()
-        if chat_id is not None:
-            # A person sets the pace of replies to what they do; bulk sends to one private
-            # chat are spread out (about one a second, with short bursts).
-            if chat_id < 0 or lane == BULK:
-                await self._limiter(chat_id).acquire()
             await self._overall.acquire()
 
     async def process_request(
@@ -143,16 +166,7 @@ class Lanes(BaseRateLimiter[dict[str, Any]]):
             # A pause after a 429 holds only this chat (or, without a chat, everything); it
             # does not make bulk work elsewhere wait.
             await self._pause_over(chat_id)
-            if lane == INTERACTIVE:
-                self._interactive_waiting += 1
-                self._no_interactive.clear()
-            try:
-                await self._turn(lane, chat_id)
-            finally:
-                if lane == INTERACTIVE:
-                    self._interactive_waiting -= 1
-                    if not self._interactive_waiting:
-                        self._no_interactive.set()
+            await self._turn(lane, chat_id)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

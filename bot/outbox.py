@@ -30,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -42,6 +43,7 @@ from bot import reach
 from bot.feature import Feature, Job
 from bot.limiter import BULK, LANE
 from storage import outbox as stored
+from storage.db import GroupCommit
 from storage.models import OutboxMessage
 
 if TYPE_CHECKING:
@@ -100,6 +102,7 @@ class Sender:
         # While paused, the periodic job and wake() do nothing; the tests drain by hand.
         self.paused = False
         self._lock = asyncio.Lock()
+        self._settling: GroupCommit[_Settle, None] = GroupCommit(self._settle_all)
 
     @property
     def busy(self) -> bool:
@@ -213,40 +216,65 @@ class Sender:
         error: str | None = None,
         refused: bool = False,
     ) -> None:
-        """Mark the row sent or failed and run its hook, in one transaction."""
+        """Mark the row sent or failed and run its hook, in one transaction (shared with the
+        other messages settled at the same moment: a commit per batch, not per message)."""
+        await self._settling(_Settle(row, delivered, message_id, error, refused))
+
+    async def _settle_all(self, batch: Sequence[_Settle]) -> list[None]:
         now = self.application.services.clock()
         async with self.application.services.db.begin() as session:
-            if delivered:
-                done = await stored.settle_sent(
-                    session, row.id, telegram_message_id=message_id, now=now
-                )
-            else:
-                done = await stored.settle_failed(session, row.id, error=error or "", now=now)
-                if refused:
-                    await reach.refused_in(session, row.chat_id, now=now, what=row.kind)
-                else:
-                    log.warning("outbox %s (%s) not delivered: %s", row.id, row.kind, error)
-            if done is None or not row.hook:
-                return
-            hook = self.hooks.get(row.hook)
-            if hook is None:
-                log.error("outbox %s: no hook %r is declared", row.id, row.hook)
-                return
-            outcome = Settled(
-                key=row.dedupe_key,
-                chat_id=row.chat_id,
-                kind=row.kind,
-                data=dict(row.hook_data or {}),
-                delivered=delivered,
-                message_id=message_id,
-                error=error,
-                now=now,
+            # One read for the batch; settling each then finds its row in the session.
+            await session.execute(
+                select(OutboxMessage).where(OutboxMessage.id.in_([each.row.id for each in batch]))
             )
-            try:
-                async with session.begin_nested():  # a failing hook never un-sends
-                    await hook(session, outcome)
-            except Exception:
-                log.exception("outbox hook %s failed for message %s", row.hook, row.id)
+            for each in batch:
+                await self._settle_in(session, each, now)
+        return [None] * len(batch)
+
+    async def _settle_in(self, session: AsyncSession, each: _Settle, now: dt.datetime) -> None:
+        row, delivered, error = each.row, each.delivered, each.error
+        if delivered:
+            done = await stored.settle_sent(
+                session, row.id, telegram_message_id=each.message_id, now=now
+            )
+        else:
+            done = await stored.settle_failed(session, row.id, error=error or "", now=now)
+            if each.refused:
+                await reach.refused_in(session, row.chat_id, now=now, what=row.kind)
+            else:
+                log.warning("outbox %s (%s) not delivered: %s", row.id, row.kind, error)
+        if done is None or not row.hook:
+            return
+        hook = self.hooks.get(row.hook)
+        if hook is None:
+            log.error("outbox %s: no hook %r is declared", row.id, row.hook)
+            return
+        outcome = Settled(
+            key=row.dedupe_key,
+            chat_id=row.chat_id,
+            kind=row.kind,
+            data=dict(row.hook_data or {}),
+            delivered=delivered,
+            message_id=each.message_id,
+            error=error,
+            now=now,
+        )
+        try:
+            async with session.begin_nested():  # a failing hook never un-sends
+                await hook(session, outcome)
+        except Exception:
+            log.exception("outbox hook %s failed for message %s", row.hook, row.id)
+
+
+@dataclass(frozen=True)
+class _Settle:
+    """One message to settle (see :meth:`Sender._settle`)."""
+
+    row: OutboxMessage
+    delivered: bool
+    message_id: int | None
+    error: str | None
+    refused: bool
 
 
 async def _send_job(context: BuurtContext) -> None:

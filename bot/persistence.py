@@ -7,6 +7,10 @@ so a restart, even an unclean one, loses nothing a resident typed:
 - python-telegram-bot hands over a deep copy of what changed; the ``update_*`` methods only
   collect it, and :meth:`SqlPersistence.write` stores all of it in one transaction (one upsert
   and at most one delete per kind), however many updates are handled at the same time.
+- A write may bring more of the caller's writes into that transaction (``finish``: the inbox
+  marks the update handled there), so an update's state and the mark that it was handled are
+  committed together, and updates finishing at the same time share one commit
+  (``storage.db.GroupCommit``).
 - What is stored is remembered as a short fingerprint per row, not as a second copy of the
   data next to python-telegram-bot's own, so unchanged rows are not written again and rows
   that were never stored are not deleted (every group message marks its sender's empty user
@@ -15,24 +19,26 @@ so a restart, even an unclean one, loses nothing a resident typed:
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage import bot_state
-from storage.db import Database
+from storage.db import Database, GroupCommit
 from storage.models import utcnow
 
 USER, CHAT, BOT, CONVERSATION = "user", "chat", "bot", "conversation"
 _DROP = object()
 
 Row = tuple[str, str]
+# More writes of the caller, made in the transaction that stores the state.
+Finish = Callable[[AsyncSession], Awaitable[None]]
 
 
 def _conversation_key(name: str, key: ConversationKey) -> str:
@@ -60,35 +66,42 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
         self.clock: Callable[[], dt.datetime] = utcnow
         # Collected since the last write: row -> data, or _DROP.
         self._pending: dict[Row, Any] = {}
-        # One write at a time, so a write that finds nothing pending knows that what it
-        # would have written is committed.
-        self._write_lock = asyncio.Lock()
+        # One write at a time: what is collected meanwhile goes into the next one, and a
+        # write that finds nothing pending knows that what it would have written is committed.
+        self._commit: GroupCommit[Finish | None, None] = GroupCommit(self._write_batch)
         # The fingerprint of every stored row.
         self._stored: dict[Row, bytes] = {}
 
     # ------------------------------------------------------------------ writing
 
-    async def write(self) -> None:
-        """Store everything collected so far in one transaction (nothing when unchanged)."""
-        async with self._write_lock:
-            pending, self._pending = self._pending, {}
-            changed: dict[Row, Any] = {}
-            prints: dict[Row, bytes] = {}
-            dropped: list[Row] = []
-            for row, data in pending.items():
-                if data is _DROP:
-                    if row in self._stored:
-                        dropped.append(row)
-                    continue
-                mark = fingerprint(data)
-                if self._stored.get(row) != mark:
-                    changed[row] = data
-                    prints[row] = mark
-            if not changed and not dropped:
-                return
+    async def write(self, finish: Finish | None = None) -> None:
+        """Store everything collected so far in one transaction (nothing when unchanged),
+        together with ``finish`` and those of other tasks writing at the same time; returns
+        when that is committed."""
+        await self._commit(finish)
+
+    async def _write_batch(self, finishing: Sequence[Finish | None]) -> list[None]:
+        pending, self._pending = self._pending, {}
+        changed: dict[Row, Any] = {}
+        prints: dict[Row, bytes] = {}
+        dropped: list[Row] = []
+        for row, data in pending.items():
+            if data is _DROP:
+                if row in self._stored:
+                    dropped.append(row)
+                continue
+            mark = fingerprint(data)
+            if self._stored.get(row) != mark:
+                changed[row] = data
+                prints[row] = mark
+        finishers = [each for each in finishing if each is not None]
+        if changed or dropped or finishers:
             try:
                 async with self.db.begin() as session:
-                    await bot_state.write(session, changed, dropped, now=self.clock())
+                    if changed or dropped:
+                        await bot_state.write(session, changed, dropped, now=self.clock())
+                    for finish in finishers:
+                        await finish(session)
             except BaseException:
                 # Not stored: keep it for the next write, unless something newer came.
                 for row, data in pending.items():
@@ -97,6 +110,7 @@ class SqlPersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str, A
             self._stored.update(prints)
             for row in dropped:
                 self._stored.pop(row, None)
+        return [None] * len(finishing)
 
     def _save(self, kind: str, key: str, data: Any) -> None:
         self._pending[(kind, key)] = data

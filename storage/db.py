@@ -12,16 +12,18 @@ Under concurrent updates (bot.processor) many units of work run at once:
 - **PostgreSQL** runs them side by side, on a pool sized to the concurrency.
 
 Units of work are short: no Bot API call is made while one is open (the rate limiter logs
-one that is, see :func:`transaction_open`).
+one that is, see :func:`transaction_open`). Small writes that many tasks make at about the same
+time (the inbox counting attempts, the persistence storing each update's state and marking it
+handled) share one transaction through :class:`GroupCommit`: a commit per batch, not per task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import (
@@ -55,6 +57,46 @@ def transaction_open() -> bool:
     except RuntimeError:
         return False
     return task is not None and _OPEN.get() is task
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Many tasks' small writes served together (a group commit).
+
+    ``serve`` takes the items of every task waiting at that moment and writes them (in one
+    unit of work of its own), returning one result per item in order. A call returns its own
+    item's result once the batch holding it is committed, and raises what the batch raised:
+    nobody goes on believing a write happened that did not. One batch at a time; the items
+    that arrive meanwhile form the next one.
+    """
+
+    def __init__(self, serve: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]]) -> None:
+        self._serve = serve
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, item: Item) -> Result:
+        """Write ``item`` with whatever else is waiting; its result."""
+        mine: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, mine))
+        async with self._lock:
+            if not mine.done():
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._serve([each for each, _ in batch])
+                except BaseException as exc:
+                    # The others were not cancelled themselves: to them it is a failed write.
+                    failed = exc if isinstance(exc, Exception) else RuntimeError(f"{exc!r}")
+                    for _, future in batch:
+                        if future is not mine and not future.done():
+                            future.set_exception(failed)
+                    raise
+                for (_, future), result in zip(batch, results, strict=True):
+                    future.set_result(result)
+        return mine.result()
 
 
 class Base(DeclarativeBase):

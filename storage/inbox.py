@@ -77,12 +77,22 @@ async def get(session: AsyncSession, update_id: int) -> InboxUpdate | None:
 
 async def begin_attempt(session: AsyncSession, update_id: int) -> int | None:
     """Count a handling attempt; how many there have been, or None when it is not ``new``."""
-    row = await session.get(InboxUpdate, update_id)
-    if row is None or row.state != "new":
-        return None
-    row.attempts += 1
-    await session.flush()
-    return row.attempts
+    return (await begin_attempts(session, [update_id])).get(update_id)
+
+
+async def begin_attempts(session: AsyncSession, update_ids: Sequence[int]) -> dict[int, int]:
+    """Count a handling attempt of each update that is still ``new``, in one statement; how
+    many attempts each has had now (updates that are not ``new`` are left out)."""
+    if not update_ids:
+        return {}
+    rows = await session.execute(
+        update(InboxUpdate)
+        .where(InboxUpdate.update_id.in_(list(update_ids)), InboxUpdate.state == "new")
+        .values(attempts=InboxUpdate.attempts + 1)
+        .returning(InboxUpdate.update_id, InboxUpdate.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(uid): int(attempts) for uid, attempts in rows.all()}
 
 
 async def note_error(session: AsyncSession, update_id: int, error: str) -> None:

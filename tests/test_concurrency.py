@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from telegram import Update
 
 from bot.processor import ChatOrderedProcessor, order_key
 from bot.settings import Settings
+from storage.db import GroupCommit
 from storage.models import Signup
 from storage.residents import ensure_resident
 from tests.conftest import Clock, make_settings
@@ -148,3 +149,29 @@ async def test_fifty_residents_press_ik_kom_at_once_and_each_counts_once(
     assert not [m for m in emu.sent if "er ging iets mis" in m.plain_text.lower()]
     assert not [r for r in caplog.records if "locked" in r.getMessage()]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_writes_made_at_the_same_time_share_one_commit_and_its_outcome() -> None:
+    """storage.db.GroupCommit: what arrives while a batch is written goes into the next one,
+    each caller gets its own result, and a batch that fails fails for everyone in it."""
+    batches: list[list[str]] = []
+
+    async def serve(items: Sequence[str]) -> list[str]:
+        batches.append(list(items))
+        await asyncio.sleep(0)  # the others arrive while this batch is written
+        if "kapot" in items:
+            raise OSError("disk full")
+        return [f"{item} opgeslagen" for item in items]
+
+    commit: GroupCommit[str, str] = GroupCommit(serve)
+    results = await asyncio.gather(*(commit(f"u{n}") for n in range(5)))
+    assert results == [f"u{n} opgeslagen" for n in range(5)]
+    assert batches == [["u0"], ["u1", "u2", "u3", "u4"]]
+
+    batches.clear()
+    outcome = await asyncio.gather(
+        commit("a"), commit("kapot"), commit("c"), return_exceptions=True
+    )
+    assert batches == [["a"], ["kapot", "c"]]
+    assert outcome[0] == "a opgeslagen"
+    assert [type(o) for o in outcome[1:]] == [OSError, OSError]

@@ -31,6 +31,7 @@ from bot import logs
 from bot.app import build_application
 from bot.emulator import BotApiEmulator
 from bot.inbox import ALLOWED_UPDATES, MAX_ATTEMPTS, Inbox, polling
+from bot.persistence import Finish
 from bot.settings import Settings
 from storage import inbox as stored
 from storage import migrate
@@ -232,12 +233,12 @@ async def test_handling_that_raises_is_tried_again_and_then_set_aside(
         first, second = await inbox.fetch()
         failures: list[int] = []
 
-        async def fails_once() -> None:
+        async def fails_once(finish: Finish) -> None:
             failures.append(first.update_id)
             if len(failures) == 1:
                 raise OSError("disk full")
 
-        async def always_fails() -> None:
+        async def always_fails(finish: Finish) -> None:
             raise RuntimeError("boom")
 
         await inbox.handle(Update.de_json(first.raw, bot.app.bot), fails_once)
@@ -380,3 +381,27 @@ async def test_forgetting_someone_removes_their_updates_that_were_set_aside(
     reply = await anna.taps("Ja, verwijder mijn gegevens")
     assert "je persoonsgegevens zijn verwijderd" in reply.edited[-1].plain_text
     assert [r.chat_id for r in await rows(bot.settings)] == [bram.id]
+
+
+async def test_the_inbox_fetches_no_more_than_it_has_room_for(
+    emulator: BotApiEmulator, sqlite_url: str
+) -> None:
+    """Back-pressure: with at most three updates in hand, the inbox asks Telegram for three,
+    leaves the rest with Telegram, and takes them once the first are handled."""
+    bot = await BotUnderTest(emulator, make_settings(sqlite_url)).start()
+    try:
+        assert bot.app is not None
+        emulator.add_user(1001, "Anna")
+        inbox = Inbox(bot.app, wait=0, max_in_hand=3)
+        bot.app.inboxes = (inbox,)
+        for _ in range(5):
+            emulator.text(1001, "/help")
+        first = await inbox.fetch()
+        assert len(first) == 3
+        assert emulator.calls_to("getUpdates")[-1].params["limit"] == 3
+        await inbox.hand_over(first)
+        await emulator.wait_until(lambda: inbox.in_hand == 0, timeout=15)
+        rest = await inbox.fetch()
+        assert len(rest) == 2
+    finally:
+        await bot.stop()

@@ -7,6 +7,8 @@ own files, and all together under random faults at the end of this one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -324,3 +326,37 @@ async def test_the_outbox_command_lists_the_failed_messages(
     assert "pending: 0, sent: 0, failed: 1" in out
     assert "failed #1 test to chat 1001" in out and "blocked" in out
     assert "Geheime" not in out
+
+
+async def test_a_residents_answer_overtakes_a_running_500_recipient_reminder(
+    bot: BotUnderTest,
+) -> None:
+    """The lanes (bot.limiter): while the outbox sends 500 reminders within Telegram's limits
+    (flood limits on in the emulator), a resident who writes gets the answer at once, not after
+    the reminders queued before it; and the pacing keeps the reminders clear of 429s."""
+    assert bot.app is not None
+    bot.emulator.flood_limits = True
+    bot.app.outbox.concurrency = sender_module.CONCURRENCY  # as in production
+    recipients = list(range(5_000_000, 5_000_500))
+    for user_id in recipients:
+        bot.emulator.add_user(user_id, f"Bewoner{user_id}")
+        bot.emulator.set_started(user_id)
+    anna = await started(bot, 1001, "Anna")
+    await write(bot, *(note(f"r:{u}", u, "Morgen koffie") for u in recipients))
+
+    def reminders() -> int:
+        return sum(1 for m in bot.emulator.sent if m.chat_id in recipient_set)
+
+    recipient_set = set(recipients)
+    sending = asyncio.create_task(bot.drain_outbox())
+    try:
+        await bot.emulator.wait_until(lambda: reminders() >= 30, timeout=60)
+        await anna.says("/help", drain=False)
+        assert "Wat ik kan" in texts(anna)[-1]
+        # The answer came while most reminders were still waiting: it did not queue behind them.
+        assert not sending.done() and reminders() < len(recipients) - 300
+        assert bot.emulator.flood_errors == 0
+    finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
