@@ -44,12 +44,15 @@ def _group_message(
     )
 
 
+REMINDER_BATCH = 100  # reminders decided per unit of work
+
+
 async def sweep(application: Any) -> None:
     """Announce new koffiemomenten, decide due reminders and day-before notes (idempotent).
 
-    Each message is marked decided and written to the outbox in one unit of work, so two
-    sweeps at once (the timer and one run right after planning) write it once, and the outbox
-    sends it once."""
+    Each message is marked decided and written to the outbox in one unit of work (reminders
+    in batches), so two sweeps at once (the timer and one run right after planning) write it
+    once, and the outbox sends it once."""
     assert isinstance(application, BuurtApplication)
     settings, db = application.services.settings, application.services.db
     now = application.services.clock()
@@ -86,12 +89,25 @@ async def sweep(application: Any) -> None:
                 place=moment.place,
             )
             messages.append(_group_message(moment, "previewed", "koffie:preview", text))
-        for reminder in reminders:
-            if await gatherings.mark_reminded(session, reminder.signup.id, reminder.kind, now=now):
-                messages.append(_reminder(application, reminder))
         await outbox.enqueue(session, *messages, now=now)
     if messages:
         application.outbox.wake()
+    # Reminders are decided a batch at a time, each batch its own short unit of work: two
+    # thousand sign-ups in one would hold the database (on SQLite, everyone's replies) for
+    # many seconds. A reminder's mark is conditional, so a sweep cut short between batches
+    # decides the rest at the next sweep, once.
+    for start in range(0, len(reminders), REMINDER_BATCH):
+        async with db.begin() as session:
+            batch = [
+                _reminder(application, reminder)
+                for reminder in reminders[start : start + REMINDER_BATCH]
+                if await gatherings.mark_reminded(
+                    session, reminder.signup.id, reminder.kind, now=now
+                )
+            ]
+            await outbox.enqueue(session, *batch, now=now)
+        if batch:
+            application.outbox.wake()
 
 
 async def group_message_settled(session: AsyncSession, settled: Settled) -> None:
