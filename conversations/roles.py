@@ -26,7 +26,7 @@ from conversations.ui import (
     role_label,
 )
 from storage import access
-from storage.access import Permission
+from storage.access import Permission, Person
 from storage.guard import guard_counts
 from storage.models import ROLES, RoleGrant, Wijk
 from storage.wijken import active_wijken
@@ -143,14 +143,7 @@ async def redeem(update: Update, context: BuurtContext) -> None:
         )
     finally:
         # Their menu does not wait for the welcome to arrive.
-        await publish_personal_menu(
-            context.bot,
-            context.services.menus,
-            me,
-            settings.default_language,
-            db=context.db,
-            now=context.now,
-        )
+        await _refresh_menu(context, me)
         relay.wake(context, new)
 
 
@@ -299,14 +292,7 @@ async def confirm_revoke(update: Update, context: BuurtContext) -> None:
         )
     finally:
         # Their menu is reset however often this is pressed.
-        await publish_personal_menu(
-            context.bot,
-            context.services.menus,
-            them,
-            settings.default_language,
-            db=context.db,
-            now=context.now,
-        )
+        await _refresh_menu(context, them)
         relay.wake(context, first)
 
 
@@ -392,6 +378,18 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d{1,9}$"),
         CallbackQueryHandler(keep, pattern=r"^roles:keep:\d{1,9}$"),
     ]
+
+
+async def _refresh_menu(context: BuurtContext, person: Person) -> None:
+    """Set a person's own command menu to what their roles now give them."""
+    await publish_personal_menu(
+        context.bot,
+        context.services.menus,
+        person,
+        context.settings.default_language,
+        db=context.db,
+        now=context.now,
+    )
 
 
 FEATURE = Feature(
