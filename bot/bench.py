@@ -768,7 +768,7 @@ def table(results: dict[str, Any]) -> str:
         )
         lines.append(_row("bulk messages/s", part["bulk_per_s"]))
         lines.append(_row("seconds for the sweep", part["seconds"]))
-        lines.append(_row("  of which deciding (one transaction)", part.get("deciding_s", "")))
+        lines.append(_row("  of which deciding (batches of 100)", part.get("deciding_s", "")))
         lines.append(_row("429s received", part["flood_429"]))
         lines.append(
             _row("lost / doubled (after the next sweep)", f"{part['lost']}/{part['doubled']}")
