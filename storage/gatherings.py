@@ -408,30 +408,36 @@ async def due_reminders(
 
 
 async def mark_reminded(
-    session: AsyncSession, signup_id: int, kind: str, *, now: dt.datetime
-) -> bool:
-    """Mark a reminder decided (the caller writes it to the outbox in the same unit of work);
-    False when it already was.
+    session: AsyncSession, signup_ids: Sequence[int], kind: str, *, now: dt.datetime
+) -> set[int]:
+    """Mark a batch of reminders of one kind decided (the caller writes them to the outbox in
+    the same unit of work); the sign-ups whose reminder was not decided yet.
 
-    One conditional UPDATE, so two sweeps at the same moment cannot both decide it."""
+    One conditional UPDATE for the batch, so two sweeps at the same moment cannot both decide
+    one reminder."""
+    if not signup_ids:
+        return set()
     column = Signup.reminded_morning_at if kind == "morning" else Signup.reminded_day_at
-    claimed = await session.execute(
-        update(Signup)
-        .where(Signup.id == signup_id, column.is_(None))
-        .values({column.key: now})
-        .execution_options(synchronize_session=False)
+    claimed = set(
+        (
+            await session.execute(
+                update(Signup)
+                .where(Signup.id.in_(signup_ids), column.is_(None))
+                .values({column.key: now})
+                .returning(Signup.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars()
     )
-    if cast(CursorResult[Any], claimed).rowcount != 1:
-        return False
-    if kind == "morning":
+    if kind == "morning" and claimed:
         # The day-before reminder is moot once the morning one goes out.
         await session.execute(
             update(Signup)
-            .where(Signup.id == signup_id, Signup.reminded_day_at.is_(None))
+            .where(Signup.id.in_(claimed), Signup.reminded_day_at.is_(None))
             .values(reminded_day_at=now)
             .execution_options(synchronize_session=False)
         )
-    return True
+    return claimed
 
 
 GroupMessage = Literal["announced", "previewed"]

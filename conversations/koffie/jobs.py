@@ -97,13 +97,17 @@ async def sweep(application: Any) -> None:
     # many seconds. A reminder's mark is conditional, so a sweep cut short between batches
     # decides the rest at the next sweep, once.
     for start in range(0, len(reminders), REMINDER_BATCH):
+        chunk = reminders[start : start + REMINDER_BATCH]
         async with db.begin() as session:
+            decided: set[tuple[int, str]] = set()
+            for kind in sorted({reminder.kind for reminder in chunk}):
+                ids = [reminder.signup.id for reminder in chunk if reminder.kind == kind]
+                marked = await gatherings.mark_reminded(session, ids, kind, now=now)
+                decided |= {(signup_id, kind) for signup_id in marked}
             batch = [
                 _reminder(application, reminder)
-                for reminder in reminders[start : start + REMINDER_BATCH]
-                if await gatherings.mark_reminded(
-                    session, reminder.signup.id, reminder.kind, now=now
-                )
+                for reminder in chunk
+                if (reminder.signup.id, reminder.kind) in decided
             ]
             await outbox.enqueue(session, *batch, now=now)
         if batch:
