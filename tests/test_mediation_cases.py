@@ -23,6 +23,7 @@ from bot.emulator import BotMessage
 from bot.i18n import Translator
 from bot.shell import run_shell
 from conversations import mediation_cases
+from conversations.mediation_cases import jobs as mediation_jobs
 from conversations.steps import pages
 from conversations.ui import local_datetime, telegram_length
 from storage import mediation as store
@@ -1344,7 +1345,7 @@ def sql(url: str, statement: str, then: str) -> Callable[[Transcript], str]:
 
 
 async def test_done_means_in_the_shell(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mediation_cases, "SWEEP_EVERY", dt.timedelta(seconds=0.2))
+    monkeypatch.setattr(mediation_jobs, "SWEEP_EVERY", dt.timedelta(seconds=0.2))
     starts = (utcnow() + dt.timedelta(hours=12)).astimezone(AMS_ZONE)
     out = io.StringIO()
     script: list[Line] = [

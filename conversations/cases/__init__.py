@@ -1,0 +1,136 @@
+"""/open and /melding: professionals handle signals in chat; the reporter gets anonymous
+messages and, a few days after closing, the question "is het opgelost?".
+
+Professionals who may handle signals (wijkagent, opbouwwerker) list the open signals of their
+wijken, look at one with its photo, place and history, take it, change its status with a
+short internal note, add internal notes and write to the reporter. Messages between the two
+sides go through the bot: the reporter sees only the role ("— de wijkagent"), the
+professional only "the reporter of BS-…". Every button checks again, on the server side,
+that the person may handle *that* signal's wijk, or for the reporter's own buttons, that the
+signal is theirs.
+
+The typed steps (a status note, an internal note, a message, an answer) are one persistent
+ConversationHandler, so a restart in the middle of typing loses nothing. The follow-up
+question is sent by a sweeper job that reads what is due from the database.
+
+By concern: ``common`` (constants, labels, small helpers), ``view`` (a signal and the list of
+open signals), ``commands`` (/open, /melding), ``actions`` (buttons that act at once: page,
+show, take, refer, the status menu), ``status`` (a new status with its note; telling the
+reporter it closed), ``messages`` (internal notes, messages between professional and reporter),
+``followup`` ("is het opgelost?" and its sweeper job), ``notices`` (texts for someone else).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler
+
+from bot.feature import Command, Feature, Job
+from bot.i18n import N_
+from conversations import relay, steps
+from conversations.cases.actions import on_page, on_refer, on_show, on_status_menu, on_take, stale
+from conversations.cases.commands import melding_command, open_command
+from conversations.cases.common import (
+    ANSWER,
+    FOLLOWUP_EVERY,
+    FOLLOWUP_JOB,
+    NOTE,
+    REPLY,
+    STATUS_NOTE,
+    STEPS,
+)
+from conversations.cases.followup import (
+    FOLLOWUP_HOOK,
+    RELAY_HOOK,
+    _followup_settled,
+    _relay_undelivered,
+    on_followup,
+    send_followups,
+)
+from conversations.cases.messages import (
+    on_answer,
+    on_answer_chosen,
+    on_note,
+    on_note_chosen,
+    on_reply,
+    on_reply_chosen,
+)
+from conversations.cases.status import on_status_chosen, on_status_note, on_without_note
+from conversations.cases.view import _event_text, _who
+from conversations.flow import PRIVATE, persistent_conversation
+from conversations.steps import MEDIA, TYPED
+from storage.access import Permission
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """The typed steps (one persistent conversation), /open, /melding and their buttons."""
+    conversation = persistent_conversation(
+        entry_points=[
+            CallbackQueryHandler(
+                on_status_chosen,
+                pattern=r"^cases:status:(\d{1,9}):(nieuw|in_behandeling|afgehandeld)$",
+            ),
+            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d{1,9})$"),
+            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d{1,9})$"),
+            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d{1,9})$"),
+        ],
+        states={
+            STATUS_NOTE: [
+                MessageHandler(TYPED, on_status_note),
+                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d{1,9})$"),
+            ],
+            NOTE: [MessageHandler(TYPED, on_note)],
+            REPLY: [MessageHandler(TYPED, on_reply)],
+            ANSWER: [MessageHandler(TYPED, on_answer)],
+        },
+        fallbacks=[
+            CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),
+            CommandHandler("open", STEPS.leaving(open_command), filters=PRIVATE),
+            CommandHandler("melding", STEPS.leaving(melding_command), filters=PRIVATE),
+            MessageHandler(MEDIA, steps.not_text),
+        ],
+        name="cases",
+        allow_reentry=True,
+    )
+    return [
+        conversation,
+        CommandHandler("open", open_command, filters=PRIVATE),
+        CommandHandler("melding", melding_command, filters=PRIVATE),
+        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d{1,9})$"),
+        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d{1,9})$"),
+        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d{1,9})$"),
+        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d{1,9})$"),
+        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d{1,9})$"),
+        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d{1,9}):(yes|no|unknown)$"),
+        CallbackQueryHandler(stale, pattern=r"^cases:"),
+    ]
+
+
+async def start_jobs(application: Any) -> None:
+    """Schedule the follow-up sweeper: once right away, then every few minutes."""
+    job_queue = application.job_queue
+    assert job_queue is not None
+    for job in job_queue.get_jobs_by_name(FOLLOWUP_JOB):
+        job.schedule_removal()
+    job_queue.run_repeating(send_followups, interval=FOLLOWUP_EVERY, first=0, name=FOLLOWUP_JOB)
+
+
+FEATURE = Feature(
+    name="cases",
+    handlers=build_handlers,
+    commands=(
+        Command("open", N_("Open signals of your wijk"), Permission.SIGNALS),
+        Command("melding", N_("One signal: /melding BS-2026-0001"), Permission.SIGNALS),
+    ),
+    start=start_jobs,
+    jobs=(Job(FOLLOWUP_JOB, "every five minutes: 'is het opgelost?'"),),
+    outbox_hooks={
+        FOLLOWUP_HOOK: _followup_settled,
+        RELAY_HOOK: relay.settled_hook(_relay_undelivered),
+    },
+)
+
+__all__ = ["FEATURE", "FOLLOWUP_JOB", "_event_text", "_who", "build_handlers", "start_jobs"]

@@ -1,0 +1,63 @@
+"""Buurtbemiddeling cases: a party's answer to the nazorg question."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.context import BuurtContext
+from bot.i18n import escape
+from conversations import steps
+from conversations.mediation_cases.common import NAZORG_LABELS, _coordinators, _tell, _update_key
+from storage import mediation as store
+from storage.residents import get_resident
+
+# --- nazorg answers ---------------------------------------------------------------------------
+
+
+async def on_nazorg(update: Update, context: BuurtContext) -> None:
+    """A party answers the check-in: better, the same or worse."""
+    pressed = await steps.pressed(update, context)
+    if pressed is None:
+        return
+    query, user_id = pressed
+    t = context.t
+    answer = steps.match(context, 2)
+    async with context.db.begin() as session:
+        resident = await get_resident(session, user_id)
+        party = (
+            await store.party_of_resident(session, int(steps.match(context, 1)), resident.id)
+            if resident
+            else None
+        )
+        case = await store.answer_nazorg(session, party, answer, now=context.now) if party else None
+        people = await _coordinators(context, session, case) if case else {}
+        if case is not None and party is not None:
+            reference, number = case.reference, party.number
+            await _tell(
+                context,
+                session,
+                people,
+                lambda t: t(
+                    "Nazorg <b>{reference}</b>: asked how things are now, party {n} "
+                    "answered “{answer}”. /zaak {reference}",
+                    reference=reference,
+                    n=number,
+                    answer=t(NAZORG_LABELS[answer]),
+                ),
+                key=_update_key(update),
+            )
+    if party is None:
+        await steps.refuse(query, context)
+        return
+    if case is None:
+        await query.answer(
+            t("You have already answered this question. Thank you!"), show_alert=True
+        )
+        return
+    await query.answer()
+    await steps.spend(query)
+    await context.bot.send_message(
+        user_id,
+        f"✔️ {escape(t(NAZORG_LABELS[answer]))}\n"
+        + t("Thank you for letting us know. The mediation team reads your answer."),
+    )
