@@ -263,6 +263,7 @@ async def seed(bot: BotUnderTest) -> dict[str, Any]:
                 situation=SECRETS[1],
             ),
             year=2026,
+            now=utcnow(),
         )  # fmt: skip
         grant = RoleGrant(telegram_id=3002, role="wijkagent", wijk_id=wijk.id, display_name="Wim")
         session.add(grant)

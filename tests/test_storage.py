@@ -279,7 +279,7 @@ async def test_a_mediation_draft_sent_twice_at_once_is_stored_once(db: Database)
     )
 
     async def send(session: AsyncSession) -> tuple[str, bool]:
-        case, created = await store_case_once(session, new, year=2026)
+        case, created = await store_case_once(session, new, year=2026, now=utcnow())
         return case.reference, created
 
     first, second = await _while_first_is_open(db, send, send)

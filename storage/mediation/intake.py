@@ -21,7 +21,7 @@ from storage.mediation.common import (
     TALKED,
     TOPICS,
 )
-from storage.models import MediationCase, MediationEvent, MediationParty, utcnow
+from storage.models import MediationCase, MediationEvent, MediationParty
 from storage.signals import give_back, next_number
 
 
@@ -62,12 +62,12 @@ class NewMediation:
 
 
 async def create_case(
-    session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
+    session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime
 ) -> MediationCase:
     """Store a confirmed intake as a case (stage aangemeld) with its first party."""
     prefix = f"{REFERENCE_PREFIX}-{year}"
     number = await next_number(session, prefix)
-    return await _insert_case(session, new, f"{prefix}-{number:04d}", now or utcnow())
+    return await _insert_case(session, new, f"{prefix}-{number:04d}", now)
 
 
 async def _insert_case(
@@ -114,7 +114,7 @@ async def case_of_draft(session: AsyncSession, draft_key: str) -> MediationCase 
 
 
 async def store_case_once(
-    session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime | None = None
+    session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime
 ) -> tuple[MediationCase, bool]:
     """Store the case of an intake draft once: (the new case, True), or (the case stored from
     the same draft before, False), also when another transaction stores it at the same time
@@ -129,7 +129,7 @@ async def store_case_once(
     if existing is None:
         try:
             async with session.begin_nested():
-                case = await _insert_case(session, new, f"{prefix}-{number:04d}", now or utcnow())
+                case = await _insert_case(session, new, f"{prefix}-{number:04d}", now)
             return case, True
         except IntegrityError:  # stored at the same moment under another year's number
             existing = await case_of_draft(session, new.draft_key)
