@@ -152,7 +152,7 @@ def _key(bot: Bot, scope: str, code: str | None) -> str:
 async def _publish(bot: Bot, db: Database, menus: list[_Menu], *, now: dt.datetime) -> None:
     """Set or delete each menu that differs from what was last published, and remember it."""
     async with db.begin() as session:
-        known = await bot_state.load_kind(session, PUBLISHED)
+        known = await bot_state.load_keys(session, PUBLISHED, [menu[0] for menu in menus])
     changed: dict[tuple[str, str], Any] = {}
     dropped: list[tuple[str, str]] = []
     try:

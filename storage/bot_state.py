@@ -19,6 +19,14 @@ async def load_kind(session: AsyncSession, kind: str) -> dict[str, Any]:
     return {key: data for key, data in rows.all()}
 
 
+async def load_keys(session: AsyncSession, kind: str, keys: Iterable[str]) -> dict[str, Any]:
+    """The stored entries of one kind among ``keys``, by key."""
+    rows = await session.execute(
+        select(BotState.key, BotState.data).where(BotState.kind == kind, BotState.key.in_(keys))
+    )
+    return {key: data for key, data in rows.all()}
+
+
 async def load_one(session: AsyncSession, kind: str, key: str) -> Any | None:
     """One entry, or None."""
     row = await session.get(BotState, (kind, key))

@@ -376,16 +376,23 @@ def reminder_times(starts_at: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime, 
 
 
 async def due_reminders(
-    session: AsyncSession, *, now: dt.datetime, tz: dt.tzinfo
+    session: AsyncSession,
+    *,
+    now: dt.datetime,
+    tz: dt.tzinfo,
+    among: Sequence[int] | None = None,
 ) -> list[Reminder]:
     """Reminders to send now: never twice, never for cancelled sign-ups or dates, and not for a
-    moment that had already passed when someone signed up."""
+    moment that had already passed when someone signed up. With ``among``, only those
+    sign-ups (read again in the unit of work that decides them)."""
+    narrowed = () if among is None else (Signup.id.in_(among),)
     rows = (
         await session.scalars(
             select(Signup)
             .join(Moment)
             .join(Resident, Resident.id == Signup.resident_id)
             .where(
+                *narrowed,
                 Signup.cancelled_at.is_(None),
                 Resident.unreachable_since.is_(None),  # blocked the bot: skipped
                 Moment.cancelled_at.is_(None),

@@ -7,6 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import icalendar
+import pytest
 from sqlalchemy import select
 
 from conversations import koffie
@@ -700,3 +701,32 @@ async def test_the_date_page_of_a_very_busy_date_fits_one_message(
     assert "Buur200000" in reply.text
     assert "en nog 560 aanmeldingen" in reply.text
     assert len(reply.text) < 4096
+
+
+async def test_reminders_are_decided_in_batches_each_once(
+    bot: BotUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of reminders are decided a batch at a time (short units of work); every
+    signed-up resident gets one, none twice, and one who cancelled gets none."""
+    monkeypatch.setattr(koffie.jobs, "REMINDER_BATCH", 2)
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep Schilderswijk")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=10)).date())
+    first, *_ = await moments(bot)
+    [announcement] = emu.messages(GROUP)
+    people = [bot.user(1001 + n, f"Buur{n}") for n in range(5)]
+    for person in people:
+        await person.says("/start")
+        reply = await in_group(person).taps("Ik kom", message=announcement)
+        assert "Je bent aangemeld!" in reply.alert
+    await people[2].says("/koffie")
+    await people[2].taps("Afmelden")
+
+    clock.now = first.starts_at - dt.timedelta(hours=23)
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")  # nothing twice
+    for n, person in enumerate(people):
+        reminders = [m for m in emu.messages(person.id) if "Herinnering" in m.plain_text]
+        assert len(reminders) == (0 if n == 2 else 1), person.name

@@ -94,11 +94,15 @@ async def sweep(application: Any) -> None:
         application.outbox.wake()
     # Reminders are decided a batch at a time, each batch its own short unit of work: two
     # thousand sign-ups in one would hold the database (on SQLite, everyone's replies) for
-    # many seconds. A reminder's mark is conditional, so a sweep cut short between batches
-    # decides the rest at the next sweep, once.
-    for start in range(0, len(reminders), REMINDER_BATCH):
-        chunk = reminders[start : start + REMINDER_BATCH]
+    # many seconds. Each batch reads its sign-ups again, so one cancelled, moved or blocked
+    # since the sweep began is not reminded (or with what is true now); a reminder's mark is
+    # conditional, so a sweep cut short between batches decides the rest at the next, once.
+    due = [reminder.signup.id for reminder in reminders]
+    for start in range(0, len(due), REMINDER_BATCH):
         async with db.begin() as session:
+            chunk = await gatherings.due_reminders(
+                session, now=now, tz=tz, among=due[start : start + REMINDER_BATCH]
+            )
             decided: set[tuple[int, str]] = set()
             for kind in sorted({reminder.kind for reminder in chunk}):
                 ids = [reminder.signup.id for reminder in chunk if reminder.kind == kind]
