@@ -190,8 +190,8 @@ class GatewayStore:
     """The gateway's state in one SQLite file: the core's state, the Signal ids behind the
     chats, the outbox, and the files (photos) the bot may still ask for."""
 
-    def __init__(self, path: Path) -> None:
-        """Open (and create) the file."""
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        """Open (and create) the file; ``clock`` dates files of an earlier version."""
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("pragma journal_mode=wal")
         self.db.executescript(
@@ -220,7 +220,7 @@ class GatewayStore:
         if "user_id" not in columns:  # a file of an earlier version: who sent it, and when
             self.db.execute("alter table files add column user_id integer")
             self.db.execute("alter table files add column received real")
-            self.db.execute("update files set received = ?", (time.time(),))
+            self.db.execute("update files set received = ?", (clock(),))
 
     def close(self) -> None:
         """Close the file."""
@@ -456,7 +456,7 @@ class SignalGateway:
         self.config = config
         self.clock = clock
         self.cli = SignalCli(config.cli_url, config.account)
-        self.store = GatewayStore(config.state_path)
+        self.store = GatewayStore(config.state_path, clock=clock)
         self.retry_delay = retry_delay
         self.core = BotApiEmulator(
             token=GATEWAY_TOKEN,
@@ -464,6 +464,7 @@ class SignalGateway:
             id_prefix=SIGNAL_ID_PREFIX,
             first_update_id=SIGNAL_BASE,
             keep_messages=KEEP_MESSAGES,
+            clock=clock,
         )
         self.render = Renderer(Translator(language), config.account)
         self._saved_files: set[str] = set()

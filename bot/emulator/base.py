@@ -47,18 +47,22 @@ class _EmulatorBase:
         id_prefix: str = "",
         first_update_id: int = 1,
         keep_messages: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Create the emulator; call ``start`` (or use ``async with``) to serve it.
 
         ``id_prefix`` starts every file id and callback query id, and ``first_update_id`` is
         the first update id, so a bot served by two such servers can tell their ids apart.
         ``keep_messages`` keeps only that many newest messages per chat (all when None).
+        ``clock`` gives Telegram's time (seconds since the epoch) for dates and the 48-hour
+        delete window.
 
         ``latency_ms`` delays every answer (getUpdates included) as a network would;
         ``flood_limits`` answers 429 like Telegram when the bot sends too fast (see
         :meth:`_check_flood`). Both are attributes that may be changed at any time.
         """
         self.token = token
+        self.clock = clock
         self.latency_ms = latency_ms
         self.flood_limits = flood_limits
         # (messages, seconds): all chats together, one group, one private chat.
@@ -297,7 +301,7 @@ class _EmulatorBase:
             "message_id": chat.take_message_id(),
             "from": dict(user),
             "chat": self._chat_dict(chat),
-            "date": int(time.time()),
+            "date": int(self.clock()),
             **content,
         }
         chat.history[message["message_id"]] = message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -310,7 +309,7 @@ class BotApiEmulator(_FrontState):
         payload = {
             "chat": self._chat_dict(chat),
             "from": dict(user),
-            "date": int(time.time()),
+            "date": int(self.clock()),
             "old_chat_member": {"user": self._bot_user(), "status": "left"},
             "new_chat_member": self._bot_member(chat),
         }

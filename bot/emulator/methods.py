@@ -7,7 +7,6 @@ import contextlib
 import copy
 import logging
 import re
-import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -430,7 +429,7 @@ class _Methods(_Server):
         message = chat.bot_messages.get(message_id)
         live = chat.history.get(message_id)
         if live is not None and not (chat.type != "private" and chat.bot_is_admin):
-            if int(time.time()) - int(live.get("date", 0)) >= DELETE_WINDOW:
+            if int(self.clock()) - int(live.get("date", 0)) >= DELETE_WINDOW:
                 raise _bad("message can't be deleted for everyone")
         if message is not None and not message.deleted:
             message.deleted = True

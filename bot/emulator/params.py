@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -286,7 +285,7 @@ class _Params(_Files):
         stored: StoredFile | None = None,
     ) -> BotMessage:
         """Create, store and announce a message sent by the bot."""
-        now = int(time.time())
+        now = int(self.clock())
         raw: JsonDict = {
             "message_id": chat.take_message_id(),
             "from": self._bot_user(),
@@ -355,7 +354,7 @@ class _Params(_Files):
             raw.pop("reply_markup", None)
         else:
             raw["reply_markup"] = new_inline
-        raw["edit_date"] = int(time.time())
+        raw["edit_date"] = int(self.clock())
         message.reply_markup = markup
         message.edited += 1
         self._emit("edited", message)
