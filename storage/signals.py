@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from storage.models import ReferenceCounter, Signal, SignalEvent
+
+Stored = TypeVar("Stored")
 
 # The seed categories, in the order residents see them.
 CATEGORIES: tuple[str, ...] = (
@@ -108,7 +111,7 @@ async def give_back(session: AsyncSession, prefix: str, number: int) -> None:
 
 
 async def _insert_signal(
-    session: AsyncSession, new: NewSignal, reference: str, now: dt.datetime | None
+    session: AsyncSession, new: NewSignal, reference: str, now: dt.datetime
 ) -> Signal:
     signal = Signal(
         reference=reference,
@@ -129,12 +132,9 @@ async def _insert_signal(
         draft_key=new.draft_key,
         status="nieuw",
     )
-    if now is not None:
-        signal.created_at = now
-        signal.updated_at = now
-    signal.history.append(
-        SignalEvent(kind="created", to_status="nieuw", actor="resident", **_at(now))
-    )
+    signal.created_at = now
+    signal.updated_at = now
+    signal.history.append(SignalEvent(kind="created", to_status="nieuw", actor="resident", at=now))
     session.add(signal)
     await session.flush()
     return signal
@@ -145,37 +145,51 @@ async def signal_of_draft(session: AsyncSession, draft_key: str) -> Signal | Non
     return await session.scalar(select(Signal).where(Signal.draft_key == draft_key))
 
 
-async def store_signal_once(
-    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime
-) -> tuple[Signal, bool]:
-    """Store the report of a draft once: (the new signal, True), or (the signal stored from
-    the same draft before, False), also when another transaction stores it at the same time.
+async def store_once(
+    session: AsyncSession,
+    prefix: str,
+    *,
+    find: Callable[[], Awaitable[Stored | None]],
+    insert: Callable[[str], Awaitable[Stored]],
+) -> tuple[Stored, bool]:
+    """Store what a draft describes once, under the next reference of ``prefix``: (the new
+    row, True), or (the row stored from the same draft before, False), also when another
+    transaction stores it at the same time. ``find`` looks the draft's row up; ``insert``
+    stores it under the reference it is given.
 
-    Taking the reference number first makes sends of one year wait for each other (and on
+    Taking the reference number first makes sends of one sequence wait for each other (and on
     SQLite it opens the transaction, so the savepoint below is a nested one); the number
     goes back when the draft turns out to be stored already."""
-    assert new.draft_key is not None
-    existing = await signal_of_draft(session, new.draft_key)
+    existing = await find()
     if existing is not None:
         return existing, False
-    prefix = f"{REFERENCE_PREFIX}-{year}"
     number = await next_number(session, prefix)
-    existing = await signal_of_draft(session, new.draft_key)  # stored while we waited
+    existing = await find()  # stored while we waited
     if existing is None:
         try:
             async with session.begin_nested():
-                signal = await _insert_signal(session, new, f"{prefix}-{number:04d}", now)
-            return signal, True
+                stored = await insert(f"{prefix}-{number:04d}")
+            return stored, True
         except IntegrityError:  # stored at the same moment under another year's number
-            existing = await signal_of_draft(session, new.draft_key)
+            existing = await find()
             if existing is None:
                 raise
     await give_back(session, prefix, number)
     return existing, False
 
 
-def _at(now: dt.datetime | None) -> dict[str, dt.datetime]:
-    return {} if now is None else {"at": now}
+async def store_signal_once(
+    session: AsyncSession, new: NewSignal, *, year: int, now: dt.datetime
+) -> tuple[Signal, bool]:
+    """Store the report of a draft once (see :func:`store_once`)."""
+    draft_key = new.draft_key
+    assert draft_key is not None
+    return await store_once(
+        session,
+        f"{REFERENCE_PREFIX}-{year}",
+        find=lambda: signal_of_draft(session, draft_key),
+        insert=lambda reference: _insert_signal(session, new, reference, now),
+    )
 
 
 async def signals_of_resident(

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -22,7 +21,7 @@ from storage.mediation.common import (
     TOPICS,
 )
 from storage.models import MediationCase, MediationEvent, MediationParty
-from storage.signals import give_back, next_number
+from storage.signals import next_number, store_once
 
 
 @dataclass(frozen=True)
@@ -116,27 +115,15 @@ async def case_of_draft(session: AsyncSession, draft_key: str) -> MediationCase 
 async def store_case_once(
     session: AsyncSession, new: NewMediation, *, year: int, now: dt.datetime
 ) -> tuple[MediationCase, bool]:
-    """Store the case of an intake draft once: (the new case, True), or (the case stored from
-    the same draft before, False), also when another transaction stores it at the same time
-    (see storage.signals.store_signal_once)."""
-    assert new.draft_key is not None
-    existing = await case_of_draft(session, new.draft_key)
-    if existing is not None:
-        return existing, False
-    prefix = f"{REFERENCE_PREFIX}-{year}"
-    number = await next_number(session, prefix)
-    existing = await case_of_draft(session, new.draft_key)  # stored while we waited
-    if existing is None:
-        try:
-            async with session.begin_nested():
-                case = await _insert_case(session, new, f"{prefix}-{number:04d}", now)
-            return case, True
-        except IntegrityError:  # stored at the same moment under another year's number
-            existing = await case_of_draft(session, new.draft_key)
-            if existing is None:
-                raise
-    await give_back(session, prefix, number)
-    return existing, False
+    """Store the case of an intake draft once (see storage.signals.store_once)."""
+    draft_key = new.draft_key
+    assert draft_key is not None
+    return await store_once(
+        session,
+        f"{REFERENCE_PREFIX}-{year}",
+        find=lambda: case_of_draft(session, draft_key),
+        insert=lambda reference: _insert_case(session, new, reference, now),
+    )
 
 
 async def case_by_reference(session: AsyncSession, reference: str) -> MediationCase | None:
