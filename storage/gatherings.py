@@ -380,29 +380,32 @@ async def due_reminders(
     *,
     now: dt.datetime,
     tz: dt.tzinfo,
-    among: Sequence[int] | None = None,
-) -> list[Reminder]:
+    after: int = 0,
+    limit: int | None = None,
+) -> tuple[list[Reminder], int | None]:
     """Reminders to send now: never twice, never for cancelled sign-ups or dates, and not for a
-    moment that had already passed when someone signed up. With ``among``, only those
-    sign-ups (read again in the unit of work that decides them)."""
-    narrowed = () if among is None else (Signup.id.in_(among),)
-    rows = (
-        await session.scalars(
-            select(Signup)
-            .join(Moment)
-            .join(Resident, Resident.id == Signup.resident_id)
-            .where(
-                *narrowed,
-                Signup.cancelled_at.is_(None),
-                Resident.unreachable_since.is_(None),  # blocked the bot: skipped
-                Moment.cancelled_at.is_(None),
-                Moment.starts_at > now,
-                Moment.starts_at <= now + dt.timedelta(days=2),
-                (Signup.reminded_day_at.is_(None)) | (Signup.reminded_morning_at.is_(None)),
-            )
-            .order_by(Moment.starts_at, Signup.id)
+    moment that had already passed when someone signed up.
+
+    Sign-ups are looked at in id order, after ``after`` and at most ``limit`` of them; also
+    returned is the last id looked at, to go on from (None: there were none left)."""
+    query = (
+        select(Signup)
+        .join(Moment)
+        .join(Resident, Resident.id == Signup.resident_id)
+        .where(
+            Signup.id > after,
+            Signup.cancelled_at.is_(None),
+            Resident.unreachable_since.is_(None),  # blocked the bot: skipped
+            Moment.cancelled_at.is_(None),
+            Moment.starts_at > now,
+            Moment.starts_at <= now + dt.timedelta(days=2),
+            (Signup.reminded_day_at.is_(None)) | (Signup.reminded_morning_at.is_(None)),
         )
-    ).all()
+        .order_by(Signup.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await session.scalars(query)).all()
     due = []
     for signup in rows:
         day_at, morning_at = reminder_times(signup.moment.starts_at, tz)
@@ -411,7 +414,7 @@ async def due_reminders(
                 due.append(Reminder(signup, "morning"))
         elif now >= day_at and signup.reminded_day_at is None and signup.created_at < day_at:
             due.append(Reminder(signup, "day"))
-    return due
+    return due, (rows[-1].id if rows else None)
 
 
 async def mark_reminded(

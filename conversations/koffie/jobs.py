@@ -44,7 +44,7 @@ def _group_message(
     )
 
 
-REMINDER_BATCH = 100  # reminders decided per unit of work
+REMINDER_BATCH = 100  # sign-ups read and decided per unit of work
 
 
 async def sweep(application: Any) -> None:
@@ -66,7 +66,6 @@ async def sweep(application: Any) -> None:
         previews = [
             m for m in await gatherings.to_preview(session, now=now) if m.wijk.group_chat_id
         ]
-        reminders = await gatherings.due_reminders(session, now=now, tz=tz)
         numbers = await gatherings.counts(session, [m.id for m in announce])
         pairs = {m.id: await gatherings.presence_during(session, m) for m in announce}
         messages: list[Outgoing] = []
@@ -92,16 +91,17 @@ async def sweep(application: Any) -> None:
         await outbox.enqueue(session, *messages, now=now)
     if messages:
         application.outbox.wake()
-    # Reminders are decided a batch at a time, each batch its own short unit of work: two
-    # thousand sign-ups in one would hold the database (on SQLite, everyone's replies) for
-    # many seconds. Each batch reads its sign-ups again, so one cancelled, moved or blocked
-    # since the sweep began is not reminded (or with what is true now); a reminder's mark is
-    # conditional, so a sweep cut short between batches decides the rest at the next, once.
-    due = [reminder.signup.id for reminder in reminders]
-    for start in range(0, len(due), REMINDER_BATCH):
+    # Reminders are read and decided a batch of sign-ups at a time, each batch its own short
+    # unit of work: two thousand in one would hold the database (on SQLite, everyone's
+    # replies) for seconds. Each batch is read where it is decided, so a sign-up cancelled,
+    # moved or blocked meanwhile is not reminded (or with what is true now); a reminder's
+    # mark is conditional, so a sweep cut short between batches decides the rest at the
+    # next, once.
+    after: int | None = 0
+    while after is not None:
         async with db.begin() as session:
-            chunk = await gatherings.due_reminders(
-                session, now=now, tz=tz, among=due[start : start + REMINDER_BATCH]
+            chunk, after = await gatherings.due_reminders(
+                session, now=now, tz=tz, after=after, limit=REMINDER_BATCH
             )
             decided: set[tuple[int, str]] = set()
             for kind in sorted({reminder.kind for reminder in chunk}):
