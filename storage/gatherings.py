@@ -299,13 +299,22 @@ async def cancel_series(
 async def move_moment(
     session: AsyncSession, moment: Moment, *, starts_at: dt.datetime | None, place: str | None
 ) -> Sequence[Signup]:
-    """Change one date's time or place; returns the sign-ups to tell."""
+    """Change one date's time or place; returns the sign-ups to tell.
+
+    A date that moves gets its reminders and the group's day-before note again for the new
+    time, also when they already went out for the old one (their outbox keys name the time)."""
+    moved = starts_at is not None and starts_at != moment.starts_at
     if starts_at is not None:
         moment.starts_at = starts_at
     if place is not None:
         moment.place = place
+    signups = await attendees(session, moment.id)
+    if moved:
+        moment.previewed_at = None
+        for signup in signups:  # a cancelled sign-up starts afresh when it signs up again
+            signup.reminded_day_at = signup.reminded_morning_at = None
     await session.flush()
-    return await attendees(session, moment.id)
+    return signups
 
 
 async def change_series(

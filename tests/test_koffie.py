@@ -730,3 +730,41 @@ async def test_reminders_are_decided_in_batches_each_once(
     for n, person in enumerate(people):
         reminders = [m for m in emu.messages(person.id) if "Herinnering" in m.plain_text]
         assert len(reminders) == (0 if n == 2 else 1), person.name
+
+
+async def test_a_date_moved_after_its_reminder_is_reminded_again_for_its_new_day(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The day-before reminder went out, then the organiser moves the date a week on: who
+    signed up is told, and reminded again the day before the new date (not never again)."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await anna.says("/start")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=10)).date())
+    first, *_ = await moments(bot)
+    [announcement] = emu.messages(GROUP)
+    await in_group(anna).taps("Ik kom", message=announcement)
+
+    clock.now = first.starts_at - dt.timedelta(hours=23)
+    await run_job(bot, "koffie:sweep")
+    [reminder] = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
+    assert "morgen" in reminder
+
+    new_start = (first.starts_at + dt.timedelta(weeks=1)).astimezone(AMS)
+    await organiser.says("/beheer")
+    await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await organiser.says(f"{new_start:%d-%m-%Y %H:%M}")
+    assert "Gewijzigd: 1 datum." in reply.text
+    await run_job(bot, "koffie:sweep")  # nothing due yet for the new date
+    assert len([m for m in emu.messages(1001) if "Herinnering" in m.plain_text]) == 1
+
+    clock.now = new_start - dt.timedelta(hours=23)
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")  # and once only
+    reminders = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
+    assert len(reminders) == 2
+    assert "morgen" in reminders[1]

@@ -34,7 +34,10 @@ def _group_message(
     chat = moment.wijk.group_chat_id
     assert chat is not None
     return Outgoing(
-        key=f"koffie:{what}:{moment.id}",
+        # The day-before note is about one time: a date moved after it went out gets one
+        # for its new time. The announcement is one message, edited when the date changes.
+        key=f"koffie:{what}:{moment.id}"
+        + (f":{moment.starts_at:%Y%m%d%H%M}" if what == "previewed" else ""),
         chat_id=chat,
         kind=kind,
         text=text,
