@@ -335,7 +335,7 @@ async def _add(
                 lambda t: _added(t, signal, text),
                 photo,
             )
-    FLOW.drop(context)
+    FLOW.done(context, stored=added is not None or before is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END

@@ -76,7 +76,7 @@ async def on_note(update: Update, context: BuurtContext, pending: Draft, note: s
             await store.add_note(
                 session, signal, note, actor=store.pro_actor(user.id), now=context.now
             )
-    FLOW.drop(context)
+    FLOW.done(context, stored=signal is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
     else:
@@ -175,7 +175,7 @@ async def on_reply(update: Update, context: BuurtContext, pending: Draft, text: 
                     bounce=bounce,
                 ),
             )
-    FLOW.drop(context)
+    FLOW.done(context, stored=signal is not None and resident is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
@@ -248,7 +248,7 @@ async def on_answer(update: Update, context: BuurtContext, pending: Draft, text:
                 await steps.languages(context, session, targets),
                 lambda their: _to_professional(their, signal, text),
             )
-    FLOW.drop(context)
+    FLOW.done(context, stored=signal is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END

@@ -129,7 +129,7 @@ async def _apply_status(
             resident = signal.resident
             if changed and to_status == store.CLOSED and resident is not None:
                 told = await _tell_closed(context, session, signal, resident, user.id)
-    FLOW.drop(context)
+    FLOW.done(context, stored=signal is not None)
     if signal is None:
         await context.bot.send_message(user.id, not_allowed(t))
         return ConversationHandler.END

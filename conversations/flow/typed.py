@@ -8,6 +8,12 @@ expiry. What the step is about (the action, the reference, ids) is the flow's dr
 ``user_data[<flow name>]``, persisted with the user's data, so a restart in the middle of
 typing loses nothing; its nonce makes the step's key (:meth:`TypedFlow.step_key`), so a step
 handled twice stores and relays its result once.
+
+A step is forgotten only when it ends, after its result is stored and confirmed. A handler
+marks the step stored (:meth:`TypedFlow.done`) in the same breath as it commits; if the
+confirmation then fails to send, the step stays under way, marked: what the person sends
+next (the text again, /annuleren, a command) hears that it was already received, and nothing
+is stored or sent twice.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations.flow.declaration import PRIVATE, Callback, Draft, State
 from conversations.flow.guard import too_long
-from conversations.flow.part import TYPED_TIMEOUT, FlowPart
+from conversations.flow.part import TYPED_TIMEOUT, FlowPart, expire_plainly, typed_back
 
 TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
 MEDIA = PRIVATE & ~filters.COMMAND & ~filters.TEXT
@@ -118,6 +124,15 @@ class TypedFlow:
             return None
         return draft if action is None or draft.get("action") == action else None
 
+    def done(self, context: BuurtContext, *, stored: bool = True) -> None:
+        """The step's result is stored (committed): mark it so, until the step ends. Not
+        ``stored`` (refused, or nothing to store): forget the step now."""
+        draft = self.draft(context)
+        if draft is not None and stored:
+            draft["stored"] = True
+        elif not stored:
+            self.drop(context)
+
     def drop(self, context: BuurtContext) -> Draft | None:
         """Forget the step under way (after its result is stored); return what it was."""
         draft = self.draft(context)
@@ -134,10 +149,27 @@ class TypedFlow:
 
     # --- the handlers -------------------------------------------------------------------------
 
+    async def _already(self, update: Update, context: BuurtContext, draft: Draft) -> int:
+        """The step was stored, but its confirmation never arrived: say so, and end it."""
+        self.drop(context)
+        message = update.effective_message
+        if message is not None:
+            await message.reply_text(
+                context.t(
+                    "What you typed for <b>{reference}</b> had already been received; nothing "
+                    "was saved or sent twice.",
+                    reference=str(draft.get("reference", "?")),
+                )
+            )
+        return ConversationHandler.END
+
     async def cancel(self, update: Update, context: BuurtContext) -> int:
         """/annuleren while typing: nothing is sent or saved."""
         message = update.effective_message
         assert message is not None
+        draft = self.draft(context)
+        if draft is not None and draft.get("stored"):
+            return await self._already(update, context, draft)
         self.drop(context)
         await message.reply_text(self.cancelled(context.t))
         return ConversationHandler.END
@@ -149,7 +181,8 @@ class TypedFlow:
         async def leave(update: Update, context: BuurtContext) -> State:
             draft = self.drop(context)
             message = update.effective_message
-            if draft is not None and message is not None and self.unfinished is not None:
+            unfinished = draft is not None and not draft.get("stored")
+            if draft is not None and unfinished and message is not None and self.unfinished:
                 await message.reply_text(
                     self.unfinished(context.t, str(draft.get("reference", "?")))
                 )
@@ -164,8 +197,15 @@ class TypedFlow:
 
         async def receive(update: Update, context: BuurtContext) -> State:
             draft = self.draft(context, one.action)
-            if draft is None:  # nothing under way (dropped elsewhere): the step is over
+            if draft is None:  # nothing (usable) under way: the step is over, nothing taken
+                message = update.effective_message
+                assert message is not None
+                await message.reply_text(
+                    self.cancelled(context.t) + typed_back(context.t, message.text or "")
+                )
                 return ConversationHandler.END
+            if draft.get("stored"):
+                return await self._already(update, context, draft)
             limit = one.limit(context) if callable(one.limit) else one.limit
             if limit is None:
                 message = update.effective_message
@@ -175,13 +215,22 @@ class TypedFlow:
                 text = await typed_text(update, context, limit)
             if text is None:
                 return None
-            state = await one.receive(update, context, draft, text)
-            if state == ConversationHandler.END:
-                self.drop(context)  # (``receive`` drops it as soon as its result is stored)
-            return state
+            return await one.receive(update, context, draft, text)
 
         receive.__doc__ = one.receive.__doc__
-        return receive
+        return self._ending(receive)
+
+    def _ending(self, callback: Callback) -> Callback:
+        """``callback``, and the step forgotten when it ends (its reply is sent by then)."""
+
+        async def ending(update: Update, context: BuurtContext) -> State:
+            state = await callback(update, context)
+            if state == ConversationHandler.END:
+                self.drop(context)
+            return state
+
+        ending.__doc__ = callback.__doc__
+        return ending
 
     def part(
         self,
@@ -196,12 +245,14 @@ class TypedFlow:
         start a step), each field's text, ``also`` (a state's other handlers: a button in the
         step, a photo), and the fallbacks: /annuleren, the commands in ``leave`` (the step is
         dropped first), and ``media`` for a photo, sticker or file the state does not take."""
-        states: dict[object, list[BaseHandler[Any, Any, Any]]] = {
-            state: list(handlers) for state, handlers in (also or {}).items()
-        }
+        states: dict[object, list[BaseHandler[Any, Any, Any]]] = {}
+        for state, handlers in (also or {}).items():
+            for handler in handlers:
+                handler.callback = self._ending(handler.callback)
+            states[state] = list(handlers)
         for one in fields:
             states.setdefault(one.action, []).insert(0, MessageHandler(TYPED, self._text(one)))
-        return FlowPart(
+        part = FlowPart(
             name=self.name,
             entry_points=entry_points,
             states=states,
@@ -215,5 +266,17 @@ class TypedFlow:
             ],
             allow_reentry=True,
             timeout=self.timeout,
-            on_expired=self.on_expired,
         )
+
+        async def expired(update: Update, context: BuurtContext) -> None:
+            """Something arrives after the step waited too long."""
+            draft = self.draft(context)
+            if draft is not None and draft.get("stored"):
+                await self._already(update, context, draft)
+            elif self.on_expired is not None:
+                await self.on_expired(update, context)
+            else:
+                await expire_plainly(part, update, context)
+
+        part.on_expired = expired
+        return part

@@ -154,7 +154,7 @@ async def on_message(update: Update, context: BuurtContext, pending: Draft, text
         else:
             await message.reply_text(_problem_text(t, problem))
         return ConversationHandler.END
-    FLOW.drop(context)
+    FLOW.done(context, stored=case is not None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
@@ -248,7 +248,7 @@ async def on_answer(update: Update, context: BuurtContext, pending: Draft, text:
         FLOW.drop(context)
         await message.reply_text(_answer_closed(t))
         return ConversationHandler.END
-    FLOW.drop(context)
+    FLOW.done(context, stored=found is not None)
     if found is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END

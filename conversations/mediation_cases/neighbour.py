@@ -267,7 +267,7 @@ async def on_neighbour_phone(
                 ),
                 key=_update_key(update),
             )
-    PHONE_FLOW.drop(context)
+    PHONE_FLOW.done(context, stored=case is not None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END

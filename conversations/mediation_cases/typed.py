@@ -304,7 +304,7 @@ async def _save(
         FLOW.drop(context)
         await message.reply_text(_problem_text(t, problem))
         return ConversationHandler.END
-    FLOW.drop(context)
+    FLOW.done(context, stored=case is not None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
