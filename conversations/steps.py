@@ -1,27 +1,22 @@
-"""Typed steps and buttons for professionals: /open and /melding, /zaken and /zaak.
+"""Buttons and texts shared by the desks: /open and /melding, /zaken and /zaak, /mijnmeldingen.
 
 A button names what it acts on by id and is checked again when pressed; only private chats
-get an answer with content. A typed step under way (a note, a message, an appointment) is
-remembered in ``user_data[<key>]``, persisted with the user's data, so a restart in the middle
-of typing loses nothing; /annuleren stops it, and the feature's own commands drop it first.
+get an answer with content. The typed steps (a note, a message, an answer) are one-field flows
+(conversations.flow.typed).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, Update
 from telegram.error import BadRequest
-from telegram.ext import ConversationHandler, filters
 
 from bot.context import BuurtContext
 from bot.i18n import Translator, escape
-from conversations.flow import PRIVATE, State, too_long
 from conversations.ui import not_allowed, telegram_length
 from storage import access
 from storage.access import Permission
@@ -29,13 +24,9 @@ from storage.residents import get_resident
 
 log = logging.getLogger(__name__)
 
-TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
-MEDIA = PRIVATE & ~filters.COMMAND & ~filters.TEXT
 MESSAGE_LIMIT = 4000  # Telegram allows 4096 characters; keep a margin
 
-Pending = dict[str, Any]
 Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
-Ending = Callable[[Update, BuurtContext], Coroutine[Any, Any, int]]  # always ends the step
 
 
 # --- buttons ------------------------------------------------------------------------------
@@ -173,89 +164,3 @@ def pages(blocks: Sequence[tuple[str, str]], limit: int = MESSAGE_LIMIT - 200) -
         else:
             result.append(piece)
     return result
-
-
-# --- typed steps --------------------------------------------------------------------------
-
-
-async def typed(update: Update, context: BuurtContext, limit: int) -> str | None:
-    """The typed text, or None (after saying why) when it is empty or too long."""
-    message = update.effective_message
-    assert message is not None
-    text = (message.text or "").strip()
-    if await too_long(message, context, text, limit):
-        return None
-    return text or None
-
-
-async def not_text(update: Update, context: BuurtContext) -> State:
-    """A photo, sticker or file while a text is expected."""
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(
-        context.t("Please send this as a text message, or stop with /annuleren.")
-    )
-    return None
-
-
-@dataclass(frozen=True)
-class TypedSteps:
-    """The typed step under way of one feature, kept in ``user_data[key]``, with what to say
-    when it is stopped (/annuleren) or left unfinished (another command of the feature)."""
-
-    key: str
-    cancelled: Callable[[Translator], str]
-    unfinished: Callable[[Translator, str], str]  # (t, reference)
-
-    def remember(self, context: BuurtContext, action: str, reference: str, **fields: Any) -> None:
-        """Remember the typed step under way (persisted with the user's data)."""
-        assert context.user_data is not None
-        context.user_data[self.key] = {
-            "action": action,
-            "reference": reference,
-            "nonce": secrets.token_hex(4),
-            **fields,
-        }
-
-    @staticmethod
-    def step_key(pending: Pending) -> str | None:
-        """What the step's result is stored under (unique), so a step handled again (after a
-        restart, or sent again) stores and relays it once: ``<action>:<reference>:<nonce>``."""
-        nonce = pending.get("nonce")
-        return f"{pending['action']}:{pending['reference']}:{nonce}"[:60] if nonce else None
-
-    def pending(self, context: BuurtContext, action: str) -> Pending | None:
-        """The step under way, if it is ``action``."""
-        data = context.user_data
-        pending = data.get(self.key) if data is not None else None
-        return pending if isinstance(pending, dict) and pending.get("action") == action else None
-
-    def forget(self, context: BuurtContext) -> Pending | None:
-        """Drop the step under way; return what it was."""
-        data = context.user_data
-        return data.pop(self.key, None) if data is not None else None
-
-    async def cancel(self, update: Update, context: BuurtContext) -> int:
-        """/annuleren while typing: nothing is sent or saved."""
-        message = update.effective_message
-        assert message is not None
-        self.forget(context)
-        await message.reply_text(self.cancelled(context.t))
-        return ConversationHandler.END
-
-    def leaving(self, callback: Callback) -> Ending:
-        """A command of the feature while typing: drop the unfinished text, so it is never sent
-        or saved by accident in the wrong place, then do the command."""
-
-        async def leave(update: Update, context: BuurtContext) -> int:
-            pending = self.forget(context)
-            message = update.effective_message
-            if pending is not None and message is not None:
-                await message.reply_text(
-                    self.unfinished(context.t, str(pending.get("reference", "?")))
-                )
-            await callback(update, context)
-            return ConversationHandler.END
-
-        leave.__doc__ = callback.__doc__
-        return leave

@@ -536,6 +536,44 @@ async def test_another_command_while_typing_drops_the_text(bot: BotUnderTest) ->
     assert len(chat(bot, anna)) == anna_before
 
 
+async def test_a_typed_step_whose_confirmation_failed_is_kept_and_stored_once(
+    bot: BotUnderTest,
+) -> None:
+    bram, _ = await pair(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await melden(anna)
+    await bram.says(f"/melding {reference}")
+    await bram.taps("Notitie")
+    bot.emulator.fail_next("sendMessage", status=400, description="Bad Request: refused")
+    reply = await bram.says("Buurman gesproken.")  # stored; "added" does not arrive
+    assert "Interne notitie toegevoegd" not in reply.text
+    assert "Wat je al had ingevuld is bewaard" in reply.text
+    notes = [e.note for e in await events(bot, reference) if e.kind == "note"]
+    assert notes == ["Buurman gesproken."]
+
+    await bot.restart(crash=True)  # the step is still there, marked as stored
+    reply = await bram.says("Buurman gesproken.")  # tried again: taken once, and told so
+    assert f"Wat je typte voor {reference} was al ontvangen" in reply.text
+    notes = [e.note for e in await events(bot, reference) if e.kind == "note"]
+    assert notes == ["Buurman gesproken."]
+    reply = await bram.says("Nog iets")  # the step is over
+    assert "toegevoegd" not in reply.text and "was al ontvangen" not in reply.text
+
+    # The same for a message to the reporter, and /annuleren after the failed confirmation.
+    anna_before = len(chat(bot, anna))
+    await bram.says(f"/melding {reference}")
+    await bram.taps("Antwoord aan melder")
+    bot.emulator.fail_next("sendMessage", status=400, description="Bad Request: refused")
+    reply = await bram.says("We komen morgen langs.")
+    assert "Verstuurd" not in reply.text
+    reply = await bram.says("/annuleren")
+    assert f"Wat je typte voor {reference} was al ontvangen" in reply.text
+    assert "Gestopt" not in reply.text
+    await bot.drain_outbox()
+    assert len(chat(bot, anna)) == anna_before + 1  # relayed once
+    assert "We komen morgen langs." in chat(bot, anna)[-1].plain_text
+
+
 # --- the follow-up -----------------------------------------------------------------------
 
 

@@ -26,7 +26,9 @@ from conversations import mediation_cases
 from conversations.mediation_cases import jobs as mediation_jobs
 from conversations.steps import pages
 from conversations.ui import local_datetime, telegram_length
+from storage import bot_state
 from storage import mediation as store
+from storage.db import Database
 from storage.mediation import working_days_between
 from storage.models import (
     MediationAppointment,
@@ -422,6 +424,74 @@ async def test_bad_codes_expired_codes_and_a_call_request(bot: BotUnderTest, clo
     )
     reply = await open_case(carla, reference)
     assert "Partij 2: wil eerst gebeld worden · telefonisch: 070 123 4567" in reply.last.plain_text
+
+
+# --- a pending typed step kept by an older release ----------------------------------------------
+
+
+async def rewrite_user_data(bot: BotUnderTest, user_id: int, change: Callable[[Any], Any]) -> None:
+    """With the bot stopped: rewrite what is stored of a person's user data, as an older
+    release would have left it."""
+    database = Database(bot.settings.database.url)
+    try:
+        async with database.begin() as session:
+            data = await bot_state.load_one(session, "user", str(user_id))
+            await bot_state.save(session, "user", str(user_id), change(dict(data or {})))
+    finally:
+        await database.dispose()
+
+
+async def test_a_typed_step_kept_by_an_older_release_goes_on_after_the_upgrade(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    carla = await coordinator(bot)
+    anna = bot.user(1001, "Anna")
+    reference = await ask_mediation(anna)
+    _, parameter = await invite(carla, reference)
+    await open_case(carla, reference)
+    await carla.taps("Notitie")
+    bram = bot.user(1002, "Bram")
+    await bram.says(f"/start {parameter}")
+    reply = await bram.taps("Bel me eerst")
+    assert "Op welk telefoonnummer" in reply.text
+    await bot.stop()
+
+    def old_note(data: Any) -> Any:  # the coordinator's step under user_data["mcase"]
+        data["mcase"] = data.pop("mediation_cases")
+        return data
+
+    def old_phone(data: Any) -> Any:  # the neighbour's under ["mcase_phone"], no action
+        pending = data.pop("mediation_invite")
+        data["mcase_phone"] = {"party_id": pending["party_id"]}
+        return data
+
+    await rewrite_user_data(bot, carla.id, old_note)
+    await rewrite_user_data(bot, bram.id, old_phone)
+    await bot.start()
+
+    reply = await carla.says("Genoteerd voor de upgrade")
+    assert "Notitie toegevoegd." in reply.text
+    reply = await bram.says("070 123 4567")
+    assert "Het bemiddelingsteam belt je" in reply.text
+    case = await load_case(bot)
+    assert [e.note for e in case.history if e.kind == "note"] == ["Genoteerd voor de upgrade"]
+    second = next(p for p in case.parties if p.number == 2)
+    assert second.phone == "070 123 4567"
+    assert bot.app is not None
+    for person in (carla, bram):
+        assert not {"mcase", "mcase_phone"} & set(bot.app.user_data[person.id])
+
+    # An old step that is no longer any flow's: dropped kindly, nothing is taken.
+    await open_case(carla, reference)
+    await carla.taps("Notitie")
+    await bot.stop()
+    await rewrite_user_data(bot, carla.id, lambda data: {**data, "mediation_cases": "broken"})
+    await bot.start()
+    reply = await carla.says("Dit hoort nergens bij")
+    assert "Gestopt. Er is niets bewaard." in reply.text
+    assert "Wat je typte:\n\nDit hoort nergens bij" in reply.text
+    case = await load_case(bot)
+    assert [e.note for e in case.history if e.kind == "note"] == ["Genoteerd voor de upgrade"]
 
 
 # --- appointments and reminders ----------------------------------------------------------------

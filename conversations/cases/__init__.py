@@ -9,8 +9,9 @@ professional only "the reporter of BS-…". Every button checks again, on the se
 that the person may handle *that* signal's wijk, or for the reporter's own buttons, that the
 signal is theirs.
 
-The typed steps (a status note, an internal note, a message, an answer) are one persistent
-ConversationHandler, so a restart in the middle of typing loses nothing. The follow-up
+The typed steps (a status note, an internal note, a message, an answer) are one-field flows
+(conversations.flow.typed) in the one persistent flow conversation, so a restart in the middle
+of typing loses nothing. The follow-up
 question is sent by a sweeper job that reads what is due from the database.
 
 By concern: ``common`` (constants, labels, small helpers), ``view`` (a signal and the list of
@@ -24,21 +25,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_
-from conversations import relay, steps
+from conversations import relay
 from conversations.cases.actions import on_page, on_refer, on_show, on_status_menu, on_take, stale
 from conversations.cases.commands import melding_command, open_command
 from conversations.cases.common import (
     ANSWER,
+    FLOW,
     FOLLOWUP_EVERY,
     FOLLOWUP_JOB,
     NOTE,
     REPLY,
     STATUS_NOTE,
-    STEPS,
 )
 from conversations.cases.followup import (
     FOLLOWUP_HOOK,
@@ -58,17 +59,16 @@ from conversations.cases.messages import (
 )
 from conversations.cases.status import on_status_chosen, on_status_note, on_without_note
 from conversations.cases.view import _event_text, _who
-from conversations.flow import PRIVATE, persistent_conversation
-from conversations.steps import MEDIA, TYPED
+from conversations.flow import PRIVATE, Field
 from storage.access import Permission
 
 # --- wiring ----------------------------------------------------------------------------------
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
-    """The typed steps (one persistent conversation), /open, /melding and their buttons."""
-    conversation = persistent_conversation(
-        entry_points=[
+    """The typed steps (one-field flows), /open, /melding and their buttons."""
+    conversation = FLOW.part(
+        [
             CallbackQueryHandler(
                 on_status_chosen,
                 pattern=r"^cases:status:(\d{1,9}):(nieuw|in_behandeling|afgehandeld)$",
@@ -77,23 +77,18 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
             CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d{1,9})$"),
             CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d{1,9})$"),
         ],
-        states={
+        [
+            Field(STATUS_NOTE, on_status_note),
+            Field(NOTE, on_note),
+            Field(REPLY, on_reply),
+            Field(ANSWER, on_answer),
+        ],
+        leave={"open": open_command, "melding": melding_command},
+        also={
             STATUS_NOTE: [
-                MessageHandler(TYPED, on_status_note),
                 CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d{1,9})$"),
             ],
-            NOTE: [MessageHandler(TYPED, on_note)],
-            REPLY: [MessageHandler(TYPED, on_reply)],
-            ANSWER: [MessageHandler(TYPED, on_answer)],
         },
-        fallbacks=[
-            CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),
-            CommandHandler("open", STEPS.leaving(open_command), filters=PRIVATE),
-            CommandHandler("melding", STEPS.leaving(melding_command), filters=PRIVATE),
-            MessageHandler(MEDIA, steps.not_text),
-        ],
-        name="cases",
-        allow_reentry=True,
     )
     return [
         conversation,

@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
-from conversations import steps
-from conversations.steps import TypedSteps
+from conversations.flow import TypedFlow
 from storage import access
 from storage import cases as store
 from storage.access import Permission, Person
@@ -49,9 +47,9 @@ EVENT_LABELS = {
 }
 INTERNAL = (store.NOTE, store.STATUS)
 
-# The typed step under way, in user_data["cases"].
-STEPS = TypedSteps(
-    key="cases",
+# The typed steps: one-field flows; the step under way is the flow's draft.
+FLOW = TypedFlow(
+    name="cases",
     cancelled=lambda t: t("Stopped. Nothing has been sent or saved."),
     unfinished=lambda t, reference: t(
         "(You did not finish your text about {reference}; nothing was sent.)",
@@ -96,9 +94,4 @@ def _remember(
     context: BuurtContext, action: str, signal: Signal, status: str | None = None
 ) -> None:
     """Remember the typed step under way on ``signal``."""
-    STEPS.remember(context, action, signal.reference, signal_id=signal.id, status=status)
-
-
-async def _typed(update: Update, context: BuurtContext) -> str | None:
-    """The typed text, or None (after saying why) when it is empty or too long."""
-    return await steps.typed(update, context, context.settings.reports.max_text_length)
+    FLOW.begin(context, action, signal.reference, signal_id=signal.id, status=status)

@@ -11,10 +11,10 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
-from conversations.cases.common import ANSWER, NOTE, REPLY, STEPS, _pro_signal, _remember, _typed
+from conversations.cases.common import ANSWER, FLOW, NOTE, REPLY, _pro_signal, _remember
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button, _to_professional, _to_reporter
-from conversations.flow import State
+from conversations.flow import Draft, State
 from conversations.ui import not_allowed, role_label
 from storage import cases as store
 from storage.models import Signal
@@ -62,17 +62,11 @@ async def on_note_chosen(update: Update, context: BuurtContext) -> State:
     )
 
 
-async def on_note(update: Update, context: BuurtContext) -> State:
+async def on_note(update: Update, context: BuurtContext, pending: Draft, note: str) -> State:
     """The internal note, as typed."""
-    pending = STEPS.pending(context, NOTE)
     user = update.effective_user
     message = update.effective_message
     assert user is not None and message is not None
-    if pending is None:
-        return ConversationHandler.END
-    note = await _typed(update, context)
-    if note is None:
-        return NOTE
     t = context.t
     async with context.db.begin() as session:
         _, signal = await _pro_signal(
@@ -82,7 +76,7 @@ async def on_note(update: Update, context: BuurtContext) -> State:
             await store.add_note(
                 session, signal, note, actor=store.pro_actor(user.id), now=context.now
             )
-    STEPS.forget(context)
+    FLOW.done(context, stored=signal is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
     else:
@@ -129,21 +123,15 @@ def _unreachable(t: Translator, signal: Signal) -> str:
     )
 
 
-async def on_reply(update: Update, context: BuurtContext) -> State:
+async def on_reply(update: Update, context: BuurtContext, pending: Draft, text: str) -> State:
     """The message for the reporter: stored and written to the outbox in one unit of work,
     once per step, signed only with the role."""
-    pending = STEPS.pending(context, REPLY)
     user = update.effective_user
     message = update.effective_message
     assert user is not None and message is not None
-    if pending is None:
-        return ConversationHandler.END
-    text = await _typed(update, context)
-    if text is None:
-        return REPLY
     t = context.t
     role = ""
-    step_key = STEPS.step_key(pending)
+    step_key = FLOW.step_key(pending)
     async with context.db.begin() as session:
         person, signal = await _pro_signal(session, context, user.id, int(pending["signal_id"]))
         before = await store.event_of_step(session, step_key)
@@ -187,7 +175,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
                     bounce=bounce,
                 ),
             )
-    STEPS.forget(context)
+    FLOW.done(context, stored=signal is not None and resident is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
@@ -229,20 +217,14 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
     )
 
 
-async def on_answer(update: Update, context: BuurtContext) -> State:
+async def on_answer(update: Update, context: BuurtContext, pending: Draft, text: str) -> State:
     """The reporter's answer: to the professional who last wrote, without the reporter's name,
     stored and written to the outbox in one unit of work, once per step."""
-    pending = STEPS.pending(context, ANSWER)
     user = update.effective_user
     message = update.effective_message
     assert user is not None and message is not None
-    if pending is None:
-        return ConversationHandler.END
-    text = await _typed(update, context)
-    if text is None:
-        return ANSWER
     t = context.t
-    step_key = STEPS.step_key(pending)
+    step_key = FLOW.step_key(pending)
     added = 0
     async with context.db.begin() as session:
         signal = await store.own_signal(session, user.id, int(pending["signal_id"]))
@@ -266,7 +248,7 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
                 await steps.languages(context, session, targets),
                 lambda their: _to_professional(their, signal, text),
             )
-    STEPS.forget(context)
+    FLOW.done(context, stored=signal is not None)
     if signal is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END

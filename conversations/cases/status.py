@@ -11,11 +11,11 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
-from conversations.cases.common import STATUS_NOTE, STEPS, _pro_signal, _remember, _typed
+from conversations.cases.common import FLOW, STATUS_NOTE, _pro_signal, _remember
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _closed_notice, _show_button
 from conversations.cases.view import _withdrawn
-from conversations.flow import State
+from conversations.flow import Draft, State
 from conversations.ui import keyboard, not_allowed, status_label
 from storage import cases as store
 from storage.models import Resident, Signal
@@ -80,21 +80,15 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
     return STATUS_NOTE
 
 
-async def on_status_note(update: Update, context: BuurtContext) -> State:
+async def on_status_note(update: Update, context: BuurtContext, pending: Draft, note: str) -> State:
     """The note with a status change."""
-    pending = STEPS.pending(context, STATUS_NOTE)
-    if pending is None:
-        return ConversationHandler.END
-    note = await _typed(update, context)
-    if note is None:
-        return STATUS_NOTE
     return await _apply_status(update, context, pending, note)
 
 
 async def on_without_note(update: Update, context: BuurtContext) -> State:
     """Without note: change the status right away."""
     pressed = await steps.pressed(update, context)
-    pending = STEPS.pending(context, STATUS_NOTE)
+    pending = FLOW.draft(context, STATUS_NOTE)
     if pressed is None:
         return None
     query, _ = pressed
@@ -135,7 +129,7 @@ async def _apply_status(
             resident = signal.resident
             if changed and to_status == store.CLOSED and resident is not None:
                 told = await _tell_closed(context, session, signal, resident, user.id)
-    STEPS.forget(context)
+    FLOW.done(context, stored=signal is not None)
     if signal is None:
         await context.bot.send_message(user.id, not_allowed(t))
         return ConversationHandler.END

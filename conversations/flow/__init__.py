@@ -4,8 +4,8 @@ Shared by /melden, /bemiddeling and /koffieplannen. A flow keeps its draft in
 ``user_data[<name>]`` (written through to the database after every update), gives every
 button the draft's nonce so stale, double-tapped or forged presses change nothing, ends in a
 summary where each field can be changed, and offers resume (the command again), cancel
-(/annuleren) and a clear answer to anything a step cannot use. :func:`persistent_conversation`
-also serves the professionals' typed steps (see conversations.steps).
+(/annuleren) and a clear answer to anything a step cannot use. A typed step (a
+note, a message, an answer, a phone number) is a one-field flow (``typed``).
 
 By concern:
 
@@ -15,6 +15,7 @@ By concern:
 - ``guided``: the steps as handlers (guarded buttons and text), resume, cancel, stale presses;
 - ``guard``: the length check and the profiling guard's question;
 - ``part``: one flow's part of the one conversation, the flow on screen, expiry, leaving;
+- ``typed``: a typed step as a one-field flow, and the step under way as its draft;
 - ``engine``: the one conversation of every flow, and the question before leaving one.
 """
 
@@ -42,18 +43,30 @@ from conversations.flow.part import (
     FlowPart,
     persistent_conversation,
 )
+from conversations.flow.typed import (
+    MEDIA,
+    TYPED,
+    Field,
+    TypedFlow,
+    not_text,
+    text_limit,
+    typed_text,
+)
 
 __all__ = [
     "ACTIVE",
     "FLOWS",
     "LABELS",
+    "MEDIA",
     "PRIVATE",
     "SUMMARY",
     "SWITCH",
+    "TYPED",
     "TYPED_TIMEOUT",
     "UNNAMED_FLOW",
     "Callback",
     "Draft",
+    "Field",
     "FlowDeclaration",
     "FlowPart",
     "FlowTexts",
@@ -61,9 +74,13 @@ __all__ = [
     "Question",
     "State",
     "Step",
+    "TypedFlow",
     "behaviour_request",
     "keep_label",
+    "not_text",
     "one_conversation",
     "persistent_conversation",
+    "text_limit",
     "too_long",
+    "typed_text",
 ]

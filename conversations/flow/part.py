@@ -204,6 +204,12 @@ async def _expire(part: FlowPart, update: Update, context: BuurtContext) -> obje
         if context.user_data is not None:
             context.user_data.pop(ACTIVE, None)
         return ConversationHandler.END
+    return await expire_plainly(part, update, context)
+
+
+async def expire_plainly(part: FlowPart, update: Update, context: BuurtContext) -> object:
+    """The general answer to a step that waited too long: it is stopped, and what was typed
+    is shown back."""
     query = update.callback_query
     if query is not None:  # an old button of the expired step: its message is the bot's own
         await query.answer(

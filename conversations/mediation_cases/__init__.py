@@ -24,8 +24,8 @@ reminders, nazorg, the daily overview, the counts for the Koppelwerk pair and re
   (anonymises closed cases after the retention period). They read "now" from :data:`clock`.
 
 The typed steps (mediators, note, appointment, a message; a party's answer; the neighbour's
-phone number) are persistent ConversationHandlers, so a restart while typing loses nothing and
-/annuleren stops them.
+phone number) are one-field flows (conversations.flow.typed) in the one persistent flow
+conversation, so a restart while typing loses nothing and /annuleren stops them.
 
 By concern: ``common`` (constants, labels, small helpers), ``view`` (a case as text and
 buttons), ``commands`` (/zaken, /zaak, /bemiddelingen), ``actions`` (buttons that act at once:
@@ -43,8 +43,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_
-from conversations import relay, steps
-from conversations.flow import PRIVATE, persistent_conversation
+from conversations import relay
+from conversations.flow import PRIVATE, TYPED, Field
 from conversations.mediation_cases.actions import (
     on_close,
     on_invite,
@@ -64,18 +64,19 @@ from conversations.mediation_cases.common import (
     APPT_PARTIES,
     APPT_PLACE,
     APPT_WHEN,
-    CONVERSATION,
     DIGEST_JOB,
+    FLOW,
     INVITE_PREFIX,
+    MAX_MEDIATORS,
+    MAX_PLACE,
     MEDIATORS,
     MESSAGE,
     NAZORG_JOB,
-    NEIGHBOUR_CONVERSATION,
     NOTE,
     PHONE,
+    PHONE_FLOW,
     REMINDER_JOB,
     RETENTION_JOB,
-    STEPS,
 )
 from conversations.mediation_cases.jobs import (
     NAZORG_HOOK,
@@ -94,7 +95,6 @@ from conversations.mediation_cases.messages import (
 )
 from conversations.mediation_cases.nazorg import on_nazorg
 from conversations.mediation_cases.neighbour import (
-    cancel_phone,
     mediation_with_code,
     on_invite_answer,
     on_invite_call,
@@ -113,7 +113,6 @@ from conversations.mediation_cases.typed import (
     on_note_chosen,
 )
 from conversations.mediation_cases.view import _event_text, case_buttons, case_text
-from conversations.steps import MEDIA, TYPED
 from storage import mediation as store
 from storage.access import Permission
 
@@ -121,49 +120,36 @@ from storage.access import Permission
 
 
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
-    """The typed steps (two persistent conversations), the commands and the buttons."""
-    coordinator = persistent_conversation(
-        entry_points=[
+    """The typed steps (two one-field flows), the commands and the buttons."""
+    coordinator = FLOW.part(
+        [
             CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d{1,9})$"),
             CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d{1,9})$"),
             CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d{1,9})$"),
             CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d{1,9}):([12])$"),
             CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d{1,9}):([12])$"),
         ],
-        states={
-            MEDIATORS: [MessageHandler(TYPED, on_mediators)],
-            NOTE: [MessageHandler(TYPED, on_note)],
+        [
+            Field(MEDIATORS, on_mediators, MAX_MEDIATORS),
+            Field(NOTE, on_note),
+            Field(APPT_WHEN, on_appointment_when, None),  # read as a date and time
+            Field(APPT_PLACE, on_appointment_place, MAX_PLACE),
+            Field(MESSAGE, on_message),
+            Field(ANSWER, on_answer),
+        ],
+        leave={"zaak": show_case, "zaken": list_cases},
+        also={
             APPT_PARTIES: [
                 CallbackQueryHandler(
                     on_appointment_parties, pattern=r"^mcase:apptp:(\d{1,9}):(1|2|12)$"
                 ),
                 MessageHandler(TYPED, choose_button),
             ],
-            APPT_WHEN: [MessageHandler(TYPED, on_appointment_when)],
-            APPT_PLACE: [MessageHandler(TYPED, on_appointment_place)],
-            MESSAGE: [MessageHandler(TYPED, on_message)],
-            ANSWER: [MessageHandler(TYPED, on_answer)],
         },
-        fallbacks=[
-            CommandHandler("annuleren", STEPS.cancel, filters=PRIVATE),
-            CommandHandler("zaak", STEPS.leaving(show_case), filters=PRIVATE),
-            CommandHandler("zaken", STEPS.leaving(list_cases), filters=PRIVATE),
-            MessageHandler(MEDIA, steps.not_text),
-        ],
-        name=CONVERSATION,
-        allow_reentry=True,
     )
-    neighbour = persistent_conversation(
-        entry_points=[
-            CallbackQueryHandler(on_invite_call, pattern=rf"^mcase:p2:({_CODE}):call$"),
-        ],
-        states={PHONE: [MessageHandler(TYPED, on_neighbour_phone)]},
-        fallbacks=[
-            CommandHandler("annuleren", cancel_phone, filters=PRIVATE),
-            MessageHandler(MEDIA, steps.not_text),
-        ],
-        name=NEIGHBOUR_CONVERSATION,
-        allow_reentry=True,
+    neighbour = PHONE_FLOW.part(
+        [CallbackQueryHandler(on_invite_call, pattern=rf"^mcase:p2:({_CODE}):call$")],
+        [Field(PHONE, on_neighbour_phone, None)],  # read as a phone number
     )
     return [
         coordinator,

@@ -12,7 +12,7 @@ from telegram import InlineKeyboardMarkup, Update
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
 from conversations import relay, steps
-from conversations.steps import TypedSteps
+from conversations.flow import TypedFlow
 from storage import access
 from storage import mediation as store
 from storage.access import Permission
@@ -25,7 +25,6 @@ Outgoing = tuple[str, InlineKeyboardMarkup]  # a text to send, with its buttons
 
 CONVERSATION = "mediation_cases"  # the coordinator's typed steps
 NEIGHBOUR_CONVERSATION = "mediation_invite"  # the neighbour's phone number
-PHONE_PENDING = "mcase_phone"  # user_data key: the neighbour's phone step
 
 REMINDER_JOB = "mcase:reminders"
 NAZORG_JOB = "mcase:nazorg"
@@ -103,14 +102,25 @@ _CODE = f"[{store.CODE_ALPHABET}]{{8}}(?:[{store.CODE_ALPHABET}]{{2}})?"
 # History entries shown with their text (a note, a relayed message).
 QUOTED = (store.NOTE, store.MESSAGE_OUT, store.MESSAGE_UNDELIVERED, store.MESSAGE_IN)
 
-# The typed step under way (the coordinator's, or a party's answer), in user_data["mcase"].
-STEPS = TypedSteps(
-    key="mcase",
+# The typed steps (the coordinator's, or a party's answer): one-field flows; the step under
+# way is the flow's draft (an older release kept it in user_data["mcase"]).
+FLOW = TypedFlow(
+    name=CONVERSATION,
     cancelled=lambda t: t("Stopped. Nothing has been saved."),
     unfinished=lambda t, reference: t(
         "(You did not finish your input for {reference}; nothing was saved.)",
         reference=reference,
     ),
+    legacy="mcase",
+)
+# The neighbour's phone number (an older release kept it in user_data["mcase_phone"]).
+PHONE_FLOW = TypedFlow(
+    name=NEIGHBOUR_CONVERSATION,
+    cancelled=lambda t: t(
+        "All right, no number saved. The mediation team knows you would like to talk first."
+    ),
+    legacy="mcase_phone",
+    legacy_action=PHONE,
 )
 
 
@@ -188,7 +198,7 @@ def _update_key(update: Update) -> str:
 
 def _remember(context: BuurtContext, action: str, case: MediationCase, **extra: Any) -> None:
     """Remember the typed step under way on ``case``."""
-    STEPS.remember(context, action, case.reference, case_id=case.id, **extra)
+    FLOW.begin(context, action, case.reference, case_id=case.id, **extra)
 
 
 def _problem_text(t: Translator, problem: MediationProblem) -> str:

@@ -8,11 +8,11 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
-from conversations.flow import State
+from conversations.flow import Draft, State
 from conversations.mediation_cases.common import (
     ANSWER,
+    FLOW,
     MESSAGE,
-    STEPS,
     Outgoing,
     _case_for,
     _coordinators,
@@ -95,21 +95,15 @@ def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str
     return relayed, markup
 
 
-async def on_message(update: Update, context: BuurtContext) -> State:
+async def on_message(update: Update, context: BuurtContext, pending: Draft, text: str) -> State:
     """The coordinator's message: stored and written to the outbox for the party's private
     chat in one unit of work, once per step."""
-    pending = STEPS.pending(context, MESSAGE)
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
-    if pending is None:
-        return ConversationHandler.END
-    text = await steps.typed(update, context, context.settings.reports.max_text_length)
-    if text is None:
-        return None
     t = context.t
     number = int(pending["party"])
-    step_key = STEPS.step_key(pending)
+    step_key = FLOW.step_key(pending)
     added = 0
     try:
         async with context.db.begin() as session:
@@ -154,13 +148,13 @@ async def on_message(update: Update, context: BuurtContext) -> State:
                     ),
                 )
     except MediationProblem as problem:
-        STEPS.forget(context)
+        FLOW.drop(context)
         if problem.reason == "unreachable":
             await message.reply_text(_unreachable(t, number))
         else:
             await message.reply_text(_problem_text(t, problem))
         return ConversationHandler.END
-    STEPS.forget(context)
+    FLOW.done(context, stored=case is not None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
@@ -217,21 +211,15 @@ def _answer_closed(t: Translator) -> str:
     )
 
 
-async def on_answer(update: Update, context: BuurtContext) -> State:
+async def on_answer(update: Update, context: BuurtContext, pending: Draft, text: str) -> State:
     """A party's answer: stored and written to the outbox for the coordinator (else every
     bemiddelaar of the wijk) in one unit of work, without the party's identity, once per step."""
-    pending = STEPS.pending(context, ANSWER)
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
-    if pending is None:
-        return ConversationHandler.END
-    text = await steps.typed(update, context, context.settings.reports.max_text_length)
-    if text is None:
-        return None
     t = context.t
     number = int(pending["party"])
-    step_key = STEPS.step_key(pending)
+    step_key = FLOW.step_key(pending)
     added = 0
     try:
         async with context.db.begin() as session:
@@ -257,10 +245,10 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
                     lambda their: _to_team(their, event.case_id, reference, number, text),
                 )
     except MediationProblem:
-        STEPS.forget(context)
+        FLOW.drop(context)
         await message.reply_text(_answer_closed(t))
         return ConversationHandler.END
-    STEPS.forget(context)
+    FLOW.done(context, stored=found is not None)
     if found is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END

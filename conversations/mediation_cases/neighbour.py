@@ -8,13 +8,13 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator, escape
 from conversations import steps
-from conversations.flow import State
+from conversations.flow import Draft, State
 from conversations.mediation_cases.common import (
     INVITE_ANSWER_LABELS,
     INVITE_PREFIX,
     PARTY_STATUS_LABELS,
     PHONE,
-    PHONE_PENDING,
+    PHONE_FLOW,
     _coordinators,
     _tell,
     _update_key,
@@ -216,10 +216,10 @@ async def on_invite_call(update: Update, context: BuurtContext) -> State:
     result = await _answer(update, context, "call")
     if result is None:
         return None
-    party, _ = result
+    party, case = result
     user = update.effective_user
-    assert user is not None and context.user_data is not None
-    context.user_data[PHONE_PENDING] = {"party_id": party.id}
+    assert user is not None
+    PHONE_FLOW.begin(context, PHONE, case.reference, party_id=party.id)
     await context.bot.send_message(
         user.id,
         context.t(
@@ -230,16 +230,15 @@ async def on_invite_call(update: Update, context: BuurtContext) -> State:
     return PHONE
 
 
-async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
+async def on_neighbour_phone(
+    update: Update, context: BuurtContext, pending: Draft, typed: str
+) -> State:
     """The number the neighbour chooses to give."""
     message = update.effective_message
     user = update.effective_user
-    assert message is not None and user is not None and context.user_data is not None
-    pending = context.user_data.get(PHONE_PENDING)
-    if not isinstance(pending, dict):
-        return ConversationHandler.END
+    assert message is not None and user is not None
     t = context.t
-    text = parsing.phone_number(message.text or "")
+    text = parsing.phone_number(typed)
     if text is None:
         await message.reply_text(
             t("That does not look like a phone number. For example: 06 12345678.")
@@ -268,23 +267,9 @@ async def on_neighbour_phone(update: Update, context: BuurtContext) -> State:
                 ),
                 key=_update_key(update),
             )
-    context.user_data.pop(PHONE_PENDING, None)
+    PHONE_FLOW.done(context, stored=case is not None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
     await message.reply_text(t("Thank you. The mediation team will call you."))
-    return ConversationHandler.END
-
-
-async def cancel_phone(update: Update, context: BuurtContext) -> int:
-    """/annuleren instead of a phone number."""
-    message = update.effective_message
-    assert message is not None
-    if context.user_data is not None:
-        context.user_data.pop(PHONE_PENDING, None)
-    await message.reply_text(
-        context.t(
-            "All right, no number saved. The mediation team knows you would like to talk first."
-        )
-    )
     return ConversationHandler.END

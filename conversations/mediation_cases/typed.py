@@ -13,18 +13,16 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
-from conversations.flow import State
+from conversations.flow import Draft, State
 from conversations.mediation_cases.actions import stale
 from conversations.mediation_cases.common import (
     APPOINTMENT_CHOICES,
     APPT_PARTIES,
     APPT_PLACE,
     APPT_WHEN,
-    MAX_MEDIATORS,
-    MAX_PLACE,
+    FLOW,
     MEDIATORS,
     NOTE,
-    STEPS,
     _case_for,
     _language,
     _problem_text,
@@ -131,7 +129,7 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
         return None
     query, user_id = pressed
     t = context.t
-    pending = STEPS.pending(context, APPT_PARTIES)
+    pending = FLOW.draft(context, APPT_PARTIES)
     case_id = int(steps.match(context, 1))
     if pending is None or pending.get("case_id") != case_id:
         await stale(update, context)
@@ -158,16 +156,14 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
     return APPT_WHEN
 
 
-async def on_appointment_when(update: Update, context: BuurtContext) -> State:
+async def on_appointment_when(
+    update: Update, context: BuurtContext, pending: Draft, text: str
+) -> State:
     """The date and time, in the wijk's time zone."""
-    pending = STEPS.pending(context, APPT_WHEN)
     message = update.effective_message
     assert message is not None
-    if pending is None:
-        return ConversationHandler.END
     t = context.t
     tz = context.settings.tz
-    text = (message.text or "").strip()
     starts_at = parsing.local_datetime(text, tz)
     if starts_at is None:
         await message.reply_text(
@@ -195,17 +191,13 @@ async def on_appointment_when(update: Update, context: BuurtContext) -> State:
     return APPT_PLACE
 
 
-async def on_appointment_place(update: Update, context: BuurtContext) -> State:
-    """The place: the appointment is recorded."""
-    pending = STEPS.pending(context, APPT_PLACE)
+async def on_appointment_place(
+    update: Update, context: BuurtContext, pending: Draft, place: str
+) -> State:
+    """The place (at most MAX_PLACE characters): the appointment is recorded."""
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
-    if pending is None:
-        return ConversationHandler.END
-    place = await steps.typed(update, context, MAX_PLACE)
-    if place is None:
-        return None
     starts_at = dt.datetime.fromisoformat(str(pending["starts_at"]))
 
     async def record(session: AsyncSession, case: MediationCase) -> int:
@@ -259,16 +251,10 @@ def _appointment_relay(
     return notice
 
 
-async def on_mediators(update: Update, context: BuurtContext) -> State:
-    """The names of the mediators."""
-    pending = STEPS.pending(context, MEDIATORS)
+async def on_mediators(update: Update, context: BuurtContext, pending: Draft, names: str) -> State:
+    """The names of the mediators (at most MAX_MEDIATORS characters)."""
     user = update.effective_user
     assert user is not None
-    if pending is None:
-        return ConversationHandler.END
-    names = await steps.typed(update, context, MAX_MEDIATORS)
-    if names is None:
-        return None
     return await _save(
         update,
         context,
@@ -280,16 +266,10 @@ async def on_mediators(update: Update, context: BuurtContext) -> State:
     )
 
 
-async def on_note(update: Update, context: BuurtContext) -> State:
+async def on_note(update: Update, context: BuurtContext, pending: Draft, text: str) -> State:
     """A short note for the case history."""
-    pending = STEPS.pending(context, NOTE)
     user = update.effective_user
     assert user is not None
-    if pending is None:
-        return ConversationHandler.END
-    text = await steps.typed(update, context, context.settings.reports.max_text_length)
-    if text is None:
-        return None
     return await _save(
         update,
         context,
@@ -321,10 +301,10 @@ async def _save(
             case = await _case_for(session, context, user.id, int(pending["case_id"]))
             result = await change(session, case) if case is not None else None
     except MediationProblem as problem:
-        STEPS.forget(context)
+        FLOW.drop(context)
         await message.reply_text(_problem_text(t, problem))
         return ConversationHandler.END
-    STEPS.forget(context)
+    FLOW.done(context, stored=case is not None)
     if case is None:
         await message.reply_text(not_allowed(t))
         return ConversationHandler.END
