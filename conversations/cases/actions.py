@@ -48,12 +48,11 @@ async def on_show(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     async with context.db.begin() as session:
         _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
-        names = await access.display_names(session, store.history_actors(signal)) if signal else {}
     if signal is None:
         await steps.refuse(query, context)
         return
     await query.answer()
-    await _show(context, user_id, signal, names)
+    await _show(context, user_id, signal)
 
 
 async def on_take(update: Update, context: BuurtContext) -> None:

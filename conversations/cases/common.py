@@ -9,9 +9,8 @@ from telegram import Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
-from conversations import steps
+from conversations import desk, steps
 from conversations.steps import TypedSteps
-from storage import access
 from storage import cases as store
 from storage.access import Permission, Person
 from storage.models import Signal
@@ -83,13 +82,20 @@ async def _pro_signal(
     for_update: bool = False,
 ) -> tuple[Person, Signal | None]:
     """The signal, only if this person may handle signals in its wijk."""
-    person = await access.person(session, telegram_id, context.settings.admins)
-    if not person.may(Permission.SIGNALS):
-        return person, None
-    signal = await store.get_signal(session, signal_id, for_update=for_update)
-    if signal is None or not person.may(Permission.SIGNALS, signal.wijk_id):
-        return person, None
-    return person, signal
+    return await desk.handled(
+        session,
+        context,
+        telegram_id,
+        Permission.SIGNALS,
+        lambda: store.get_signal(session, signal_id, for_update=for_update),
+    )
+
+
+async def _signal_for(
+    session: AsyncSession, context: BuurtContext, telegram_id: int, signal_id: int
+) -> Signal | None:
+    """:func:`_pro_signal` without the person."""
+    return (await _pro_signal(session, context, telegram_id, signal_id))[1]
 
 
 def _remember(

@@ -11,7 +11,7 @@ from telegram import InlineKeyboardMarkup, Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
-from conversations import relay, steps
+from conversations import desk, relay, steps
 from conversations.steps import TypedSteps
 from storage import access
 from storage import mediation as store
@@ -136,12 +136,13 @@ async def _case_for(
     session: AsyncSession, context: BuurtContext, telegram_id: int, case_id: int
 ) -> MediationCase | None:
     """The case, only when this person is a bemiddelaar of its wijk."""
-    person = await access.person(session, telegram_id, context.settings.admins)
-    if not person.may(Permission.MEDIATION):
-        return None
-    case = await store.get_case(session, case_id)
-    if case is None or not person.may(Permission.MEDIATION, case.wijk_id):
-        return None
+    _, case = await desk.handled(
+        session,
+        context,
+        telegram_id,
+        Permission.MEDIATION,
+        lambda: store.get_case(session, case_id),
+    )
     return case
 
 
