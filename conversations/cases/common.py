@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import Update
+from telegram import CallbackQuery, Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
@@ -96,6 +96,16 @@ async def _signal_for(
 ) -> Signal | None:
     """:func:`_pro_signal` without the person."""
     return (await _pro_signal(session, context, telegram_id, signal_id))[1]
+
+
+async def _pressed_signal(
+    update: Update, context: BuurtContext, signal_id: int
+) -> tuple[CallbackQuery, int, Signal] | None:
+    """A button on a signal: the press, the presser and the signal, only for someone who may
+    handle signals in its wijk (the one refusal otherwise)."""
+    return await desk.pressed_on(
+        update, context, lambda session, user_id: _signal_for(session, context, user_id, signal_id)
+    )
 
 
 def _remember(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
@@ -144,6 +144,16 @@ async def _case_for(
         lambda: store.get_case(session, case_id),
     )
     return case
+
+
+async def _pressed_case(
+    update: Update, context: BuurtContext, case_id: int
+) -> tuple[CallbackQuery, int, MediationCase] | None:
+    """A button on a case: the press, the presser and the case, only for a bemiddelaar of its
+    wijk (the one refusal otherwise)."""
+    return await desk.pressed_on(
+        update, context, lambda session, user_id: _case_for(session, context, user_id, case_id)
+    )
 
 
 def _language(context: BuurtContext, telegram_id: int, stored: str) -> str:
