@@ -62,7 +62,8 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     def thanks(t: Translator) -> str:
         if answer == "yes":
             return t("Good to hear it is solved. Thank you for letting us know!")
-        if answer == "no" and signal is not None:
+        if answer == "no":
+            assert signal is not None  # thanked only for their own report
             return t(
                 "Sorry to hear it is not solved. Report <b>{reference}</b> has been opened "
                 "again and the wijkagent and the opbouwwerker have been told.",
