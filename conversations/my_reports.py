@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -30,7 +30,7 @@ from telegram.ext import (
 from bot.context import BuurtContext
 from bot.feature import PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Translator, escape
-from conversations import relay, steps
+from conversations import desk, relay, steps
 from conversations.flow import (
     PRIVATE,
     Draft,
@@ -181,21 +181,26 @@ def _photo_caption(t: Translator, signal: Signal) -> str:
     return t("📷 Photo added by the reporter of <b>{reference}</b>", reference=signal.reference)
 
 
+async def _pressed_own(
+    update: Update, context: BuurtContext, signal_id: int
+) -> tuple[CallbackQuery, int, Signal] | None:
+    """A button on a report: the press, the presser and the report, only their own (the one
+    refusal otherwise)."""
+    return await desk.pressed_on(
+        update, context, lambda session, user_id: store.own_signal(session, user_id, signal_id)
+    )
+
+
 # --- adding to a report -------------------------------------------------------------------------
 
 
 async def on_add_chosen(update: Update, context: BuurtContext) -> State:
     """Add: ask for the text or photo."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_own(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return None
-    query, user_id = pressed
+    query, user_id, signal = pressed
     t = context.t
-    async with context.db.begin() as session:
-        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
-    if signal is None:
-        await steps.refuse(query, context)
-        return None
     if not store.is_open(signal):
         await query.answer(_no_longer_open(t, signal), show_alert=True)
         return None
@@ -398,16 +403,11 @@ async def on_other(update: Update, context: BuurtContext) -> State:
 
 async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
     """Withdraw: ask for a confirmation first."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_own(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return
-    query, user_id = pressed
+    query, user_id, signal = pressed
     t = context.t
-    async with context.db.begin() as session:
-        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
-    if signal is None:
-        await steps.refuse(query, context)
-        return
     if not store.is_open(signal):
         await query.answer(_no_longer_open(t, signal), show_alert=True)
         return
@@ -489,15 +489,10 @@ def _withdrawn(t: Translator, signal: Signal) -> str:
 
 async def on_withdraw_declined(update: Update, context: BuurtContext) -> None:
     """No, keep it: nothing changes."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_own(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return
-    query, user_id = pressed
-    async with context.db.begin() as session:
-        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
-    if signal is None:
-        await steps.refuse(query, context)
-        return
+    query, _, _ = pressed
     await query.answer(context.t("Nothing changed"))
     await steps.spend(query)
 

@@ -8,7 +8,7 @@ from telegram.error import BadRequest
 from bot.context import BuurtContext
 from bot.i18n import Html, Translator
 from conversations import relay, steps
-from conversations.cases.common import _pro_signal
+from conversations.cases.common import _pressed_signal, _pro_signal
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button
 from conversations.cases.view import _open_page, _show, _withdrawn
@@ -42,18 +42,12 @@ async def on_page(update: Update, context: BuurtContext) -> None:
 
 async def on_show(update: Update, context: BuurtContext) -> None:
     """A report in the /open list (or under an alert): show it."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_signal(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return
-    query, user_id = pressed
-    async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
-        names = await access.display_names(session, store.history_actors(signal)) if signal else {}
-    if signal is None:
-        await steps.refuse(query, context)
-        return
+    query, user_id, signal = pressed
     await query.answer()
-    await _show(context, user_id, signal, names)
+    await _show(context, user_id, signal)
 
 
 async def on_take(update: Update, context: BuurtContext) -> None:
@@ -177,16 +171,11 @@ def _mediation_proposal(t: Translator, role: str, reference: str) -> str:
 
 async def on_status_menu(update: Update, context: BuurtContext) -> None:
     """Status: offer the other statuses."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_signal(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return
-    query, user_id = pressed
+    query, user_id, signal = pressed
     t = context.t
-    async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
-    if signal is None:
-        await steps.refuse(query, context)
-        return
     if signal.status == WITHDRAWN:
         await query.answer(_withdrawn(t, signal), show_alert=True)
         return

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import CallbackQuery, Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
+from conversations import desk
 from conversations.flow import TypedFlow
-from storage import access
 from storage import cases as store
 from storage.access import Permission, Person
 from storage.models import Signal
@@ -81,13 +82,30 @@ async def _pro_signal(
     for_update: bool = False,
 ) -> tuple[Person, Signal | None]:
     """The signal, only if this person may handle signals in its wijk."""
-    person = await access.person(session, telegram_id, context.settings.admins)
-    if not person.may(Permission.SIGNALS):
-        return person, None
-    signal = await store.get_signal(session, signal_id, for_update=for_update)
-    if signal is None or not person.may(Permission.SIGNALS, signal.wijk_id):
-        return person, None
-    return person, signal
+    return await desk.handled(
+        session,
+        context,
+        telegram_id,
+        Permission.SIGNALS,
+        lambda: store.get_signal(session, signal_id, for_update=for_update),
+    )
+
+
+async def _signal_for(
+    session: AsyncSession, context: BuurtContext, telegram_id: int, signal_id: int
+) -> Signal | None:
+    """:func:`_pro_signal` without the person."""
+    return (await _pro_signal(session, context, telegram_id, signal_id))[1]
+
+
+async def _pressed_signal(
+    update: Update, context: BuurtContext, signal_id: int
+) -> tuple[CallbackQuery, int, Signal] | None:
+    """A button on a signal: the press, the presser and the signal, only for someone who may
+    handle signals in its wijk (the one refusal otherwise)."""
+    return await desk.pressed_on(
+        update, context, lambda session, user_id: _signal_for(session, context, user_id, signal_id)
+    )
 
 
 def _remember(

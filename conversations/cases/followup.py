@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
 from bot.context import BuurtContext
-from bot.i18n import Translator, escape
+from bot.i18n import Translator
 from bot.outbox import Settled
-from conversations import steps
+from conversations import desk, steps
 from conversations.cases.common import FOLLOWUP_LABELS
 from conversations.cases.notices import _followup_question, _reopened_alert
 from conversations.ui import local_date
@@ -30,7 +30,6 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    t = context.t
     answer = steps.match(context, 2)
     alert_to: dict[int, str] = {}
     async with context.db.begin() as session:
@@ -59,27 +58,27 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
                     )
                 )
             await outbox.enqueue(session, *alerts, now=context.now)
-    if signal is None:
-        await steps.refuse(query, context)
-        return
-    if result is None:
-        await query.answer(
-            t("You have already answered this question. Thank you!"), show_alert=True
-        )
-        return
-    await query.answer()
-    await steps.spend(query)
-    if answer == "yes":
-        thanks = t("Good to hear it is solved. Thank you for letting us know!")
-    elif answer == "no":
-        thanks = t(
-            "Sorry to hear it is not solved. Report <b>{reference}</b> has been opened again "
-            "and the wijkagent and the opbouwwerker have been told.",
-            reference=signal.reference,
-        )
-    else:
-        thanks = t("Thank you for letting us know.")
-    await context.bot.send_message(user_id, f"✔️ {escape(t(FOLLOWUP_LABELS[answer]))}\n{thanks}")
+
+    def thanks(t: Translator) -> str:
+        if answer == "yes":
+            return t("Good to hear it is solved. Thank you for letting us know!")
+        if answer == "no":
+            assert signal is not None  # thanked only for their own report
+            return t(
+                "Sorry to hear it is not solved. Report <b>{reference}</b> has been opened "
+                "again and the wijkagent and the opbouwwerker have been told.",
+                reference=signal.reference,
+            )
+        return t("Thank you for letting us know.")
+
+    await desk.check_in_answered(
+        query,
+        context,
+        found=signal is not None,
+        counted=result is not None,
+        label=FOLLOWUP_LABELS[answer],
+        thanks=thanks,
+    )
     if alert_to:
         context.outbox.wake()
 

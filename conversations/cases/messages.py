@@ -10,7 +10,7 @@ from telegram.ext import ConversationHandler
 
 from bot.context import BuurtContext
 from bot.i18n import Translator
-from conversations import relay, steps
+from conversations import desk, relay, steps
 from conversations.cases.common import ANSWER, FLOW, NOTE, REPLY, _pro_signal, _remember
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button, _to_professional, _to_reporter
@@ -28,15 +28,13 @@ async def _ask_typed(
     prompt: Callable[[Translator, Signal], str],
 ) -> State:
     """A button that starts a typed step: check who may, remember the signal, ask."""
-    pressed = await steps.pressed(update, context)
+    signal_id = int(steps.match(context, 1))
+    pressed = await desk.pressed_on(
+        update, context, lambda session, user_id: lookup(session, user_id, signal_id)
+    )
     if pressed is None:
         return None
-    query, user_id = pressed
-    async with context.db.begin() as session:
-        signal = await lookup(session, user_id, int(steps.match(context, 1)))
-    if signal is None:
-        await steps.refuse(query, context)
-        return None
+    query, user_id, signal = pressed
     _remember(context, state, signal)
     await query.answer()
     await context.bot.send_message(user_id, prompt(context.t, signal))

@@ -162,9 +162,11 @@ def _withdrawn(t: Translator, signal: Signal) -> str:
     )
 
 
-async def _show(context: BuurtContext, chat_id: int, signal: Signal, names: dict[int, str]) -> None:
+async def _show(context: BuurtContext, chat_id: int, signal: Signal) -> None:
     """Send one signal: its photo, a location pin, then the details with the actions."""
     t = context.t
+    async with context.db.begin() as session:
+        names = await access.display_names(session, store.history_actors(signal))
     photo_problem = False
     if signal.photo_file_id:
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
 from bot.context import BuurtContext
@@ -16,6 +18,7 @@ from conversations.mediation_cases.common import (
     _case_for,
     _language,
     _outcome,
+    _pressed_case,
     _problem_text,
     _stage,
     _tell,
@@ -45,32 +48,50 @@ async def on_show(update: Update, context: BuurtContext) -> None:
     await query.answer()
 
 
-async def on_take(update: Update, context: BuurtContext) -> None:
-    """Take the case: I become its coordinator."""
+async def _change(
+    update: Update,
+    context: BuurtContext,
+    case_id: int,
+    change: Callable[[AsyncSession, MediationCase, int], Awaitable[str | None]],
+) -> None:
+    """A button that changes a case: ``change(session, case, presser)`` does it in one unit of
+    work, only for a bemiddelaar of the case's wijk, and says what it did (None: nothing, the
+    one refusal); a problem or a refusal it raises is answered and nothing of it is kept.
+    Done, the buttons are spent and the case is shown again with what was done above it."""
     pressed = await steps.pressed(update, context)
     if pressed is None:
         return
     query, user_id = pressed
-    t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-            changed = await store.take(session, case, user_id, now=context.now) if case else False
+            case = await _case_for(session, context, user_id, case_id)
+            done = await change(session, case, user_id) if case is not None else None
     except MediationProblem as problem:
-        await query.answer(_problem_text(t, problem), show_alert=True)
+        await query.answer(_problem_text(context.t, problem), show_alert=True)
         return
-    if case is None:
+    except Refusal as refusal:
+        await query.answer(refusal.text, show_alert=True)
+        return
+    if case is None or done is None:
         await steps.refuse(query, context)
-        return
-    if not changed:
-        await query.answer(
-            t("You are already the coordinator of {reference}.", reference=case.reference),
-            show_alert=True,
-        )
         return
     await query.answer()
     await steps.spend(query)
-    await _show(context, user_id, case.id, done=t("You are now the coordinator of this case."))
+    await _show(context, user_id, case.id, done=done)
+
+
+async def on_take(update: Update, context: BuurtContext) -> None:
+    """Take the case: I become its coordinator."""
+    t = context.t
+
+    async def take(session: AsyncSession, case: MediationCase, user_id: int) -> str:
+        if not await store.take(session, case, user_id, now=context.now):
+            raise Refusal(
+                t("You are already the coordinator of {reference}.", reference=case.reference)
+            )
+        return t("You are now the coordinator of this case.")
+
+    await _change(update, context, int(steps.match(context, 1)), take)
 
 
 async def on_next(update: Update, context: BuurtContext) -> None:
@@ -163,93 +184,50 @@ def _undo_hint(t: Translator) -> str:
 
 async def on_skip(update: Update, context: BuurtContext) -> None:
     """Skip the joint talk: on to the agreements stage."""
-    pressed = await steps.pressed(update, context)
-    if pressed is None:
-        return
-    query, user_id = pressed
     t = context.t
-    try:
-        async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-            if case is not None:
-                # Only past the joint talk, from the stage just before it.
-                at = case.stage
-                if at != steps.match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
-                    raise MediationProblem("not_forward")
-                await store.move_stage(
-                    session,
-                    case,
-                    store.AGREEMENTS,
-                    actor=store.pro_actor(user_id),
-                    now=context.now,
-                    nazorg_after=dt.timedelta(weeks=context.settings.mediation.nazorg_weeks),
-                )
-    except MediationProblem as problem:
-        await query.answer(_problem_text(t, problem), show_alert=True)
-        return
-    if case is None:
-        await steps.refuse(query, context)
-        return
-    await query.answer()
-    await steps.spend(query)
-    await _show(
-        context,
-        user_id,
-        case.id,
-        done=t("Stage is now: {stage}.", stage=_stage(t, store.AGREEMENTS)) + " " + _undo_hint(t),
-    )
+
+    async def skip(session: AsyncSession, case: MediationCase, user_id: int) -> str:
+        # Only past the joint talk, from the stage just before it.
+        at = case.stage
+        if at != steps.match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
+            raise MediationProblem("not_forward")
+        await store.move_stage(
+            session,
+            case,
+            store.AGREEMENTS,
+            actor=store.pro_actor(user_id),
+            now=context.now,
+            nazorg_after=dt.timedelta(weeks=context.settings.mediation.nazorg_weeks),
+        )
+        return t("Stage is now: {stage}.", stage=_stage(t, store.AGREEMENTS)) + " " + _undo_hint(t)
+
+    await _change(update, context, int(steps.match(context, 1)), skip)
 
 
 async def on_undo(update: Update, context: BuurtContext) -> None:
     """Undo the latest stage move (shortly after it, and only until the next move)."""
-    pressed = await steps.pressed(update, context)
-    if pressed is None:
-        return
-    query, user_id = pressed
     t = context.t
-    try:
-        async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-            back = (
-                await store.undo_stage(
-                    session,
-                    case,
-                    int(steps.match(context, 2)),
-                    actor=store.pro_actor(user_id),
-                    now=context.now,
-                )
-                if case is not None
-                else None
-            )
-    except MediationProblem as problem:
-        await query.answer(_problem_text(t, problem), show_alert=True)
-        return
-    if case is None or back is None:
-        await steps.refuse(query, context)
-        return
-    await query.answer()
-    await steps.spend(query)
-    await _show(
-        context,
-        user_id,
-        case.id,
-        done=t("Undone: the stage is {stage} again.", stage=_stage(t, back)),
-    )
+
+    async def undo(session: AsyncSession, case: MediationCase, user_id: int) -> str | None:
+        back = await store.undo_stage(
+            session,
+            case,
+            int(steps.match(context, 2)),
+            actor=store.pro_actor(user_id),
+            now=context.now,
+        )
+        return t("Undone: the stage is {stage} again.", stage=_stage(t, back)) if back else None
+
+    await _change(update, context, int(steps.match(context, 1)), undo)
 
 
 async def on_notes(update: Update, context: BuurtContext) -> None:
     """Notes: every note of the case in full, over as many messages as needed."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_case(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return
-    query, user_id = pressed
+    query, user_id, case = pressed
     t = context.t
-    async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-        names = await access.display_names(session, store.history_actors(case)) if case else {}
-    if case is None:
-        await steps.refuse(query, context)
-        return
     notes = [e for e in case.history if e.kind == store.NOTE and e.note]
     if not notes:
         await query.answer(
@@ -257,6 +235,8 @@ async def on_notes(update: Update, context: BuurtContext) -> None:
         )
         return
     await query.answer()
+    async with context.db.begin() as session:
+        names = await access.display_names(session, store.history_actors(case))
     tz = context.settings.tz
     blocks = [
         (
@@ -280,16 +260,11 @@ async def on_notes(update: Update, context: BuurtContext) -> None:
 
 async def on_close(update: Update, context: BuurtContext) -> None:
     """Close: choose the outcome."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_case(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return
-    query, user_id = pressed
+    query, user_id, case = pressed
     t = context.t
-    async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-    if case is None:
-        await steps.refuse(query, context)
-        return
     if case.stage == store.CLOSED:
         await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
         return
@@ -310,41 +285,22 @@ async def on_close(update: Update, context: BuurtContext) -> None:
 
 async def on_outcome(update: Update, context: BuurtContext) -> None:
     """An outcome was chosen: close the case and thank the parties."""
-    pressed = await steps.pressed(update, context)
-    if pressed is None:
-        return
-    query, user_id = pressed
     t = context.t
     outcome = steps.match(context, 2)
-    thank: dict[int, str] = {}
-    try:
-        async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-            if case is not None:
-                parties = await store.close_case(
-                    session, case, outcome, actor=store.pro_actor(user_id), now=context.now
-                )
-                for party in parties:
-                    if party.resident is not None:
-                        telegram_id = party.resident.telegram_id
-                        thank[telegram_id] = _language(
-                            context, telegram_id, party.resident.language
-                        )
-                await _tell(context, session, thank, _closing_message, key=_update_key(update))
-    except MediationProblem as problem:
-        await query.answer(_problem_text(t, problem), show_alert=True)
-        return
-    if case is None:
-        await steps.refuse(query, context)
-        return
-    await query.answer()
-    await steps.spend(query)
-    await _show(
-        context,
-        user_id,
-        case.id,
-        done=t("Closed as: {outcome}.", outcome=_outcome(t, outcome)),
-    )
+
+    async def close(session: AsyncSession, case: MediationCase, user_id: int) -> str:
+        parties = await store.close_case(
+            session, case, outcome, actor=store.pro_actor(user_id), now=context.now
+        )
+        thank: dict[int, str] = {}
+        for party in parties:
+            if party.resident is not None:
+                telegram_id = party.resident.telegram_id
+                thank[telegram_id] = _language(context, telegram_id, party.resident.language)
+        await _tell(context, session, thank, _closing_message, key=_update_key(update))
+        return t("Closed as: {outcome}.", outcome=_outcome(t, outcome))
+
+    await _change(update, context, int(steps.match(context, 1)), close)
 
 
 async def on_invite(update: Update, context: BuurtContext) -> None:

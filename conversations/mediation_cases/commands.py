@@ -6,6 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BuurtContext
 from bot.i18n import Html, escape
+from conversations import desk
 from conversations.mediation_cases.common import (
     LIST_LIMIT,
     NAME_SHOWN,
@@ -76,35 +77,24 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
     await message.reply_text("\n".join(lines), reply_markup=InlineKeyboardMarkup(rows))
 
 
+# /zaak <nr>: a case of my wijken by its reference.
+CASE = desk.Lookup(
+    permission=Permission.MEDIATION,
+    read=store.parse_reference,
+    find=store.find_case,
+    which=lambda t: t("Which case? For example: /zaak BM-2026-0001, or just the number: /zaak 1"),
+    missing=lambda t, reference: t(
+        "I cannot find case {reference} among the cases of your wijk.", reference=reference
+    ),
+)
+
+
 async def show_case(update: Update, context: BuurtContext) -> None:
     """/zaak <reference>: one case with everything the mediation team knows."""
-    message = update.effective_message
     user = update.effective_user
-    assert message is not None and user is not None
-    t = context.t
-    typed = " ".join(context.args or []).strip()
-    year = context.now.astimezone(context.settings.tz).year
-    reference = store.parse_reference(typed, year=year) if typed else None
-    async with context.db.begin() as session:
-        person = await access.person(session, user.id, context.settings.admins)
-        wijken = person.wijken_for(Permission.MEDIATION)
-        case = await store.find_case(session, reference) if wijken and reference else None
-        if case is not None and case.wijk_id not in wijken:
-            case = None  # another wijk's case: answered exactly as one that does not exist
-    if not wijken:
-        await message.reply_text(not_allowed(t))
-    elif not typed:
-        await message.reply_text(
-            t("Which case? For example: /zaak BM-2026-0001, or just the number: /zaak 1")
-        )
-    elif case is None:
-        await message.reply_text(
-            t(
-                "I cannot find case {reference} among the cases of your wijk.",
-                reference=reference or shorten(typed, 40),
-            )
-        )
-    else:
+    assert user is not None
+    case = await desk.by_reference(update, context, CASE)
+    if case is not None:
         await _show(context, user.id, case.id)
 
 

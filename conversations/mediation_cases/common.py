@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot.context import BuurtContext
 from bot.i18n import N_, Translator
-from conversations import relay, steps
+from conversations import desk, relay, steps
 from conversations.flow import TypedFlow
 from storage import access
 from storage import mediation as store
@@ -146,13 +146,24 @@ async def _case_for(
     session: AsyncSession, context: BuurtContext, telegram_id: int, case_id: int
 ) -> MediationCase | None:
     """The case, only when this person is a bemiddelaar of its wijk."""
-    person = await access.person(session, telegram_id, context.settings.admins)
-    if not person.may(Permission.MEDIATION):
-        return None
-    case = await store.get_case(session, case_id)
-    if case is None or not person.may(Permission.MEDIATION, case.wijk_id):
-        return None
+    _, case = await desk.handled(
+        session,
+        context,
+        telegram_id,
+        Permission.MEDIATION,
+        lambda: store.get_case(session, case_id),
+    )
     return case
+
+
+async def _pressed_case(
+    update: Update, context: BuurtContext, case_id: int
+) -> tuple[CallbackQuery, int, MediationCase] | None:
+    """A button on a case: the press, the presser and the case, only for a bemiddelaar of its
+    wijk (the one refusal otherwise)."""
+    return await desk.pressed_on(
+        update, context, lambda session, user_id: _case_for(session, context, user_id, case_id)
+    )
 
 
 def _language(context: BuurtContext, telegram_id: int, stored: str) -> str:

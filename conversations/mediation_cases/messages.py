@@ -17,6 +17,7 @@ from conversations.mediation_cases.common import (
     _case_for,
     _coordinators,
     _language,
+    _pressed_case,
     _problem_text,
     _remember,
 )
@@ -35,17 +36,12 @@ def _unreachable(t: Translator, number: int) -> str:
 
 async def on_message_chosen(update: Update, context: BuurtContext) -> State:
     """Message to party 1 or 2: ask for the text (they see it signed by the team only)."""
-    pressed = await steps.pressed(update, context)
+    pressed = await _pressed_case(update, context, int(steps.match(context, 1)))
     if pressed is None:
         return None
-    query, user_id = pressed
+    query, user_id, case = pressed
     t = context.t
     number = int(steps.match(context, 2))
-    async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
-    if case is None:
-        await steps.refuse(query, context)
-        return None
     if case.stage == store.CLOSED:
         await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
         return ConversationHandler.END

@@ -5,8 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.context import BuurtContext
-from bot.i18n import escape
-from conversations import steps
+from conversations import desk, steps
 from conversations.mediation_cases.common import NAZORG_LABELS, _coordinators, _tell, _update_key
 from storage import mediation as store
 from storage.residents import get_resident
@@ -20,7 +19,6 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    t = context.t
     answer = steps.match(context, 2)
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
@@ -46,18 +44,11 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
                 ),
                 key=_update_key(update),
             )
-    if party is None:
-        await steps.refuse(query, context)
-        return
-    if case is None:
-        await query.answer(
-            t("You have already answered this question. Thank you!"), show_alert=True
-        )
-        return
-    await query.answer()
-    await steps.spend(query)
-    await context.bot.send_message(
-        user_id,
-        f"✔️ {escape(t(NAZORG_LABELS[answer]))}\n"
-        + t("Thank you for letting us know. The mediation team reads your answer."),
+    await desk.check_in_answered(
+        query,
+        context,
+        found=party is not None,
+        counted=case is not None,
+        label=NAZORG_LABELS[answer],
+        thanks=lambda t: t("Thank you for letting us know. The mediation team reads your answer."),
     )
