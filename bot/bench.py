@@ -475,6 +475,38 @@ async def _drain_outbox(application: Any) -> None:
         await asyncio.sleep(min(wait, 5.0))
 
 
+async def _bulk_load(url: str, wijk_ids: Sequence[int], total: int, now: dt.datetime) -> None:
+    """:func:`_load_signals` on a throwaway connection with a large page cache (SQLite), with
+    the signals' own indexes dropped before and made again after, from the SQL the migrations
+    left in the database: the same indexes, built once in sorted order instead of row by row
+    (about twice as fast). The timed queries use the application's own settings."""
+    from sqlalchemy import event
+
+    load = Database(url)
+    event.listen(load.engine.sync_engine, "connect", _load_pragmas)
+    try:
+        async with load.engine.begin() as connection:
+            rows = await connection.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = 'signals' AND sql IS NOT NULL"
+            )
+            indexes = [(str(r._mapping["name"]), str(r._mapping["sql"])) for r in rows]
+            for name, _ in indexes:
+                await connection.exec_driver_sql(f'DROP INDEX "{name}"')
+        await _load_signals(load, wijk_ids, total, now)
+        async with load.engine.begin() as connection:
+            for _, sql in indexes:
+                await connection.exec_driver_sql(sql)
+    finally:
+        await load.dispose()
+
+
+def _load_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA cache_size = -262144")  # 256 MB, for the loading connection only
+    cursor.close()
+
+
 async def _load_signals(
     db: Database, wijk_ids: Sequence[int], total: int, now: dt.datetime
 ) -> None:
@@ -621,7 +653,7 @@ async def digest_and_hotspots(options: Options, folder: Path) -> dict[str, Any]:
         wijk_id = wijk_ids[0]
         for total in sorted(options.signals):
             loaded = time.perf_counter()
-            await _load_signals(db, wijk_ids, total, now)
+            await _bulk_load(settings.database.url, wijk_ids, total, now)
             load_s = time.perf_counter() - loaded
             async with db.engine.connect() as connection:
                 # As after a while in production: the planner knows the table (SQLite).
