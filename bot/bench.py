@@ -14,7 +14,14 @@ Everything runs in one go and ends in one table (and a JSON file):
    SQLAlchemy core): one wijk's digest built and rendered, and the hotspot check of a new
    signal.
 4. **Memory.** Peak RSS of a bot process after M distinct residents (default 10,000) each did
-   /start and one report step (a process of its own, so the other parts do not count).
+   /start and one report step (a process of its own, so the other parts do not count; the
+   emulator in another). Its updates go through the application's update queue and update
+   processor, at most ``MAX_IN_HAND`` in hand as the inbox allows, and its lanes are not held
+   to Telegram's 28 messages a second (its emulator has no flood limits): at that pace the
+   30,000 replies alone would take 18 minutes. It runs beside the reminder and the digest
+   (``--one-at-a-time``: after them); the closed loop always runs alone.
+
+The table ends with each part's wall time.
 
 A step's latency runs from the moment the emulator has the update until the bot finished
 handling it (its replies sent). It is a benchmark: it asserts nothing about speed.
