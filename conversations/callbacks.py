@@ -246,7 +246,7 @@ class AlertMode(Button, prefix="digest:alerts"):
 
 
 @dataclass(frozen=True)
-class Revoke(Button, prefix="roles"):
+class Grant(Button, prefix="roles"):
     """Revoke a grant, confirm, or keep it."""
 
     action: Literal["revoke", "revoke-yes", "keep"]
