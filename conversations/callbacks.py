@@ -26,6 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 from telegram import Update
 
+from storage.digest import DIGEST_ONLY, IMMEDIATE
 from storage.mediation import CODE_ALPHABET, NAZORG_ANSWERS, OUTCOMES
 
 MAX_BYTES = 64  # Telegram's limit on callback data, in UTF-8 bytes
@@ -242,7 +243,7 @@ class Forget(Button, prefix="privacy:forget"):
 @dataclass(frozen=True)
 class AlertMode(Button, prefix="digest:alerts"):
     wijk: Id
-    mode: Literal["immediate", "digest"]
+    mode: Annotated[str, choice(IMMEDIATE, DIGEST_ONLY)]
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ class ReportPage(Button, prefix="cases:page"):
 @dataclass(frozen=True)
 class ReportStatus(Button, prefix="cases:status"):
     signal: Id
-    status: Literal["nieuw", "in_behandeling", "afgehandeld"]
+    status: Annotated[str, choice("nieuw", "in_behandeling", "afgehandeld")]
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ class FollowUp(Button, prefix="cases:fu"):
     """The reporter's answer to "did it help?" after a report was closed."""
 
     signal: Id
-    answer: Literal["yes", "no", "unknown"]
+    answer: Annotated[str, choice("yes", "no", "unknown")]
 
 
 @dataclass(frozen=True)

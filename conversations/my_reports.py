@@ -31,6 +31,7 @@ from bot.context import BuurtContext
 from bot.feature import PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Translator, escape
 from conversations import relay, steps
+from conversations.callbacks import Mine, Report
 from conversations.flow import (
     PRIVATE,
     State,
@@ -92,10 +93,10 @@ def _list_view(
                 [
                     InlineKeyboardButton(
                         "➕ " + t("Add to {reference}", reference=signal.reference),
-                        callback_data=f"mine:add:{signal.id}",
+                        callback_data=Mine("add", signal.id).pack(),
                     ),
                     InlineKeyboardButton(
-                        "↩️ " + t("Withdraw"), callback_data=f"mine:withdraw:{signal.id}"
+                        "↩️ " + t("Withdraw"), callback_data=Mine("withdraw", signal.id).pack()
                     ),
                 ]
             )
@@ -182,7 +183,10 @@ async def _tell(
         step,
         "mine:news",
         languages,
-        lambda t: (text(t), keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])),
+        lambda t: (
+            text(t),
+            keyboard([("🔎 " + t("Show report"), Report("show", signal.id).pack())]),
+        ),
     )
 
 
@@ -201,7 +205,7 @@ async def on_add_chosen(update: Update, context: BuurtContext) -> State:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
+        signal = await store.own_signal(session, user_id, Mine.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -283,7 +287,7 @@ async def on_keep(update: Update, context: BuurtContext) -> State:
         return None
     query, _ = pressed
     held = pending.get("held") if pending else None
-    if pending is None or not held or str(pending["signal_id"]) != steps.match(context, 1):
+    if pending is None or not held or str(pending["signal_id"]) != str(Mine.of(update).signal):
         await query.answer(context.t("This button is no longer active."), show_alert=True)
         return None
     await query.answer()
@@ -312,7 +316,9 @@ async def _add(
             await count_guard(session, context.now)
         await message.reply_text(
             behaviour_request(t),
-            reply_markup=keyboard([(keep_label(t), f"mine:keep:{pending['signal_id']}")]),
+            reply_markup=keyboard(
+                [(keep_label(t), Mine("keep", int(pending["signal_id"])).pack())]
+            ),
         )
         return ADD
     step_key = STEPS.step_key(pending)
@@ -412,7 +418,7 @@ async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
+        signal = await store.own_signal(session, user_id, Mine.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -431,8 +437,8 @@ async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
         ),
         reply_markup=keyboard(
             [
-                ("↩️ " + t("Yes, withdraw it"), f"mine:withdraw-yes:{signal.id}"),
-                (t("No, keep it open"), f"mine:withdraw-no:{signal.id}"),
+                ("↩️ " + t("Yes, withdraw it"), Mine("withdraw-yes", signal.id).pack()),
+                (t("No, keep it open"), Mine("withdraw-no", signal.id).pack()),
             ]
         ),
     )
@@ -447,9 +453,7 @@ async def on_withdraw_confirmed(update: Update, context: BuurtContext) -> None:
     t = context.t
     told = 0
     async with context.db.begin() as session:
-        signal = await store.own_signal(
-            session, user_id, int(steps.match(context, 1)), for_update=True
-        )
+        signal = await store.own_signal(session, user_id, Mine.of(update).signal, for_update=True)
         withdrawn = await store.withdraw(session, signal, now=context.now) if signal else False
         if withdrawn and signal is not None:
             told = await _tell(
@@ -502,7 +506,7 @@ async def on_withdraw_declined(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     async with context.db.begin() as session:
-        signal = await store.own_signal(session, user_id, int(steps.match(context, 1)))
+        signal = await store.own_signal(session, user_id, Mine.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -523,12 +527,12 @@ async def stale(update: Update, context: BuurtContext) -> None:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """/mijnmeldingen, adding to a report (a persistent typed step) and withdrawing one."""
     conversation = persistent_conversation(
-        entry_points=[CallbackQueryHandler(on_add_chosen, pattern=r"^mine:add:(\d{1,9})$")],
+        entry_points=[CallbackQueryHandler(on_add_chosen, pattern=Mine.matching(action="add"))],
         states={
             ADD: [
                 MessageHandler(steps.TYPED, on_add_text),
                 MessageHandler(IMAGE, on_add_photo),
-                CallbackQueryHandler(on_keep, pattern=r"^mine:keep:(\d{1,9})$"),
+                CallbackQueryHandler(on_keep, pattern=Mine.matching(action="keep")),
             ],
         },
         fallbacks=[
@@ -544,9 +548,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [
         conversation,
         CommandHandler("mijnmeldingen", my_reports, filters=PRIVATE),
-        CallbackQueryHandler(on_withdraw_chosen, pattern=r"^mine:withdraw:(\d{1,9})$"),
-        CallbackQueryHandler(on_withdraw_confirmed, pattern=r"^mine:withdraw-yes:(\d{1,9})$"),
-        CallbackQueryHandler(on_withdraw_declined, pattern=r"^mine:withdraw-no:(\d{1,9})$"),
+        CallbackQueryHandler(on_withdraw_chosen, pattern=Mine.matching(action="withdraw")),
+        CallbackQueryHandler(on_withdraw_confirmed, pattern=Mine.matching(action="withdraw-yes")),
+        CallbackQueryHandler(on_withdraw_declined, pattern=Mine.matching(action="withdraw-no")),
         CallbackQueryHandler(stale, pattern=r"^mine:"),
     ]
 

@@ -8,6 +8,7 @@ from telegram.error import BadRequest
 from bot.context import BuurtContext
 from bot.i18n import Html, Translator
 from conversations import relay, steps
+from conversations.callbacks import Referral, Report, ReportPage, ReportStatus
 from conversations.cases.common import _pro_signal
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button
@@ -27,7 +28,7 @@ async def on_page(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    view = await _open_page(context, user_id, int(steps.match(context, 1)))
+    view = await _open_page(context, user_id, ReportPage.of(update).page)
     if view is None:
         await steps.refuse(query, context)
         return
@@ -47,7 +48,7 @@ async def on_show(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, Report.of(update).signal)
         names = await access.display_names(session, store.history_actors(signal)) if signal else {}
     if signal is None:
         await steps.refuse(query, context)
@@ -65,7 +66,7 @@ async def on_take(update: Update, context: BuurtContext) -> None:
     t = context.t
     async with context.db.begin() as session:
         _, signal = await _pro_signal(
-            session, context, user_id, int(steps.match(context, 1)), for_update=True
+            session, context, user_id, Report.of(update).signal, for_update=True
         )
         open_ = signal is not None and signal.status != WITHDRAWN
         taken = (
@@ -110,7 +111,7 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
     t = context.t
     refusal: str | None = None
     async with context.db.begin() as session:
-        person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        person, signal = await _pro_signal(session, context, user_id, Report.of(update).signal)
         if signal is None or signal.resident is None:
             refusal = not_allowed(t)
         elif not await store.propose_mediation(session, signal, user_id, now=context.now):
@@ -128,7 +129,7 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
                 context,
                 session,
                 relay.message(
-                    relay.key(f"cases:refer:{signal.id}", reporter),
+                    relay.key(Report("refer", signal.id).pack(), reporter),
                     reporter,
                     "cases:proposal",
                     _mediation_proposal(their, role, reference),
@@ -157,8 +158,8 @@ def _proposal_buttons(t: Translator, signal_id: int) -> InlineKeyboardMarkup:
     """Yes / no to a proposal of mediation (answered in the mediation intake)."""
     return keyboard(
         [
-            (t("Yes, I want to ask for mediation"), f"mref:{signal_id}:yes"),
-            (t("No, thank you"), f"mref:{signal_id}:no"),
+            (t("Yes, I want to ask for mediation"), Referral(signal_id, "yes").pack()),
+            (t("No, thank you"), Referral(signal_id, "no").pack()),
         ]
     )
 
@@ -183,7 +184,7 @@ async def on_status_menu(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, Report.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return
@@ -192,7 +193,7 @@ async def on_status_menu(update: Update, context: BuurtContext) -> None:
         return
     await query.answer()
     choices = [
-        (status_label(t, status), f"cases:status:{signal.id}:{status}")
+        (status_label(t, status), ReportStatus(signal.id, status).pack())
         for status in STATUSES
         if status != signal.status
     ]

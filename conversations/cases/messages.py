@@ -11,6 +11,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
+from conversations.callbacks import Report
 from conversations.cases.common import ANSWER, NOTE, REPLY, STEPS, _pro_signal, _remember, _typed
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button, _to_professional, _to_reporter
@@ -33,7 +34,7 @@ async def _ask_typed(
         return None
     query, user_id = pressed
     async with context.db.begin() as session:
-        signal = await lookup(session, user_id, int(steps.match(context, 1)))
+        signal = await lookup(session, user_id, Report.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -100,7 +101,7 @@ async def on_reply_chosen(update: Update, context: BuurtContext) -> State:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        person, signal = await _pro_signal(session, context, user_id, Report.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -173,7 +174,7 @@ async def on_reply(update: Update, context: BuurtContext) -> State:
                 context,
                 session,
                 relay.message(
-                    relay.key(step_key or f"cases:reply:{event.id}", resident.telegram_id),
+                    relay.key(step_key or Report("reply", event.id).pack(), resident.telegram_id),
                     resident.telegram_id,
                     "cases:reply",
                     relayed,
@@ -261,7 +262,7 @@ async def on_answer(update: Update, context: BuurtContext) -> State:
             added = await relay.to_each(
                 context,
                 session,
-                step_key or f"cases:answer:{event.id}",
+                step_key or Report("answer", event.id).pack(),
                 "cases:answer",
                 await steps.languages(context, session, targets),
                 lambda their: _to_professional(their, signal, text),

@@ -11,6 +11,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
+from conversations.callbacks import Report, ReportStatus
 from conversations.cases.common import STATUS_NOTE, STEPS, _pro_signal, _remember, _typed
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _closed_notice, _show_button
@@ -31,9 +32,9 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    to_status = steps.match(context, 2)
+    to_status = ReportStatus.of(update).status
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, ReportStatus.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -75,7 +76,7 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
     await context.bot.send_message(
         user_id,
         "\n".join(lines),
-        reply_markup=keyboard([(t("Without note"), f"cases:nonote:{signal.id}")]),
+        reply_markup=keyboard([(t("Without note"), Report("nonote", signal.id).pack())]),
     )
     return STATUS_NOTE
 
@@ -98,7 +99,7 @@ async def on_without_note(update: Update, context: BuurtContext) -> State:
     if pressed is None:
         return None
     query, _ = pressed
-    if pending is None or str(pending["signal_id"]) != steps.match(context, 1):
+    if pending is None or str(pending["signal_id"]) != str(Report.of(update).signal):
         await query.answer(context.t("This button is no longer active."), show_alert=True)
         return None
     await query.answer()
