@@ -307,7 +307,7 @@ InviteCode = Annotated[str, code(f"[{CODE_ALPHABET}]{{8}}(?:[{CODE_ALPHABET}]{{2
 
 
 @dataclass(frozen=True)
-class MediationCase(Button, prefix="mcase"):
+class Mediation(Button, prefix="mcase"):
     """A button on a mediation case."""
 
     action: Literal[
@@ -343,13 +343,13 @@ class PartyMessage(Button, prefix="mcase"):
 
     action: Literal["msg", "ans"]
     case: Id
-    party: Literal[1, 2]
+    party: Annotated[int, choice(1, 2)]
 
 
 @dataclass(frozen=True)
 class AppointmentParties(Button, prefix="mcase:apptp"):
     case: Id
-    parties: Literal["1", "2", "12"]
+    parties: Annotated[str, choice("1", "2", "12")]
 
 
 @dataclass(frozen=True)
@@ -357,7 +357,7 @@ class Invitation(Button, prefix="mcase:p2"):
     """The neighbour's answer to an invitation (by its code)."""
 
     code: InviteCode
-    answer: Literal["agree", "decline", "call"]
+    answer: Annotated[str, choice("agree", "decline", "call")]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from telegram import Update
 from bot.context import BuurtContext
 from bot.i18n import Html, Translator, escape
 from conversations import steps
+from conversations.callbacks import Mediation, Outcome, Stage, Undo
 from conversations.mediation_cases.common import (
     INVITE_PREFIX,
     OUTCOME_LABELS,
@@ -39,7 +40,7 @@ async def on_show(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    if not await _show(context, user_id, int(steps.match(context, 1))):
+    if not await _show(context, user_id, Mediation.of(update).case):
         await steps.refuse(query, context)
         return
     await query.answer()
@@ -54,7 +55,7 @@ async def on_take(update: Update, context: BuurtContext) -> None:
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Mediation.of(update).case)
             changed = await store.take(session, case, user_id, now=context.now) if case else False
     except MediationProblem as problem:
         await query.answer(_problem_text(t, problem), show_alert=True)
@@ -80,11 +81,11 @@ async def on_next(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    from_stage = steps.match(context, 2)
+    from_stage = Stage.of(update).stage
     refused: tuple[MediationCase, MediationParty | None] | None = None
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Stage.of(update).case)
             if case is None:
                 raise Refusal(not_allowed(t))
             if case.stage != from_stage:
@@ -134,8 +135,8 @@ async def on_next(update: Update, context: BuurtContext) -> None:
             ),
             reply_markup=keyboard(
                 [
-                    ("⏭ " + t("Skip to agreements"), f"mcase:skip:{case.id}:{case.stage}"),
-                    ("🏁 " + t("Close"), f"mcase:close:{case.id}"),
+                    ("⏭ " + t("Skip to agreements"), Stage("skip", case.id, case.stage).pack()),
+                    ("🏁 " + t("Close"), Mediation("close", case.id).pack()),
                 ],
                 columns=2,
             ),
@@ -170,11 +171,11 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Stage.of(update).case)
             if case is not None:
                 # Only past the joint talk, from the stage just before it.
                 at = case.stage
-                if at != steps.match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
+                if at != Stage.of(update).stage or store.next_stage(at) != store.JOINT_TALK:
                     raise MediationProblem("not_forward")
                 await store.move_stage(
                     session,
@@ -209,12 +210,12 @@ async def on_undo(update: Update, context: BuurtContext) -> None:
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Undo.of(update).case)
             back = (
                 await store.undo_stage(
                     session,
                     case,
-                    int(steps.match(context, 2)),
+                    Undo.of(update).event,
                     actor=store.pro_actor(user_id),
                     now=context.now,
                 )
@@ -245,7 +246,7 @@ async def on_notes(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+        case = await _case_for(session, context, user_id, Mediation.of(update).case)
         names = await access.display_names(session, store.history_actors(case)) if case else {}
     if case is None:
         await steps.refuse(query, context)
@@ -286,7 +287,7 @@ async def on_close(update: Update, context: BuurtContext) -> None:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+        case = await _case_for(session, context, user_id, Mediation.of(update).case)
     if case is None:
         await steps.refuse(query, context)
         return
@@ -302,7 +303,7 @@ async def on_close(update: Update, context: BuurtContext) -> None:
             reference=case.reference,
         ),
         reply_markup=keyboard(
-            [(t(label), f"mcase:out:{case.id}:{code}") for code, label in OUTCOME_LABELS.items()],
+            [(t(label), Outcome(case.id, code).pack()) for code, label in OUTCOME_LABELS.items()],
             columns=2,
         ),
     )
@@ -315,11 +316,11 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    outcome = steps.match(context, 2)
+    outcome = Outcome.of(update).outcome
     thank: dict[int, str] = {}
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Outcome.of(update).case)
             if case is not None:
                 parties = await store.close_case(
                     session, case, outcome, actor=store.pro_actor(user_id), now=context.now
@@ -357,7 +358,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
     settings = context.settings
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Mediation.of(update).case)
             invited = (
                 await store.create_party_invite(
                     session,

@@ -6,6 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BuurtContext
 from bot.i18n import Html, escape
+from conversations.callbacks import Mediation
 from conversations.mediation_cases.common import (
     LIST_LIMIT,
     NAME_SHOWN,
@@ -67,7 +68,7 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
             [
                 InlineKeyboardButton(
                     f"🔎 {case.reference} · {topic_label(t, case.topic)}",
-                    callback_data=f"mcase:show:{case.id}",
+                    callback_data=Mediation("show", case.id).pack(),
                 )
             ]
         )

@@ -8,6 +8,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
+from conversations.callbacks import Mediation, PartyMessage
 from conversations.flow import State
 from conversations.mediation_cases.common import (
     ANSWER,
@@ -40,9 +41,9 @@ async def on_message_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    number = int(steps.match(context, 2))
+    number = PartyMessage.of(update).party
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+        case = await _case_for(session, context, user_id, PartyMessage.of(update).case)
     if case is None:
         await steps.refuse(query, context)
         return None
@@ -74,7 +75,7 @@ def _to_party(t: Translator, case_id: int, reference: str, number: int, text: st
         reference=reference,
         text=text,
     )
-    return relayed, keyboard([("↩️ " + t("Answer"), f"mcase:ans:{case_id}:{number}")])
+    return relayed, keyboard([("↩️ " + t("Answer"), PartyMessage("ans", case_id, number).pack())])
 
 
 def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str) -> Outgoing:
@@ -87,8 +88,11 @@ def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str
     )
     markup = keyboard(
         [
-            ("💬 " + t("Message to party {n}", n=number), f"mcase:msg:{case_id}:{number}"),
-            ("🔎 " + t("Show case"), f"mcase:show:{case_id}"),
+            (
+                "💬 " + t("Message to party {n}", n=number),
+                PartyMessage("msg", case_id, number).pack(),
+            ),
+            ("🔎 " + t("Show case"), Mediation("show", case_id).pack()),
         ],
         columns=2,
     )
@@ -132,7 +136,7 @@ async def on_message(update: Update, context: BuurtContext) -> State:
                         n=number,
                     ),
                     refused=relay.not_accepted(t),
-                    markup=keyboard([("🔎 " + t("Show case"), f"mcase:show:{case.id}")]),
+                    markup=keyboard([("🔎 " + t("Show case"), Mediation("show", case.id).pack())]),
                 )
                 added = await relay.enqueue(
                     context,
@@ -182,11 +186,11 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    number = int(steps.match(context, 2))
+    number = PartyMessage.of(update).party
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         found = (
-            await store.party_in_case(session, int(steps.match(context, 1)), number, resident.id)
+            await store.party_in_case(session, PartyMessage.of(update).case, number, resident.id)
             if resident is not None
             else None
         )

@@ -7,6 +7,7 @@ from telegram import Update
 from bot.context import BuurtContext
 from bot.i18n import escape
 from conversations import steps
+from conversations.callbacks import Nazorg
 from conversations.mediation_cases.common import NAZORG_LABELS, _coordinators, _tell, _update_key
 from storage import mediation as store
 from storage.residents import get_resident
@@ -21,11 +22,11 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    answer = steps.match(context, 2)
+    answer = Nazorg.of(update).answer
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         party = (
-            await store.party_of_resident(session, int(steps.match(context, 1)), resident.id)
+            await store.party_of_resident(session, Nazorg.of(update).party, resident.id)
             if resident
             else None
         )
