@@ -57,11 +57,12 @@ class Wire:
 class Number(Wire):
     """A whole number of at most ``digits`` ASCII digits (an id: 9, fits the database)."""
 
-    regex: str = "[0-9]{1,9}"
+    regex: str = ""
     digits: int = 9
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", f"[0-9]{{1,{self.digits}}}")
+        # One way to write a number (no leading zeros), so what parses packs to the same data.
+        object.__setattr__(self, "regex", f"0|[1-9][0-9]{{0,{self.digits - 1}}}")
 
     def read(self, text: str) -> int:
         return int(text)
