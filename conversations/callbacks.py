@@ -38,7 +38,8 @@ SEPARATOR = ":"
 
 @dataclass(frozen=True)
 class Wire:
-    """How one field is written in callback data; ``regex`` never matches the separator."""
+    """How one field is written in callback data: ``regex`` has no capturing group and never
+    matches the separator."""
 
     regex: str
 
@@ -137,6 +138,8 @@ class Button:
             wire = _wire_of(hints[name])
             if wire is None:
                 raise TypeError(f"{cls.__name__}.{name}: no wire form (Annotated or Literal)")
+            if re.compile(wire.regex).groups:
+                raise TypeError(f"{cls.__name__}.{name}: {wire.regex} has a capturing group")
             optional = name in cls.__dict__ and cls.__dict__[name] is None
             if wires and wires[-1][2] and not optional:
                 raise TypeError(f"{cls.__name__}: only the last fields may be optional")

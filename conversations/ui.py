@@ -34,8 +34,8 @@ STATUS_LABELS: dict[str, str] = {
 }
 
 # The largest id a button or link may carry: ids fit in the database's 32-bit integers, and
-# callback patterns accept at most 9 digits (``\d{1,9}``), so a forged or oversized id is a
-# stale button and never reaches the database.
+# callback data carry at most 9 digits (``conversations.callbacks.Id``), so a forged or
+# oversized id is a stale button and never reaches the database.
 MAX_ID_DIGITS = 9
 
 
