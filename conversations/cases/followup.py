@@ -32,12 +32,11 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    answer = FollowUp.of(update).answer
+    press = FollowUp.of(update)
+    answer = press.answer
     alert_to: dict[int, str] = {}
     async with context.db.begin() as session:
-        signal = await store.own_signal(
-            session, user_id, FollowUp.of(update).signal, for_update=True
-        )
+        signal = await store.own_signal(session, user_id, press.signal, for_update=True)
         result = (
             await store.answer_followup(session, signal, answer, now=context.now)
             if signal

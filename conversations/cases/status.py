@@ -32,9 +32,10 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    to_status = ReportStatus.of(update).status
+    press = ReportStatus.of(update)
+    to_status = press.status
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, ReportStatus.of(update).signal)
+        _, signal = await _pro_signal(session, context, user_id, press.signal)
     if signal is None:
         await steps.refuse(query, context)
         return None

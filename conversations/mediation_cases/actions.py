@@ -81,11 +81,12 @@ async def on_next(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    from_stage = Stage.of(update).stage
+    press = Stage.of(update)
+    from_stage = press.stage
     refused: tuple[MediationCase, MediationParty | None] | None = None
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, Stage.of(update).case)
+            case = await _case_for(session, context, user_id, press.case)
             if case is None:
                 raise Refusal(not_allowed(t))
             if case.stage != from_stage:
@@ -171,11 +172,12 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, Stage.of(update).case)
+            press = Stage.of(update)
+            case = await _case_for(session, context, user_id, press.case)
             if case is not None:
                 # Only past the joint talk, from the stage just before it.
                 at = case.stage
-                if at != Stage.of(update).stage or store.next_stage(at) != store.JOINT_TALK:
+                if at != press.stage or store.next_stage(at) != store.JOINT_TALK:
                     raise MediationProblem("not_forward")
                 await store.move_stage(
                     session,
@@ -210,12 +212,13 @@ async def on_undo(update: Update, context: BuurtContext) -> None:
     t = context.t
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, Undo.of(update).case)
+            press = Undo.of(update)
+            case = await _case_for(session, context, user_id, press.case)
             back = (
                 await store.undo_stage(
                     session,
                     case,
-                    Undo.of(update).event,
+                    press.event,
                     actor=store.pro_actor(user_id),
                     now=context.now,
                 )
@@ -316,11 +319,12 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    outcome = Outcome.of(update).outcome
+    press = Outcome.of(update)
+    outcome = press.outcome
     thank: dict[int, str] = {}
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, Outcome.of(update).case)
+            case = await _case_for(session, context, user_id, press.case)
             if case is not None:
                 parties = await store.close_case(
                     session, case, outcome, actor=store.pro_actor(user_id), now=context.now

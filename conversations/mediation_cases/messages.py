@@ -41,9 +41,10 @@ async def on_message_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    number = PartyMessage.of(update).party
+    press = PartyMessage.of(update)
+    number = press.party
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, PartyMessage.of(update).case)
+        case = await _case_for(session, context, user_id, press.case)
     if case is None:
         await steps.refuse(query, context)
         return None
@@ -186,11 +187,12 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    number = PartyMessage.of(update).party
+    press = PartyMessage.of(update)
+    number = press.party
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         found = (
-            await store.party_in_case(session, PartyMessage.of(update).case, number, resident.id)
+            await store.party_in_case(session, press.case, number, resident.id)
             if resident is not None
             else None
         )

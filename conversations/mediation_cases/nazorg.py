@@ -22,13 +22,12 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    answer = Nazorg.of(update).answer
+    press = Nazorg.of(update)
+    answer = press.answer
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         party = (
-            await store.party_of_resident(session, Nazorg.of(update).party, resident.id)
-            if resident
-            else None
+            await store.party_of_resident(session, press.party, resident.id) if resident else None
         )
         case = await store.answer_nazorg(session, party, answer, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}

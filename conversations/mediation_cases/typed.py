@@ -133,7 +133,8 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
     query, user_id = pressed
     t = context.t
     pending = STEPS.pending(context, APPT_PARTIES)
-    case_id = AppointmentParties.of(update).case
+    press = AppointmentParties.of(update)
+    case_id = press.case
     if pending is None or pending.get("case_id") != case_id:
         await stale(update, context)
         return None
@@ -142,7 +143,7 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
     if case is None:
         await steps.refuse(query, context)
         return None
-    parties, label = APPOINTMENT_CHOICES[AppointmentParties.of(update).parties]
+    parties, label = APPOINTMENT_CHOICES[press.parties]
     _remember(context, APPT_WHEN, case, parties=parties)
     await query.answer()
     await steps.spend(query)
