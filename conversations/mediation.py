@@ -28,6 +28,7 @@ from bot.context import BuurtContext
 from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Html, Translator
 from conversations import relay
+from conversations.callbacks import Referral
 from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
 from conversations.ui import (
     DURATION_LABELS,
@@ -307,10 +308,11 @@ async def referral(update: Update, context: BuurtContext) -> State:
     query = update.callback_query
     user = update.effective_user
     assert query is not None and query.data is not None and user is not None
-    _, signal_id, answer = query.data.split(":")
+    pressed = Referral.of(update)
+    signal_id, answer = pressed.signal, pressed.answer
     t = context.t
     async with context.db.begin() as session:
-        proposal = await referral_of(session, int(signal_id), user.id)
+        proposal = await referral_of(session, signal_id, user.id)
     if proposal is None:
         await query.answer(t("This button is no longer active."), show_alert=True)
         return None
@@ -318,15 +320,15 @@ async def referral(update: Update, context: BuurtContext) -> State:
     await query.edit_message_reply_markup(reply_markup=None)
     if answer == "no":
         async with context.db.begin() as session:
-            await record_referral_answer(session, int(signal_id), accepted=False, now=context.now)
+            await record_referral_answer(session, signal_id, accepted=False, now=context.now)
         assert update.effective_message is not None
         await update.effective_message.reply_text(
             t("All right, nothing is passed on. You can ask for mediation later with /bemiddeling.")
         )
         return ConversationHandler.END
     async with context.db.begin() as session:
-        await record_referral_answer(session, int(signal_id), accepted=True, now=context.now)
-    return await _begin(update, context, referred_by=proposal, signal_id=int(signal_id))
+        await record_referral_answer(session, signal_id, accepted=True, now=context.now)
+    return await _begin(update, context, referred_by=proposal, signal_id=signal_id)
 
 
 @FLOW.button_step(INTRO)
@@ -575,7 +577,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
                     "bemiddeling", start, filters=PRIVATE & filters.Regex(r"^/bemiddeling(@\w+)?$")
                 ),
                 # A professional proposed mediation for a report; the resident agrees here.
-                CallbackQueryHandler(referral, pattern=r"^mref:\d{1,9}:(yes|no)$"),
+                CallbackQueryHandler(referral, pattern=Referral.pattern),
             ],
             states={
                 INTRO: [buttons(INTRO, on_intro)],

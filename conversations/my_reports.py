@@ -31,6 +31,7 @@ from bot.context import BuurtContext
 from bot.feature import PRIVATE_MENU, Command, Feature
 from bot.i18n import N_, Translator, escape
 from conversations import desk, relay, steps
+from conversations.callbacks import Mine, Report
 from conversations.flow import (
     PRIVATE,
     Draft,
@@ -83,10 +84,10 @@ def _list_view(
                 [
                     InlineKeyboardButton(
                         "➕ " + t("Add to {reference}", reference=signal.reference),
-                        callback_data=f"mine:add:{signal.id}",
+                        callback_data=Mine("add", signal.id).pack(),
                     ),
                     InlineKeyboardButton(
-                        "↩️ " + t("Withdraw"), callback_data=f"mine:withdraw:{signal.id}"
+                        "↩️ " + t("Withdraw"), callback_data=Mine("withdraw", signal.id).pack()
                     ),
                 ]
             )
@@ -173,7 +174,10 @@ async def _tell(
         step,
         "mine:news",
         languages,
-        lambda t: (text(t), keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])),
+        lambda t: (
+            text(t),
+            keyboard([("🔎 " + t("Show report"), Report("show", signal.id).pack())]),
+        ),
     )
 
 
@@ -196,7 +200,7 @@ async def _pressed_own(
 
 async def on_add_chosen(update: Update, context: BuurtContext) -> State:
     """Add: ask for the text or photo."""
-    pressed = await _pressed_own(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_own(update, context, Mine.of(update).signal)
     if pressed is None:
         return None
     query, user_id, signal = pressed
@@ -280,7 +284,7 @@ async def on_keep(update: Update, context: BuurtContext) -> State:
         return None
     query, _ = pressed
     held = pending.get("held") if pending else None
-    if pending is None or not held or str(pending["signal_id"]) != steps.match(context, 1):
+    if pending is None or not held or str(pending["signal_id"]) != str(Mine.of(update).signal):
         await query.answer(context.t("This button is no longer active."), show_alert=True)
         return None
     await query.answer()
@@ -309,7 +313,9 @@ async def _add(
             await count_guard(session, context.now)
         await message.reply_text(
             behaviour_request(t),
-            reply_markup=keyboard([(keep_label(t), f"mine:keep:{pending['signal_id']}")]),
+            reply_markup=keyboard(
+                [(keep_label(t), Mine("keep", int(pending["signal_id"])).pack())]
+            ),
         )
         return ADD
     step_key = FLOW.step_key(pending)
@@ -403,7 +409,7 @@ async def on_other(update: Update, context: BuurtContext) -> State:
 
 async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
     """Withdraw: ask for a confirmation first."""
-    pressed = await _pressed_own(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_own(update, context, Mine.of(update).signal)
     if pressed is None:
         return
     query, user_id, signal = pressed
@@ -423,8 +429,8 @@ async def on_withdraw_chosen(update: Update, context: BuurtContext) -> None:
         ),
         reply_markup=keyboard(
             [
-                ("↩️ " + t("Yes, withdraw it"), f"mine:withdraw-yes:{signal.id}"),
-                (t("No, keep it open"), f"mine:withdraw-no:{signal.id}"),
+                ("↩️ " + t("Yes, withdraw it"), Mine("withdraw-yes", signal.id).pack()),
+                (t("No, keep it open"), Mine("withdraw-no", signal.id).pack()),
             ]
         ),
     )
@@ -439,9 +445,7 @@ async def on_withdraw_confirmed(update: Update, context: BuurtContext) -> None:
     t = context.t
     told = 0
     async with context.db.begin() as session:
-        signal = await store.own_signal(
-            session, user_id, int(steps.match(context, 1)), for_update=True
-        )
+        signal = await store.own_signal(session, user_id, Mine.of(update).signal, for_update=True)
         withdrawn = await store.withdraw(session, signal, now=context.now) if signal else False
         if withdrawn and signal is not None:
             told = await _tell(
@@ -489,7 +493,7 @@ def _withdrawn(t: Translator, signal: Signal) -> str:
 
 async def on_withdraw_declined(update: Update, context: BuurtContext) -> None:
     """No, keep it: nothing changes."""
-    pressed = await _pressed_own(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_own(update, context, Mine.of(update).signal)
     if pressed is None:
         return
     query, _, _ = pressed
@@ -510,13 +514,13 @@ async def stale(update: Update, context: BuurtContext) -> None:
 def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """/mijnmeldingen, adding to a report (a persistent typed step) and withdrawing one."""
     conversation = FLOW.part(
-        [CallbackQueryHandler(on_add_chosen, pattern=r"^mine:add:(\d{1,9})$")],
+        [CallbackQueryHandler(on_add_chosen, pattern=Mine.matching(action="add"))],
         [Field(ADD, on_add_text)],
         leave={"mijnmeldingen": my_reports},
         also={
             ADD: [
                 MessageHandler(IMAGE, on_add_photo),
-                CallbackQueryHandler(on_keep, pattern=r"^mine:keep:(\d{1,9})$"),
+                CallbackQueryHandler(on_keep, pattern=Mine.matching(action="keep")),
             ],
         },
         media=on_other,  # neither text nor an image (those the step takes)
@@ -524,9 +528,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [
         conversation,
         CommandHandler("mijnmeldingen", my_reports, filters=PRIVATE),
-        CallbackQueryHandler(on_withdraw_chosen, pattern=r"^mine:withdraw:(\d{1,9})$"),
-        CallbackQueryHandler(on_withdraw_confirmed, pattern=r"^mine:withdraw-yes:(\d{1,9})$"),
-        CallbackQueryHandler(on_withdraw_declined, pattern=r"^mine:withdraw-no:(\d{1,9})$"),
+        CallbackQueryHandler(on_withdraw_chosen, pattern=Mine.matching(action="withdraw")),
+        CallbackQueryHandler(on_withdraw_confirmed, pattern=Mine.matching(action="withdraw-yes")),
+        CallbackQueryHandler(on_withdraw_declined, pattern=Mine.matching(action="withdraw-no")),
         CallbackQueryHandler(stale, pattern=r"^mine:"),
     ]
 

@@ -11,8 +11,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import BuurtContext
 from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Translator
+from conversations.callbacks import Language, StartWijk, StartWijken
 from conversations.ui import (
-    is_id,
     keyboard,
     language_keyboard,
     paged_keyboard,
@@ -112,7 +112,7 @@ async def _ask_language(update: Update, context: BuurtContext) -> None:
     message = update.effective_message
     assert message is not None
     await message.reply_text(
-        context.t("Which language do you prefer?"), reply_markup=language_keyboard("taal")
+        context.t("Which language do you prefer?"), reply_markup=language_keyboard()
     )
 
 
@@ -120,23 +120,23 @@ def _wijk_buttons(t: Translator, wijken: Sequence[Wijk], page: int) -> InlineKey
     """The wijken to choose from, a page at a time (``start:wijken:<page>`` turns pages)."""
     return paged_keyboard(
         t,
-        [(w.name, f"start:wijk:{w.id}") for w in wijken],
+        [(w.name, StartWijk(w.id).pack()) for w in wijken],
         page=page,
-        page_data=lambda n: f"start:wijken:{n}",
+        page_data=lambda n: StartWijken(n).pack(),
     )
 
 
 async def choose_wijken(update: Update, context: BuurtContext) -> None:
     """Show the wijken to pick another one (or another page of them)."""
     query = update.callback_query
-    assert query is not None and query.data is not None
-    page = query.data.removeprefix("start:wijken").lstrip(":")
+    assert query is not None
+    page = StartWijken.of(update).page
     async with context.db.begin() as session:
         wijken = await active_wijken(session)
     await query.answer()
     await query.edit_message_text(
         context.t("Which wijk do you live in?"),
-        reply_markup=_wijk_buttons(context.t, wijken, int(page or 0)),
+        reply_markup=_wijk_buttons(context.t, wijken, page or 0),
     )
 
 
@@ -146,10 +146,10 @@ async def on_wijk(update: Update, context: BuurtContext) -> None:
     user = update.effective_user
     assert query is not None and query.data is not None and user is not None
     assert context.user_data is not None
-    value = query.data.rsplit(":", 1)[1]
+    wijk_id = StartWijk.of(update).wijk
     t = context.t
     async with context.db.begin() as session:
-        wijk = await get_wijk(session, int(value)) if is_id(value) else None
+        wijk = await get_wijk(session, wijk_id)
         if wijk is not None and wijk.active:
             resident = await ensure_resident(session, user.id, context.lang)
             await set_wijk(session, resident, wijk.id)
@@ -174,7 +174,7 @@ async def on_language(update: Update, context: BuurtContext) -> None:
     user = update.effective_user
     assert query is not None and query.data is not None and user is not None
     assert context.user_data is not None
-    code = query.data.rsplit(":", 1)[1]
+    code = Language.of(update).code
     if code not in LANGUAGES:
         await query.answer(context.t("This button is no longer active."), show_alert=True)
         return
@@ -222,9 +222,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("help", help_command, filters=PRIVATE),
         CommandHandler("taal", taal, filters=PRIVATE),
         CommandHandler("annuleren", nothing_to_cancel, filters=PRIVATE),
-        CallbackQueryHandler(on_wijk, pattern=r"^start:wijk:\d{1,9}$"),
-        CallbackQueryHandler(choose_wijken, pattern=r"^start:wijken(?::\d{1,4})?$"),
-        CallbackQueryHandler(on_language, pattern=r"^taal:[a-z]{2}$"),
+        CallbackQueryHandler(on_wijk, pattern=StartWijk.pattern),
+        CallbackQueryHandler(choose_wijken, pattern=StartWijken.pattern),
+        CallbackQueryHandler(on_language, pattern=Language.pattern),
     ]
 
 

@@ -21,6 +21,7 @@ from bot.i18n import LANGUAGE_NAMES, N_, Translator
 from bot.messenger import MessengerBot
 from bot.settings import Settings
 from conversations import relay
+from conversations.callbacks import Forget
 from conversations.ui import keyboard, local_date, privacy_text
 from storage import access
 from storage.db import Database
@@ -114,8 +115,8 @@ async def forget_me(update: Update, context: BuurtContext) -> None:
         ),
         reply_markup=keyboard(
             [
-                (t("Yes, remove my data"), "privacy:forget:yes"),
-                (t("No, keep it"), "privacy:forget:no"),
+                (t("Yes, remove my data"), Forget("yes").pack()),
+                (t("No, keep it"), Forget("no").pack()),
             ],
             columns=2,
         ),
@@ -128,7 +129,7 @@ async def on_forget(update: Update, context: BuurtContext) -> None:
     user = update.effective_user
     assert query is not None and query.data is not None and user is not None
     t = context.t
-    if query.data.endswith(":no"):
+    if Forget.of(update).answer == "no":
         await query.answer()
         await query.edit_message_text(t("Nothing changed."))
         return
@@ -229,7 +230,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("privacy", privacy, filters=PRIVATE),
         CommandHandler("mijngegevens", my_data, filters=PRIVATE),
         CommandHandler("vergeetmij", forget_me, filters=PRIVATE),
-        CallbackQueryHandler(on_forget, pattern=r"^privacy:forget:(yes|no)$"),
+        CallbackQueryHandler(on_forget, pattern=Forget.pattern),
     ]
 
 

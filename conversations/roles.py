@@ -17,6 +17,7 @@ from bot.context import BuurtContext
 from bot.feature import ADMIN_MENU, Command, Feature
 from bot.i18n import N_, Html, Translator
 from conversations import relay
+from conversations.callbacks import Grant
 from conversations.ui import (
     first_commands,
     keyboard,
@@ -199,7 +200,7 @@ def _grant_line(t: Translator, grant: RoleGrant, context: BuurtContext) -> str:
 
 
 def _revoke(grant: RoleGrant) -> str:
-    return f"roles:revoke:{grant.id}"
+    return Grant("revoke", grant.id).pack()
 
 
 async def _allowed_grant(
@@ -209,8 +210,8 @@ async def _allowed_grant(
     ``revoked``, it is still active); else refuse."""
     query = update.callback_query
     user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    grant_id = int(query.data.rsplit(":", 1)[1])
+    assert query is not None and user is not None
+    grant_id = Grant.of(update).grant
     async with context.db.begin() as session:
         me = await access.person(session, user.id, context.settings.admins)
         grant = await session.get(RoleGrant, grant_id)
@@ -242,8 +243,8 @@ async def ask_revoke(update: Update, context: BuurtContext) -> None:
         ),
         reply_markup=keyboard(
             [
-                (t("Yes, revoke"), f"roles:revoke-yes:{grant.id}"),
-                (t("No, keep it"), f"roles:keep:{grant.id}"),
+                (t("Yes, revoke"), Grant("revoke-yes", grant.id).pack()),
+                (t("No, keep it"), Grant("keep", grant.id).pack()),
             ],
             columns=2,
         ),
@@ -374,9 +375,9 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("rollen", list_roles, filters=PRIVATE),
         CommandHandler("mijnlink", my_link, filters=PRIVATE),
         CommandHandler("profilering", guard_statistics, filters=PRIVATE),
-        CallbackQueryHandler(ask_revoke, pattern=r"^roles:revoke:\d{1,9}$"),
-        CallbackQueryHandler(confirm_revoke, pattern=r"^roles:revoke-yes:\d{1,9}$"),
-        CallbackQueryHandler(keep, pattern=r"^roles:keep:\d{1,9}$"),
+        CallbackQueryHandler(ask_revoke, pattern=Grant.matching(action="revoke")),
+        CallbackQueryHandler(confirm_revoke, pattern=Grant.matching(action="revoke-yes")),
+        CallbackQueryHandler(keep, pattern=Grant.matching(action="keep")),
     ]
 
 

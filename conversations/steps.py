@@ -32,12 +32,6 @@ Callback = Callable[[Update, BuurtContext], Coroutine[Any, Any, Any]]
 # --- buttons ------------------------------------------------------------------------------
 
 
-def match(context: BuurtContext, group: int) -> str:
-    """A group of the pattern that matched the pressed button's data."""
-    assert context.match is not None
-    return context.match.group(group)
-
-
 async def refuse(query: CallbackQuery, context: BuurtContext) -> None:
     """The one answer to a button someone may not use."""
     await query.answer(not_allowed(context.t), show_alert=True)

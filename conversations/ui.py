@@ -12,6 +12,7 @@ from bot.commands import FIRST_COMMANDS, Menus
 from bot.feature import ADMIN_MENU
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Localized, Translator, escape
 from bot.settings import Settings
+from conversations.callbacks import Language
 from storage.access import PERMISSIONS, Permission, Person
 from storage.models import Signal
 
@@ -33,8 +34,8 @@ STATUS_LABELS: dict[str, str] = {
 }
 
 # The largest id a button or link may carry: ids fit in the database's 32-bit integers, and
-# callback patterns accept at most 9 digits (``\d{1,9}``), so a forged or oversized id is a
-# stale button and never reaches the database.
+# callback data carry at most 9 digits (``conversations.callbacks.Id``), so a forged or
+# oversized id is a stale button and never reaches the database.
 MAX_ID_DIGITS = 9
 
 
@@ -107,10 +108,10 @@ def paged_keyboard(
     return InlineKeyboardMarkup([*rows, paging])
 
 
-def language_keyboard(prefix: str) -> InlineKeyboardMarkup:
-    """Buttons to choose a language; callback data ``<prefix>:<code>``."""
+def language_keyboard() -> InlineKeyboardMarkup:
+    """Buttons to choose a language (callback data :class:`~conversations.callbacks.Language`)."""
     return keyboard(
-        ((name, f"{prefix}:{code}") for code, name in LANGUAGE_NAMES.items()), columns=2
+        ((name, Language(code).pack()) for code, name in LANGUAGE_NAMES.items()), columns=2
     )
 
 

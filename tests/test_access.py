@@ -105,6 +105,7 @@ RESIDENT_BUTTONS = (
     "bemiddeling:0123abcd:summary:send",
     "mref:1:yes",
     "mcase:p2:ABCDE23456:agree",
+    "mcase:p2:ABCDE23456:decline",
     "mcase:p2:ABCDE23456:call",
     "mcase:nz:1:beter",
     "mcase:ans:1:1",

@@ -30,6 +30,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_
 from conversations import relay
+from conversations.callbacks import FollowUp, Report, ReportPage, ReportStatus
 from conversations.cases.actions import on_page, on_refer, on_show, on_status_menu, on_take, stale
 from conversations.cases.commands import melding_command, open_command
 from conversations.cases.common import (
@@ -71,11 +72,11 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         [
             CallbackQueryHandler(
                 on_status_chosen,
-                pattern=r"^cases:status:(\d{1,9}):(nieuw|in_behandeling|afgehandeld)$",
+                pattern=ReportStatus.pattern,
             ),
-            CallbackQueryHandler(on_note_chosen, pattern=r"^cases:note:(\d{1,9})$"),
-            CallbackQueryHandler(on_reply_chosen, pattern=r"^cases:reply:(\d{1,9})$"),
-            CallbackQueryHandler(on_answer_chosen, pattern=r"^cases:answer:(\d{1,9})$"),
+            CallbackQueryHandler(on_note_chosen, pattern=Report.matching(action="note")),
+            CallbackQueryHandler(on_reply_chosen, pattern=Report.matching(action="reply")),
+            CallbackQueryHandler(on_answer_chosen, pattern=Report.matching(action="answer")),
         ],
         [
             Field(STATUS_NOTE, on_status_note),
@@ -86,7 +87,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         leave={"open": open_command, "melding": melding_command},
         also={
             STATUS_NOTE: [
-                CallbackQueryHandler(on_without_note, pattern=r"^cases:nonote:(\d{1,9})$"),
+                CallbackQueryHandler(on_without_note, pattern=Report.matching(action="nonote")),
             ],
         },
     )
@@ -94,12 +95,12 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         conversation,
         CommandHandler("open", open_command, filters=PRIVATE),
         CommandHandler("melding", melding_command, filters=PRIVATE),
-        CallbackQueryHandler(on_page, pattern=r"^cases:page:(\d{1,9})$"),
-        CallbackQueryHandler(on_show, pattern=r"^cases:show:(\d{1,9})$"),
-        CallbackQueryHandler(on_take, pattern=r"^cases:take:(\d{1,9})$"),
-        CallbackQueryHandler(on_status_menu, pattern=r"^cases:status:(\d{1,9})$"),
-        CallbackQueryHandler(on_refer, pattern=r"^cases:refer:(\d{1,9})$"),
-        CallbackQueryHandler(on_followup, pattern=r"^cases:fu:(\d{1,9}):(yes|no|unknown)$"),
+        CallbackQueryHandler(on_page, pattern=ReportPage.pattern),
+        CallbackQueryHandler(on_show, pattern=Report.matching(action="show")),
+        CallbackQueryHandler(on_take, pattern=Report.matching(action="take")),
+        CallbackQueryHandler(on_status_menu, pattern=Report.matching(action="status")),
+        CallbackQueryHandler(on_refer, pattern=Report.matching(action="refer")),
+        CallbackQueryHandler(on_followup, pattern=FollowUp.pattern),
         CallbackQueryHandler(stale, pattern=r"^cases:"),
     ]
 

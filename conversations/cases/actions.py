@@ -8,6 +8,7 @@ from telegram.error import BadRequest
 from bot.context import BuurtContext
 from bot.i18n import Html, Translator
 from conversations import relay, steps
+from conversations.callbacks import Referral, Report, ReportPage, ReportStatus
 from conversations.cases.common import _pressed_signal, _pro_signal
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button
@@ -27,7 +28,7 @@ async def on_page(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    view = await _open_page(context, user_id, int(steps.match(context, 1)))
+    view = await _open_page(context, user_id, ReportPage.of(update).page)
     if view is None:
         await steps.refuse(query, context)
         return
@@ -42,7 +43,7 @@ async def on_page(update: Update, context: BuurtContext) -> None:
 
 async def on_show(update: Update, context: BuurtContext) -> None:
     """A report in the /open list (or under an alert): show it."""
-    pressed = await _pressed_signal(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_signal(update, context, Report.of(update).signal)
     if pressed is None:
         return
     query, user_id, signal = pressed
@@ -59,7 +60,7 @@ async def on_take(update: Update, context: BuurtContext) -> None:
     t = context.t
     async with context.db.begin() as session:
         _, signal = await _pro_signal(
-            session, context, user_id, int(steps.match(context, 1)), for_update=True
+            session, context, user_id, Report.of(update).signal, for_update=True
         )
         open_ = signal is not None and signal.status != WITHDRAWN
         taken = (
@@ -104,7 +105,7 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
     t = context.t
     refusal: str | None = None
     async with context.db.begin() as session:
-        person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        person, signal = await _pro_signal(session, context, user_id, Report.of(update).signal)
         if signal is None or signal.resident is None:
             refusal = not_allowed(t)
         elif not await store.propose_mediation(session, signal, user_id, now=context.now):
@@ -122,7 +123,7 @@ async def on_refer(update: Update, context: BuurtContext) -> None:
                 context,
                 session,
                 relay.message(
-                    relay.key(f"cases:refer:{signal.id}", reporter),
+                    relay.key(Report("refer", signal.id).pack(), reporter),
                     reporter,
                     "cases:proposal",
                     _mediation_proposal(their, role, reference),
@@ -151,8 +152,8 @@ def _proposal_buttons(t: Translator, signal_id: int) -> InlineKeyboardMarkup:
     """Yes / no to a proposal of mediation (answered in the mediation intake)."""
     return keyboard(
         [
-            (t("Yes, I want to ask for mediation"), f"mref:{signal_id}:yes"),
-            (t("No, thank you"), f"mref:{signal_id}:no"),
+            (t("Yes, I want to ask for mediation"), Referral(signal_id, "yes").pack()),
+            (t("No, thank you"), Referral(signal_id, "no").pack()),
         ]
     )
 
@@ -171,7 +172,7 @@ def _mediation_proposal(t: Translator, role: str, reference: str) -> str:
 
 async def on_status_menu(update: Update, context: BuurtContext) -> None:
     """Status: offer the other statuses."""
-    pressed = await _pressed_signal(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_signal(update, context, Report.of(update).signal)
     if pressed is None:
         return
     query, user_id, signal = pressed
@@ -181,7 +182,7 @@ async def on_status_menu(update: Update, context: BuurtContext) -> None:
         return
     await query.answer()
     choices = [
-        (status_label(t, status), f"cases:status:{signal.id}:{status}")
+        (status_label(t, status), ReportStatus(signal.id, status).pack())
         for status in STATUSES
         if status != signal.status
     ]

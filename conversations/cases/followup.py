@@ -13,6 +13,7 @@ from bot.context import BuurtContext
 from bot.i18n import Translator
 from bot.outbox import Settled
 from conversations import desk, steps
+from conversations.callbacks import FollowUp
 from conversations.cases.common import FOLLOWUP_LABELS
 from conversations.cases.notices import _followup_question, _reopened_alert
 from conversations.ui import local_date
@@ -30,12 +31,11 @@ async def on_followup(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    answer = steps.match(context, 2)
+    press = FollowUp.of(update)
+    answer = press.answer
     alert_to: dict[int, str] = {}
     async with context.db.begin() as session:
-        signal = await store.own_signal(
-            session, user_id, int(steps.match(context, 1)), for_update=True
-        )
+        signal = await store.own_signal(session, user_id, press.signal, for_update=True)
         result = (
             await store.answer_followup(session, signal, answer, now=context.now)
             if signal

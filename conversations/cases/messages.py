@@ -11,6 +11,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import desk, relay, steps
+from conversations.callbacks import Report
 from conversations.cases.common import ANSWER, FLOW, NOTE, REPLY, _pro_signal, _remember
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _show_button, _to_professional, _to_reporter
@@ -28,7 +29,7 @@ async def _ask_typed(
     prompt: Callable[[Translator, Signal], str],
 ) -> State:
     """A button that starts a typed step: check who may, remember the signal, ask."""
-    signal_id = int(steps.match(context, 1))
+    signal_id = Report.of(update).signal
     pressed = await desk.pressed_on(
         update, context, lambda session, user_id: lookup(session, user_id, signal_id)
     )
@@ -92,7 +93,7 @@ async def on_reply_chosen(update: Update, context: BuurtContext) -> State:
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        person, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        person, signal = await _pro_signal(session, context, user_id, Report.of(update).signal)
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -159,7 +160,7 @@ async def on_reply(update: Update, context: BuurtContext, pending: Draft, text: 
                 context,
                 session,
                 relay.message(
-                    relay.key(step_key or f"cases:reply:{event.id}", resident.telegram_id),
+                    relay.key(step_key or Report("reply", event.id).pack(), resident.telegram_id),
                     resident.telegram_id,
                     "cases:reply",
                     relayed,
@@ -241,7 +242,7 @@ async def on_answer(update: Update, context: BuurtContext, pending: Draft, text:
             added = await relay.to_each(
                 context,
                 session,
-                step_key or f"cases:answer:{event.id}",
+                step_key or Report("answer", event.id).pack(),
                 "cases:answer",
                 await steps.languages(context, session, targets),
                 lambda their: _to_professional(their, signal, text),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup
 
 from bot.i18n import Translator
+from conversations.callbacks import FollowUp, Report
 from conversations.cases.common import FOLLOWUP_LABELS
 from conversations.ui import category_label, keyboard, role_label, status_label
 from storage.models import Signal
@@ -41,7 +42,7 @@ def _to_reporter(
         text=text,
         role=role_label(t, role),
     )
-    return relayed, keyboard([("↩️ " + t("Answer"), f"cases:answer:{signal.id}")])
+    return relayed, keyboard([("↩️ " + t("Answer"), Report("answer", signal.id).pack())])
 
 
 def _to_professional(t: Translator, signal: Signal, text: str) -> tuple[str, InlineKeyboardMarkup]:
@@ -53,8 +54,8 @@ def _to_professional(t: Translator, signal: Signal, text: str) -> tuple[str, Inl
     )
     markup = keyboard(
         [
-            ("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"),
-            ("🔎 " + t("Show report"), f"cases:show:{signal.id}"),
+            ("✉️ " + t("Reply to reporter"), Report("reply", signal.id).pack()),
+            ("🔎 " + t("Show report"), Report("show", signal.id).pack()),
         ],
         columns=2,
     )
@@ -62,7 +63,7 @@ def _to_professional(t: Translator, signal: Signal, text: str) -> tuple[str, Inl
 
 
 def _show_button(t: Translator, signal: Signal) -> InlineKeyboardMarkup:
-    return keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
+    return keyboard([("🔎 " + t("Show report"), Report("show", signal.id).pack())])
 
 
 def _reopened_alert(t: Translator, signal: Signal) -> tuple[str, InlineKeyboardMarkup]:
@@ -74,7 +75,7 @@ def _reopened_alert(t: Translator, signal: Signal) -> tuple[str, InlineKeyboardM
         category=category_label(t, signal.category),
         status=status_label(t, signal.status),
     )
-    return alert, keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
+    return alert, keyboard([("🔎 " + t("Show report"), Report("show", signal.id).pack())])
 
 
 def _followup_question(
@@ -88,7 +89,7 @@ def _followup_question(
         date=date,
     )
     markup = keyboard(
-        [(t(label), f"cases:fu:{signal.id}:{value}") for value, label in FOLLOWUP_LABELS.items()],
+        [(t(label), FollowUp(signal.id, value).pack()) for value, label in FOLLOWUP_LABELS.items()],
         columns=3,
     )
     return text, markup

@@ -11,6 +11,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
+from conversations.callbacks import Report, ReportStatus
 from conversations.cases.common import FLOW, STATUS_NOTE, _pro_signal, _remember
 from conversations.cases.followup import RELAY_HOOK
 from conversations.cases.notices import _closed_notice, _show_button
@@ -31,9 +32,10 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    to_status = steps.match(context, 2)
+    press = ReportStatus.of(update)
+    to_status = press.status
     async with context.db.begin() as session:
-        _, signal = await _pro_signal(session, context, user_id, int(steps.match(context, 1)))
+        _, signal = await _pro_signal(session, context, user_id, press.signal)
     if signal is None:
         await steps.refuse(query, context)
         return None
@@ -75,7 +77,7 @@ async def on_status_chosen(update: Update, context: BuurtContext) -> State:
     await context.bot.send_message(
         user_id,
         "\n".join(lines),
-        reply_markup=keyboard([(t("Without note"), f"cases:nonote:{signal.id}")]),
+        reply_markup=keyboard([(t("Without note"), Report("nonote", signal.id).pack())]),
     )
     return STATUS_NOTE
 
@@ -92,7 +94,7 @@ async def on_without_note(update: Update, context: BuurtContext) -> State:
     if pressed is None:
         return None
     query, _ = pressed
-    if pending is None or str(pending["signal_id"]) != steps.match(context, 1):
+    if pending is None or str(pending["signal_id"]) != str(Report.of(update).signal):
         await query.answer(context.t("This button is no longer active."), show_alert=True)
         return None
     await query.answer()

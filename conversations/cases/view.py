@@ -11,6 +11,7 @@ from telegram.error import BadRequest
 from bot.context import BuurtContext
 from bot.i18n import Html, Translator, escape
 from conversations import relay, steps
+from conversations.callbacks import Report, ReportPage
 from conversations.cases.common import (
     ADDED_PHOTOS_SHOWN,
     DESCRIPTION_SHOWN,
@@ -144,14 +145,14 @@ def _detail_buttons(t: Translator, signal: Signal, viewer: int) -> InlineKeyboar
     buttons = []
     withdrawn = signal.status == WITHDRAWN
     if signal.assigned_to != viewer and not withdrawn:
-        buttons.append(("✋ " + t("Take"), f"cases:take:{signal.id}"))
+        buttons.append(("✋ " + t("Take"), Report("take", signal.id).pack()))
     if not withdrawn:
-        buttons.append(("🔄 " + t("Status"), f"cases:status:{signal.id}"))
-    buttons.append(("📝 " + t("Note"), f"cases:note:{signal.id}"))
+        buttons.append(("🔄 " + t("Status"), Report("status", signal.id).pack()))
+    buttons.append(("📝 " + t("Note"), Report("note", signal.id).pack()))
     if signal.resident_id is not None:
-        buttons.append(("✉️ " + t("Reply to reporter"), f"cases:reply:{signal.id}"))
+        buttons.append(("✉️ " + t("Reply to reporter"), Report("reply", signal.id).pack()))
         if not withdrawn and store.mediation_answer(signal) is None:
-            buttons.append(("🤝 " + t("Propose mediation"), f"cases:refer:{signal.id}"))
+            buttons.append(("🤝 " + t("Propose mediation"), Report("refer", signal.id).pack()))
     return keyboard(buttons, columns=2)
 
 
@@ -240,17 +241,19 @@ def _open_view(
             ),
         ]
         label = f"🔎 {signal.reference} · {category_label(t, signal.category)}"
-        rows.append([InlineKeyboardButton(label, callback_data=f"cases:show:{signal.id}")])
+        rows.append([InlineKeyboardButton(label, callback_data=Report("show", signal.id).pack())])
     nav = []
     if listing.page > 0:
         nav.append(
             InlineKeyboardButton(
-                "‹ " + t("previous"), callback_data=f"cases:page:{listing.page - 1}"
+                "‹ " + t("previous"), callback_data=ReportPage(listing.page - 1).pack()
             )
         )
     if listing.page < listing.pages - 1:
         nav.append(
-            InlineKeyboardButton(t("next") + " ›", callback_data=f"cases:page:{listing.page + 1}")
+            InlineKeyboardButton(
+                t("next") + " ›", callback_data=ReportPage(listing.page + 1).pack()
+            )
         )
     if nav:
         rows.append(nav)

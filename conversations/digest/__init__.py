@@ -36,6 +36,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_
 from conversations import steps
+from conversations.callbacks import AlertMode
 from conversations.digest.alerts import on_signal_created
 from conversations.digest.common import hotspot_rules, wijk_settings
 from conversations.digest.daily import DIGEST_HOOK, digest_settled, run_wijk, start_jobs
@@ -71,9 +72,7 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     return [
         CommandHandler("overzicht", overview, filters=PRIVATE),
         CommandHandler("meldingen_instellen", alert_settings, filters=PRIVATE),
-        CallbackQueryHandler(
-            on_alert_mode, pattern=r"^digest:alerts:(\d{1,9}):(immediate|digest)$"
-        ),
+        CallbackQueryHandler(on_alert_mode, pattern=AlertMode.pattern),
         CallbackQueryHandler(steps.stale_button(Permission.DIGEST), pattern=r"^digest:"),
     ]
 

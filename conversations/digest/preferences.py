@@ -9,6 +9,7 @@ from telegram.error import BadRequest
 
 from bot.context import BuurtContext
 from conversations import steps
+from conversations.callbacks import AlertMode
 from conversations.digest.common import wijk_settings
 from conversations.ui import keyboard, not_allowed
 from storage import access
@@ -40,7 +41,7 @@ async def _alert_settings(
             buttons.append(
                 (
                     t("{wijk}: only in the digest", wijk=wijk.name),
-                    f"digest:alerts:{wijk.id}:{digests.DIGEST_ONLY}",
+                    AlertMode(wijk.id, digests.DIGEST_ONLY).pack(),
                 )
             )
         else:
@@ -50,7 +51,7 @@ async def _alert_settings(
             buttons.append(
                 (
                     t("{wijk}: each new signal at once", wijk=wijk.name),
-                    f"digest:alerts:{wijk.id}:{digests.IMMEDIATE}",
+                    AlertMode(wijk.id, digests.IMMEDIATE).pack(),
                 )
             )
     lines.append("")
@@ -82,7 +83,8 @@ async def on_alert_mode(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    wijk_id, mode = int(steps.match(context, 1)), steps.match(context, 2)
+    chosen = AlertMode.of(update)
+    wijk_id, mode = chosen.wijk, chosen.mode
     async with context.db.begin() as session:
         person = await access.person(session, user_id, context.settings.admins)
         allowed = person.may(Permission.DIGEST, wijk_id)

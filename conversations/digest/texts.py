@@ -9,6 +9,7 @@ from telegram import InlineKeyboardMarkup
 
 from bot.charts import WeeklyChart
 from bot.i18n import Html, Translator, escape
+from conversations.callbacks import Report
 from conversations.ui import (
     category_label,
     keyboard,
@@ -285,5 +286,5 @@ def signal_alert_text(t: Translator, signal: Signal) -> tuple[str, InlineKeyboar
         lines.append(t("contact: {name}", name=signal.contact_name))
     lines.append("")
     lines.append(t("You get each new signal at once. Only in the digest? /meldingen_instellen"))
-    markup = keyboard([("🔎 " + t("Show report"), f"cases:show:{signal.id}")])
+    markup = keyboard([("🔎 " + t("Show report"), Report("show", signal.id).pack())])
     return "\n".join(lines), markup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler
 
 from bot.i18n import Translator
+from conversations.callbacks import FlowPress
 from conversations.flow.declaration import SUMMARY, Callback, Draft, FlowDeclaration
 from conversations.ui import is_id, keyboard, paged_keyboard
 from storage.models import Wijk
@@ -24,11 +26,11 @@ class FlowButtons(FlowDeclaration):
 
     def data(self, draft: Draft, step: str, value: str = "") -> str:
         """Callback data of a button: ``<flow>:<nonce>:<step>:<value>``."""
-        return f"{self.name}:{draft['nonce']}:{step}:{value}"
+        return FlowPress(self.name, str(draft["nonce"]), step, value).pack()
 
-    def pattern(self, step: str) -> str:
+    def pattern(self, step: str) -> re.Pattern[str]:
         """The anchored pattern of this step's buttons."""
-        return rf"^{self.name}:[0-9a-f]{{8}}:{step}:"
+        return FlowPress.matching(flow=self.name, step=step)
 
     def label(self, t: Translator, step: str, value: str) -> str:
         """The translated label of a fixed choice."""
@@ -96,12 +98,10 @@ class FlowButtons(FlowDeclaration):
 
     def value_of(self, update: Update, draft: Draft) -> str | None:
         """The value of a pressed button, or None when it belongs to another draft."""
-        query = update.callback_query
-        assert query is not None and query.data is not None
-        parts = query.data.split(":", 3)
-        if len(parts) != 4:
+        press = FlowPress.parse(update.callback_query.data if update.callback_query else None)
+        if press is None or press.flow != self.name:
             return None
-        return parts[3] if parts[1] == draft.get("nonce") else None
+        return press.value if press.nonce == draft.get("nonce") else None
 
     @staticmethod
     async def spend_buttons(update: Update) -> None:

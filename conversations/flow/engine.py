@@ -14,6 +14,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
 from bot.context import BuurtContext
+from conversations.callbacks import FlowSwitch
 from conversations.flow.part import (
     ACTIVE,
     FLOWS,
@@ -89,10 +90,10 @@ class _Engine:
         options = []
         # Keeping makes sense only for another flow: the same flow has one draft.
         if current.resume is not None and current is not target:
-            options.append((t("Keep it for later"), f"flow:switch:{nonce}:keep"))
+            options.append((t("Keep it for later"), FlowSwitch(nonce, "keep").pack()))
         options += [
-            (t("Stop it"), f"flow:switch:{nonce}:stop"),
-            (t("Go back to it"), f"flow:switch:{nonce}:back"),
+            (t("Stop it"), FlowSwitch(nonce, "stop").pack()),
+            (t("Go back to it"), FlowSwitch(nonce, "back").pack()),
         ]
         message = update.effective_message
         assert message is not None
@@ -112,7 +113,8 @@ class _Engine:
         assert query is not None and query.data is not None
         data = context.user_data
         pending = data.get(SWITCH) if data is not None else None
-        _, _, nonce, choice = query.data.split(":", 3)
+        pressed = FlowSwitch.of(update)
+        nonce, choice = pressed.nonce, pressed.choice
         current = self.parts.get(_active(context) or "")
         target = self.parts.get(pending["to"]) if pending else None
         if data is None or pending is None or pending.get("nonce") != nonce or target is None:
@@ -207,7 +209,7 @@ def one_conversation(parts: Sequence[FlowPart]) -> ConversationHandler[Any]:
             states=states,
             fallbacks=[
                 *switches,
-                CallbackQueryHandler(engine.on_switch, pattern=r"^flow:switch:[0-9a-f]{8}:"),
+                CallbackQueryHandler(engine.on_switch, pattern=FlowSwitch.pattern),
             ],
             name=FLOWS,
             persistent=True,

@@ -18,6 +18,7 @@ from telegram.ext import (
 
 from bot.context import BuurtContext
 from bot.i18n import N_, escape
+from conversations.callbacks import FlowPress
 from conversations.flow.asking import FlowAsking
 from conversations.flow.declaration import PRIVATE, SUMMARY, Callback, Draft, State, Step
 from conversations.flow.guard import behaviour_request, keep_label, too_long
@@ -64,15 +65,13 @@ class GuidedFlow(FlowAsking):
         older summary) says what it was stored as; anything else is a stale button."""
 
         async def callback(update: Update, context: BuurtContext) -> None:
-            query = update.callback_query
-            assert query is not None and query.data is not None
-            nonce = query.data.split(":")[1]
+            nonce = FlowPress.of(update).nonce
             if not await self.already_sent(update, context, nonce):
                 await self.stale_button(update, context)
 
         callback.__doc__ = "A send button of a draft that was already sent."
         return CallbackQueryHandler(
-            callback, pattern=rf"^{self.name}:[0-9a-f]{{8}}:{SUMMARY}:send$"
+            callback, pattern=FlowPress.matching(flow=self.name, step=SUMMARY, value="send")
         )
 
     def button_step(
@@ -231,8 +230,12 @@ class GuidedFlow(FlowAsking):
 
         The send button of a draft that was sent already says what it was stored as."""
         query = update.callback_query
-        parts = (query.data or "").split(":") if query is not None else []
-        if parts[2:] == [SUMMARY, "send"] and await self.already_sent(update, context, parts[1]):
+        press = FlowPress.parse(query.data if query is not None else None)
+        if (
+            press is not None
+            and (press.step, press.value) == (SUMMARY, "send")
+            and await self.already_sent(update, context, press.nonce)
+        ):
             return
         if query is not None:
             await query.answer(

@@ -26,6 +26,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature, Job
 from bot.i18n import N_
+from conversations.callbacks import Guests, Koffie
 from conversations.flow import PRIVATE
 from conversations.koffie.announcement import (
     refresh_announcement,
@@ -80,15 +81,17 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("koffie", koffie, filters=PRIVATE),
         CommandHandler("koppel", koppel, filters=PRIVATE),
         CommandHandler("beheer", manage, filters=PRIVATE),
-        CallbackQueryHandler(on_join, pattern=r"^koffie:join:\d{1,9}$"),
-        CallbackQueryHandler(on_guests, pattern=r"^koffie:guests:\d{1,9}:\d$"),
-        CallbackQueryHandler(on_leave, pattern=r"^koffie:leave:\d{1,9}$"),
-        CallbackQueryHandler(on_ics, pattern=r"^koffie:ics:\d{1,9}$"),
-        CallbackQueryHandler(on_rsvp, pattern=r"^koffie:rsvp:\d{1,9}$"),
-        CallbackQueryHandler(show_moment, pattern=r"^koffie:m:\d{1,9}$"),
-        CallbackQueryHandler(ask_cancel, pattern=r"^koffie:cancel(series)?:\d{1,9}$"),
-        CallbackQueryHandler(confirm_cancel, pattern=r"^koffie:cancel(series)?-yes:\d{1,9}$"),
-        CallbackQueryHandler(keep_moment, pattern=r"^koffie:keep:\d{1,9}$"),
+        CallbackQueryHandler(on_join, pattern=Koffie.matching(action="join")),
+        CallbackQueryHandler(on_guests, pattern=Guests.pattern),
+        CallbackQueryHandler(on_leave, pattern=Koffie.matching(action="leave")),
+        CallbackQueryHandler(on_ics, pattern=Koffie.matching(action="ics")),
+        CallbackQueryHandler(on_rsvp, pattern=Koffie.matching(action="rsvp")),
+        CallbackQueryHandler(show_moment, pattern=Koffie.matching(action="m")),
+        CallbackQueryHandler(ask_cancel, pattern=Koffie.matching(action="cancel")),
+        CallbackQueryHandler(ask_cancel, pattern=Koffie.matching(action="cancelseries")),
+        CallbackQueryHandler(confirm_cancel, pattern=Koffie.matching(action="cancel-yes")),
+        CallbackQueryHandler(confirm_cancel, pattern=Koffie.matching(action="cancelseries-yes")),
+        CallbackQueryHandler(keep_moment, pattern=Koffie.matching(action="keep")),
         PLAN.sent_again(),
     ]
 

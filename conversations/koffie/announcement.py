@@ -12,6 +12,7 @@ from telegram.ext import Application
 
 from bot.context import BuurtApplication, BuurtContext
 from bot.i18n import Translator
+from conversations.callbacks import Koffie
 from conversations.koffie.common import kind_label, when_text
 from storage import gatherings
 from storage.models import Moment
@@ -55,7 +56,8 @@ def announcement_text(
         [
             [
                 InlineKeyboardButton(
-                    t("I'm coming ☕ ({n})", n=people), callback_data=f"koffie:rsvp:{moment.id}"
+                    t("I'm coming ☕ ({n})", n=people),
+                    callback_data=Koffie("rsvp", moment.id).pack(),
                 )
             ]
         ]

@@ -8,6 +8,7 @@ from telegram import CallbackQuery, Update, User
 from telegram.ext import filters
 
 from bot.i18n import N_, Translator
+from conversations.callbacks import Koffie
 from conversations.flow import PRIVATE
 from conversations.ui import local_datetime
 from storage import gatherings
@@ -44,5 +45,5 @@ def pressed_moment(update: Update) -> tuple[CallbackQuery, User, int]:
     (the pattern that routed it here made sure the id is there)."""
     query = update.callback_query
     user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    return query, user, int(query.data.rsplit(":", 1)[1])
+    assert query is not None and user is not None
+    return query, user, Koffie.of(update).moment

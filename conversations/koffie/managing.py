@@ -13,6 +13,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 
 from bot.context import BuurtContext
 from bot.i18n import Translator
+from conversations.callbacks import Koffie
 from conversations.flow import PRIVATE, FlowPart, State, persistent_conversation
 from conversations.koffie.announcement import refresh_announcement, refresh_wijk_announcements
 from conversations.koffie.common import (
@@ -68,7 +69,7 @@ async def manage(update: Update, context: BuurtContext) -> None:
         (
             f"{when_text(t, m, tz)} · {kind_label(t, m.kind)[:20]}"
             + (f" ({numbers[m.id].people})" if m.kind == "koffie" else ""),
-            f"koffie:m:{m.id}",
+            Koffie("m", m.id).pack(),
         )
         for m in sorted(moments, key=lambda m: m.starts_at)
     ]
@@ -124,11 +125,11 @@ async def show_moment(update: Update, context: BuurtContext) -> None:
             )
     buttons = []
     if moment.cancelled_at is None:
-        buttons.append((t("Change place or time of this date"), f"koffie:editm:{moment.id}"))
-        buttons.append((t("Cancel this date"), f"koffie:cancel:{moment.id}"))
+        buttons.append((t("Change place or time of this date"), Koffie("editm", moment.id).pack()))
+        buttons.append((t("Cancel this date"), Koffie("cancel", moment.id).pack()))
         if moment.series.repeat != "none" and moment.series.cancelled_at is None:
-            buttons.append((t("Change the whole series"), f"koffie:edits:{moment.id}"))
-            buttons.append((t("Cancel the whole series"), f"koffie:cancelseries:{moment.id}"))
+            buttons.append((t("Change the whole series"), Koffie("edits", moment.id).pack()))
+            buttons.append((t("Cancel the whole series"), Koffie("cancelseries", moment.id).pack()))
     await query.answer()
     await update.effective_message.reply_text(
         "\n".join(lines), reply_markup=keyboard(buttons) if buttons else None
@@ -141,8 +142,8 @@ async def ask_cancel(update: Update, context: BuurtContext) -> None:
     if moment is None:
         return
     query = update.callback_query
-    assert query is not None and query.data is not None and update.effective_message is not None
-    whole = query.data.startswith("koffie:cancelseries:")
+    assert query is not None and update.effective_message is not None
+    whole = Koffie.of(update).action == "cancelseries"
     t = context.t
     await query.answer()
     await update.effective_message.reply_text(
@@ -156,9 +157,9 @@ async def ask_cancel(update: Update, context: BuurtContext) -> None:
             [
                 (
                     t("Yes, cancel"),
-                    f"koffie:{'cancelseries' if whole else 'cancel'}-yes:{moment.id}",
+                    Koffie("cancelseries-yes" if whole else "cancel-yes", moment.id).pack(),
                 ),
-                (t("No"), f"koffie:keep:{moment.id}"),
+                (t("No"), Koffie("keep", moment.id).pack()),
             ],
             columns=2,
         ),
@@ -171,8 +172,8 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
     if moment is None:
         return
     query = update.callback_query
-    assert query is not None and query.data is not None
-    whole = query.data.startswith("koffie:cancelseries-yes:")
+    assert query is not None
+    whole = Koffie.of(update).action == "cancelseries-yes"
     t = context.t
     async with context.db.begin() as session:
         fresh = await gatherings.get_moment(session, moment.id)
@@ -266,8 +267,8 @@ async def ask_edit(update: Update, context: BuurtContext) -> State:
     if moment is None:
         return ConversationHandler.END
     query = update.callback_query
-    assert query is not None and query.data is not None and context.user_data is not None
-    whole = query.data.startswith("koffie:edits:")
+    assert query is not None and context.user_data is not None
+    whole = Koffie.of(update).action == "edits"
     context.user_data["koffie_edit"] = {"moment": moment.id, "series": whole}
     await query.answer()
     assert update.effective_message is not None
@@ -376,7 +377,10 @@ async def cancel_edit(update: Update, context: BuurtContext) -> int:
 def editing_conversation() -> FlowPart:
     """Changing a date or a series: started by a button, continued by typing."""
     return persistent_conversation(
-        entry_points=[CallbackQueryHandler(ask_edit, pattern=r"^koffie:edit[ms]:\d{1,9}$")],
+        entry_points=[
+            CallbackQueryHandler(ask_edit, pattern=Koffie.matching(action="editm")),
+            CallbackQueryHandler(ask_edit, pattern=Koffie.matching(action="edits")),
+        ],
         states={EDIT_VALUE: [MessageHandler(TYPED, on_edit_value)]},
         fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
         name="koffie_edit",

@@ -8,6 +8,7 @@ import logging
 from telegram import Message, Update
 
 from bot.context import BuurtContext
+from conversations.callbacks import Koffie
 from conversations.koffie.common import KOFFIE_KINDS, PRESENCE_KINDS, kind_label, when_text
 from conversations.ui import keyboard, short_date
 from storage import gatherings
@@ -76,9 +77,9 @@ async def koffie(update: Update, context: BuurtContext) -> None:
         )
         short = short_date(moment.starts_at, tz)
         if moment.id in mine:
-            buttons.append((t("Cancel {date}", date=short), f"koffie:leave:{moment.id}"))
+            buttons.append((t("Cancel {date}", date=short), Koffie("leave", moment.id).pack()))
         else:
-            buttons.append((t("Sign up {date}", date=short), f"koffie:join:{moment.id}"))
+            buttons.append((t("Sign up {date}", date=short), Koffie("join", moment.id).pack()))
     lines.append(t("Everyone is welcome: come by for a cup of coffee and a chat."))
     await message.reply_text("\n".join(lines), reply_markup=keyboard(buttons, columns=2))
 

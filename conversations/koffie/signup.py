@@ -11,6 +11,7 @@ from telegram.error import BadRequest
 
 from bot.context import BuurtContext
 from bot.i18n import Translator
+from conversations.callbacks import Guests, Koffie
 from conversations.koffie.announcement import schedule_count_update
 from conversations.koffie.common import kind_label, pressed_moment, when_text
 from conversations.ui import keyboard
@@ -43,7 +44,7 @@ def _signed_up_markup(t: Translator, moment: Moment, guests: int) -> InlineKeybo
     guest_buttons = [
         (
             ("✔️ " if n == guests else "") + (t("Just me") if n == 0 else f"+{n}"),
-            f"koffie:guests:{moment.id}:{n}",
+            Guests(moment.id, n).pack(),
         )
         for n in range(MAX_GUESTS + 1)
     ]
@@ -52,9 +53,9 @@ def _signed_up_markup(t: Translator, moment: Moment, guests: int) -> InlineKeybo
             *keyboard(guest_buttons, columns=4).inline_keyboard,
             [
                 InlineKeyboardButton(
-                    "📅 " + t("Add to calendar"), callback_data=f"koffie:ics:{moment.id}"
+                    "📅 " + t("Add to calendar"), callback_data=Koffie("ics", moment.id).pack()
                 ),
-                InlineKeyboardButton(t("Cancel"), callback_data=f"koffie:leave:{moment.id}"),
+                InlineKeyboardButton(t("Cancel"), callback_data=Koffie("leave", moment.id).pack()),
             ],
         ]
     )
@@ -128,20 +129,19 @@ async def on_guests(update: Update, context: BuurtContext) -> None:
     """How many people someone brings along."""
     query = update.callback_query
     user = update.effective_user
-    assert query is not None and query.data is not None and user is not None
-    _, _, moment_id, guests = query.data.split(":")
+    assert query is not None and user is not None
+    pressed = Guests.of(update)
+    moment_id, guests = pressed.moment, pressed.guests
     t = context.t
     refusal: str | None = None
     async with context.db.begin() as session:
         resident = await get_resident(session, user.id)
-        signup = (
-            await gatherings.signup_of(session, int(moment_id), resident.id) if resident else None
-        )
+        signup = await gatherings.signup_of(session, moment_id, resident.id) if resident else None
         if signup is None or signup.cancelled_at is not None or signup.moment.cancelled_at:
             refusal = t("This button is no longer active.")
         else:
             try:
-                await gatherings.set_guests(session, signup, min(int(guests), MAX_GUESTS))
+                await gatherings.set_guests(session, signup, min(guests, MAX_GUESTS))
             except gatherings.Full:
                 refusal = t("Sorry, there is not enough room for that many.")
             moment = signup.moment

@@ -44,6 +44,16 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from bot.feature import Command, Feature, Job
 from bot.i18n import N_
 from conversations import relay
+from conversations.callbacks import (
+    AppointmentParties,
+    Invitation,
+    Mediation,
+    Nazorg,
+    Outcome,
+    PartyMessage,
+    Stage,
+    Undo,
+)
 from conversations.flow import PRIVATE, TYPED, Field
 from conversations.mediation_cases.actions import (
     on_close,
@@ -59,7 +69,6 @@ from conversations.mediation_cases.actions import (
 )
 from conversations.mediation_cases.commands import counts_command, list_cases, show_case
 from conversations.mediation_cases.common import (
-    _CODE,
     ANSWER,
     APPT_PARTIES,
     APPT_PLACE,
@@ -123,11 +132,13 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """The typed steps (two one-field flows), the commands and the buttons."""
     coordinator = FLOW.part(
         [
-            CallbackQueryHandler(on_mediators_chosen, pattern=r"^mcase:mediators:(\d{1,9})$"),
-            CallbackQueryHandler(on_note_chosen, pattern=r"^mcase:note:(\d{1,9})$"),
-            CallbackQueryHandler(on_appointment_chosen, pattern=r"^mcase:appt:(\d{1,9})$"),
-            CallbackQueryHandler(on_message_chosen, pattern=r"^mcase:msg:(\d{1,9}):([12])$"),
-            CallbackQueryHandler(on_answer_chosen, pattern=r"^mcase:ans:(\d{1,9}):([12])$"),
+            CallbackQueryHandler(
+                on_mediators_chosen, pattern=Mediation.matching(action="mediators")
+            ),
+            CallbackQueryHandler(on_note_chosen, pattern=Mediation.matching(action="note")),
+            CallbackQueryHandler(on_appointment_chosen, pattern=Mediation.matching(action="appt")),
+            CallbackQueryHandler(on_message_chosen, pattern=PartyMessage.matching(action="msg")),
+            CallbackQueryHandler(on_answer_chosen, pattern=PartyMessage.matching(action="ans")),
         ],
         [
             Field(MEDIATORS, on_mediators, MAX_MEDIATORS),
@@ -140,15 +151,13 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         leave={"zaak": show_case, "zaken": list_cases},
         also={
             APPT_PARTIES: [
-                CallbackQueryHandler(
-                    on_appointment_parties, pattern=r"^mcase:apptp:(\d{1,9}):(1|2|12)$"
-                ),
+                CallbackQueryHandler(on_appointment_parties, pattern=AppointmentParties.pattern),
                 MessageHandler(TYPED, choose_button),
             ],
         },
     )
     neighbour = PHONE_FLOW.part(
-        [CallbackQueryHandler(on_invite_call, pattern=rf"^mcase:p2:({_CODE}):call$")],
+        [CallbackQueryHandler(on_invite_call, pattern=Invitation.matching(answer="call"))],
         [Field(PHONE, on_neighbour_phone, None)],  # read as a phone number
     )
     return [
@@ -167,21 +176,18 @@ def build_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("zaken", list_cases, filters=PRIVATE),
         CommandHandler("zaak", show_case, filters=PRIVATE),
         CommandHandler("bemiddelingen", counts_command, filters=PRIVATE),
-        CallbackQueryHandler(on_show, pattern=r"^mcase:show:(\d{1,9})$"),
-        CallbackQueryHandler(on_take, pattern=r"^mcase:take:(\d{1,9})$"),
-        CallbackQueryHandler(on_next, pattern=r"^mcase:next:(\d{1,9}):([a-z0-9_]+)$"),
-        CallbackQueryHandler(on_skip, pattern=r"^mcase:skip:(\d{1,9}):([a-z0-9_]+)$"),
-        CallbackQueryHandler(on_undo, pattern=r"^mcase:undo:(\d{1,9}):(\d{1,9})$"),
-        CallbackQueryHandler(on_notes, pattern=r"^mcase:notes:(\d{1,9})$"),
-        CallbackQueryHandler(on_close, pattern=r"^mcase:close:(\d{1,9})$"),
-        CallbackQueryHandler(
-            on_outcome, pattern=rf"^mcase:out:(\d{{1,9}}):({'|'.join(store.OUTCOMES)})$"
-        ),
-        CallbackQueryHandler(on_invite, pattern=r"^mcase:invite:(\d{1,9})$"),
-        CallbackQueryHandler(on_invite_answer, pattern=rf"^mcase:p2:({_CODE}):(agree|decline)$"),
-        CallbackQueryHandler(
-            on_nazorg, pattern=rf"^mcase:nz:(\d{{1,9}}):({'|'.join(store.NAZORG_ANSWERS)})$"
-        ),
+        CallbackQueryHandler(on_show, pattern=Mediation.matching(action="show")),
+        CallbackQueryHandler(on_take, pattern=Mediation.matching(action="take")),
+        CallbackQueryHandler(on_next, pattern=Stage.matching(action="next")),
+        CallbackQueryHandler(on_skip, pattern=Stage.matching(action="skip")),
+        CallbackQueryHandler(on_undo, pattern=Undo.pattern),
+        CallbackQueryHandler(on_notes, pattern=Mediation.matching(action="notes")),
+        CallbackQueryHandler(on_close, pattern=Mediation.matching(action="close")),
+        CallbackQueryHandler(on_outcome, pattern=Outcome.pattern),
+        CallbackQueryHandler(on_invite, pattern=Mediation.matching(action="invite")),
+        CallbackQueryHandler(on_invite_answer, pattern=Invitation.matching(answer="agree")),
+        CallbackQueryHandler(on_invite_answer, pattern=Invitation.matching(answer="decline")),
+        CallbackQueryHandler(on_nazorg, pattern=Nazorg.pattern),
         CallbackQueryHandler(stale, pattern=r"^mcase:"),
     ]
 

@@ -11,6 +11,7 @@ from telegram import Update
 from bot.context import BuurtContext
 from bot.i18n import Html, Translator, escape
 from conversations import steps
+from conversations.callbacks import Mediation, Outcome, Stage, Undo
 from conversations.mediation_cases.common import (
     INVITE_PREFIX,
     OUTCOME_LABELS,
@@ -42,7 +43,7 @@ async def on_show(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    if not await _show(context, user_id, int(steps.match(context, 1))):
+    if not await _show(context, user_id, Mediation.of(update).case):
         await steps.refuse(query, context)
         return
     await query.answer()
@@ -91,7 +92,7 @@ async def on_take(update: Update, context: BuurtContext) -> None:
             )
         return t("You are now the coordinator of this case.")
 
-    await _change(update, context, int(steps.match(context, 1)), take)
+    await _change(update, context, Mediation.of(update).case, take)
 
 
 async def on_next(update: Update, context: BuurtContext) -> None:
@@ -101,11 +102,12 @@ async def on_next(update: Update, context: BuurtContext) -> None:
         return
     query, user_id = pressed
     t = context.t
-    from_stage = steps.match(context, 2)
+    press = Stage.of(update)
+    from_stage = press.stage
     refused: tuple[MediationCase, MediationParty | None] | None = None
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, press.case)
             if case is None:
                 raise Refusal(not_allowed(t))
             if case.stage != from_stage:
@@ -155,8 +157,8 @@ async def on_next(update: Update, context: BuurtContext) -> None:
             ),
             reply_markup=keyboard(
                 [
-                    ("⏭ " + t("Skip to agreements"), f"mcase:skip:{case.id}:{case.stage}"),
-                    ("🏁 " + t("Close"), f"mcase:close:{case.id}"),
+                    ("⏭ " + t("Skip to agreements"), Stage("skip", case.id, case.stage).pack()),
+                    ("🏁 " + t("Close"), Mediation("close", case.id).pack()),
                 ],
                 columns=2,
             ),
@@ -189,7 +191,7 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
     async def skip(session: AsyncSession, case: MediationCase, user_id: int) -> str:
         # Only past the joint talk, from the stage just before it.
         at = case.stage
-        if at != steps.match(context, 2) or store.next_stage(at) != store.JOINT_TALK:
+        if at != Stage.of(update).stage or store.next_stage(at) != store.JOINT_TALK:
             raise MediationProblem("not_forward")
         await store.move_stage(
             session,
@@ -201,7 +203,7 @@ async def on_skip(update: Update, context: BuurtContext) -> None:
         )
         return t("Stage is now: {stage}.", stage=_stage(t, store.AGREEMENTS)) + " " + _undo_hint(t)
 
-    await _change(update, context, int(steps.match(context, 1)), skip)
+    await _change(update, context, Stage.of(update).case, skip)
 
 
 async def on_undo(update: Update, context: BuurtContext) -> None:
@@ -212,18 +214,18 @@ async def on_undo(update: Update, context: BuurtContext) -> None:
         back = await store.undo_stage(
             session,
             case,
-            int(steps.match(context, 2)),
+            Undo.of(update).event,
             actor=store.pro_actor(user_id),
             now=context.now,
         )
         return t("Undone: the stage is {stage} again.", stage=_stage(t, back)) if back else None
 
-    await _change(update, context, int(steps.match(context, 1)), undo)
+    await _change(update, context, Undo.of(update).case, undo)
 
 
 async def on_notes(update: Update, context: BuurtContext) -> None:
     """Notes: every note of the case in full, over as many messages as needed."""
-    pressed = await _pressed_case(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_case(update, context, Mediation.of(update).case)
     if pressed is None:
         return
     query, user_id, case = pressed
@@ -260,7 +262,7 @@ async def on_notes(update: Update, context: BuurtContext) -> None:
 
 async def on_close(update: Update, context: BuurtContext) -> None:
     """Close: choose the outcome."""
-    pressed = await _pressed_case(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_case(update, context, Mediation.of(update).case)
     if pressed is None:
         return
     query, user_id, case = pressed
@@ -277,7 +279,7 @@ async def on_close(update: Update, context: BuurtContext) -> None:
             reference=case.reference,
         ),
         reply_markup=keyboard(
-            [(t(label), f"mcase:out:{case.id}:{code}") for code, label in OUTCOME_LABELS.items()],
+            [(t(label), Outcome(case.id, code).pack()) for code, label in OUTCOME_LABELS.items()],
             columns=2,
         ),
     )
@@ -286,7 +288,7 @@ async def on_close(update: Update, context: BuurtContext) -> None:
 async def on_outcome(update: Update, context: BuurtContext) -> None:
     """An outcome was chosen: close the case and thank the parties."""
     t = context.t
-    outcome = steps.match(context, 2)
+    outcome = Outcome.of(update).outcome
 
     async def close(session: AsyncSession, case: MediationCase, user_id: int) -> str:
         parties = await store.close_case(
@@ -300,7 +302,7 @@ async def on_outcome(update: Update, context: BuurtContext) -> None:
         await _tell(context, session, thank, _closing_message, key=_update_key(update))
         return t("Closed as: {outcome}.", outcome=_outcome(t, outcome))
 
-    await _change(update, context, int(steps.match(context, 1)), close)
+    await _change(update, context, Outcome.of(update).case, close)
 
 
 async def on_invite(update: Update, context: BuurtContext) -> None:
@@ -313,7 +315,7 @@ async def on_invite(update: Update, context: BuurtContext) -> None:
     settings = context.settings
     try:
         async with context.db.begin() as session:
-            case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+            case = await _case_for(session, context, user_id, Mediation.of(update).case)
             invited = (
                 await store.create_party_invite(
                     session,

@@ -7,6 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import BuurtContext
 from bot.i18n import Html, escape
 from conversations import desk
+from conversations.callbacks import Mediation
 from conversations.mediation_cases.common import (
     LIST_LIMIT,
     NAME_SHOWN,
@@ -68,7 +69,7 @@ async def list_cases(update: Update, context: BuurtContext) -> None:
             [
                 InlineKeyboardButton(
                     f"🔎 {case.reference} · {topic_label(t, case.topic)}",
-                    callback_data=f"mcase:show:{case.id}",
+                    callback_data=Mediation("show", case.id).pack(),
                 )
             ]
         )

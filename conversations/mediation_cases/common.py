@@ -96,8 +96,6 @@ INVITE_ANSWER_LABELS: dict[str, str] = {
     "decline": N_("No, thank you"),
     "call": N_("Call me first"),
 }
-# A neighbour's code: 10 characters, or 8 for one made before codes grew longer.
-_CODE = f"[{store.CODE_ALPHABET}]{{8}}(?:[{store.CODE_ALPHABET}]{{2}})?"
 
 # History entries shown with their text (a note, a relayed message).
 QUOTED = (store.NOTE, store.MESSAGE_OUT, store.MESSAGE_UNDELIVERED, store.MESSAGE_IN)

@@ -15,6 +15,7 @@ from bot.context import BuurtContext
 from bot.i18n import Html, Translator, escape
 from bot.outbox import Settled
 from conversations import steps
+from conversations.callbacks import Nazorg, PartyMessage
 from conversations.mediation_cases.common import (
     DIGEST_JOB,
     NAZORG_JOB,
@@ -80,7 +81,9 @@ def _appointment_notice(
         time=local.strftime("%H:%M"),
         place=target.place or "?",
     )
-    markup = keyboard([("↩️ " + t("Answer"), f"mcase:ans:{target.case_id}:{target.party}")])
+    markup = keyboard(
+        [("↩️ " + t("Answer"), PartyMessage("ans", target.case_id, target.party).pack())]
+    )
     return text, markup
 
 
@@ -91,7 +94,7 @@ def _nazorg_question(t: Translator, party_id: int) -> tuple[str, InlineKeyboardM
         "Your answer goes only to the mediation team."
     )
     markup = keyboard(
-        [(t(label), f"mcase:nz:{party_id}:{code}") for code, label in NAZORG_LABELS.items()],
+        [(t(label), Nazorg(party_id, code).pack()) for code, label in NAZORG_LABELS.items()],
         columns=3,
     )
     return text, markup

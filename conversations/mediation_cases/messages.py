@@ -8,6 +8,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
+from conversations.callbacks import Mediation, PartyMessage
 from conversations.flow import Draft, State
 from conversations.mediation_cases.common import (
     ANSWER,
@@ -36,12 +37,12 @@ def _unreachable(t: Translator, number: int) -> str:
 
 async def on_message_chosen(update: Update, context: BuurtContext) -> State:
     """Message to party 1 or 2: ask for the text (they see it signed by the team only)."""
-    pressed = await _pressed_case(update, context, int(steps.match(context, 1)))
+    pressed = await _pressed_case(update, context, PartyMessage.of(update).case)
     if pressed is None:
         return None
     query, user_id, case = pressed
     t = context.t
-    number = int(steps.match(context, 2))
+    number = PartyMessage.of(update).party
     if case.stage == store.CLOSED:
         await query.answer(_problem_text(t, MediationProblem("closed")), show_alert=True)
         return ConversationHandler.END
@@ -70,7 +71,7 @@ def _to_party(t: Translator, case_id: int, reference: str, number: int, text: st
         reference=reference,
         text=text,
     )
-    return relayed, keyboard([("↩️ " + t("Answer"), f"mcase:ans:{case_id}:{number}")])
+    return relayed, keyboard([("↩️ " + t("Answer"), PartyMessage("ans", case_id, number).pack())])
 
 
 def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str) -> Outgoing:
@@ -83,8 +84,11 @@ def _to_team(t: Translator, case_id: int, reference: str, number: int, text: str
     )
     markup = keyboard(
         [
-            ("💬 " + t("Message to party {n}", n=number), f"mcase:msg:{case_id}:{number}"),
-            ("🔎 " + t("Show case"), f"mcase:show:{case_id}"),
+            (
+                "💬 " + t("Message to party {n}", n=number),
+                PartyMessage("msg", case_id, number).pack(),
+            ),
+            ("🔎 " + t("Show case"), Mediation("show", case_id).pack()),
         ],
         columns=2,
     )
@@ -122,7 +126,7 @@ async def on_message(update: Update, context: BuurtContext, pending: Draft, text
                         n=number,
                     ),
                     refused=relay.not_accepted(t),
-                    markup=keyboard([("🔎 " + t("Show case"), f"mcase:show:{case.id}")]),
+                    markup=keyboard([("🔎 " + t("Show case"), Mediation("show", case.id).pack())]),
                 )
                 added = await relay.enqueue(
                     context,
@@ -172,11 +176,12 @@ async def on_answer_chosen(update: Update, context: BuurtContext) -> State:
         return None
     query, user_id = pressed
     t = context.t
-    number = int(steps.match(context, 2))
+    press = PartyMessage.of(update)
+    number = press.party
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         found = (
-            await store.party_in_case(session, int(steps.match(context, 1)), number, resident.id)
+            await store.party_in_case(session, press.case, number, resident.id)
             if resident is not None
             else None
         )

@@ -6,6 +6,7 @@ from telegram import Update
 
 from bot.context import BuurtContext
 from conversations import desk, steps
+from conversations.callbacks import Nazorg
 from conversations.mediation_cases.common import NAZORG_LABELS, _coordinators, _tell, _update_key
 from storage import mediation as store
 from storage.residents import get_resident
@@ -19,13 +20,12 @@ async def on_nazorg(update: Update, context: BuurtContext) -> None:
     if pressed is None:
         return
     query, user_id = pressed
-    answer = steps.match(context, 2)
+    press = Nazorg.of(update)
+    answer = press.answer
     async with context.db.begin() as session:
         resident = await get_resident(session, user_id)
         party = (
-            await store.party_of_resident(session, int(steps.match(context, 1)), resident.id)
-            if resident
-            else None
+            await store.party_of_resident(session, press.party, resident.id) if resident else None
         )
         case = await store.answer_nazorg(session, party, answer, now=context.now) if party else None
         people = await _coordinators(context, session, case) if case else {}

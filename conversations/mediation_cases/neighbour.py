@@ -8,6 +8,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator, escape
 from conversations import steps
+from conversations.callbacks import Invitation
 from conversations.flow import Draft, State
 from conversations.mediation_cases.common import (
     INVITE_ANSWER_LABELS,
@@ -126,7 +127,7 @@ async def _invitation(update: Update, context: BuurtContext, typed: str) -> None
         text,
         reply_markup=keyboard(
             [
-                (t(label), f"mcase:p2:{code}:{value}")
+                (t(label), Invitation(code, value).pack())
                 for value, label in INVITE_ANSWER_LABELS.items()
             ]
         ),
@@ -153,7 +154,7 @@ async def _answer(
         return None
     query, user_id = pressed
     t = context.t
-    code = steps.match(context, 1)
+    code = Invitation.of(update).code
     try:
         async with context.db.begin() as session:
             resident = await ensure_resident(session, user_id, context.lang)
@@ -191,7 +192,7 @@ async def _answer(
 
 async def on_invite_answer(update: Update, context: BuurtContext) -> None:
     """The neighbour agrees or declines."""
-    answer = steps.match(context, 2)
+    answer = Invitation.of(update).answer
     result = await _answer(update, context, answer)
     if result is None:
         return

@@ -13,6 +13,7 @@ from telegram.ext import ConversationHandler
 from bot.context import BuurtContext
 from bot.i18n import Translator
 from conversations import relay, steps
+from conversations.callbacks import AppointmentParties, Mediation
 from conversations.flow import Draft, State
 from conversations.mediation_cases.actions import stale
 from conversations.mediation_cases.common import (
@@ -54,7 +55,7 @@ async def _ask(
     query, user_id = pressed
     t = context.t
     async with context.db.begin() as session:
-        case = await _case_for(session, context, user_id, int(steps.match(context, 1)))
+        case = await _case_for(session, context, user_id, Mediation.of(update).case)
     if case is None:
         await steps.refuse(query, context)
         return None
@@ -66,7 +67,7 @@ async def _ask(
     if state == APPT_PARTIES:
         markup: InlineKeyboardMarkup | None = keyboard(
             [
-                (t(label), f"mcase:apptp:{case.id}:{value}")
+                (t(label), AppointmentParties(case.id, value).pack())
                 for value, (_, label) in APPOINTMENT_CHOICES.items()
             ],
             columns=3,
@@ -130,7 +131,8 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
     query, user_id = pressed
     t = context.t
     pending = FLOW.draft(context, APPT_PARTIES)
-    case_id = int(steps.match(context, 1))
+    press = AppointmentParties.of(update)
+    case_id = press.case
     if pending is None or pending.get("case_id") != case_id:
         await stale(update, context)
         return None
@@ -139,7 +141,7 @@ async def on_appointment_parties(update: Update, context: BuurtContext) -> State
     if case is None:
         await steps.refuse(query, context)
         return None
-    parties, label = APPOINTMENT_CHOICES[steps.match(context, 2)]
+    parties, label = APPOINTMENT_CHOICES[press.parties]
     _remember(context, APPT_WHEN, case, parties=parties)
     await query.answer()
     await steps.spend(query)
@@ -239,7 +241,7 @@ def _appointment_relay(
         t = Translator(_language(context, target.telegram_id, target.language))
         text, markup = _appointment_notice(t, target, context.settings.tz)
         return relay.message(
-            relay.key(f"mcase:appt:{target.appointment_id}", target.telegram_id),
+            relay.key(Mediation("appt", target.appointment_id).pack(), target.telegram_id),
             target.telegram_id,
             "mcase:appointment",
             text,

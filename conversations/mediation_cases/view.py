@@ -9,6 +9,7 @@ from telegram import InlineKeyboardMarkup
 from bot.context import BuurtContext
 from bot.i18n import N_, Html, Translator, escape
 from conversations import relay, steps
+from conversations.callbacks import Mediation, PartyMessage, Stage, Undo
 from conversations.mediation_cases.common import (
     APPOINTMENT_CHOICES,
     APPOINTMENTS_SHOWN,
@@ -308,21 +309,21 @@ def case_buttons(
 ) -> InlineKeyboardMarkup | None:
     """The actions on an open case; a closed case only has its notes to read (if any)."""
     notes = any(e.kind == store.NOTE and e.note for e in case.history)
-    notes_button = ("🗒 " + t("Notes"), f"mcase:notes:{case.id}")
+    notes_button = ("🗒 " + t("Notes"), Mediation("notes", case.id).pack())
     if case.stage == store.CLOSED:
         return keyboard([notes_button]) if notes else None
     buttons: list[tuple[str, str]] = []
     if case.coordinator != viewer:
-        buttons.append(("✋ " + t("Take the case"), f"mcase:take:{case.id}"))
+        buttons.append(("✋ " + t("Take the case"), Mediation("take", case.id).pack()))
     if store.next_stage(case.stage) is not None:
-        buttons.append(("⏭ " + t("Next stage"), f"mcase:next:{case.id}:{case.stage}"))
+        buttons.append(("⏭ " + t("Next stage"), Stage("next", case.id, case.stage).pack()))
     move = store.undoable_move(case, now)
     if move is not None:
-        buttons.append(("↩️ " + t("Undo"), f"mcase:undo:{case.id}:{move.id}"))
+        buttons.append(("↩️ " + t("Undo"), Undo(case.id, move.id).pack()))
     buttons += [
-        ("👥 " + t("Mediators"), f"mcase:mediators:{case.id}"),
-        ("📅 " + t("Appointment"), f"mcase:appt:{case.id}"),
-        ("📝 " + t("Note"), f"mcase:note:{case.id}"),
+        ("👥 " + t("Mediators"), Mediation("mediators", case.id).pack()),
+        ("📅 " + t("Appointment"), Mediation("appt", case.id).pack()),
+        ("📝 " + t("Note"), Mediation("note", case.id).pack()),
     ]
     if notes:
         buttons.append(notes_button)
@@ -330,12 +331,15 @@ def case_buttons(
         party = store.party_of(case, number)
         if party is not None and party.resident_id is not None:
             buttons.append(
-                ("💬 " + t("Message to party {n}", n=number), f"mcase:msg:{case.id}:{number}")
+                (
+                    "💬 " + t("Message to party {n}", n=number),
+                    PartyMessage("msg", case.id, number).pack(),
+                )
             )
     second = store.party_of(case, 2)
     if second is None or second.status == store.INVITED:
-        buttons.append(("✉️ " + t("Invite the neighbour"), f"mcase:invite:{case.id}"))
-    buttons.append(("🏁 " + t("Close"), f"mcase:close:{case.id}"))
+        buttons.append(("✉️ " + t("Invite the neighbour"), Mediation("invite", case.id).pack()))
+    buttons.append(("🏁 " + t("Close"), Mediation("close", case.id).pack()))
     return keyboard(buttons, columns=2)
 
 
