@@ -25,17 +25,17 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import inbox, outbox, reach
-from bot.commands import Menus, publish_default_menus, publish_personal_menu
-from bot.context import BuurtApplication, BuurtContext, Services
-from bot.feature import Feature
-from bot.i18n import Translator
-from bot.limiter import Lanes
-from bot.messenger import GATEWAY_TOKEN, MessengerBot
-from bot.persistence import SqlPersistence
-from bot.processor import ChatOrderedProcessor
-from bot.settings import Settings
-from conversations import (
+from buurtsignaal.bot import inbox, outbox, reach
+from buurtsignaal.bot.commands import Menus, publish_default_menus, publish_personal_menu
+from buurtsignaal.bot.context import BuurtApplication, BuurtContext, Services
+from buurtsignaal.bot.feature import Feature
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.bot.limiter import Lanes
+from buurtsignaal.bot.messenger import GATEWAY_TOKEN, MessengerBot
+from buurtsignaal.bot.persistence import SqlPersistence
+from buurtsignaal.bot.processor import ChatOrderedProcessor
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.conversations import (
     cases,
     digest,
     export,
@@ -49,11 +49,11 @@ from conversations import (
     report,
     roles,
 )
-from conversations.flow import FlowPart, one_conversation
-from storage import access
-from storage.db import Database
-from storage.residents import get_resident
-from storage.wijken import WijkSpec, sync_wijken
+from buurtsignaal.conversations.flow import FlowPart, one_conversation
+from buurtsignaal.storage import access
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.residents import get_resident
+from buurtsignaal.storage.wijken import WijkSpec, sync_wijken
 
 log = logging.getLogger(__name__)
 

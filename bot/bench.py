@@ -53,15 +53,15 @@ from sqlalchemy import String, case, cast, func, insert, literal, select
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.settings import Settings
-from storage import migrate
-from storage.db import Database
-from storage.models import utcnow
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage import migrate
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.models import utcnow
 
 if TYPE_CHECKING:
     # Imported where it is used: the memory part's bot process must not carry the emulator
     # (and aiohttp's server), which the bot itself never loads.
-    from bot.emulator import BotApiEmulator
+    from buurtsignaal.bot.emulator import BotApiEmulator
 
 __all__ = ["Options", "main", "run"]
 
@@ -207,7 +207,7 @@ class Loop:
 
 
 def _chat_calls(emu: BotApiEmulator, since: int) -> int:
-    from bot.emulator import FLOOD_METHODS
+    from buurtsignaal.bot.emulator import FLOOD_METHODS
 
     return sum(1 for c in emu.calls[since:] if c.method.lower() in FLOOD_METHODS)
 
@@ -290,8 +290,8 @@ async def buurtsignaal(
 ) -> AsyncIterator[tuple[Any, Tracker]]:
     """The real bot on a migrated database, polling the emulator through its inbox, as `run`
     does."""
-    from bot.app import build_application
-    from bot.inbox import polling
+    from buurtsignaal.bot.app import build_application
+    from buurtsignaal.bot.inbox import polling
 
     application = build_application(
         settings, token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url
@@ -337,7 +337,7 @@ async def echo_bot(emu: BotApiEmulator) -> AsyncIterator[Tracker]:
 
 async def closed_loop(options: Options, folder: Path, latency_ms: float) -> dict[str, Any]:
     """N residents doing /melden on the bot, and the same number of steps on the echo bot."""
-    from bot.emulator import BotApiEmulator
+    from buurtsignaal.bot.emulator import BotApiEmulator
 
     result: dict[str, Any] = {"latency_ms": latency_ms, "residents": options.residents}
     async with BotApiEmulator(latency_ms=latency_ms) as emu:
@@ -358,9 +358,9 @@ async def closed_loop(options: Options, folder: Path, latency_ms: float) -> dict
 async def reminder(options: Options, folder: Path, *, quiet: bool = False) -> dict[str, Any]:
     """A koffie reminder to many signed-up residents while residents do /melden (``quiet``:
     while nobody else uses the bot)."""
-    from bot.emulator import BotApiEmulator
-    from conversations import koffie
-    from storage.models import Moment, Resident, Series, Signup, Wijk
+    from buurtsignaal.bot.emulator import BotApiEmulator
+    from buurtsignaal.conversations import koffie
+    from buurtsignaal.storage.models import Moment, Resident, Series, Signup, Wijk
 
     count = options.reminder_recipients
     result: dict[str, Any] = {"recipients": count, "latency_ms": options.latency_ms}
@@ -466,7 +466,7 @@ async def reminder(options: Options, folder: Path, *, quiet: bool = False) -> di
 
 async def _drain_outbox(application: Any) -> None:
     """Send what the outbox holds until nothing is pending (waiting out 429s and retries)."""
-    from storage import outbox as stored
+    from buurtsignaal.storage import outbox as stored
 
     db: Database = application.services.db
     while True:
@@ -520,8 +520,8 @@ async def _load_signals(
     """Bring the table to ``total`` signals spread over the wijken, one every ``SPACING`` back
     from ``now`` (newest first, so every size has the same recent days), with SQLAlchemy core:
     ``INSERT ... SELECT`` from a counting CTE, a batch at a time (SQLite)."""
-    from storage.models import Signal
-    from storage.signals import CATEGORIES
+    from buurtsignaal.storage.models import Signal
+    from buurtsignaal.storage.signals import CATEGORIES
 
     async with db.engine.begin() as connection:
         first = int(await connection.scalar(select(func.count()).select_from(Signal)) or 0)
@@ -581,12 +581,12 @@ async def _digest_timings(
     db: Database, settings: Settings, wijk_id: int, now: dt.datetime
 ) -> dict[str, float]:
     """Build and render one wijk's daily digest, and check a new signal for hotspots."""
-    from bot.i18n import Translator
-    from conversations.digest import digest_text
-    from storage import digest as digests
-    from storage import hotspots
-    from storage.calendar import latest_slot
-    from storage.models import Signal
+    from buurtsignaal.bot.i18n import Translator
+    from buurtsignaal.conversations.digest import digest_text
+    from buurtsignaal.storage import digest as digests
+    from buurtsignaal.storage import hotspots
+    from buurtsignaal.storage.calendar import latest_slot
+    from buurtsignaal.storage.models import Signal
 
     tz = settings.tz
     slot = latest_slot(now, dt.time(8, 0), tz)
@@ -640,8 +640,8 @@ async def _digest_timings(
 
 async def digest_and_hotspots(options: Options, folder: Path) -> dict[str, Any]:
     """One wijk's digest and the hotspot check of a new signal, at each number of signals."""
-    from storage.models import Wijk
-    from storage.wijken import WijkSpec, sync_wijken
+    from buurtsignaal.storage.models import Wijk
+    from buurtsignaal.storage.wijken import WijkSpec, sync_wijken
 
     wijken = [
         {"name": f"Wijk {n}", "slug": f"wijk-{n}", "group_chat_id": None}
@@ -704,9 +704,9 @@ def _peak_rss_mb() -> float:
 
 async def _memory_child(count: int, url: str, base: str, token: str) -> dict[str, Any]:
     """In a process of its own: the bot, and ``count`` residents doing /start and /melden."""
-    from bot.app import build_application
-    from bot.inbox import MAX_IN_HAND, polling
-    from bot.limiter import Lanes
+    from buurtsignaal.bot.app import build_application
+    from buurtsignaal.bot.inbox import MAX_IN_HAND, polling
+    from buurtsignaal.bot.limiter import Lanes
 
     settings = _settings(url)
     application = build_application(
@@ -771,7 +771,7 @@ async def memory(options: Options, folder: Path) -> dict[str, Any]:
     url = await _database(folder, "memory")
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.bench", "--memory-part", str(count), url,
+        sys.executable, "-m", "buurtsignaal.bot.bench", "--memory-part", str(count), url,
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,  # a group of its own: stopped with its bot process (_output)
     )  # fmt: skip
@@ -802,7 +802,7 @@ async def _output(process: asyncio.subprocess.Process) -> bytes:
 async def _memory_part(count: int, url: str) -> dict[str, Any]:
     """The emulator in this process, the bot in a child process of its own (the bot never
     loads the emulator and its aiohttp server)."""
-    from bot.emulator import BotApiEmulator
+    from buurtsignaal.bot.emulator import BotApiEmulator
 
     async with BotApiEmulator() as emu:
         for n in range(count):
@@ -811,7 +811,7 @@ async def _memory_part(count: int, url: str) -> dict[str, Any]:
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot.bench",
+            "buurtsignaal.bot.bench",
             "--memory-child",
             str(count),
             url,
@@ -1074,7 +1074,7 @@ def write_json(results: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bot.bench``."""
+    """``python -m buurtsignaal.bot.bench``."""
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("PTB_TIMEDELTA", "true")  # 429s are expected here; PTB warns otherwise
     if argv[:1] == ["--memory-part"]:

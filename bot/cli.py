@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
-from bot import logs
-from bot.settings import (
+from buurtsignaal.bot import logs
+from buurtsignaal.bot.settings import (
     DEFAULT_CONFIG_PATH,
     DEMO_CONFIG_PATH,
     TELEGRAM_API,
@@ -28,12 +28,12 @@ from bot.settings import (
     load_settings,
     mask_password,
 )
-from storage import migrate
-from storage.db import Database
-from storage.purpose import Purpose, claim
+from buurtsignaal.storage import migrate
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.purpose import Purpose, claim
 
 if TYPE_CHECKING:
-    from bot.context import BuurtApplication
+    from buurtsignaal.bot.context import BuurtApplication
 
 log = logging.getLogger("buurtsignaal")
 
@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-config", parents=[common], help="validate the settings, print them and warn"
     )
-    from bot import bench
+    from buurtsignaal.bot import bench
 
     bench.add_arguments(
         commands.add_parser(
@@ -131,14 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     """Load the settings and run the command, with logging configured."""
     if args.command == "bench":  # its own settings and databases, in a temporary folder
-        from bot import bench
+        from buurtsignaal.bot import bench
 
         return bench.bench(bench.options_from(args))
     if args.command == "shell" and args.config is None:
         args.config = DEMO_CONFIG_PATH
         if not DEMO_CONFIG_PATH.exists():
             DEMO_CONFIG_PATH.write_text(
-                resources.files("bot").joinpath("demo.toml").read_text(encoding="utf-8"),
+                resources.files("buurtsignaal.bot")
+                .joinpath("demo.toml")
+                .read_text(encoding="utf-8"),
                 encoding="utf-8",
             )
             print(f"Created {DEMO_CONFIG_PATH}: the demo's own configuration and database.")
@@ -191,7 +193,7 @@ def signal_gateway(settings: Settings, *, config: Path) -> int:
             file=sys.stderr,
         )
         return 2
-    from bot.signal_gateway import serve as serve_gateway
+    from buurtsignaal.bot.signal_gateway import serve as serve_gateway
 
     async def until_stopped() -> None:
         loop = asyncio.get_running_loop()
@@ -230,7 +232,7 @@ def shell(settings: Settings, *, config: Path) -> int:
             file=sys.stderr,
         )
         return 2
-    from bot.shell import quiet_library_logs, run_shell
+    from buurtsignaal.bot.shell import quiet_library_logs, run_shell
 
     with quiet_library_logs():
         migrate.upgrade(settings.database.url)
@@ -275,7 +277,7 @@ def check_config(settings: Settings) -> int:
 
 async def _retention(settings: Settings, *, dry_run: bool) -> int:
     """Run (or list) the retention removals and print them, without the removed content."""
-    from conversations.privacy import retention
+    from buurtsignaal.conversations.privacy import retention
 
     db = Database(settings.database.url)
     try:
@@ -291,7 +293,7 @@ async def _retention(settings: Settings, *, dry_run: bool) -> int:
 
 async def _outbox(settings: Settings) -> int:
     """Print the outbox's counts and its failed messages (never their text)."""
-    from storage import outbox
+    from buurtsignaal.storage import outbox
 
     db = Database(settings.database.url)
     try:
@@ -355,7 +357,7 @@ def run(settings: Settings, *, config: Path, migrate_db: bool = True) -> int:
             file=sys.stderr,
         )
         return 2
-    from bot.app import build_application
+    from buurtsignaal.bot.app import build_application
 
     application = build_application(settings)
     # Go online first (with retries and one clear line when that fails), in the event loop
@@ -391,7 +393,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 async def serve(application: BuurtApplication) -> None:
     """Long polling through the inbox (bot.inbox) until SIGINT or SIGTERM, then stop cleanly:
     what was fetched is handled or stays in the inbox for the next start."""
-    from bot.inbox import polling
+    from buurtsignaal.bot.inbox import polling
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

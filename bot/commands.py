@@ -18,11 +18,11 @@ from telegram import (
 )
 from telegram.error import TelegramError
 
-from bot.feature import ADMIN_MENU, GROUP_MENU, PRIVATE_MENU, Feature
-from bot.i18n import LANGUAGES, Translator
-from storage import bot_state
-from storage.access import PERMISSIONS, Permission, Person
-from storage.db import Database
+from buurtsignaal.bot.feature import ADMIN_MENU, GROUP_MENU, PRIVATE_MENU, Feature
+from buurtsignaal.bot.i18n import LANGUAGES, Translator
+from buurtsignaal.storage import bot_state
+from buurtsignaal.storage.access import PERMISSIONS, Permission, Person
+from buurtsignaal.storage.db import Database
 
 log = logging.getLogger(__name__)
 

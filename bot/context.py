@@ -12,18 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.commands import Menus
-from bot.i18n import Translator, normalise_language
-from bot.limiter import BULK, INTERACTIVE, LANE
-from bot.persistence import Finish, SqlPersistence
-from bot.settings import Settings
-from storage.db import Database
-from storage.messengers import TELEGRAM, messenger_of
-from storage.models import Signal, utcnow
+from buurtsignaal.bot.commands import Menus
+from buurtsignaal.bot.i18n import Translator, normalise_language
+from buurtsignaal.bot.limiter import BULK, INTERACTIVE, LANE
+from buurtsignaal.bot.persistence import Finish, SqlPersistence
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.messengers import TELEGRAM, messenger_of
+from buurtsignaal.storage.models import Signal, utcnow
 
 if TYPE_CHECKING:
-    from bot.inbox import Inbox
-    from bot.outbox import Sender
+    from buurtsignaal.bot.inbox import Inbox
+    from buurtsignaal.bot.outbox import Sender
 
 _log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from telegram.ext import BaseHandler
 
 if TYPE_CHECKING:
-    from bot.context import SignalHook
-    from bot.outbox import OutboxHook
+    from buurtsignaal.bot.context import SignalHook
+    from buurtsignaal.bot.outbox import OutboxHook
 
 Handlers = Callable[[], Sequence[BaseHandler[Any, Any, Any]]]
 Start = Callable[[Any], Awaitable[None]]

@@ -41,15 +41,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot.feature import Feature, Job
-from bot.messenger import SIGNAL, TELEGRAM, is_signal_update
-from storage import inbox as stored
-from storage.db import GroupCommit
-from storage.inbox import Received
+from buurtsignaal.bot.feature import Feature, Job
+from buurtsignaal.bot.messenger import SIGNAL, TELEGRAM, is_signal_update
+from buurtsignaal.storage import inbox as stored
+from buurtsignaal.storage.db import GroupCommit
+from buurtsignaal.storage.inbox import Received
 
 if TYPE_CHECKING:
-    from bot.context import BuurtApplication, BuurtContext
-    from bot.persistence import Finish
+    from buurtsignaal.bot.context import BuurtApplication, BuurtContext
+    from buurtsignaal.bot.persistence import Finish
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from aiolimiter import AsyncLimiter
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
-from storage.db import transaction_open
+from buurtsignaal.storage.db import transaction_open
 
 log = logging.getLogger(__name__)
 

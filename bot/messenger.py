@@ -33,8 +33,8 @@ from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import ExtBot
 
-from storage.db import Database
-from storage.messengers import (
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.messengers import (
     SIGNAL,
     SIGNAL_BASE,
     TELEGRAM,
@@ -44,7 +44,7 @@ from storage.messengers import (
     remember_copy,
     telegram_copy,
 )
-from storage.models import utcnow
+from buurtsignaal.storage.models import utcnow
 
 __all__ = [
     "GATEWAY_TOKEN",

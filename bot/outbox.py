@@ -39,15 +39,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import reach
-from bot.feature import Feature, Job
-from bot.limiter import BULK, LANE
-from storage import outbox as stored
-from storage.db import GroupCommit
-from storage.models import OutboxMessage
+from buurtsignaal.bot import reach
+from buurtsignaal.bot.feature import Feature, Job
+from buurtsignaal.bot.limiter import BULK, LANE
+from buurtsignaal.storage import outbox as stored
+from buurtsignaal.storage.db import GroupCommit
+from buurtsignaal.storage.models import OutboxMessage
 
 if TYPE_CHECKING:
-    from bot.context import BuurtApplication, BuurtContext
+    from buurtsignaal.bot.context import BuurtApplication, BuurtContext
 
 log = logging.getLogger(__name__)
 

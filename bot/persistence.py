@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
-from storage import bot_state
-from storage.db import Database, GroupCommit
-from storage.models import utcnow
+from buurtsignaal.storage import bot_state
+from buurtsignaal.storage.db import Database, GroupCommit
+from buurtsignaal.storage.models import utcnow
 
 USER, CHAT, BOT, CONVERSATION = "user", "chat", "bot", "conversation"
 _DROP = object()

@@ -19,8 +19,8 @@ import weakref
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database
-from storage.residents import mark_reachable, mark_unreachable
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.residents import mark_reachable, mark_unreachable
 
 log = logging.getLogger(__name__)
 

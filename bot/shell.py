@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.app import build_application
-from bot.context import BuurtApplication
-from bot.emulator import (
+from buurtsignaal.bot.app import build_application
+from buurtsignaal.bot.context import BuurtApplication
+from buurtsignaal.bot.emulator import (
     BotApiEmulator,
     BotMessage,
     deep_link_payload,
@@ -35,9 +35,9 @@ from bot.emulator import (
     numbered_rows,
     pressable_buttons,
 )
-from bot.inbox import polling
-from bot.settings import Settings
-from storage import migrate
+from buurtsignaal.bot.inbox import polling
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage import migrate
 
 __all__ = ["ShellSession", "quiet_library_logs", "render_text", "run_shell"]
 

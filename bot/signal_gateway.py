@@ -55,7 +55,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from bot.emulator import (
+from buurtsignaal.bot.emulator import (
     ApiError,
     BotApiEmulator,
     BotMessage,
@@ -65,9 +65,9 @@ from bot.emulator import (
     numbered_rows,
     pressable_buttons,
 )
-from bot.i18n import Translator
-from bot.messenger import GATEWAY_TOKEN, SIGNAL_BASE, SIGNAL_ID_PREFIX
-from bot.settings import Settings, SignalSettings
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.bot.messenger import GATEWAY_TOKEN, SIGNAL_BASE, SIGNAL_ID_PREFIX
+from buurtsignaal.bot.settings import Settings, SignalSettings
 
 log = logging.getLogger(__name__)
 

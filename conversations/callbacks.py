@@ -26,8 +26,8 @@ from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 from telegram import Update
 
-from storage.digest import DIGEST_ONLY, IMMEDIATE
-from storage.mediation import CODE_ALPHABET, NAZORG_ANSWERS, OUTCOMES
+from buurtsignaal.storage.digest import DIGEST_ONLY, IMMEDIATE
+from buurtsignaal.storage.mediation import CODE_ALPHABET, NAZORG_ANSWERS, OUTCOMES
 
 MAX_BYTES = 64  # Telegram's limit on callback data, in UTF-8 bytes
 SEPARATOR = ":"

@@ -26,12 +26,12 @@ from typing import Generic, Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, Update
 
-from bot.context import BuurtContext
-from bot.i18n import Translator, escape
-from conversations import steps
-from conversations.ui import not_allowed, shorten
-from storage import access
-from storage.access import Permission, Person
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator, escape
+from buurtsignaal.conversations import steps
+from buurtsignaal.conversations.ui import not_allowed, shorten
+from buurtsignaal.storage import access
+from buurtsignaal.storage.access import Permission, Person
 
 TYPED_SHOWN = 40  # characters of an unreadable reference repeated in "cannot find"
 

@@ -15,15 +15,15 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.context import BuurtContext
-from bot.feature import Command, Feature
-from bot.i18n import N_, Translator
-from conversations.ui import category_label, not_allowed, occurred_label, status_label
-from storage import access, parsing
-from storage.access import Permission
-from storage.models import Signal
-from storage.signals import signals_between
-from storage.wijken import active_wijken
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import Command, Feature
+from buurtsignaal.bot.i18n import N_, Translator
+from buurtsignaal.conversations.ui import category_label, not_allowed, occurred_label, status_label
+from buurtsignaal.storage import access, parsing
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.models import Signal
+from buurtsignaal.storage.signals import signals_between
+from buurtsignaal.storage.wijken import active_wijken
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 DEFAULT_DAYS = 30

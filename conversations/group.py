@@ -20,12 +20,12 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
 
-from bot.context import BuurtContext
-from bot.feature import Feature
-from bot.i18n import Translator
-from conversations.ui import not_allowed
-from storage import access
-from storage.wijken import active_wijken, link_group, wijk_by_group
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import Feature
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.ui import not_allowed
+from buurtsignaal.storage import access
+from buurtsignaal.storage.wijken import active_wijken, link_group, wijk_by_group
 
 GROUPS = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
 # How long one answer to a command in a group stands for all repeats of it.

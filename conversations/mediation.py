@@ -24,13 +24,21 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import BuurtContext
-from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
-from bot.i18n import N_, Html, Translator
-from conversations import relay
-from conversations.callbacks import Referral
-from conversations.flow import PRIVATE, SUMMARY, Callback, Draft, FlowTexts, GuidedFlow, State
-from conversations.ui import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
+from buurtsignaal.bot.i18n import N_, Html, Translator
+from buurtsignaal.conversations import relay
+from buurtsignaal.conversations.callbacks import Referral
+from buurtsignaal.conversations.flow import (
+    PRIVATE,
+    SUMMARY,
+    Callback,
+    Draft,
+    FlowTexts,
+    GuidedFlow,
+    State,
+)
+from buurtsignaal.conversations.ui import (
     DURATION_LABELS,
     REACHABLE_LABELS,
     TALKED_LABELS,
@@ -38,11 +46,11 @@ from conversations.ui import (
     mediation_explanation,
     topic_label,
 )
-from storage import access, parsing
-from storage.cases import record_referral_answer, referral_of
-from storage.mediation import NewMediation, case_of_draft, store_case_once
-from storage.residents import ensure_resident
-from storage.wijken import active_wijken, get_wijk
+from buurtsignaal.storage import access, parsing
+from buurtsignaal.storage.cases import record_referral_answer, referral_of
+from buurtsignaal.storage.mediation import NewMediation, case_of_draft, store_case_once
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.wijken import active_wijken, get_wijk
 
 MAX_OTHER_PARTY = 300
 MAX_ADDRESS = 120  # street and house number (the column's size)

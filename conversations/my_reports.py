@@ -27,12 +27,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import BuurtContext
-from bot.feature import PRIVATE_MENU, Command, Feature
-from bot.i18n import N_, Translator, escape
-from conversations import desk, relay, steps
-from conversations.callbacks import Mine, Report
-from conversations.flow import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import PRIVATE_MENU, Command, Feature
+from buurtsignaal.bot.i18n import N_, Translator, escape
+from buurtsignaal.conversations import desk, relay, steps
+from buurtsignaal.conversations.callbacks import Mine, Report
+from buurtsignaal.conversations.flow import (
     PRIVATE,
     Draft,
     Field,
@@ -42,14 +42,20 @@ from conversations.flow import (
     keep_label,
     too_long,
 )
-from conversations.ui import category_label, keyboard, local_date, not_allowed, status_label
-from storage import access
-from storage import cases as store
-from storage.access import Permission
-from storage.guard import count_guard, mentions_appearance
-from storage.models import Signal
-from storage.residents import get_resident
-from storage.signals import count_signals_of_resident, signals_of_resident
+from buurtsignaal.conversations.ui import (
+    category_label,
+    keyboard,
+    local_date,
+    not_allowed,
+    status_label,
+)
+from buurtsignaal.storage import access
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.guard import count_guard, mentions_appearance
+from buurtsignaal.storage.models import Signal
+from buurtsignaal.storage.residents import get_resident
+from buurtsignaal.storage.signals import count_signals_of_resident, signals_of_resident
 
 log = logging.getLogger(__name__)
 

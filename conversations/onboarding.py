@@ -8,21 +8,21 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.context import BuurtContext
-from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Translator
-from conversations.callbacks import Language, StartWijk, StartWijken
-from conversations.ui import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
+from buurtsignaal.bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Translator
+from buurtsignaal.conversations.callbacks import Language, StartWijk, StartWijken
+from buurtsignaal.conversations.ui import (
     keyboard,
     language_keyboard,
     paged_keyboard,
     privacy_text,
     role_sections,
 )
-from storage import access
-from storage.models import Wijk
-from storage.residents import ensure_resident, get_resident, set_language, set_wijk
-from storage.wijken import active_wijken, get_wijk, wijk_by_slug
+from buurtsignaal.storage import access
+from buurtsignaal.storage.models import Wijk
+from buurtsignaal.storage.residents import ensure_resident, get_resident, set_language, set_wijk
+from buurtsignaal.storage.wijken import active_wijken, get_wijk, wijk_by_slug
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 ONBOARDING = "onboarding"

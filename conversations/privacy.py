@@ -15,18 +15,18 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.context import BuurtApplication, BuurtContext
-from bot.feature import PRIVATE_MENU, Command, Feature, Job
-from bot.i18n import LANGUAGE_NAMES, N_, Translator
-from bot.messenger import MessengerBot
-from bot.settings import Settings
-from conversations import relay
-from conversations.callbacks import Forget
-from conversations.ui import keyboard, local_date, privacy_text
-from storage import access
-from storage.db import Database
-from storage.messengers import drop_unused_copies
-from storage.privacy import Removal, apply_retention, collect, forget, retention_plan
+from buurtsignaal.bot.context import BuurtApplication, BuurtContext
+from buurtsignaal.bot.feature import PRIVATE_MENU, Command, Feature, Job
+from buurtsignaal.bot.i18n import LANGUAGE_NAMES, N_, Translator
+from buurtsignaal.bot.messenger import MessengerBot
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.conversations import relay
+from buurtsignaal.conversations.callbacks import Forget
+from buurtsignaal.conversations.ui import keyboard, local_date, privacy_text
+from buurtsignaal.storage import access
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.messengers import drop_unused_copies
+from buurtsignaal.storage.privacy import Removal, apply_retention, collect, forget, retention_plan
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 log = logging.getLogger(__name__)

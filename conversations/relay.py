@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup
 
-from bot.i18n import Html, Translator
-from conversations.ui import shorten
-from storage import outbox
-from storage.outbox import Outgoing
+from buurtsignaal.bot.i18n import Html, Translator
+from buurtsignaal.conversations.ui import shorten
+from buurtsignaal.storage import outbox
+from buurtsignaal.storage.outbox import Outgoing
 
 if TYPE_CHECKING:
-    from bot.context import BuurtContext
-    from bot.outbox import OutboxHook, Settled
+    from buurtsignaal.bot.context import BuurtContext
+    from buurtsignaal.bot.outbox import OutboxHook, Settled
 
 QUOTE_SHOWN = 300  # characters of a relayed message or a note in a history line
 

@@ -29,22 +29,22 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import BuurtContext
-from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
-from bot.i18n import N_, Html, Translator, escape
-from conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
-from conversations.ui import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature
+from buurtsignaal.bot.i18n import N_, Html, Translator, escape
+from buurtsignaal.conversations.flow import PRIVATE, SUMMARY, Draft, FlowTexts, GuidedFlow, State
+from buurtsignaal.conversations.ui import (
     CATEGORY_LABELS,
     OCCURRED_LABELS,
     category_label,
     keyboard,
     role_label,
 )
-from storage.digest import DeliveryPromise, delivery_promise
-from storage.messengers import SIGNAL, is_signal_chat
-from storage.residents import ensure_resident
-from storage.signals import CATEGORIES, NewSignal, signal_of_draft, store_signal_once
-from storage.wijken import active_wijken, get_wijk
+from buurtsignaal.storage.digest import DeliveryPromise, delivery_promise
+from buurtsignaal.storage.messengers import SIGNAL, is_signal_chat
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.signals import CATEGORIES, NewSignal, signal_of_draft, store_signal_once
+from buurtsignaal.storage.wijken import active_wijken, get_wijk
 
 MAX_PLACE = 300
 MAX_WHEN = 300

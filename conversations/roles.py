@@ -12,13 +12,13 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.commands import publish_personal_menu
-from bot.context import BuurtContext
-from bot.feature import ADMIN_MENU, Command, Feature
-from bot.i18n import N_, Html, Translator
-from conversations import relay
-from conversations.callbacks import Grant
-from conversations.ui import (
+from buurtsignaal.bot.commands import publish_personal_menu
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.feature import ADMIN_MENU, Command, Feature
+from buurtsignaal.bot.i18n import N_, Html, Translator
+from buurtsignaal.conversations import relay
+from buurtsignaal.conversations.callbacks import Grant
+from buurtsignaal.conversations.ui import (
     first_commands,
     keyboard,
     local_date,
@@ -26,11 +26,11 @@ from conversations.ui import (
     not_allowed,
     role_label,
 )
-from storage import access
-from storage.access import Permission, Person
-from storage.guard import guard_counts
-from storage.models import ROLES, RoleGrant, Wijk
-from storage.wijken import active_wijken
+from buurtsignaal.storage import access
+from buurtsignaal.storage.access import Permission, Person
+from buurtsignaal.storage.guard import guard_counts
+from buurtsignaal.storage.models import ROLES, RoleGrant, Wijk
+from buurtsignaal.storage.wijken import active_wijken
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 INVITE_PREFIX = "inv-"

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, Update
 from telegram.error import BadRequest
 
-from bot.context import BuurtContext
-from bot.i18n import Translator, escape
-from conversations.ui import not_allowed, telegram_length
-from storage import access
-from storage.access import Permission
-from storage.residents import get_resident
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator, escape
+from buurtsignaal.conversations.ui import not_allowed, telegram_length
+from buurtsignaal.storage import access
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.residents import get_resident
 
 log = logging.getLogger(__name__)
 

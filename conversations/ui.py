@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from babel.dates import format_date
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.commands import FIRST_COMMANDS, Menus
-from bot.feature import ADMIN_MENU
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Localized, Translator, escape
-from bot.settings import Settings
-from conversations.callbacks import Language
-from storage.access import PERMISSIONS, Permission, Person
-from storage.models import Signal
+from buurtsignaal.bot.commands import FIRST_COMMANDS, Menus
+from buurtsignaal.bot.feature import ADMIN_MENU
+from buurtsignaal.bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Html, Localized, Translator, escape
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.conversations.callbacks import Language
+from buurtsignaal.storage.access import PERMISSIONS, Permission, Person
+from buurtsignaal.storage.models import Signal
 
 CATEGORY_LABELS: dict[str, str] = {
     "burenruzie": N_("Neighbour quarrel"),

@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.codes import code_hash
-from storage.models import ROLES, AuditEntry, Invite, RoleGrant
+from buurtsignaal.storage.codes import code_hash
+from buurtsignaal.storage.models import ROLES, AuditEntry, Invite, RoleGrant
 
 
 class Permission(StrEnum):

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import BotState, utcnow
+from buurtsignaal.storage.models import BotState, utcnow
 
 
 async def load_kind(session: AsyncSession, kind: str) -> dict[str, Any]:

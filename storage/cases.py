@@ -17,11 +17,11 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage import access, parsing
-from storage.access import Permission
-from storage.models import Signal, SignalEvent
-from storage.residents import get_resident
-from storage.signals import (
+from buurtsignaal.storage import access, parsing
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.models import Signal, SignalEvent
+from buurtsignaal.storage.residents import get_resident
+from buurtsignaal.storage.signals import (
     OPEN_STATUSES,
     REFERENCE_PREFIX,
     STATUSES,

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import access
-from storage.access import Permission
-from storage.calendar import add_working_days, monday_of, next_slot, shift_days
-from storage.hotspots import HotspotSummary, active_hotspots, summarise
-from storage.models import AlertPreference, DigestDelivery, Signal, SignalAlert, Wijk
-from storage.signals import CATEGORIES, OPEN_STATUSES
+from buurtsignaal.storage import access
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.calendar import add_working_days, monday_of, next_slot, shift_days
+from buurtsignaal.storage.hotspots import HotspotSummary, active_hotspots, summarise
+from buurtsignaal.storage.models import AlertPreference, DigestDelivery, Signal, SignalAlert, Wijk
+from buurtsignaal.storage.signals import CATEGORIES, OPEN_STATUSES
 
 IMMEDIATE, DIGEST_ONLY = "immediate", "digest"
 # Without a choice, every new signal comes at once: residents are told the pair gets their

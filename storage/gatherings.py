@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Moment, Resident, Series, Signup
+from buurtsignaal.storage.models import Moment, Resident, Series, Signup
 
 HORIZON = dt.timedelta(weeks=8)
 PRESENCE_KINDS = ("spreekuur", "wandeling")

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import GuardCount
+from buurtsignaal.storage.models import GuardCount
 
 DATA = Path(__file__).with_name("data")
 #: The word lists read; every text is read with all of them (residents write in any language).

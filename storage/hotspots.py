@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Hotspot, Signal, Wijk
+from buurtsignaal.storage.models import Hotspot, Signal, Wijk
 
 RECURRING_WEIGHT = 2
 EARTH_RADIUS_M = 6_371_000.0

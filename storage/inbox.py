@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import InboxUpdate
+from buurtsignaal.storage.models import InboxUpdate
 
 ERROR_LENGTH = 500
 

@@ -17,7 +17,7 @@ import datetime as dt
 from sqlalchemy import delete, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import FileCopy, Signal, SignalEvent
+from buurtsignaal.storage.models import FileCopy, Signal, SignalEvent
 
 SIGNAL_BASE = 2**52
 TELEGRAM, SIGNAL = "telegram", "signal"

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import create_engine
+from buurtsignaal.storage.db import create_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

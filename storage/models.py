@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storage.db import Base
+from buurtsignaal.storage.db import Base
 
 
 def utcnow() -> dt.datetime:

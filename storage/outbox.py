@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutboxMessage
+from buurtsignaal.storage.models import OutboxMessage
 
 ERROR_LENGTH = 500
 PENDING, SENT, FAILED = "pending", "sent", "failed"

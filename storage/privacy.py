@@ -14,10 +14,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage import bot_state
-from storage.mediation import PARTY_LEFT, anonymise_closed, party_actor
-from storage.messengers import SIGNAL, is_signal_chat
-from storage.models import (
+from buurtsignaal.storage import bot_state
+from buurtsignaal.storage.mediation import PARTY_LEFT, anonymise_closed, party_actor
+from buurtsignaal.storage.messengers import SIGNAL, is_signal_chat
+from buurtsignaal.storage.models import (
     InboxUpdate,
     MediationCase,
     MediationEvent,
@@ -29,7 +29,7 @@ from storage.models import (
     SignalEvent,
     Signup,
 )
-from storage.signals import WITHDRAWN
+from buurtsignaal.storage.signals import WITHDRAWN
 
 SYSTEM = "system"
 CLOSED = "afgehandeld"

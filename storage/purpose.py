@@ -11,7 +11,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import bot_state
+from buurtsignaal.storage import bot_state
 
 Purpose = Literal["live", "demo"]
 

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Resident
+from buurtsignaal.storage.models import Resident
 
 
 async def get_resident(session: AsyncSession, telegram_id: int) -> Resident | None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage.models import ReferenceCounter, Signal, SignalEvent
+from buurtsignaal.storage.models import ReferenceCounter, Signal, SignalEvent
 
 Stored = TypeVar("Stored")
 

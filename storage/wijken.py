@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Wijk
+from buurtsignaal.storage.models import Wijk
 
 
 @dataclass(frozen=True)

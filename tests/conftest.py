@@ -15,9 +15,9 @@ import pytest
 import time_machine
 from sqlalchemy.engine import make_url
 
-from bot.emulator import BotApiEmulator
-from bot.settings import Settings
-from storage import migrate
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage import migrate
 from tests.harness import BotUnderTest
 
 if TYPE_CHECKING:

@@ -17,12 +17,12 @@ from typing import Any
 
 from telegram import Update
 
-from bot.app import build_application
-from bot.context import BuurtApplication
-from bot.emulator import BotApiEmulator, BotMessage
-from bot.settings import Settings
-from storage import migrate
-from storage.db import Database
+from buurtsignaal.bot.app import build_application
+from buurtsignaal.bot.context import BuurtApplication
+from buurtsignaal.bot.emulator import BotApiEmulator, BotMessage
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage import migrate
+from buurtsignaal.storage.db import Database
 
 # What a handler calls after its unit of work; in killed_after none of them gets through.
 KILLED_AT = (
@@ -288,7 +288,7 @@ async def grant_role(
     the invite flow itself is tested in test_roles.py)."""
     from sqlalchemy import select
 
-    from storage.models import RoleGrant, Wijk
+    from buurtsignaal.storage.models import RoleGrant, Wijk
 
     assert bot.db is not None
     async with bot.db.begin() as session:

@@ -20,16 +20,16 @@ import pytest
 from sqlalchemy import select, text
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler
 
-from bot.app import FEATURES
-from bot.commands import Menus
-from bot.settings import Settings
-from conversations.flow import FlowPart
-from storage import access, gatherings
-from storage import mediation as mediation_store
-from storage.db import Base
-from storage.models import ROLES, MediationEvent, Moment, RoleGrant, Wijk, utcnow
-from storage.residents import ensure_resident
-from storage.signals import NewSignal, create_signal
+from buurtsignaal.bot.app import FEATURES
+from buurtsignaal.bot.commands import Menus
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.conversations.flow import FlowPart
+from buurtsignaal.storage import access, gatherings
+from buurtsignaal.storage import mediation as mediation_store
+from buurtsignaal.storage.db import Base
+from buurtsignaal.storage.models import ROLES, MediationEvent, Moment, RoleGrant, Wijk, utcnow
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.signals import NewSignal, create_signal
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 

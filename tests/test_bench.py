@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import bench
+from buurtsignaal.bot import bench
 
 
 async def test_smoke_run_measures_every_part(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from storage.calendar import add_working_days, latest_slot, next_slot, shift_days
+from buurtsignaal.storage.calendar import add_working_days, latest_slot, next_slot, shift_days
 
 AMS = ZoneInfo("Europe/Amsterdam")
 EIGHT = dt.time(8, 0)
@@ -49,10 +49,10 @@ async def test_a_first_digest_on_the_day_summer_time_starts_covers_one_calendar_
 
     from sqlalchemy import select
 
-    from storage import migrate
-    from storage.db import Database
-    from storage.digest import due_recipients
-    from storage.models import RoleGrant, Wijk
+    from buurtsignaal.storage import migrate
+    from buurtsignaal.storage.db import Database
+    from buurtsignaal.storage.digest import due_recipients
+    from buurtsignaal.storage.models import RoleGrant, Wijk
 
     await asyncio.to_thread(migrate.upgrade, db_url)
     db = Database(db_url)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations import callbacks as cb
-from conversations.callbacks import (
+from buurtsignaal.conversations import callbacks as cb
+from buurtsignaal.conversations.callbacks import (
     Button,
     Choice,
     FlowPress,
@@ -23,9 +23,9 @@ from conversations.callbacks import (
     StartWijken,
     code,
 )
-from conversations.koffie.planning import PLAN
-from conversations.mediation import FLOW as MEDIATION_FLOW
-from conversations.report import FLOW as REPORT_FLOW
+from buurtsignaal.conversations.koffie.planning import PLAN
+from buurtsignaal.conversations.mediation import FLOW as MEDIATION_FLOW
+from buurtsignaal.conversations.report import FLOW as REPORT_FLOW
 
 CLASSES: list[type[Button]] = sorted(
     (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot.emulator import ApiCall
+from buurtsignaal.bot.emulator import ApiCall
 from tests.conftest import Clock
 from tests.harness import BotUnderTest, Person, Reply, grant_role
 from tests.test_koffie import plan_koffie

@@ -12,11 +12,11 @@ import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
-from bot.emulator import BotMessage
-from bot.settings import Settings
-from storage.models import RoleGrant, Signal, SignalEvent, Wijk, utcnow
-from storage.residents import ensure_resident
-from storage.signals import NewSignal, create_signal
+from buurtsignaal.bot.emulator import BotMessage
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage.models import RoleGrant, Signal, SignalEvent, Wijk, utcnow
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.signals import NewSignal, create_signal
 from tests.conftest import AMSTERDAM, Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 

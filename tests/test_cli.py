@@ -16,11 +16,11 @@ from typing import BinaryIO
 import pytest
 from sqlalchemy import select
 
-from bot import cli, logs
-from bot.emulator import BotApiEmulator
-from storage import migrate
-from storage.db import Database
-from storage.models import InboxUpdate, Resident
+from buurtsignaal.bot import cli, logs
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.storage import migrate
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.models import InboxUpdate, Resident
 
 TOKEN = "7012345678:AAHf3kQ9x_Zt8wLmN2pQrS5tUvWxYz01234"
 SECRET = TOKEN.partition(":")[2]
@@ -28,7 +28,7 @@ SECRET = TOKEN.partition(":")[2]
 
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
-    db = tmp_path / "bot.db"
+    db = tmp_path / "buurtsignaal.bot.db"
     path.write_text(
         f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
         '[[wijken]]\nname = "Schilderswijk"\nslug = "schilderswijk"\n',
@@ -44,7 +44,7 @@ async def _cli(
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "buurtsignaal.bot.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE if stderr is None else stderr,
@@ -58,7 +58,7 @@ async def test_migrate_command(tmp_path: Path) -> None:
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert "up to date" in out.decode()
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'buurtsignaal.bot.db'}")
     try:
         assert await migrate.current_revision(db.engine) == migrate.head_revision()
     finally:
@@ -86,7 +86,7 @@ async def test_run_migrates_and_answers_over_long_polling(tmp_path: Path) -> Non
     assert "/bot[redacted]/getUpdates" in err
     assert SECRET not in err
     # The database was migrated by `run` and the resident stored.
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'buurtsignaal.bot.db'}")
     try:
         async with db.begin() as session:
             ids = (await session.scalars(select(Resident.telegram_id))).all()
@@ -183,7 +183,7 @@ async def test_a_killed_bot_answers_every_message_it_had_fetched_once_after_the_
     for user_id in people:
         answers = [m.plain_text.split("\n", 1)[0] for m in emu.messages(user_id)]
         assert answers == ["Wat ik kan", "Wie ziet wat"]
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'buurtsignaal.bot.db'}")
     try:
         async with db.begin() as session:
             states = (await session.scalars(select(InboxUpdate.state))).all()

@@ -6,8 +6,8 @@ import re
 
 from sqlalchemy import select
 
-from storage.codes import code_hash
-from storage.models import CodeFailure, Invite, MediationParty
+from buurtsignaal.storage.codes import code_hash
+from buurtsignaal.storage.models import CodeFailure, Invite, MediationParty
 from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest
 from tests.test_mediation_cases import ask_mediation, coordinator, invite, load_case

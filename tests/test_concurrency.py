@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from telegram import Update
 
-from bot.processor import ChatOrderedProcessor, order_key
-from bot.settings import Settings
-from storage.db import GroupCommit
-from storage.models import Signup
-from storage.residents import ensure_resident
+from buurtsignaal.bot.processor import ChatOrderedProcessor, order_key
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage.db import GroupCommit
+from buurtsignaal.storage.models import Signup
+from buurtsignaal.storage.residents import ensure_resident
 from tests.conftest import Clock, make_settings
 from tests.harness import BotUnderTest, grant_role
 from tests.test_koffie import GROUP, moments, plan_koffie, run_job
@@ -96,7 +96,7 @@ async def test_concurrency_is_bounded_and_a_busy_chat_takes_one_slot(
 
 
 def test_the_order_key_is_the_chat_or_the_presser() -> None:
-    from bot.emulator import BotApiEmulator
+    from buurtsignaal.bot.emulator import BotApiEmulator
 
     emu = BotApiEmulator()
     emu.add_user(1001, "Anna")

@@ -8,16 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.charts import PNG_SIGNATURE
-from bot.emulator import BotMessage
-from bot.i18n import Translator
-from conversations.digest import digest_text
-from conversations.ui import not_allowed
-from storage.calendar import add_working_days, latest_slot
-from storage.digest import build_digest
-from storage.models import DigestDelivery, Signal, Wijk
-from storage.residents import ensure_resident
-from storage.signals import NewSignal, create_signal
+from buurtsignaal.bot.charts import PNG_SIGNATURE
+from buurtsignaal.bot.emulator import BotMessage
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.digest import digest_text
+from buurtsignaal.conversations.ui import not_allowed
+from buurtsignaal.storage.calendar import add_working_days, latest_slot
+from buurtsignaal.storage.digest import build_digest
+from buurtsignaal.storage.models import DigestDelivery, Signal, Wijk
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.signals import NewSignal, create_signal
 from tests.conftest import Clock
 from tests.harness import BotUnderTest, Person, grant_role
 

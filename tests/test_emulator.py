@@ -46,7 +46,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.emulator import (
+from buurtsignaal.bot.emulator import (
     BotApiEmulator,
     BotMessage,
     HtmlParseError,

@@ -8,9 +8,9 @@ import io
 
 from sqlalchemy import select
 
-from storage.models import AuditEntry, Wijk
-from storage.residents import ensure_resident
-from storage.signals import NewSignal, create_signal
+from buurtsignaal.storage.models import AuditEntry, Wijk
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.signals import NewSignal, create_signal
 from tests.harness import BotUnderTest, grant_role
 
 AMS = dt.timezone(dt.timedelta(hours=1))

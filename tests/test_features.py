@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.app import FEATURES
+from buurtsignaal.bot.app import FEATURES
 from tests.harness import BotUnderTest
 
 README = Path(__file__).resolve().parent.parent / "README.md"

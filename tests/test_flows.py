@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from conversations.flow import ACTIVE
-from storage.models import MediationCase, Signal
+from buurtsignaal.conversations.flow import ACTIVE
+from buurtsignaal.storage.models import MediationCase, Signal
 from tests.harness import BotUnderTest
 from tests.test_cases import melden, pair
 from tests.test_report import until_description

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-import conversations.digest as digest_module
-from conversations import cases
-from storage import cases as store
-from storage import digest as digests
-from storage import privacy as privacy_store
-from storage.models import Signal, SignalAlert, SignalEvent, Wijk
+import buurtsignaal.conversations.digest as digest_module
+from buurtsignaal.conversations import cases
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage import digest as digests
+from buurtsignaal.storage import privacy as privacy_store
+from buurtsignaal.storage.models import Signal, SignalAlert, SignalEvent, Wijk
 from tests.conftest import Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -458,7 +458,7 @@ async def test_the_history_in_melding_has_no_internal_codes(bot: BotUnderTest) -
 
 
 def test_every_history_kind_has_words() -> None:
-    from bot.i18n import Translator
+    from buurtsignaal.bot.i18n import Translator
 
     kinds = [
         value

@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
-from bot.emulator import BotApiEmulator
-from storage.models import MediationCase, Moment, Signal, Signup
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.storage.models import MediationCase, Moment, Signal, Signup
 from tests.conftest import ADMIN_ID, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from storage import guard
-from storage.guard import entries, lexicon, mentions_appearance, word_classes
-from storage.models import GuardCount, Signal
+from buurtsignaal.storage import guard
+from buurtsignaal.storage.guard import entries, lexicon, mentions_appearance, word_classes
+from buurtsignaal.storage.models import GuardCount, Signal
 from tests.harness import BotUnderTest
 
 SENTENCES = Path(__file__).with_name("data") / "guard_sentences.tsv"

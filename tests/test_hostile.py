@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from storage.models import Moment, Resident
+from buurtsignaal.storage.models import Moment, Resident
 from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, grant_role
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.settings import Settings
-from conversations.digest import hotspot_rules
-from storage.hotspots import (
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.conversations.digest import hotspot_rules
+from buurtsignaal.storage.hotspots import (
     HotspotRules,
     calm_down,
     haversine_m,
@@ -19,8 +19,8 @@ from storage.hotspots import (
     street_key,
     street_label,
 )
-from storage.models import Hotspot, Signal, Wijk
-from storage.signals import NewSignal, create_signal
+from buurtsignaal.storage.models import Hotspot, Signal, Wijk
+from buurtsignaal.storage.signals import NewSignal, create_signal
 from tests.conftest import Clock, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 

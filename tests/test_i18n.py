@@ -11,9 +11,18 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
-from bot import i18n
-from bot.i18n import FSI, LANGUAGES, PDI, Html, Translator, escape, load_catalog, plural_rule
-from conversations.ui import local_date, local_datetime, short_date
+from buurtsignaal.bot import i18n
+from buurtsignaal.bot.i18n import (
+    FSI,
+    LANGUAGES,
+    PDI,
+    Html,
+    Translator,
+    escape,
+    load_catalog,
+    plural_rule,
+)
+from buurtsignaal.conversations.ui import local_date, local_datetime, short_date
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {"t": None, "N_": None, "ngettext": (1, 2)}

@@ -27,16 +27,16 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from bot import logs
-from bot.app import build_application
-from bot.emulator import BotApiEmulator
-from bot.inbox import ALLOWED_UPDATES, MAX_ATTEMPTS, Inbox, polling
-from bot.persistence import Finish
-from bot.settings import Settings
-from storage import inbox as stored
-from storage import migrate
-from storage.db import Database
-from storage.models import InboxUpdate
+from buurtsignaal.bot import logs
+from buurtsignaal.bot.app import build_application
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.bot.inbox import ALLOWED_UPDATES, MAX_ATTEMPTS, Inbox, polling
+from buurtsignaal.bot.persistence import Finish
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage import inbox as stored
+from buurtsignaal.storage import migrate
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.models import InboxUpdate
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.emulator import BotApiEmulator
-from storage import gatherings, migrate
-from storage.db import Database
-from storage.models import Moment, Resident, Signup, Wijk
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.storage import gatherings, migrate
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.models import Moment, Resident, Signup, Wijk
 from tests.test_cli import _cli, _env, _stop
 
 PEOPLE = [1001 + n for n in range(12)]

@@ -10,8 +10,8 @@ import icalendar
 import pytest
 from sqlalchemy import select
 
-from conversations import koffie
-from storage.models import Moment, Signup
+from buurtsignaal.conversations import koffie
+from buurtsignaal.storage.models import Moment, Signup
 from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -637,7 +637,7 @@ async def test_koffie_counts_one_person_in_the_singular(clock: Clock, bot: BotUn
 
 async def sign_up_many(bot: BotUnderTest, moment_id: int, number: int) -> list[int]:
     """``number`` residents who signed up for a date (straight into the database)."""
-    from storage.models import Resident
+    from buurtsignaal.storage.models import Resident
 
     ids = [200_000 + n for n in range(number)]
     for telegram_id in ids:

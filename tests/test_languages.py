@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from bot.i18n import FSI, PDI, Translator
+from buurtsignaal.bot.i18n import FSI, PDI, Translator
 from tests.harness import BotUnderTest, grant_role
 
 REFERENCE = re.compile(r"BS-\d{4}-\d{4}")

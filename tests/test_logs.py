@@ -8,7 +8,7 @@ import re
 import pytest
 from telegram import Update
 
-from bot import logs
+from buurtsignaal.bot import logs
 from tests.harness import BotUnderTest
 
 NAME = "Wilhelmientje"

@@ -19,18 +19,18 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from bot.emulator import BotMessage
-from bot.i18n import Translator
-from bot.shell import run_shell
-from conversations import mediation_cases
-from conversations.mediation_cases import jobs as mediation_jobs
-from conversations.steps import pages
-from conversations.ui import local_datetime, telegram_length
-from storage import bot_state
-from storage import mediation as store
-from storage.db import Database
-from storage.mediation import working_days_between
-from storage.models import (
+from buurtsignaal.bot.emulator import BotMessage
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.bot.shell import run_shell
+from buurtsignaal.conversations import mediation_cases
+from buurtsignaal.conversations.mediation_cases import jobs as mediation_jobs
+from buurtsignaal.conversations.steps import pages
+from buurtsignaal.conversations.ui import local_datetime, telegram_length
+from buurtsignaal.storage import bot_state
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.mediation import working_days_between
+from buurtsignaal.storage.models import (
     MediationAppointment,
     MediationCase,
     MediationEvent,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from storage.models import GuardCount, MediationCase
+from buurtsignaal.storage.models import GuardCount, MediationCase
 from tests.harness import BotUnderTest, Person, grant_role
 
 

@@ -11,10 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import column, insert, inspect, select, table, text
 from sqlalchemy.exc import IntegrityError
 
-from storage import migrate
-from storage.codes import code_hash
-from storage.db import Base, Database
-from storage.models import BotState, UTCDateTime
+from buurtsignaal.storage import migrate
+from buurtsignaal.storage.codes import code_hash
+from buurtsignaal.storage.db import Base, Database
+from buurtsignaal.storage.models import BotState, UTCDateTime
 
 
 async def test_models_and_migrations_agree(db_url: str) -> None:

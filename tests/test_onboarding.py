@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from bot.settings import Settings
-from storage.models import BotState, Resident
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage.models import BotState, Resident
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest, grant_role
 

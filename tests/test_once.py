@@ -8,7 +8,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from storage.models import Moment, Series, SignalEvent
+from buurtsignaal.storage.models import Moment, Series, SignalEvent
 from tests.conftest import Clock
 from tests.harness import BotUnderTest, Person, grant_role
 from tests.test_follow_up import melden, pair
@@ -144,7 +144,7 @@ async def test_a_message_to_a_party_and_the_answer_sent_again_after_a_restart_ar
 ) -> None:
     """The mediation desk keeps its relays per step as the signal desk does: stored and passed
     on once, also when the process dies after storing and the text is sent again."""
-    from storage.models import MediationEvent
+    from buurtsignaal.storage.models import MediationEvent
     from tests.test_mediation_cases import ask_mediation, coordinator, open_case
 
     carla = await coordinator(bot)

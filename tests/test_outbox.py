@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import outbox as sender_module
-from storage import outbox
-from storage.models import OutboxMessage, Resident
+from buurtsignaal.bot import outbox as sender_module
+from buurtsignaal.storage import outbox
+from buurtsignaal.storage.models import OutboxMessage, Resident
 from tests.conftest import Clock
 from tests.harness import BotUnderTest, Person, grant_role
 
@@ -214,8 +214,8 @@ async def test_under_random_faults_every_digest_alert_reminder_and_relay_arrives
     fails a fifth of the sends at random (429s, server errors, timeouts): in the end every
     message arrived, each exactly once. (Everything is decided within the hour before the
     faults: a message not delivered a day after its decision is given up.)"""
-    from conversations import digest as digest_module
-    from conversations import koffie
+    from buurtsignaal.conversations import digest as digest_module
+    from buurtsignaal.conversations import koffie
     from tests.test_follow_up import melden, pair
     from tests.test_koffie import GROUP, plan_koffie, sign_up_many
     from tests.test_mediation_cases import ask_mediation, coordinator, open_case
@@ -302,7 +302,7 @@ async def test_under_random_faults_every_digest_alert_reminder_and_relay_arrives
 
 
 async def koffie_moments(bot: BotUnderTest) -> list[Any]:
-    from storage.models import Moment
+    from buurtsignaal.storage.models import Moment
 
     assert bot.db is not None
     async with bot.db.begin() as session:
@@ -314,7 +314,7 @@ async def test_the_outbox_command_lists_the_failed_messages(
 ) -> None:
     import asyncio
 
-    from bot.cli import main
+    from buurtsignaal.bot.cli import main
     from tests.test_privacy import write_config
 
     anna = await started(bot, 1001, "Anna")

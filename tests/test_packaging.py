@@ -47,7 +47,9 @@ def test_the_wheel_builds_without_warnings_and_holds_the_data_files(tmp_path: Pa
 def test_the_bot_starts_without_matplotlib() -> None:
     """matplotlib is imported when a chart is drawn, not when the bot is built (it costs about
     half a second and 40 MB at start)."""
-    code = "import sys, buurtsignaal.bot.app, buurtsignaal.bot.cli; print('matplotlib' in sys.modules)"
+    code = (
+        "import sys, buurtsignaal.bot.app, buurtsignaal.bot.cli; print('matplotlib' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from storage import parsing
+from buurtsignaal.storage import parsing
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

@@ -13,11 +13,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot.cli import main
-from bot.settings import Settings
-from conversations import privacy
-from storage import gatherings
-from storage.models import BotState, GuardCount, MediationCase, Resident, Signal, Signup
+from buurtsignaal.bot.cli import main
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.conversations import privacy
+from buurtsignaal.storage import gatherings
+from buurtsignaal.storage.models import (
+    BotState,
+    GuardCount,
+    MediationCase,
+    Resident,
+    Signal,
+    Signup,
+)
 from tests.conftest import Clock, make_settings, this_year
 from tests.harness import BotUnderTest, Person, grant_role
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from storage.models import GuardCount, MediationCase, Signal
+from buurtsignaal.storage.models import GuardCount, MediationCase, Signal
 from tests.conftest import this_year
 from tests.harness import BotUnderTest, Person, grant_role
 

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 
-from bot.emulator import BotMessage
-from bot.settings import Settings
-from storage.models import BotState, Signal, SignalEvent
+from buurtsignaal.bot.emulator import BotMessage
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage.models import BotState, Signal, SignalEvent
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest, Person
 

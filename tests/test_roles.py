@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, update
 
-from bot.settings import Settings
-from storage.models import AuditEntry, Invite, Resident, RoleGrant
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage.models import AuditEntry, Invite, Resident, RoleGrant
 from tests.conftest import ADMIN_ID, make_settings
 from tests.harness import BotUnderTest, Person, grant_role
 

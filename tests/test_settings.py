@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from bot.cli import main
-from bot.settings import ConfigError, Settings, load_settings
+from buurtsignaal.bot.cli import main
+from buurtsignaal.bot.settings import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.emulator import BotApiEmulator
-from bot.settings import Settings
-from bot.shell import ShellSession, render_text, run_shell
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.bot.settings import Settings
+from buurtsignaal.bot.shell import ShellSession, render_text, run_shell
 from tests.conftest import make_settings
 
 TINY_PNG = (

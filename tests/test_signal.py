@@ -23,12 +23,12 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, text
 
-from bot.emulator import BotApiEmulator
-from bot.inbox import Inbox
-from bot.messenger import SIGNAL, SIGNAL_BASE, is_signal_chat
-from bot.settings import Settings, SignalSettings
-from bot.signal_gateway import SignalGateway, location_from
-from storage.models import Resident, Signal
+from buurtsignaal.bot.emulator import BotApiEmulator
+from buurtsignaal.bot.inbox import Inbox
+from buurtsignaal.bot.messenger import SIGNAL, SIGNAL_BASE, is_signal_chat
+from buurtsignaal.bot.settings import Settings, SignalSettings
+from buurtsignaal.bot.signal_gateway import SignalGateway, location_from
+from buurtsignaal.storage.models import Resident, Signal
 from tests.conftest import make_settings
 from tests.harness import BotUnderTest, grant_role
 
@@ -502,7 +502,7 @@ async def test_a_signal_group_presses_a_button_with_its_number_and_chatter_stays
     """The koffie announcement's "Ik kom" in a Signal group, on the gateway alone."""
     from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 
-    from bot.messenger import GATEWAY_TOKEN
+    from buurtsignaal.bot.messenger import GATEWAY_TOKEN
 
     cli = StandInSignalCli()
     await cli.start()
@@ -643,7 +643,7 @@ async def test_ik_kom_in_a_signal_group_starts_the_private_chat_with_the_bot(
     bot gets /start <code> from them in their private chat."""
     from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 
-    from bot.messenger import GATEWAY_TOKEN
+    from buurtsignaal.bot.messenger import GATEWAY_TOKEN
 
     cli = StandInSignalCli()
     await cli.start()

@@ -12,20 +12,28 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.persistence import SqlPersistence
-from storage import access, gatherings, migrate, purpose
-from storage.db import Database
-from storage.mediation import NewMediation, store_case_once
-from storage.models import BotState, Moment, RoleGrant, Signal, SignalEvent, Signup, utcnow
-from storage.residents import ensure_resident, get_resident
-from storage.signals import (
+from buurtsignaal.bot.persistence import SqlPersistence
+from buurtsignaal.storage import access, gatherings, migrate, purpose
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.mediation import NewMediation, store_case_once
+from buurtsignaal.storage.models import (
+    BotState,
+    Moment,
+    RoleGrant,
+    Signal,
+    SignalEvent,
+    Signup,
+    utcnow,
+)
+from buurtsignaal.storage.residents import ensure_resident, get_resident
+from buurtsignaal.storage.signals import (
     NewSignal,
     create_signal,
     signal_by_reference,
     signals_of_resident,
     store_signal_once,
 )
-from storage.wijken import WijkSpec, active_wijken, sync_wijken, wijk_by_group
+from buurtsignaal.storage.wijken import WijkSpec, active_wijken, sync_wijken, wijk_by_group
 
 T = TypeVar("T")
 
@@ -390,8 +398,8 @@ async def test_digest_and_hotspot_queries_read_only_their_period(db: Database) -
     priced out, so a plan that still has one had no usable index)."""
     from sqlalchemy import event
 
-    from storage.digest import build_digest
-    from storage.hotspots import HotspotRules, register_signal
+    from buurtsignaal.storage.digest import build_digest
+    from buurtsignaal.storage.hotspots import HotspotRules, register_signal
 
     wijk_id = await _wijk_id(db)
     now = dt.datetime(2026, 3, 11, 7, 0, tzinfo=dt.UTC)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from conversations import cases
-from storage.models import Moment
+from buurtsignaal.conversations import cases
+from buurtsignaal.storage.models import Moment
 from tests.conftest import ADMIN_ID, Clock, this_year
 from tests.harness import BotUnderTest, Person, grant_role
 

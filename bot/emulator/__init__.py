@@ -29,16 +29,16 @@ the last):
 - ``state``: what a front keeps over a restart and forgets; ``core``: people act, tests look.
 """
 
-from bot.emulator.buttons import (
+from buurtsignaal.bot.emulator.buttons import (
     deep_link_payload,
     inline_rows,
     newest_with_buttons,
     numbered_rows,
     pressable_buttons,
 )
-from bot.emulator.core import BotApiEmulator
-from bot.emulator.files import image_size
-from bot.emulator.formatting import (
+from buurtsignaal.bot.emulator.core import BotApiEmulator
+from buurtsignaal.bot.emulator.files import image_size
+from buurtsignaal.bot.emulator.formatting import (
     HtmlParseError,
     MarkdownParseError,
     parse_html,
@@ -46,7 +46,7 @@ from bot.emulator.formatting import (
     parse_markdown_v2,
     utf16_len,
 )
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.model import (
     ALL_UPDATE_TYPES,
     DEFAULT_UPDATE_TYPES,
     DELETE_WINDOW,

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.model import (
     _ADMIN_RIGHTS,
     _RESTRICTED_RIGHTS,
     DEFAULT_UPDATE_TYPES,
@@ -29,7 +29,7 @@ from bot.emulator.model import (
     _FaultPlan,
 )
 
-_log = logging.getLogger("bot.emulator")
+_log = logging.getLogger("buurtsignaal.bot.emulator")
 
 
 class _EmulatorBase:

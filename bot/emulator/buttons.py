@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from bot.emulator.model import BotMessage, JsonDict
+from buurtsignaal.bot.emulator.model import BotMessage, JsonDict
 
 
 def inline_rows(message: BotMessage) -> list[list[JsonDict]]:

@@ -6,10 +6,10 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.emulator.formatting import (
+from buurtsignaal.bot.emulator.formatting import (
     utf16_len,
 )
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.model import (
     _COMMAND_RE,
     _INLINE_BUTTON_ACTIONS,
     ApiCall,
@@ -19,7 +19,7 @@ from bot.emulator.model import (
     _Chat,
     _scope_key,
 )
-from bot.emulator.state import _FrontState
+from buurtsignaal.bot.emulator.state import _FrontState
 
 
 class BotApiEmulator(_FrontState):

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.model import (
     FAULT_KINDS,
     FLOOD_METHODS,
     ApiCall,
@@ -21,7 +21,7 @@ from bot.emulator.model import (
     _Failure,
     _FaultPlan,
 )
-from bot.emulator.params import _Params
+from buurtsignaal.bot.emulator.params import _Params
 
 
 class _Faults(_Params):

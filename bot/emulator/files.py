@@ -7,8 +7,8 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from bot.emulator.base import _EmulatorBase
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.base import _EmulatorBase
+from buurtsignaal.bot.emulator.model import (
     JsonDict,
     StoredFile,
     UploadedFile,

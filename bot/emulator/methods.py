@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from bot.emulator.files import image_size
-from bot.emulator.formatting import (
+from buurtsignaal.bot.emulator.files import image_size
+from buurtsignaal.bot.emulator.formatting import (
     utf16_len,
 )
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.model import (
     _BOT_COMMAND_RE,
     _CHAT_ACTIONS,
     _MEDIA_KINDS,
@@ -31,9 +31,9 @@ from bot.emulator.model import (
     _content_kind,
     _scope_key,
 )
-from bot.emulator.server import _Server
+from buurtsignaal.bot.emulator.server import _Server
 
-_log = logging.getLogger("bot.emulator")
+_log = logging.getLogger("buurtsignaal.bot.emulator")
 
 
 class _Methods(_Server):

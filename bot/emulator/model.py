@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final
 
-from bot.emulator.formatting import _strip_html
+from buurtsignaal.bot.emulator.formatting import _strip_html
 
 JsonDict = dict[str, Any]
 Listener = Callable[[str, "BotMessage"], object]

@@ -7,8 +7,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.emulator.files import _Files
-from bot.emulator.formatting import (
+from buurtsignaal.bot.emulator.files import _Files
+from buurtsignaal.bot.emulator.formatting import (
     HtmlParseError,
     MarkdownParseError,
     _trim,
@@ -17,7 +17,7 @@ from bot.emulator.formatting import (
     parse_markdown_v2,
     utf16_len,
 )
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.model import (
     _INLINE_BUTTON_ACTIONS,
     _NOT_MODIFIED,
     MAX_CALLBACK_DATA_BYTES,

@@ -10,8 +10,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from bot.emulator.faults import _Faults
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.faults import _Faults
+from buurtsignaal.bot.emulator.model import (
     ApiCall,
     ApiError,
     JsonDict,
@@ -20,7 +20,7 @@ from bot.emulator.model import (
     _decode_value,
 )
 
-_log = logging.getLogger("bot.emulator")
+_log = logging.getLogger("buurtsignaal.bot.emulator")
 
 
 class _Server(_Faults):

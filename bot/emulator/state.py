@@ -8,8 +8,8 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bot.emulator.methods import _Methods
-from bot.emulator.model import (
+from buurtsignaal.bot.emulator.methods import _Methods
+from buurtsignaal.bot.emulator.model import (
     BotMessage,
     JsonDict,
     StoredFile,

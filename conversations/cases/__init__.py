@@ -27,13 +27,20 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from bot.feature import Command, Feature, Job
-from bot.i18n import N_
-from conversations import relay
-from conversations.callbacks import FollowUp, Report, ReportPage, ReportStatus
-from conversations.cases.actions import on_page, on_refer, on_show, on_status_menu, on_take, stale
-from conversations.cases.commands import melding_command, open_command
-from conversations.cases.common import (
+from buurtsignaal.bot.feature import Command, Feature, Job
+from buurtsignaal.bot.i18n import N_
+from buurtsignaal.conversations import relay
+from buurtsignaal.conversations.callbacks import FollowUp, Report, ReportPage, ReportStatus
+from buurtsignaal.conversations.cases.actions import (
+    on_page,
+    on_refer,
+    on_show,
+    on_status_menu,
+    on_take,
+    stale,
+)
+from buurtsignaal.conversations.cases.commands import melding_command, open_command
+from buurtsignaal.conversations.cases.common import (
     ANSWER,
     FLOW,
     FOLLOWUP_EVERY,
@@ -42,7 +49,7 @@ from conversations.cases.common import (
     REPLY,
     STATUS_NOTE,
 )
-from conversations.cases.followup import (
+from buurtsignaal.conversations.cases.followup import (
     FOLLOWUP_HOOK,
     RELAY_HOOK,
     _followup_settled,
@@ -50,7 +57,7 @@ from conversations.cases.followup import (
     on_followup,
     send_followups,
 )
-from conversations.cases.messages import (
+from buurtsignaal.conversations.cases.messages import (
     on_answer,
     on_answer_chosen,
     on_note,
@@ -58,10 +65,14 @@ from conversations.cases.messages import (
     on_reply,
     on_reply_chosen,
 )
-from conversations.cases.status import on_status_chosen, on_status_note, on_without_note
-from conversations.cases.view import _event_text, _who
-from conversations.flow import PRIVATE, Field
-from storage.access import Permission
+from buurtsignaal.conversations.cases.status import (
+    on_status_chosen,
+    on_status_note,
+    on_without_note,
+)
+from buurtsignaal.conversations.cases.view import _event_text, _who
+from buurtsignaal.conversations.flow import PRIVATE, Field
+from buurtsignaal.storage.access import Permission
 
 # --- wiring ----------------------------------------------------------------------------------
 

@@ -5,19 +5,25 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
-from bot.context import BuurtContext
-from bot.i18n import Html, Translator
-from conversations import relay, steps
-from conversations.callbacks import Referral, Report, ReportPage, ReportStatus
-from conversations.cases.common import _pressed_signal, _pro_signal
-from conversations.cases.followup import RELAY_HOOK
-from conversations.cases.notices import _show_button
-from conversations.cases.view import _open_page, _show, _withdrawn
-from conversations.ui import keyboard, mediation_explanation, not_allowed, role_label, status_label
-from storage import access
-from storage import cases as store
-from storage.access import Permission
-from storage.signals import STATUSES, WITHDRAWN
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Html, Translator
+from buurtsignaal.conversations import relay, steps
+from buurtsignaal.conversations.callbacks import Referral, Report, ReportPage, ReportStatus
+from buurtsignaal.conversations.cases.common import _pressed_signal, _pro_signal
+from buurtsignaal.conversations.cases.followup import RELAY_HOOK
+from buurtsignaal.conversations.cases.notices import _show_button
+from buurtsignaal.conversations.cases.view import _open_page, _show, _withdrawn
+from buurtsignaal.conversations.ui import (
+    keyboard,
+    mediation_explanation,
+    not_allowed,
+    role_label,
+    status_label,
+)
+from buurtsignaal.storage import access
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.signals import STATUSES, WITHDRAWN
 
 # --- buttons that act at once ----------------------------------------------------------------
 

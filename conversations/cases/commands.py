@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot.context import BuurtContext
-from conversations import desk
-from conversations.cases.view import _open_page, _show
-from conversations.ui import not_allowed
-from storage import cases as store
-from storage.access import Permission
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations import desk
+from buurtsignaal.conversations.cases.view import _open_page, _show
+from buurtsignaal.conversations.ui import not_allowed
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.access import Permission
 
 # --- commands ----------------------------------------------------------------------------
 

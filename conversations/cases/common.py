@@ -7,13 +7,13 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, Update
 
-from bot.context import BuurtContext
-from bot.i18n import N_, Translator
-from conversations import desk
-from conversations.flow import TypedFlow
-from storage import cases as store
-from storage.access import Permission, Person
-from storage.models import Signal
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import N_, Translator
+from buurtsignaal.conversations import desk
+from buurtsignaal.conversations.flow import TypedFlow
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.access import Permission, Person
+from buurtsignaal.storage.models import Signal
 
 PER_PAGE = 5
 FOLLOWUP_JOB = "cases:followups"

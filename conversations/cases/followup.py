@@ -9,18 +9,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from bot.outbox import Settled
-from conversations import desk, steps
-from conversations.callbacks import FollowUp
-from conversations.cases.common import FOLLOWUP_LABELS
-from conversations.cases.notices import _followup_question, _reopened_alert
-from conversations.ui import local_date
-from storage import access, outbox
-from storage import cases as store
-from storage.access import Permission
-from storage.outbox import Outgoing
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.bot.outbox import Settled
+from buurtsignaal.conversations import desk, steps
+from buurtsignaal.conversations.callbacks import FollowUp
+from buurtsignaal.conversations.cases.common import FOLLOWUP_LABELS
+from buurtsignaal.conversations.cases.notices import _followup_question, _reopened_alert
+from buurtsignaal.conversations.ui import local_date
+from buurtsignaal.storage import access, outbox
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.outbox import Outgoing
 
 # --- the follow-up ---------------------------------------------------------------------------
 

@@ -8,17 +8,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations import desk, relay, steps
-from conversations.callbacks import Report
-from conversations.cases.common import ANSWER, FLOW, NOTE, REPLY, _pro_signal, _remember
-from conversations.cases.followup import RELAY_HOOK
-from conversations.cases.notices import _show_button, _to_professional, _to_reporter
-from conversations.flow import Draft, State
-from conversations.ui import not_allowed, role_label
-from storage import cases as store
-from storage.models import Signal
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations import desk, relay, steps
+from buurtsignaal.conversations.callbacks import Report
+from buurtsignaal.conversations.cases.common import (
+    ANSWER,
+    FLOW,
+    NOTE,
+    REPLY,
+    _pro_signal,
+    _remember,
+)
+from buurtsignaal.conversations.cases.followup import RELAY_HOOK
+from buurtsignaal.conversations.cases.notices import _show_button, _to_professional, _to_reporter
+from buurtsignaal.conversations.flow import Draft, State
+from buurtsignaal.conversations.ui import not_allowed, role_label
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.models import Signal
 
 
 async def _ask_typed(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup
 
-from bot.i18n import Translator
-from conversations.callbacks import FollowUp, Report
-from conversations.cases.common import FOLLOWUP_LABELS
-from conversations.ui import category_label, keyboard, role_label, status_label
-from storage.models import Signal
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.callbacks import FollowUp, Report
+from buurtsignaal.conversations.cases.common import FOLLOWUP_LABELS
+from buurtsignaal.conversations.ui import category_label, keyboard, role_label, status_label
+from buurtsignaal.storage.models import Signal
 
 # --- messages to someone else (in their language) ----------------------------------------------
 

@@ -8,19 +8,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations import relay, steps
-from conversations.callbacks import Report, ReportStatus
-from conversations.cases.common import FLOW, STATUS_NOTE, _pro_signal, _remember
-from conversations.cases.followup import RELAY_HOOK
-from conversations.cases.notices import _closed_notice, _show_button
-from conversations.cases.view import _withdrawn
-from conversations.flow import Draft, State
-from conversations.ui import keyboard, not_allowed, status_label
-from storage import cases as store
-from storage.models import Resident, Signal
-from storage.signals import WITHDRAWN
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations import relay, steps
+from buurtsignaal.conversations.callbacks import Report, ReportStatus
+from buurtsignaal.conversations.cases.common import FLOW, STATUS_NOTE, _pro_signal, _remember
+from buurtsignaal.conversations.cases.followup import RELAY_HOOK
+from buurtsignaal.conversations.cases.notices import _closed_notice, _show_button
+from buurtsignaal.conversations.cases.view import _withdrawn
+from buurtsignaal.conversations.flow import Draft, State
+from buurtsignaal.conversations.ui import keyboard, not_allowed, status_label
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.models import Resident, Signal
+from buurtsignaal.storage.signals import WITHDRAWN
 
 # --- the typed steps ---------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest
 
-from bot.context import BuurtContext
-from bot.i18n import Html, Translator, escape
-from conversations import relay, steps
-from conversations.callbacks import Report, ReportPage
-from conversations.cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Html, Translator, escape
+from buurtsignaal.conversations import relay, steps
+from buurtsignaal.conversations.callbacks import Report, ReportPage
+from buurtsignaal.conversations.cases.common import (
     ADDED_PHOTOS_SHOWN,
     DESCRIPTION_SHOWN,
     EVENT_LABELS,
@@ -21,7 +21,7 @@ from conversations.cases.common import (
     PER_PAGE,
     _age,
 )
-from conversations.ui import (
+from buurtsignaal.conversations.ui import (
     category_label,
     keyboard,
     local_datetime,
@@ -31,11 +31,11 @@ from conversations.ui import (
     signal_when,
     status_label,
 )
-from storage import access
-from storage import cases as store
-from storage.access import Permission
-from storage.models import Signal, SignalEvent
-from storage.signals import WITHDRAWN
+from buurtsignaal.storage import access
+from buurtsignaal.storage import cases as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.models import Signal, SignalEvent
+from buurtsignaal.storage.signals import WITHDRAWN
 
 log = logging.getLogger(__name__)
 

@@ -33,24 +33,29 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from bot.feature import Command, Feature, Job
-from bot.i18n import N_
-from conversations import steps
-from conversations.callbacks import AlertMode
-from conversations.digest.alerts import on_signal_created
-from conversations.digest.common import hotspot_rules, wijk_settings
-from conversations.digest.daily import DIGEST_HOOK, digest_settled, run_wijk, start_jobs
-from conversations.digest.overzicht import overview
-from conversations.digest.preferences import alert_settings, on_alert_mode
-from conversations.digest.texts import (
+from buurtsignaal.bot.feature import Command, Feature, Job
+from buurtsignaal.bot.i18n import N_
+from buurtsignaal.conversations import steps
+from buurtsignaal.conversations.callbacks import AlertMode
+from buurtsignaal.conversations.digest.alerts import on_signal_created
+from buurtsignaal.conversations.digest.common import hotspot_rules, wijk_settings
+from buurtsignaal.conversations.digest.daily import (
+    DIGEST_HOOK,
+    digest_settled,
+    run_wijk,
+    start_jobs,
+)
+from buurtsignaal.conversations.digest.overzicht import overview
+from buurtsignaal.conversations.digest.preferences import alert_settings, on_alert_mode
+from buurtsignaal.conversations.digest.texts import (
     alert_text,
     digest_text,
     render_digest,
     signal_alert_text,
     weekly_chart,
 )
-from conversations.flow import PRIVATE
-from storage.access import Permission
+from buurtsignaal.conversations.flow import PRIVATE
+from buurtsignaal.storage.access import Permission
 
 __all__ = [
     "FEATURE",

@@ -6,16 +6,16 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import AfterCommit, BuurtApplication, BuurtContext
-from bot.i18n import Translator
-from conversations.digest.common import app_of, hotspot_rules, recipient_language
-from conversations.digest.texts import alert_text, signal_alert_text
-from storage import access, hotspots, outbox
-from storage import digest as digests
-from storage.access import Permission
-from storage.models import Signal
-from storage.outbox import Outgoing
-from storage.wijken import get_wijk
+from buurtsignaal.bot.context import AfterCommit, BuurtApplication, BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.digest.common import app_of, hotspot_rules, recipient_language
+from buurtsignaal.conversations.digest.texts import alert_text, signal_alert_text
+from buurtsignaal.storage import access, hotspots, outbox
+from buurtsignaal.storage import digest as digests
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.models import Signal
+from buurtsignaal.storage.outbox import Outgoing
+from buurtsignaal.storage.wijken import get_wijk
 
 
 async def on_signal_created(

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application
 
-from bot.context import BuurtApplication
-from bot.settings import Settings, WijkSettings
-from storage.hotspots import HotspotRules
-from storage.residents import get_resident
+from buurtsignaal.bot.context import BuurtApplication
+from buurtsignaal.bot.settings import Settings, WijkSettings
+from buurtsignaal.storage.hotspots import HotspotRules
+from buurtsignaal.storage.residents import get_resident
 
 
 def wijk_settings(settings: Settings, slug: str | None) -> WijkSettings | None:

@@ -10,20 +10,25 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.charts import weekly_chart_png
-from bot.context import BuurtApplication, BuurtContext
-from bot.i18n import Translator
-from bot.outbox import Settled
-from bot.settings import WijkSettings
-from conversations.digest.alerts import hotspot_alerts
-from conversations.digest.common import app_of, hotspot_rules, recipient_language, wijk_settings
-from conversations.digest.texts import digest_text, weekly_chart
-from storage import digest as digests
-from storage import hotspots, outbox
-from storage.calendar import latest_slot
-from storage.digest import Digest
-from storage.outbox import Outgoing
-from storage.wijken import wijk_by_slug
+from buurtsignaal.bot.charts import weekly_chart_png
+from buurtsignaal.bot.context import BuurtApplication, BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.bot.outbox import Settled
+from buurtsignaal.bot.settings import WijkSettings
+from buurtsignaal.conversations.digest.alerts import hotspot_alerts
+from buurtsignaal.conversations.digest.common import (
+    app_of,
+    hotspot_rules,
+    recipient_language,
+    wijk_settings,
+)
+from buurtsignaal.conversations.digest.texts import digest_text, weekly_chart
+from buurtsignaal.storage import digest as digests
+from buurtsignaal.storage import hotspots, outbox
+from buurtsignaal.storage.calendar import latest_slot
+from buurtsignaal.storage.digest import Digest
+from buurtsignaal.storage.outbox import Outgoing
+from buurtsignaal.storage.wijken import wijk_by_slug
 
 log = logging.getLogger(__name__)
 

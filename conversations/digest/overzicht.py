@@ -7,15 +7,15 @@ import datetime as dt
 
 from telegram import Update
 
-from bot.context import BuurtContext
-from conversations.digest.common import hotspot_rules
-from conversations.digest.texts import digest_text
-from conversations.ui import not_allowed
-from storage import access
-from storage import digest as digests
-from storage.access import Permission
-from storage.digest import Digest
-from storage.wijken import get_wijk
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations.digest.common import hotspot_rules
+from buurtsignaal.conversations.digest.texts import digest_text
+from buurtsignaal.conversations.ui import not_allowed
+from buurtsignaal.storage import access
+from buurtsignaal.storage import digest as digests
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.digest import Digest
+from buurtsignaal.storage.wijken import get_wijk
 
 
 async def overview(update: Update, context: BuurtContext) -> None:

@@ -7,15 +7,15 @@ import datetime as dt
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
-from bot.context import BuurtContext
-from conversations import steps
-from conversations.callbacks import AlertMode
-from conversations.digest.common import wijk_settings
-from conversations.ui import keyboard, not_allowed
-from storage import access
-from storage import digest as digests
-from storage.access import Permission
-from storage.wijken import active_wijken
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations import steps
+from buurtsignaal.conversations.callbacks import AlertMode
+from buurtsignaal.conversations.digest.common import wijk_settings
+from buurtsignaal.conversations.ui import keyboard, not_allowed
+from buurtsignaal.storage import access
+from buurtsignaal.storage import digest as digests
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.wijken import active_wijken
 
 
 async def _alert_settings(

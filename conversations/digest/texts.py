@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from telegram import InlineKeyboardMarkup
 
-from bot.charts import WeeklyChart
-from bot.i18n import Html, Translator, escape
-from conversations.callbacks import Report
-from conversations.ui import (
+from buurtsignaal.bot.charts import WeeklyChart
+from buurtsignaal.bot.i18n import Html, Translator, escape
+from buurtsignaal.conversations.callbacks import Report
+from buurtsignaal.conversations.ui import (
     category_label,
     keyboard,
     local_date,
@@ -18,11 +18,11 @@ from conversations.ui import (
     status_label,
     telegram_length,
 )
-from storage import digest as digests
-from storage.digest import Digest, SignalBrief
-from storage.hotspots import HotspotSummary
-from storage.models import Signal
-from storage.signals import CATEGORIES
+from buurtsignaal.storage import digest as digests
+from buurtsignaal.storage.digest import Digest, SignalBrief
+from buurtsignaal.storage.hotspots import HotspotSummary
+from buurtsignaal.storage.models import Signal
+from buurtsignaal.storage.signals import CATEGORIES
 
 MAX_MESSAGE = 4096
 # How many lines a list may have; shortened step by step until the digest fits one message.

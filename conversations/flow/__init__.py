@@ -19,7 +19,7 @@ By concern:
 - ``engine``: the one conversation of every flow, and the question before leaving one.
 """
 
-from conversations.flow.declaration import (
+from buurtsignaal.conversations.flow.declaration import (
     PRIVATE,
     SUMMARY,
     Callback,
@@ -30,10 +30,10 @@ from conversations.flow.declaration import (
     State,
     Step,
 )
-from conversations.flow.engine import one_conversation
-from conversations.flow.guard import behaviour_request, keep_label, too_long
-from conversations.flow.guided import GuidedFlow
-from conversations.flow.part import (
+from buurtsignaal.conversations.flow.engine import one_conversation
+from buurtsignaal.conversations.flow.guard import behaviour_request, keep_label, too_long
+from buurtsignaal.conversations.flow.guided import GuidedFlow
+from buurtsignaal.conversations.flow.part import (
     ACTIVE,
     FLOWS,
     LABELS,
@@ -43,7 +43,7 @@ from conversations.flow.part import (
     FlowPart,
     persistent_conversation,
 )
-from conversations.flow.typed import (
+from buurtsignaal.conversations.flow.typed import (
     MEDIA,
     TYPED,
     Field,

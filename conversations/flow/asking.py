@@ -8,10 +8,10 @@ from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ConversationHandler
 
-from bot.context import BuurtContext
-from conversations.flow.buttons import FlowButtons
-from conversations.flow.declaration import SUMMARY, Draft, State
-from conversations.ui import telegram_length
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations.flow.buttons import FlowButtons
+from buurtsignaal.conversations.flow.declaration import SUMMARY, Draft, State
+from buurtsignaal.conversations.ui import telegram_length
 
 log = logging.getLogger(__name__)
 

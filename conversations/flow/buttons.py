@@ -11,11 +11,11 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler
 
-from bot.i18n import Translator
-from conversations.callbacks import FlowPress
-from conversations.flow.declaration import SUMMARY, Callback, Draft, FlowDeclaration
-from conversations.ui import is_id, keyboard, paged_keyboard
-from storage.models import Wijk
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.callbacks import FlowPress
+from buurtsignaal.conversations.flow.declaration import SUMMARY, Callback, Draft, FlowDeclaration
+from buurtsignaal.conversations.ui import is_id, keyboard, paged_keyboard
+from buurtsignaal.storage.models import Wijk
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import filters
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from storage import access
-from storage.residents import ensure_resident
-from storage.wijken import active_wijken
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.storage import access
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.wijken import active_wijken
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 SUMMARY = "summary"

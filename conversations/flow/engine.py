@@ -13,9 +13,9 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.context import BuurtContext
-from conversations.callbacks import FlowSwitch
-from conversations.flow.part import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations.callbacks import FlowSwitch
+from buurtsignaal.conversations.flow.part import (
     ACTIVE,
     FLOWS,
     SWITCH,
@@ -27,7 +27,7 @@ from conversations.flow.part import (
     _qualified,
     flow_label,
 )
-from conversations.ui import keyboard
+from buurtsignaal.conversations.ui import keyboard
 
 log = logging.getLogger(__name__)
 

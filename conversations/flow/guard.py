@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from telegram import Message
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
 
 
 async def too_long(message: Message, context: BuurtContext, text: str, limit: int) -> bool:

@@ -16,17 +16,24 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import BuurtContext
-from bot.i18n import N_, escape
-from conversations.callbacks import FlowPress
-from conversations.flow.asking import FlowAsking
-from conversations.flow.declaration import PRIVATE, SUMMARY, Callback, Draft, State, Step
-from conversations.flow.guard import behaviour_request, keep_label, too_long
-from conversations.flow.part import FlowPart
-from conversations.ui import keyboard
-from storage.guard import count_guard, mentions_appearance
-from storage.residents import get_resident
-from storage.wijken import get_wijk
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import N_, escape
+from buurtsignaal.conversations.callbacks import FlowPress
+from buurtsignaal.conversations.flow.asking import FlowAsking
+from buurtsignaal.conversations.flow.declaration import (
+    PRIVATE,
+    SUMMARY,
+    Callback,
+    Draft,
+    State,
+    Step,
+)
+from buurtsignaal.conversations.flow.guard import behaviour_request, keep_label, too_long
+from buurtsignaal.conversations.flow.part import FlowPart
+from buurtsignaal.conversations.ui import keyboard
+from buurtsignaal.storage.guard import count_guard, mentions_appearance
+from buurtsignaal.storage.residents import get_resident
+from buurtsignaal.storage.wijken import get_wijk
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
-from bot.context import BuurtContext
-from bot.i18n import N_, Translator
-from conversations.flow.declaration import Callback
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import N_, Translator
+from buurtsignaal.conversations.flow.declaration import Callback
 
 log = logging.getLogger(__name__)
 

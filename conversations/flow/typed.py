@@ -27,11 +27,11 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations.flow.declaration import PRIVATE, Callback, Draft, State
-from conversations.flow.guard import too_long
-from conversations.flow.part import TYPED_TIMEOUT, FlowPart, expire_plainly, typed_back
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.flow.declaration import PRIVATE, Callback, Draft, State
+from buurtsignaal.conversations.flow.guard import too_long
+from buurtsignaal.conversations.flow.part import TYPED_TIMEOUT, FlowPart, expire_plainly, typed_back
 
 TYPED = PRIVATE & filters.TEXT & ~filters.COMMAND
 MEDIA = PRIVATE & ~filters.COMMAND & ~filters.TEXT

@@ -24,18 +24,23 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature, Job
-from bot.i18n import N_
-from conversations.callbacks import Guests, Koffie
-from conversations.flow import PRIVATE
-from conversations.koffie.announcement import (
+from buurtsignaal.bot.feature import GROUP_MENU, PRIVATE_MENU, Command, Feature, Job
+from buurtsignaal.bot.i18n import N_
+from buurtsignaal.conversations.callbacks import Guests, Koffie
+from buurtsignaal.conversations.flow import PRIVATE
+from buurtsignaal.conversations.koffie.announcement import (
     refresh_announcement,
     refresh_wijk_announcements,
     schedule_count_update,
 )
-from conversations.koffie.common import kind_label, when_text
-from conversations.koffie.jobs import GROUP_HOOK, group_message_settled, start_jobs, sweep
-from conversations.koffie.managing import (
+from buurtsignaal.conversations.koffie.common import kind_label, when_text
+from buurtsignaal.conversations.koffie.jobs import (
+    GROUP_HOOK,
+    group_message_settled,
+    start_jobs,
+    sweep,
+)
+from buurtsignaal.conversations.koffie.managing import (
     ask_cancel,
     confirm_cancel,
     editing_conversation,
@@ -43,9 +48,9 @@ from conversations.koffie.managing import (
     manage,
     show_moment,
 )
-from conversations.koffie.planning import PLAN, planning_conversation
-from conversations.koffie.residents import koffie, koppel
-from conversations.koffie.signup import (
+from buurtsignaal.conversations.koffie.planning import PLAN, planning_conversation
+from buurtsignaal.conversations.koffie.residents import koffie, koppel
+from buurtsignaal.conversations.koffie.signup import (
     ics,
     join_from_link,
     on_guests,
@@ -54,7 +59,7 @@ from conversations.koffie.signup import (
     on_leave,
     on_rsvp,
 )
-from storage.access import Permission
+from buurtsignaal.storage.access import Permission
 
 __all__ = [
     "FEATURE",

@@ -10,12 +10,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application
 
-from bot.context import BuurtApplication, BuurtContext
-from bot.i18n import Translator
-from conversations.callbacks import Koffie
-from conversations.koffie.common import kind_label, when_text
-from storage import gatherings
-from storage.models import Moment
+from buurtsignaal.bot.context import BuurtApplication, BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.callbacks import Koffie
+from buurtsignaal.conversations.koffie.common import kind_label, when_text
+from buurtsignaal.storage import gatherings
+from buurtsignaal.storage.models import Moment
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import datetime as dt
 from telegram import CallbackQuery, Update, User
 from telegram.ext import filters
 
-from bot.i18n import N_, Translator
-from conversations.callbacks import Koffie
-from conversations.flow import PRIVATE
-from conversations.ui import local_datetime
-from storage import gatherings
-from storage.models import Moment
+from buurtsignaal.bot.i18n import N_, Translator
+from buurtsignaal.conversations.callbacks import Koffie
+from buurtsignaal.conversations.flow import PRIVATE
+from buurtsignaal.conversations.ui import local_datetime
+from buurtsignaal.storage import gatherings
+from buurtsignaal.storage.models import Moment
 
 # Plans are made at most a year ahead (a typed 31-12-9999 is a typing error, not a plan).
 MAX_AHEAD = dt.timedelta(days=366)

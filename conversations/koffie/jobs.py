@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup
 
-from bot.context import BuurtApplication, BuurtContext
-from bot.i18n import Translator
-from bot.outbox import Settled
-from conversations.koffie.announcement import announcement_text
-from conversations.koffie.common import kind_label, when_text
-from storage import gatherings, outbox
-from storage.models import Moment
-from storage.outbox import Outgoing
+from buurtsignaal.bot.context import BuurtApplication, BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.bot.outbox import Settled
+from buurtsignaal.conversations.koffie.announcement import announcement_text
+from buurtsignaal.conversations.koffie.common import kind_label, when_text
+from buurtsignaal.storage import gatherings, outbox
+from buurtsignaal.storage.models import Moment
+from buurtsignaal.storage.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 

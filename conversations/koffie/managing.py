@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations.callbacks import Koffie
-from conversations.flow import PRIVATE, FlowPart, State, persistent_conversation
-from conversations.koffie.announcement import refresh_announcement, refresh_wijk_announcements
-from conversations.koffie.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.callbacks import Koffie
+from buurtsignaal.conversations.flow import PRIVATE, FlowPart, State, persistent_conversation
+from buurtsignaal.conversations.koffie.announcement import (
+    refresh_announcement,
+    refresh_wijk_announcements,
+)
+from buurtsignaal.conversations.koffie.common import (
     KOFFIE_KINDS,
     MAX_AHEAD,
     MAX_PLACE,
@@ -26,10 +29,10 @@ from conversations.koffie.common import (
     pressed_moment,
     when_text,
 )
-from conversations.ui import keyboard, not_allowed
-from storage import access, gatherings, outbox, parsing
-from storage.models import Moment, Signup
-from storage.outbox import Outgoing
+from buurtsignaal.conversations.ui import keyboard, not_allowed
+from buurtsignaal.storage import access, gatherings, outbox, parsing
+from buurtsignaal.storage.models import Moment, Signup
+from buurtsignaal.storage.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 

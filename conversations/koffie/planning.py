@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import CommandHandler, ConversationHandler, MessageHandler
 
-from bot.context import BuurtContext
-from bot.i18n import N_
-from conversations.flow import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import N_
+from buurtsignaal.conversations.flow import (
     PRIVATE,
     SUMMARY,
     Callback,
@@ -22,13 +22,19 @@ from conversations.flow import (
     GuidedFlow,
     State,
 )
-from conversations.koffie.announcement import refresh_wijk_announcements
-from conversations.koffie.common import MAX_AHEAD, MAX_PLACE, PRESENCE_KINDS, TYPED, kind_label
-from conversations.koffie.jobs import sweep
-from conversations.ui import local_datetime, not_allowed, small_number
-from storage import access, gatherings, parsing
-from storage.residents import ensure_resident
-from storage.wijken import active_wijken, get_wijk
+from buurtsignaal.conversations.koffie.announcement import refresh_wijk_announcements
+from buurtsignaal.conversations.koffie.common import (
+    MAX_AHEAD,
+    MAX_PLACE,
+    PRESENCE_KINDS,
+    TYPED,
+    kind_label,
+)
+from buurtsignaal.conversations.koffie.jobs import sweep
+from buurtsignaal.conversations.ui import local_datetime, not_allowed, small_number
+from buurtsignaal.storage import access, gatherings, parsing
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.wijken import active_wijken, get_wijk
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,19 @@ import logging
 
 from telegram import Message, Update
 
-from bot.context import BuurtContext
-from conversations.callbacks import Koffie
-from conversations.koffie.common import KOFFIE_KINDS, PRESENCE_KINDS, kind_label, when_text
-from conversations.ui import keyboard, short_date
-from storage import gatherings
-from storage.models import Resident, Wijk
-from storage.residents import ensure_resident
-from storage.wijken import active_wijken
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations.callbacks import Koffie
+from buurtsignaal.conversations.koffie.common import (
+    KOFFIE_KINDS,
+    PRESENCE_KINDS,
+    kind_label,
+    when_text,
+)
+from buurtsignaal.conversations.ui import keyboard, short_date
+from buurtsignaal.storage import gatherings
+from buurtsignaal.storage.models import Resident, Wijk
+from buurtsignaal.storage.residents import ensure_resident
+from buurtsignaal.storage.wijken import active_wijken
 
 log = logging.getLogger(__name__)
 

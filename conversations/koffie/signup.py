@@ -9,15 +9,15 @@ from icalendar import Calendar, Event
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations.callbacks import Guests, Koffie
-from conversations.koffie.announcement import schedule_count_update
-from conversations.koffie.common import kind_label, pressed_moment, when_text
-from conversations.ui import keyboard
-from storage import gatherings
-from storage.models import Moment, Signup
-from storage.residents import ensure_resident, get_resident
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations.callbacks import Guests, Koffie
+from buurtsignaal.conversations.koffie.announcement import schedule_count_update
+from buurtsignaal.conversations.koffie.common import kind_label, pressed_moment, when_text
+from buurtsignaal.conversations.ui import keyboard
+from buurtsignaal.storage import gatherings
+from buurtsignaal.storage.models import Moment, Signup
+from buurtsignaal.storage.residents import ensure_resident, get_resident
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.feature import Command, Feature, Job
-from bot.i18n import N_
-from conversations import relay
-from conversations.callbacks import (
+from buurtsignaal.bot.feature import Command, Feature, Job
+from buurtsignaal.bot.i18n import N_
+from buurtsignaal.conversations import relay
+from buurtsignaal.conversations.callbacks import (
     AppointmentParties,
     Invitation,
     Mediation,
@@ -54,8 +54,8 @@ from conversations.callbacks import (
     Stage,
     Undo,
 )
-from conversations.flow import PRIVATE, TYPED, Field
-from conversations.mediation_cases.actions import (
+from buurtsignaal.conversations.flow import PRIVATE, TYPED, Field
+from buurtsignaal.conversations.mediation_cases.actions import (
     on_close,
     on_invite,
     on_next,
@@ -67,8 +67,12 @@ from conversations.mediation_cases.actions import (
     on_undo,
     stale,
 )
-from conversations.mediation_cases.commands import counts_command, list_cases, show_case
-from conversations.mediation_cases.common import (
+from buurtsignaal.conversations.mediation_cases.commands import (
+    counts_command,
+    list_cases,
+    show_case,
+)
+from buurtsignaal.conversations.mediation_cases.common import (
     ANSWER,
     APPT_PARTIES,
     APPT_PLACE,
@@ -87,7 +91,7 @@ from conversations.mediation_cases.common import (
     REMINDER_JOB,
     RETENTION_JOB,
 )
-from conversations.mediation_cases.jobs import (
+from buurtsignaal.conversations.mediation_cases.jobs import (
     NAZORG_HOOK,
     RELAY_HOOK,
     REMINDER_HOOK,
@@ -96,21 +100,21 @@ from conversations.mediation_cases.jobs import (
     overview_text,
     start_jobs,
 )
-from conversations.mediation_cases.messages import (
+from buurtsignaal.conversations.mediation_cases.messages import (
     on_answer,
     on_answer_chosen,
     on_message,
     on_message_chosen,
 )
-from conversations.mediation_cases.nazorg import on_nazorg
-from conversations.mediation_cases.neighbour import (
+from buurtsignaal.conversations.mediation_cases.nazorg import on_nazorg
+from buurtsignaal.conversations.mediation_cases.neighbour import (
     mediation_with_code,
     on_invite_answer,
     on_invite_call,
     on_neighbour_phone,
     start_with_code,
 )
-from conversations.mediation_cases.typed import (
+from buurtsignaal.conversations.mediation_cases.typed import (
     choose_button,
     on_appointment_chosen,
     on_appointment_parties,
@@ -121,9 +125,9 @@ from conversations.mediation_cases.typed import (
     on_note,
     on_note_chosen,
 )
-from conversations.mediation_cases.view import _event_text, case_buttons, case_text
-from storage import mediation as store
-from storage.access import Permission
+from buurtsignaal.conversations.mediation_cases.view import _event_text, case_buttons, case_text
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.access import Permission
 
 # --- wiring ------------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
-from bot.context import BuurtContext
-from bot.i18n import Html, Translator, escape
-from conversations import steps
-from conversations.callbacks import Mediation, Outcome, Stage, Undo
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Html, Translator, escape
+from buurtsignaal.conversations import steps
+from buurtsignaal.conversations.callbacks import Mediation, Outcome, Stage, Undo
+from buurtsignaal.conversations.mediation_cases.common import (
     INVITE_PREFIX,
     OUTCOME_LABELS,
     PARTY_STATUS_LABELS,
@@ -25,14 +25,14 @@ from conversations.mediation_cases.common import (
     _tell,
     _update_key,
 )
-from conversations.mediation_cases.jobs import _closing_message
-from conversations.mediation_cases.view import _show, _who
-from conversations.ui import Refusal, keyboard, local_date, local_datetime, not_allowed
-from storage import access
-from storage import mediation as store
-from storage.access import Permission
-from storage.mediation import MediationProblem
-from storage.models import MediationCase, MediationParty
+from buurtsignaal.conversations.mediation_cases.jobs import _closing_message
+from buurtsignaal.conversations.mediation_cases.view import _show, _who
+from buurtsignaal.conversations.ui import Refusal, keyboard, local_date, local_datetime, not_allowed
+from buurtsignaal.storage import access
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.mediation import MediationProblem
+from buurtsignaal.storage.models import MediationCase, MediationParty
 
 # --- buttons that act at once ----------------------------------------------------------------
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot.context import BuurtContext
-from bot.i18n import Html, escape
-from conversations import desk
-from conversations.callbacks import Mediation
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Html, escape
+from buurtsignaal.conversations import desk
+from buurtsignaal.conversations.callbacks import Mediation
+from buurtsignaal.conversations.mediation_cases.common import (
     LIST_LIMIT,
     NAME_SHOWN,
     REFERRALS_SHOWN,
@@ -16,11 +16,11 @@ from conversations.mediation_cases.common import (
     _outcome,
     _stage,
 )
-from conversations.mediation_cases.view import _show
-from conversations.ui import not_allowed, shorten, topic_label
-from storage import access
-from storage import mediation as store
-from storage.access import Permission
+from buurtsignaal.conversations.mediation_cases.view import _show
+from buurtsignaal.conversations.ui import not_allowed, shorten, topic_label
+from buurtsignaal.storage import access
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.access import Permission
 
 # --- commands --------------------------------------------------------------------------------
 

@@ -9,15 +9,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
-from bot.context import BuurtContext
-from bot.i18n import N_, Translator
-from conversations import desk, relay, steps
-from conversations.flow import TypedFlow
-from storage import access
-from storage import mediation as store
-from storage.access import Permission
-from storage.mediation import MediationProblem
-from storage.models import MEDIATION_STAGES, MediationCase
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import N_, Translator
+from buurtsignaal.conversations import desk, relay, steps
+from buurtsignaal.conversations.flow import TypedFlow
+from buurtsignaal.storage import access
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.mediation import MediationProblem
+from buurtsignaal.storage.models import MEDIATION_STAGES, MediationCase
 
 SYSTEM = "system"  # an older writer of automatic history entries (storage.privacy)
 

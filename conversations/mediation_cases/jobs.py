@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup
 
-from bot.context import BuurtContext
-from bot.i18n import Html, Translator, escape
-from bot.outbox import Settled
-from conversations import steps
-from conversations.callbacks import Nazorg, PartyMessage
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Html, Translator, escape
+from buurtsignaal.bot.outbox import Settled
+from buurtsignaal.conversations import steps
+from buurtsignaal.conversations.callbacks import Nazorg, PartyMessage
+from buurtsignaal.conversations.mediation_cases.common import (
     DIGEST_JOB,
     NAZORG_JOB,
     NAZORG_LABELS,
@@ -31,11 +31,11 @@ from conversations.mediation_cases.common import (
     _stage,
     _tell,
 )
-from conversations.ui import keyboard, local_date, local_datetime, shorten, topic_label
-from storage import access, outbox
-from storage import mediation as store
-from storage.access import Permission
-from storage.wijken import wijk_by_slug
+from buurtsignaal.conversations.ui import keyboard, local_date, local_datetime, shorten, topic_label
+from buurtsignaal.storage import access, outbox
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.access import Permission
+from buurtsignaal.storage.wijken import wijk_by_slug
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations import relay, steps
-from conversations.callbacks import Mediation, PartyMessage
-from conversations.flow import Draft, State
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations import relay, steps
+from buurtsignaal.conversations.callbacks import Mediation, PartyMessage
+from buurtsignaal.conversations.flow import Draft, State
+from buurtsignaal.conversations.mediation_cases.common import (
     ANSWER,
     FLOW,
     MESSAGE,
@@ -22,11 +22,11 @@ from conversations.mediation_cases.common import (
     _problem_text,
     _remember,
 )
-from conversations.mediation_cases.jobs import RELAY_HOOK
-from conversations.ui import keyboard, not_allowed
-from storage import mediation as store
-from storage.mediation import MediationProblem
-from storage.residents import get_resident
+from buurtsignaal.conversations.mediation_cases.jobs import RELAY_HOOK
+from buurtsignaal.conversations.ui import keyboard, not_allowed
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.mediation import MediationProblem
+from buurtsignaal.storage.residents import get_resident
 
 # --- messages between the mediation team and a party ----------------------------------------
 

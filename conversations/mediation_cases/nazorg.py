@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot.context import BuurtContext
-from conversations import desk, steps
-from conversations.callbacks import Nazorg
-from conversations.mediation_cases.common import NAZORG_LABELS, _coordinators, _tell, _update_key
-from storage import mediation as store
-from storage.residents import get_resident
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.conversations import desk, steps
+from buurtsignaal.conversations.callbacks import Nazorg
+from buurtsignaal.conversations.mediation_cases.common import (
+    NAZORG_LABELS,
+    _coordinators,
+    _tell,
+    _update_key,
+)
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.residents import get_resident
 
 # --- nazorg answers ---------------------------------------------------------------------------
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from bot.context import BuurtContext
-from bot.i18n import Translator, escape
-from conversations import steps
-from conversations.callbacks import Invitation
-from conversations.flow import Draft, State
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator, escape
+from buurtsignaal.conversations import steps
+from buurtsignaal.conversations.callbacks import Invitation
+from buurtsignaal.conversations.flow import Draft, State
+from buurtsignaal.conversations.mediation_cases.common import (
     INVITE_ANSWER_LABELS,
     INVITE_PREFIX,
     PARTY_STATUS_LABELS,
@@ -20,13 +20,13 @@ from conversations.mediation_cases.common import (
     _tell,
     _update_key,
 )
-from conversations.ui import keyboard, mediation_explanation, not_allowed
-from storage import mediation as store
-from storage import parsing
-from storage.codes import code_hash
-from storage.mediation import MediationProblem
-from storage.models import MediationCase, MediationParty
-from storage.residents import ensure_resident, get_resident
+from buurtsignaal.conversations.ui import keyboard, mediation_explanation, not_allowed
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage import parsing
+from buurtsignaal.storage.codes import code_hash
+from buurtsignaal.storage.mediation import MediationProblem
+from buurtsignaal.storage.models import MediationCase, MediationParty
+from buurtsignaal.storage.residents import ensure_resident, get_resident
 
 # --- the neighbour (party 2) -------------------------------------------------------------------
 

@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ConversationHandler
 
-from bot.context import BuurtContext
-from bot.i18n import Translator
-from conversations import relay, steps
-from conversations.callbacks import AppointmentParties, Mediation
-from conversations.flow import Draft, State
-from conversations.mediation_cases.actions import stale
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import Translator
+from buurtsignaal.conversations import relay, steps
+from buurtsignaal.conversations.callbacks import AppointmentParties, Mediation
+from buurtsignaal.conversations.flow import Draft, State
+from buurtsignaal.conversations.mediation_cases.actions import stale
+from buurtsignaal.conversations.mediation_cases.common import (
     APPOINTMENT_CHOICES,
     APPT_PARTIES,
     APPT_PLACE,
@@ -30,13 +30,13 @@ from conversations.mediation_cases.common import (
     _remember,
     _stage,
 )
-from conversations.mediation_cases.jobs import RELAY_HOOK, _appointment_notice
-from conversations.mediation_cases.view import _show
-from conversations.ui import keyboard, local_datetime, not_allowed
-from storage import mediation as store
-from storage import outbox, parsing
-from storage.mediation import MediationProblem
-from storage.models import MediationCase
+from buurtsignaal.conversations.mediation_cases.jobs import RELAY_HOOK, _appointment_notice
+from buurtsignaal.conversations.mediation_cases.view import _show
+from buurtsignaal.conversations.ui import keyboard, local_datetime, not_allowed
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage import outbox, parsing
+from buurtsignaal.storage.mediation import MediationProblem
+from buurtsignaal.storage.models import MediationCase
 
 # --- the coordinator's typed steps -----------------------------------------------------------
 

@@ -6,11 +6,11 @@ import datetime as dt
 
 from telegram import InlineKeyboardMarkup
 
-from bot.context import BuurtContext
-from bot.i18n import N_, Html, Translator, escape
-from conversations import relay, steps
-from conversations.callbacks import Mediation, PartyMessage, Stage, Undo
-from conversations.mediation_cases.common import (
+from buurtsignaal.bot.context import BuurtContext
+from buurtsignaal.bot.i18n import N_, Html, Translator, escape
+from buurtsignaal.conversations import relay, steps
+from buurtsignaal.conversations.callbacks import Mediation, PartyMessage, Stage, Undo
+from buurtsignaal.conversations.mediation_cases.common import (
     APPOINTMENT_CHOICES,
     APPOINTMENTS_SHOWN,
     NAZORG_LABELS,
@@ -24,7 +24,7 @@ from conversations.mediation_cases.common import (
     _outcome,
     _stage,
 )
-from conversations.ui import (
+from buurtsignaal.conversations.ui import (
     DURATION_LABELS,
     REACHABLE_LABELS,
     TALKED_LABELS,
@@ -34,9 +34,14 @@ from conversations.ui import (
     shorten,
     topic_label,
 )
-from storage import access
-from storage import mediation as store
-from storage.models import MediationAppointment, MediationCase, MediationEvent, MediationParty
+from buurtsignaal.storage import access
+from buurtsignaal.storage import mediation as store
+from buurtsignaal.storage.models import (
+    MediationAppointment,
+    MediationCase,
+    MediationEvent,
+    MediationParty,
+)
 
 # --- showing a case --------------------------------------------------------------------------
 

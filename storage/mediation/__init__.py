@@ -17,7 +17,7 @@ party), ``reminders`` (the day before an appointment), ``nazorg`` (the check-in)
 
 from __future__ import annotations
 
-from storage.mediation.common import (
+from buurtsignaal.storage.mediation.common import (
     AGREED,
     AGREEMENTS,
     ANONYMISED,
@@ -69,8 +69,8 @@ from storage.mediation.common import (
     pro_actor,
     working_days_between,
 )
-from storage.mediation.counts import counts, referrals
-from storage.mediation.handling import (
+from buurtsignaal.storage.mediation.counts import counts, referrals
+from buurtsignaal.storage.mediation.handling import (
     add_appointment,
     add_note,
     appointments_of,
@@ -85,8 +85,13 @@ from storage.mediation.handling import (
     undo_stage,
     undoable_move,
 )
-from storage.mediation.intake import NewMediation, case_of_draft, create_case, store_case_once
-from storage.mediation.invite import (
+from buurtsignaal.storage.mediation.intake import (
+    NewMediation,
+    case_of_draft,
+    create_case,
+    store_case_once,
+)
+from buurtsignaal.storage.mediation.invite import (
     FAILURES,
     answer_invite,
     code_failed,
@@ -98,7 +103,7 @@ from storage.mediation.invite import (
     party_of_resident,
     set_party_phone,
 )
-from storage.mediation.messages import (
+from buurtsignaal.storage.mediation.messages import (
     answer_from_party,
     event_of_step,
     mark_event,
@@ -106,9 +111,14 @@ from storage.mediation.messages import (
     message_party_number,
     party_in_case,
 )
-from storage.mediation.nazorg import answer_nazorg, decide_nazorg, due_nazorg, record_nazorg
-from storage.mediation.overview import Overview, overview
-from storage.mediation.reminders import (
+from buurtsignaal.storage.mediation.nazorg import (
+    answer_nazorg,
+    decide_nazorg,
+    due_nazorg,
+    record_nazorg,
+)
+from buurtsignaal.storage.mediation.overview import Overview, overview
+from buurtsignaal.storage.mediation.reminders import (
     AppointmentNotice,
     ReminderTarget,
     decide_appointment_notices,
@@ -116,7 +126,7 @@ from storage.mediation.reminders import (
     due_reminders,
     reminder_undelivered,
 )
-from storage.mediation.retention import anonymise_closed
+from buurtsignaal.storage.mediation.retention import anonymise_closed
 
 __all__ = [
     "AGREED",

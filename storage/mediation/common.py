@@ -6,8 +6,13 @@ import datetime as dt
 import itertools
 import re
 
-from storage import parsing
-from storage.models import MEDIATION_OUTCOMES, MEDIATION_STAGES, MediationCase, MediationParty
+from buurtsignaal.storage import parsing
+from buurtsignaal.storage.models import (
+    MEDIATION_OUTCOMES,
+    MEDIATION_STAGES,
+    MediationCase,
+    MediationParty,
+)
 
 TOPICS: tuple[str, ...] = (
     "geluid",

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.mediation.common import CLOSED, SUCCESS
-from storage.models import MediationCase, Wijk
+from buurtsignaal.storage.mediation.common import CLOSED, SUCCESS
+from buurtsignaal.storage.models import MediationCase, Wijk
 
 # --- what the wijkagent and the opbouwwerker may see ------------------------------------------
 

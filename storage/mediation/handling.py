@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
-from storage.mediation.common import (
+from buurtsignaal.storage.mediation.common import (
     AGREED,
     APPOINTMENT,
     APPOINTMENT_PARTIES,
@@ -33,7 +33,12 @@ from storage.mediation.common import (
     both_agreed,
     pro_actor,
 )
-from storage.models import MediationAppointment, MediationCase, MediationEvent, MediationParty
+from buurtsignaal.storage.models import (
+    MediationAppointment,
+    MediationCase,
+    MediationEvent,
+    MediationParty,
+)
 
 
 def _with_parties(query: Any) -> Any:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage.mediation.common import (
+from buurtsignaal.storage.mediation.common import (
     CONTACT_VIA,
     CREATED,
     DURATIONS,
@@ -20,8 +20,8 @@ from storage.mediation.common import (
     TALKED,
     TOPICS,
 )
-from storage.models import MediationCase, MediationEvent, MediationParty
-from storage.signals import next_number, store_once
+from buurtsignaal.storage.models import MediationCase, MediationEvent, MediationParty
+from buurtsignaal.storage.signals import next_number, store_once
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage.codes import code_hash
-from storage.mediation.common import (
+from buurtsignaal.storage.codes import code_hash
+from buurtsignaal.storage.mediation.common import (
     _CODE_RE,
     AGREED,
     BOT,
@@ -32,8 +32,8 @@ from storage.mediation.common import (
     party_actor,
     party_of,
 )
-from storage.mediation.handling import _open, _record, get_case
-from storage.models import CodeFailure, MediationCase, MediationParty
+from buurtsignaal.storage.mediation.handling import _open, _record, get_case
+from buurtsignaal.storage.models import CodeFailure, MediationCase, MediationParty
 
 # --- the neighbour's invite -------------------------------------------------------------------
 

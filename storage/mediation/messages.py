@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.mediation.common import (
+from buurtsignaal.storage.mediation.common import (
     MESSAGE_IN,
     MESSAGE_OUT,
     MediationProblem,
@@ -16,8 +16,8 @@ from storage.mediation.common import (
     party_actor,
     party_of,
 )
-from storage.mediation.handling import _open, _record, get_case
-from storage.models import MediationCase, MediationEvent, MediationParty
+from buurtsignaal.storage.mediation.handling import _open, _record, get_case
+from buurtsignaal.storage.models import MediationCase, MediationEvent, MediationParty
 
 # --- messages between the mediation team and a party -------------------------------------------
 

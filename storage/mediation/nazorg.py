@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.mediation.common import (
+from buurtsignaal.storage.mediation.common import (
     AGREED,
     BOT,
     CALL,
@@ -20,9 +20,9 @@ from storage.mediation.common import (
     NAZORG_UNDELIVERED,
     party_actor,
 )
-from storage.mediation.handling import _record, get_case
-from storage.mediation.invite import _case_of
-from storage.models import MediationCase, MediationParty
+from buurtsignaal.storage.mediation.handling import _record, get_case
+from buurtsignaal.storage.mediation.invite import _case_of
+from buurtsignaal.storage.models import MediationCase, MediationParty
 
 # --- nazorg: the check-in some weeks after the agreements -------------------------------------
 

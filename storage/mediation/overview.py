@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.mediation.common import CLOSED, intake_overdue
-from storage.mediation.handling import open_cases
-from storage.models import MediationAppointment, MediationCase
+from buurtsignaal.storage.mediation.common import CLOSED, intake_overdue
+from buurtsignaal.storage.mediation.handling import open_cases
+from buurtsignaal.storage.models import MediationAppointment, MediationCase
 
 # --- the coordinators' daily overview ---------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.mediation.common import (
+from buurtsignaal.storage.mediation.common import (
     APPOINTMENT_TOLD,
     APPOINTMENT_UNTOLD,
     BOT,
@@ -17,8 +17,13 @@ from storage.mediation.common import (
     REMINDER_SENT,
     REMINDER_UNDELIVERED,
 )
-from storage.mediation.handling import _record, get_case
-from storage.models import MediationAppointment, MediationCase, MediationEvent, MediationParty
+from buurtsignaal.storage.mediation.handling import _record, get_case
+from buurtsignaal.storage.models import (
+    MediationAppointment,
+    MediationCase,
+    MediationEvent,
+    MediationParty,
+)
 
 # --- reminders the day before an appointment --------------------------------------------------
 

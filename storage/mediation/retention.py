@@ -7,9 +7,9 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.mediation.common import ANONYMISED, BOT, CLOSED
-from storage.mediation.handling import _record, _with_parties
-from storage.models import MediationAppointment, MediationCase
+from buurtsignaal.storage.mediation.common import ANONYMISED, BOT, CLOSED
+from buurtsignaal.storage.mediation.handling import _record, _with_parties
+from buurtsignaal.storage.models import MediationAppointment, MediationCase
 
 # --- retention ----------------------------------------------------------------------------------
 

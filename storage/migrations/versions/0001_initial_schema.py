@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -25,7 +25,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
-        sa.Column("updated_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "updated_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("kind", "key", name=op.f("pk_bot_state")),
     )
     op.create_table(
@@ -50,7 +52,9 @@ def upgrade() -> None:
         sa.Column("telegram_id", sa.BigInteger(), nullable=False),
         sa.Column("language", sa.String(length=5), nullable=False),
         sa.Column("wijk_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["wijk_id"],
             ["wijken.id"],
@@ -78,8 +82,12 @@ def upgrade() -> None:
         sa.Column("contactable", sa.Boolean(), nullable=False),
         sa.Column("contact_name", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.CheckConstraint(
             "frequency in ('first', 'recurring')", name=op.f("ck_signals_frequency")
         ),
@@ -115,7 +123,7 @@ def upgrade() -> None:
         sa.Column("to_status", sa.String(length=20), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("actor", sa.String(length=40), nullable=False),
-        sa.Column("at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["signal_id"],
             ["signals.id"],

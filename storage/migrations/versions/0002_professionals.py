@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.BigInteger(), nullable=True),
         sa.Column("action", sa.String(length=40), nullable=False),
         sa.Column("subject", sa.BigInteger(), nullable=True),
@@ -45,8 +45,12 @@ def upgrade() -> None:
         "digest_deliveries",
         sa.Column("wijk_id", sa.Integer(), nullable=False),
         sa.Column("recipient", sa.BigInteger(), nullable=False),
-        sa.Column("covered_until", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "covered_until", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "delivered_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["wijk_id"],
             ["wijken.id"],
@@ -64,10 +68,20 @@ def upgrade() -> None:
         sa.Column("latitude", sa.Float(), nullable=True),
         sa.Column("longitude", sa.Float(), nullable=True),
         sa.Column("label", sa.String(length=300), nullable=False),
-        sa.Column("first_signal_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_signal_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("alerted_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("calmed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "first_signal_at",
+            buurtsignaal.storage.models.UTCDateTime(timezone=True),
+            nullable=False,
+        ),
+        sa.Column(
+            "last_signal_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "alerted_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "calmed_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["wijk_id"], ["wijken.id"], name=op.f("fk_hotspots_wijk_id_wijken"), ondelete="CASCADE"
         ),
@@ -83,9 +97,13 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("wijk_id", sa.Integer(), nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "expires_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("used_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("used_by", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["wijk_id"], ["wijken.id"], name=op.f("fk_invites_wijk_id_wijken"), ondelete="CASCADE"
@@ -101,8 +119,12 @@ def upgrade() -> None:
         sa.Column("wijk_id", sa.Integer(), nullable=False),
         sa.Column("display_name", sa.String(length=100), nullable=False),
         sa.Column("granted_by", sa.BigInteger(), nullable=True),
-        sa.Column("granted_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "granted_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "revoked_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("revoked_by", sa.BigInteger(), nullable=True),
         sa.CheckConstraint(
             "role in ('wijkagent', 'opbouwwerker', 'bemiddelaar', 'organisator', 'sleutelfiguur', 'beheerder')",
@@ -120,13 +142,23 @@ def upgrade() -> None:
     with op.batch_alter_table("signals", schema=None) as batch_op:
         batch_op.add_column(sa.Column("assigned_to", sa.BigInteger(), nullable=True))
         batch_op.add_column(
-            sa.Column("closed_at", storage.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "closed_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+            )
         )
         batch_op.add_column(
-            sa.Column("followup_due_at", storage.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "followup_due_at",
+                buurtsignaal.storage.models.UTCDateTime(timezone=True),
+                nullable=True,
+            )
         )
         batch_op.add_column(
-            sa.Column("followup_sent_at", storage.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "followup_sent_at",
+                buurtsignaal.storage.models.UTCDateTime(timezone=True),
+                nullable=True,
+            )
         )
         batch_op.add_column(sa.Column("followup_answer", sa.String(length=10), nullable=True))
         batch_op.add_column(sa.Column("hotspot_id", sa.Integer(), nullable=True))

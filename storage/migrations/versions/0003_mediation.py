@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -35,11 +35,21 @@ def upgrade() -> None:
         sa.Column("mediators", sa.String(length=200), nullable=True),
         sa.Column("referred_by", sa.BigInteger(), nullable=True),
         sa.Column("signal_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("nazorg_due_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("anonymised_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "closed_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "nazorg_due_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "anonymised_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.CheckConstraint(
             "stage in ('aangemeld', 'intake', 'gesprek_partij_1', 'gesprek_partij_2', 'bemiddelingsgesprek', 'afspraken', 'nazorg', 'afgesloten')",
             name=op.f("ck_mediation_cases_stage"),
@@ -71,10 +81,16 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=30), nullable=False),
         sa.Column("parties", sa.String(length=5), nullable=False),
-        sa.Column("starts_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "starts_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("place", sa.String(length=200), nullable=True),
-        sa.Column("reminded_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("cancelled_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "reminded_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "cancelled_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["case_id"],
             ["mediation_cases.id"],
@@ -100,7 +116,7 @@ def upgrade() -> None:
         sa.Column("to_stage", sa.String(length=30), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("actor", sa.String(length=40), nullable=False),
-        sa.Column("at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"],
             ["mediation_cases.id"],
@@ -122,11 +138,19 @@ def upgrade() -> None:
         sa.Column("contact_via", sa.String(length=10), nullable=False),
         sa.Column("phone", sa.String(length=40), nullable=True),
         sa.Column("reachable", sa.String(length=200), nullable=True),
-        sa.Column("consent_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "consent_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("invite_code", sa.String(length=20), nullable=True),
-        sa.Column("invite_expires_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "invite_expires_at",
+            buurtsignaal.storage.models.UTCDateTime(timezone=True),
+            nullable=True,
+        ),
         sa.Column("nazorg_answer", sa.String(length=20), nullable=True),
-        sa.Column("nazorg_sent_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "nazorg_sent_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["case_id"],
             ["mediation_cases.id"],

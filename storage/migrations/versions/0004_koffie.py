@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -27,12 +27,20 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("place", sa.String(length=200), nullable=False),
         sa.Column("repeat", sa.String(length=10), nullable=False),
-        sa.Column("first_starts_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "first_starts_at",
+            buurtsignaal.storage.models.UTCDateTime(timezone=True),
+            nullable=False,
+        ),
         sa.Column("duration_minutes", sa.Integer(), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=True),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("cancelled_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "cancelled_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.CheckConstraint(
             "kind in ('koffie', 'spreekuur', 'wandeling')", name=op.f("ck_series_kind")
         ),
@@ -53,15 +61,23 @@ def upgrade() -> None:
         sa.Column("series_id", sa.Integer(), nullable=False),
         sa.Column("wijk_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
-        sa.Column("starts_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "starts_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("duration_minutes", sa.Integer(), nullable=False),
         sa.Column("place", sa.String(length=200), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=True),
-        sa.Column("cancelled_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "cancelled_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("group_chat_id", sa.BigInteger(), nullable=True),
         sa.Column("group_message_id", sa.Integer(), nullable=True),
-        sa.Column("announced_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("previewed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "announced_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "previewed_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["series_id"],
             ["series.id"],
@@ -86,10 +102,20 @@ def upgrade() -> None:
         sa.Column("resident_id", sa.Integer(), nullable=False),
         sa.Column("first_name", sa.String(length=64), nullable=False),
         sa.Column("guests", sa.Integer(), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("cancelled_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("reminded_day_at", storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("reminded_morning_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "cancelled_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "reminded_day_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "reminded_morning_at",
+            buurtsignaal.storage.models.UTCDateTime(timezone=True),
+            nullable=True,
+        ),
         sa.ForeignKeyConstraint(
             ["moment_id"],
             ["moments.id"],

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models  # custom column types used by migrations
+import buurtsignaal.storage.models  # custom column types used by migrations
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -31,7 +31,7 @@ bot_state = sa.table(
     sa.column("kind", sa.String),
     sa.column("key", sa.String),
     sa.column("data", sa.JSON),
-    sa.column("updated_at", storage.models.UTCDateTime()),
+    sa.column("updated_at", buurtsignaal.storage.models.UTCDateTime()),
 )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models  # noqa: F401  (custom column types used by migrations)
+import buurtsignaal.storage.models  # noqa: F401  (custom column types used by migrations)
 
 revision: str = "0007"
 down_revision: str | None = "0006"

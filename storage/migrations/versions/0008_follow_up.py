@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -27,7 +27,9 @@ def upgrade() -> None:
         sa.Column("wijk_id", sa.Integer(), nullable=False),
         sa.Column("telegram_id", sa.BigInteger(), nullable=False),
         sa.Column("mode", sa.String(length=10), nullable=False),
-        sa.Column("updated_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "updated_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.CheckConstraint(
             "mode in ('immediate', 'digest')", name=op.f("ck_alert_preferences_mode")
         ),
@@ -43,8 +45,10 @@ def upgrade() -> None:
         "signal_alerts",
         sa.Column("signal_id", sa.Integer(), nullable=False),
         sa.Column("recipient", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("sent_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["signal_id"],
             ["signals.id"],

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -35,20 +35,20 @@ series_table = sa.table(
     "series",
     sa.column("id", sa.Integer()),
     sa.column("repeat", sa.String()),
-    sa.column("first_starts_at", storage.models.UTCDateTime()),
+    sa.column("first_starts_at", buurtsignaal.storage.models.UTCDateTime()),
 )
 moments_table = sa.table(
     "moments",
     sa.column("id", sa.Integer()),
     sa.column("series_id", sa.Integer()),
-    sa.column("starts_at", storage.models.UTCDateTime()),
-    sa.column("cancelled_at", storage.models.UTCDateTime()),
+    sa.column("starts_at", buurtsignaal.storage.models.UTCDateTime()),
+    sa.column("cancelled_at", buurtsignaal.storage.models.UTCDateTime()),
     sa.column("occurrence", sa.Integer()),
 )
 signups_table = sa.table(
     "signups",
     sa.column("moment_id", sa.Integer()),
-    sa.column("cancelled_at", storage.models.UTCDateTime()),
+    sa.column("cancelled_at", buurtsignaal.storage.models.UTCDateTime()),
 )
 
 

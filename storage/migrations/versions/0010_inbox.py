@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -27,8 +27,12 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("error", sa.String(length=500), nullable=True),
-        sa.Column("received_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "received_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "finished_at", buurtsignaal.storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.CheckConstraint(
             "state in ('new', 'done', 'failed')", name=op.f("ck_inbox_updates_state")
         ),

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -30,7 +30,7 @@ signups_table = sa.table(
     sa.column("id", sa.Integer()),
     sa.column("moment_id", sa.Integer()),
     sa.column("resident_id", sa.Integer()),
-    sa.column("cancelled_at", storage.models.UTCDateTime()),
+    sa.column("cancelled_at", buurtsignaal.storage.models.UTCDateTime()),
 )
 roles_table = sa.table(
     "roles",
@@ -38,7 +38,7 @@ roles_table = sa.table(
     sa.column("telegram_id", sa.BigInteger()),
     sa.column("role", sa.String()),
     sa.column("wijk_id", sa.Integer()),
-    sa.column("revoked_at", storage.models.UTCDateTime()),
+    sa.column("revoked_at", buurtsignaal.storage.models.UTCDateTime()),
 )
 
 

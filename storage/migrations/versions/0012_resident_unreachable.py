@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -25,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("residents") as batch_op:
         batch_op.add_column(
-            sa.Column("unreachable_since", storage.models.UTCDateTime(), nullable=True)
+            sa.Column("unreachable_since", buurtsignaal.storage.models.UTCDateTime(), nullable=True)
         )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0014"
 down_revision: str | None = "0013"
@@ -38,9 +38,9 @@ def upgrade() -> None:
         sa.Column("hook_data", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", storage.models.UTCDateTime(), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(), nullable=False),
-        sa.Column("sent_at", storage.models.UTCDateTime(), nullable=True),
+        sa.Column("next_attempt_at", buurtsignaal.storage.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", buurtsignaal.storage.models.UTCDateTime(), nullable=False),
+        sa.Column("sent_at", buurtsignaal.storage.models.UTCDateTime(), nullable=True),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.CheckConstraint(

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -71,13 +71,13 @@ def upgrade() -> None:
             sa.Column("invite_failures", sa.Integer(), server_default="0", nullable=False)
         )
         batch_op.add_column(
-            sa.Column("invite_locked_at", storage.models.UTCDateTime(), nullable=True)
+            sa.Column("invite_locked_at", buurtsignaal.storage.models.UTCDateTime(), nullable=True)
         )
     op.create_table(
         "code_failures",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("resident_id", sa.Integer(), nullable=False),
-        sa.Column("at", storage.models.UTCDateTime(), nullable=False),
+        sa.Column("at", buurtsignaal.storage.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["resident_id"],
             ["residents.id"],

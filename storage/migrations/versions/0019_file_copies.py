@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models
+import buurtsignaal.storage.models
 
 revision: str = "0019"
 down_revision: str | None = "0017"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         "file_copies",
         sa.Column("file_id", sa.String(length=200), nullable=False),
         sa.Column("telegram_file_id", sa.String(length=200), nullable=False),
-        sa.Column("created_at", storage.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", buurtsignaal.storage.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("file_id", name=op.f("pk_file_copies")),
     )
 
