@@ -21,7 +21,7 @@ from buurtsignaal.bot.app import build_application
 from buurtsignaal.bot.context import BuurtApplication
 from buurtsignaal.bot.emulator import BotApiEmulator, BotMessage
 from buurtsignaal.bot.settings import Settings
-from buurtsignaal.storage import migrate
+from buurtsignaal.storage import bot_state, migrate
 from buurtsignaal.storage.db import Database
 
 # What a handler calls after its unit of work; in killed_after none of them gets through.
@@ -300,3 +300,15 @@ async def grant_role(
     # A professional accepts the invite with /start in a private chat, so the bot may write to
     # them from then on: this shortcut of the invite flow does the same.
     bot.emulator.set_started(person.id)
+
+
+async def rewrite_user_data(bot: BotUnderTest, user_id: int, change: Callable[[Any], Any]) -> None:
+    """With the bot stopped: rewrite what is stored of a person's user data, as an older
+    release would have left it."""
+    database = Database(bot.settings.database.url)
+    try:
+        async with database.begin() as session:
+            data = await bot_state.load_one(session, "user", str(user_id))
+            await bot_state.save(session, "user", str(user_id), change(dict(data or {})))
+    finally:
+        await database.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from buurtsignaal.conversations import koffie
 from buurtsignaal.storage.models import Moment, Signup
 from tests.conftest import ADMIN_ID, Clock
-from tests.harness import BotUnderTest, Person, grant_role
+from tests.harness import BotUnderTest, Person, grant_role, rewrite_user_data
 
 GROUP = -1001
 AMS = dt.timezone(dt.timedelta(hours=1))  # winter time in Amsterdam
@@ -768,3 +768,42 @@ async def test_a_date_moved_after_its_reminder_is_reminded_again_for_its_new_day
     reminders = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
     assert len(reminders) == 2
     assert "morgen" in reminders[1]
+
+
+async def test_changing_a_date_survives_a_restart_and_an_older_release_s_step(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Changing a date is a one-field typed flow: a restart in the middle of typing loses
+    nothing, and a change an older release kept (no action in it) goes on after the upgrade."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Elke week")
+    first, *_ = await moments(bot)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    await bot.restart(crash=True)
+    reply = await organiser.says("10:30")
+    assert "Gewijzigd: 1 datum." in reply.text
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    await bot.stop()
+    await rewrite_user_data(
+        bot,
+        organiser.id,
+        lambda data: {**data, "koffie_edit": {"moment": first.id, "series": False}},
+    )
+    await bot.start()
+    reply = await organiser.says("Buurthuis De Mussen, zaal 2")
+    assert "Gewijzigd: 1 datum." in reply.text
+    now = await moments(bot)
+    assert f"{local(now[0]):%H:%M}" == "10:30"
+    assert now[0].place == "Buurthuis De Mussen, zaal 2"
+    assert now[1].place != "Buurthuis De Mussen, zaal 2"  # the one date only
+    reply = await organiser.says("/annuleren")
+    assert "Gewijzigd" not in reply.text

@@ -26,9 +26,7 @@ from buurtsignaal.conversations import mediation_cases
 from buurtsignaal.conversations.mediation_cases import jobs as mediation_jobs
 from buurtsignaal.conversations.steps import pages
 from buurtsignaal.conversations.ui import local_datetime, telegram_length
-from buurtsignaal.storage import bot_state
 from buurtsignaal.storage import mediation as store
-from buurtsignaal.storage.db import Database
 from buurtsignaal.storage.mediation import working_days_between
 from buurtsignaal.storage.models import (
     MediationAppointment,
@@ -38,7 +36,7 @@ from buurtsignaal.storage.models import (
     utcnow,
 )
 from tests.conftest import Clock, make_settings
-from tests.harness import BotUnderTest, Person, Reply, grant_role
+from tests.harness import BotUnderTest, Person, Reply, grant_role, rewrite_user_data
 
 AMS_ZONE = ZoneInfo("Europe/Amsterdam")  # the default settings.timezone
 
@@ -427,18 +425,6 @@ async def test_bad_codes_expired_codes_and_a_call_request(bot: BotUnderTest, clo
 
 
 # --- a pending typed step kept by an older release ----------------------------------------------
-
-
-async def rewrite_user_data(bot: BotUnderTest, user_id: int, change: Callable[[Any], Any]) -> None:
-    """With the bot stopped: rewrite what is stored of a person's user data, as an older
-    release would have left it."""
-    database = Database(bot.settings.database.url)
-    try:
-        async with database.begin() as session:
-            data = await bot_state.load_one(session, "user", str(user_id))
-            await bot_state.save(session, "user", str(user_id), change(dict(data or {})))
-    finally:
-        await database.dispose()
 
 
 async def test_a_typed_step_kept_by_an_older_release_goes_on_after_the_upgrade(

@@ -86,7 +86,8 @@ class TypedFlow:
     then the command is done. A step waits ``timeout``; what arrives later goes to
     ``on_expired``, else it is stopped as /annuleren does, with what was typed shown back.
     ``legacy`` names where an older release kept the step under way: such a step is taken
-    over the first time it is read (one stored without an action as ``legacy_action``)."""
+    over the first time it is read; one kept without an action (there, or under the flow's
+    own name) is the step ``legacy_action``."""
 
     name: str
     cancelled: Callable[[Translator], str]
@@ -118,10 +119,12 @@ class TypedFlow:
         if self.legacy is not None and self.legacy in data:
             old = data.pop(self.legacy)
             if isinstance(old, dict) and self.name not in data:
-                data[self.name] = {"action": self.legacy_action, **old}
+                data[self.name] = dict(old)
         draft = data.get(self.name)
         if not isinstance(draft, dict):
             return None
+        if self.legacy_action is not None:  # kept by an older release without an action
+            draft.setdefault("action", self.legacy_action)
         return draft if action is None or draft.get("action") == action else None
 
     def done(self, context: BuurtContext, *, stored: bool = True) -> None:

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CallbackQueryHandler, ConversationHandler
 
 from buurtsignaal.bot.context import BuurtContext
 from buurtsignaal.bot.i18n import Translator
 from buurtsignaal.conversations.callbacks import Koffie
-from buurtsignaal.conversations.flow import PRIVATE, FlowPart, State, persistent_conversation
+from buurtsignaal.conversations.flow import Draft, Field, FlowPart, State, TypedFlow
 from buurtsignaal.conversations.koffie.announcement import (
     refresh_announcement,
     refresh_wijk_announcements,
@@ -24,7 +24,6 @@ from buurtsignaal.conversations.koffie.common import (
     MAX_AHEAD,
     MAX_PLACE,
     PRESENCE_KINDS,
-    TYPED,
     kind_label,
     pressed_moment,
     when_text,
@@ -260,8 +259,14 @@ async def _tell(
     await outbox.enqueue(session, *notices, now=context.now)
 
 
-# Changing a date or a series: a short typed conversation.
+# Changing a date or a series: a one-field typed flow (the new time, date and time, or place).
 EDIT_VALUE = "edit_value"
+EDIT_FLOW = TypedFlow(
+    name="koffie_edit",
+    cancelled=lambda t: t("Nothing changed."),
+    # An older release kept the change under way under the same key, without an action.
+    legacy_action=EDIT_VALUE,
+)
 
 
 async def ask_edit(update: Update, context: BuurtContext) -> State:
@@ -272,7 +277,8 @@ async def ask_edit(update: Update, context: BuurtContext) -> State:
     query = update.callback_query
     assert query is not None and context.user_data is not None
     whole = Koffie.of(update).action == "edits"
-    context.user_data["koffie_edit"] = {"moment": moment.id, "series": whole}
+    reference = f"{moment.starts_at.astimezone(context.settings.tz):%d-%m-%Y}"
+    EDIT_FLOW.begin(context, EDIT_VALUE, reference, moment=moment.id, series=whole)
     await query.answer()
     assert update.effective_message is not None
     await update.effective_message.reply_text(
@@ -284,18 +290,13 @@ async def ask_edit(update: Update, context: BuurtContext) -> State:
     return EDIT_VALUE
 
 
-async def on_edit_value(update: Update, context: BuurtContext) -> State:
+async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text: str) -> State:
     """Apply a new time, date and time, or place; tell whoever signed up."""
     message = update.effective_message
     user = update.effective_user
-    assert message is not None and message.text is not None and user is not None
-    assert context.user_data is not None
-    edit = context.user_data.get("koffie_edit")
-    if not edit:
-        return ConversationHandler.END
+    assert message is not None and user is not None
     t = context.t
     tz = context.settings.tz
-    text = message.text.strip()
     wijken = await _manageable(context, user.id)
     refusal: str | None = None
     end = False
@@ -348,8 +349,8 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
     if refusal is not None or moment is None:
         await message.reply_text(refusal or not_allowed(t))
         return ConversationHandler.END if end else None
+    EDIT_FLOW.done(context)  # stored: a confirmation that does not arrive changes nothing twice
     context.outbox.wake()
-    context.user_data.pop("koffie_edit", None)
     answer = t.ngettext(
         "Changed: {n} date. Everyone who signed up has been told.",
         "Changed: {n} dates. Everyone who signed up has been told.",
@@ -369,22 +370,12 @@ async def on_edit_value(update: Update, context: BuurtContext) -> State:
     return ConversationHandler.END
 
 
-async def cancel_edit(update: Update, context: BuurtContext) -> int:
-    """/annuleren while changing a date."""
-    assert context.user_data is not None and update.effective_message is not None
-    context.user_data.pop("koffie_edit", None)
-    await update.effective_message.reply_text(context.t("Nothing changed."))
-    return ConversationHandler.END
-
-
 def editing_conversation() -> FlowPart:
     """Changing a date or a series: started by a button, continued by typing."""
-    return persistent_conversation(
-        entry_points=[
+    return EDIT_FLOW.part(
+        [
             CallbackQueryHandler(ask_edit, pattern=Koffie.matching(action="editm")),
             CallbackQueryHandler(ask_edit, pattern=Koffie.matching(action="edits")),
         ],
-        states={EDIT_VALUE: [MessageHandler(TYPED, on_edit_value)]},
-        fallbacks=[CommandHandler("annuleren", cancel_edit, filters=PRIVATE)],
-        name="koffie_edit",
+        [Field(EDIT_VALUE, on_edit_value, None)],  # read as a time, a date and time, or a place
     )
