@@ -41,7 +41,6 @@ from buurtsignaal.conversations.flow.part import (
     TYPED_TIMEOUT,
     UNNAMED_FLOW,
     FlowPart,
-    persistent_conversation,
 )
 from buurtsignaal.conversations.flow.typed import (
     MEDIA,
@@ -79,7 +78,6 @@ __all__ = [
     "keep_label",
     "not_text",
     "one_conversation",
-    "persistent_conversation",
     "text_limit",
     "too_long",
     "typed_text",

@@ -45,32 +45,6 @@ def typed_back(t: Translator, text: str) -> str:
     return t("\nWhat you typed:\n\n{text}", text=text) if text else ""
 
 
-def persistent_conversation(
-    *,
-    name: str,
-    entry_points: list[BaseHandler[Any, Any, Any]],
-    states: dict[object, list[BaseHandler[Any, Any, Any]]],
-    fallbacks: list[BaseHandler[Any, Any, Any]],
-    allow_reentry: bool = False,
-    timeout: dt.timedelta | None = TYPED_TIMEOUT,
-    on_expired: Callback | None = None,
-) -> FlowPart:
-    """One flow's handlers: combined with every other flow into the one flow conversation
-    (see :func:`one_conversation`), so a person is in at most one flow at a time.
-
-    A typed step (the default) expires after ``timeout`` without an answer: what arrives then
-    goes to ``on_expired`` (which forgets the step and says so), or gets a general answer."""
-    return FlowPart(
-        name=name,
-        entry_points=entry_points,
-        states=states,
-        fallbacks=fallbacks,
-        allow_reentry=allow_reentry,
-        timeout=timeout,
-        on_expired=on_expired,
-    )
-
-
 def _qualified(name: str, state: object) -> object:
     """A flow's own state, named for the one flow conversation (END and None stay)."""
     if state is None or state == ConversationHandler.END:
