@@ -296,13 +296,34 @@ async def cancel_series(
     return [(moment, await cancel_moment(session, moment, now=now)) for moment in future]
 
 
-async def move_moment(
-    session: AsyncSession, moment: Moment, *, starts_at: dt.datetime | None, place: str | None
-) -> Sequence[Signup]:
-    """Change one date's time or place; returns the sign-ups to tell.
+@dataclass(frozen=True)
+class Changed:
+    """A date whose time or place changed: whom to tell, and whether the group had been
+    given its day-before note (then the group is told of the change too)."""
 
-    A date that moves gets its reminders and the group's day-before note again for the new
-    time, also when they already went out for the old one (their outbox keys name the time)."""
+    moment: Moment
+    signups: Sequence[Signup]
+    noted: bool
+
+
+async def move_moment(
+    session: AsyncSession,
+    moment: Moment,
+    *,
+    starts_at: dt.datetime | None,
+    place: str | None,
+    now: dt.datetime,
+) -> Changed:
+    """Change one date's time or place; returns the change, with the sign-ups to tell.
+
+    A date that moves gets its reminders again for the new time, also when they already went
+    out for the old one. The group's day-before note, when it went out, is answered by the
+    change itself (``noted``): a date still within its note's day keeps it as given; one
+    moved further away gets a new note the day before its new time."""
+    noted = moment.previewed_at is not None and (
+        (starts_at is not None and starts_at != moment.starts_at)
+        or (place is not None and place != moment.place)
+    )
     moved = starts_at is not None and starts_at != moment.starts_at
     if starts_at is not None:
         moment.starts_at = starts_at
@@ -310,11 +331,12 @@ async def move_moment(
         moment.place = place
     signups = await attendees(session, moment.id)
     if moved:
-        moment.previewed_at = None
+        if moment.starts_at > now + dt.timedelta(days=1):
+            moment.previewed_at = None
         for signup in signups:  # a cancelled sign-up starts afresh when it signs up again
             signup.reminded_day_at = signup.reminded_morning_at = None
     await session.flush()
-    return signups
+    return Changed(moment, signups, noted)
 
 
 async def change_series(
@@ -325,10 +347,9 @@ async def change_series(
     shift: dt.timedelta | None,
     now: dt.datetime,
     tz: dt.tzinfo,
-) -> tuple[list[tuple[Moment, Sequence[Signup]]], int]:
+) -> tuple[list[Changed], int]:
     """Change the place, or the time (``shift`` in local wall time), of a series and of its
-    coming dates; returns each changed date with whom to tell, and how many dates kept an
-    arrangement of their own.
+    coming dates; returns each change, and how many dates kept an arrangement of their own.
 
     A date that was moved or given another place on its own keeps that arrangement: the
     organiser settled it for that day, and the series' new rule does not undo it.
@@ -359,7 +380,7 @@ async def change_series(
         if starts_at is None and new_place is None:
             kept += 1
             continue
-        changed.append((m, await move_moment(session, m, starts_at=starts_at, place=new_place)))
+        changed.append(await move_moment(session, m, starts_at=starts_at, place=new_place, now=now))
     return changed, kept
 
 

@@ -114,6 +114,12 @@ def lexicon() -> dict[tuple[str, ...], Span]:
     return merged
 
 
+@cache
+def _longest() -> int:
+    """The number of words in the longest listed entry (read once, like the lists)."""
+    return max(len(entry) for entry in lexicon())
+
+
 def entries() -> frozenset[tuple[str, ...]]:
     """Every listed entry that can make the guard fire, as a tuple of folded words."""
     return frozenset(tokens for tokens, classes in lexicon().items() if classes & FIRING)
@@ -134,7 +140,7 @@ def _compound(word: str) -> Span:
 def _spans(tokens: Sequence[str]) -> list[Span]:
     """The word classes of a sentence, longest listed entry first."""
     listed = lexicon()
-    longest = max(len(entry) for entry in listed)
+    longest = _longest()
     spans: list[Span] = []
     start = 0
     while start < len(tokens):

@@ -573,6 +573,18 @@ async def test_a_typed_step_whose_confirmation_failed_is_kept_and_stored_once(
     assert len(chat(bot, anna)) == anna_before + 1  # relayed once
     assert "We komen morgen langs." in chat(bot, anna)[-1].plain_text
 
+    # And another command after a failed confirmation: it says the text arrived, then does it.
+    await bram.says(f"/melding {reference}")
+    await bram.taps("Notitie")
+    bot.emulator.fail_next("sendMessage", status=400, description="Bad Request: refused")
+    await bram.says("Tweede gesprek gehad.")
+    reply = await bram.says("/open")
+    assert f"Wat je typte voor {reference} was al ontvangen" in reply.text
+    assert "nog niet af" not in reply.text
+    assert "Open meldingen: 1" in reply.text
+    notes = [e.note for e in await events(bot, reference) if e.kind == "note"]
+    assert notes == ["Buurman gesproken.", "Tweede gesprek gehad."]
+
 
 # --- the follow-up -----------------------------------------------------------------------
 

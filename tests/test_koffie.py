@@ -320,6 +320,60 @@ async def test_koppel_presence_and_day_before_note(bot: BotUnderTest, clock: Clo
     assert len(notes) == 1 and "speeltuin" in notes[0]
 
 
+async def test_a_walk_changed_after_the_group_s_note_is_corrected_in_the_group(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The group was told "Morgen: wandeling"; then the agent changes it. The group is told
+    the new time (not left with a wrong note): an hour later the same day is the correction
+    alone; a week later gets the correction now and a new note the day before."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    agent = bot.user(4002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    await agent.says("/aanwezig")
+    await agent.taps("Wandeling")
+    await agent.says("Start bij de speeltuin")
+    await agent.says((clock.now + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
+    await agent.says("19:30")
+    await agent.taps("Eenmalig")
+    await agent.taps("Publiceren")
+    [walk] = await moments(bot)
+    clock.now = walk.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+
+    def notes() -> list[str]:
+        return [text for text in group_messages(bot) if text.startswith("Morgen")]
+
+    def corrections() -> list[str]:
+        return [text for text in group_messages(bot) if text.startswith("Gewijzigd")]
+
+    assert len(notes()) == 1 and not corrections()
+
+    async def change(to: str) -> None:
+        await agent.says("/beheer")
+        await agent.taps(walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+        await agent.taps("Plaats of tijd van deze datum wijzigen")
+        reply = await agent.says(to)
+        assert "Gewijzigd: 1 datum." in reply.text
+        await bot.drain_outbox()
+
+    await change("20:30")
+    [walk] = await moments(bot)
+    assert len(corrections()) == 1 and "20:30" in corrections()[0]
+    await run_job(bot, "koffie:sweep")
+    assert len(notes()) == 1  # the correction stands for the note of that day
+
+    later = walk.starts_at.astimezone(AMS) + dt.timedelta(weeks=1)
+    await change(f"{later:%d-%m-%Y %H:%M}")
+    [walk] = await moments(bot)
+    assert len(corrections()) == 2
+    await run_job(bot, "koffie:sweep")
+    assert len(notes()) == 1  # not yet: a week away
+    clock.now = walk.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    assert len(notes()) == 2
+
+
 async def test_residents_cannot_plan_or_manage(bot: BotUnderTest, clock: Clock) -> None:
     organiser = bot.user(4001, "Olga")
     await grant_role(bot, organiser, "organisator")
@@ -770,6 +824,49 @@ async def test_a_date_moved_after_its_reminder_is_reminded_again_for_its_new_day
     assert "morgen" in reminders[1]
 
 
+async def test_a_date_moved_away_and_back_is_reminded_and_noted_again(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The reminder went out; the organiser moves the date a week on and then back to where it
+    was: who signed up is told both times, and reminded again for the date as it now is (a
+    new decision, not the old one's leftovers)."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await anna.says("/start")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=10)).date())
+    first, *_ = await moments(bot)
+    [announcement] = emu.messages(GROUP)
+    await in_group(anna).taps("Ik kom", message=announcement)
+
+    def reminders() -> list[str]:
+        return [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
+
+    def told() -> list[str]:
+        return [m.plain_text for m in emu.messages(1001) if "Wijziging" in m.plain_text]
+
+    clock.now = first.starts_at - dt.timedelta(hours=23)
+    await run_job(bot, "koffie:sweep")
+    assert len(reminders()) == 1
+
+    start = first.starts_at.astimezone(AMS)
+    for when in (start + dt.timedelta(weeks=1), start):
+        await organiser.says("/beheer")
+        await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+        await organiser.taps("Plaats of tijd van deze datum wijzigen")
+        reply = await organiser.says(f"{when:%d-%m-%Y %H:%M}")
+        assert "Gewijzigd: 1 datum." in reply.text
+        [first] = [m for m in await moments(bot) if m.id == first.id]
+        clock.now += dt.timedelta(minutes=5)
+    await bot.drain_outbox()
+    assert len(told()) == 2
+    await run_job(bot, "koffie:sweep")
+    await run_job(bot, "koffie:sweep")  # and once only
+    assert len(reminders()) == 2
+
+
 async def test_changing_a_date_survives_a_restart_and_an_older_release_s_step(
     bot: BotUnderTest, clock: Clock
 ) -> None:
@@ -807,3 +904,28 @@ async def test_changing_a_date_survives_a_restart_and_an_older_release_s_step(
     assert now[1].place != "Buurthuis De Mussen, zaal 2"  # the one date only
     reply = await organiser.says("/annuleren")
     assert "Gewijzigd" not in reply.text
+
+
+async def test_another_koffie_command_while_changing_a_date_leaves_the_change(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The organiser starts changing a date, then sends /beheer instead of the new time: the
+    change is left (she is told), the list is shown, and the next text she types is not read
+    as a new time or place for the date she left."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
+    [before] = await moments(bot)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await organiser.says("/beheer")
+    assert "niet afgemaakt" in reply.text
+    assert reply.last.buttons, "the list of dates, to pick from"
+    reply = await organiser.says("Buurthuis De Mussen")
+    assert "Gewijzigd" not in reply.text
+    [after] = await moments(bot)
+    assert (after.starts_at, after.place) == (before.starts_at, before.place)

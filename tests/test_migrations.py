@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -443,3 +444,24 @@ async def test_upgrade_hashes_the_codes_given_out(db_url: str) -> None:
         await db.dispose()
     assert invite_hash == code_hash("old-link-code")
     assert tuple(party_row) == (code_hash("ABCD2345"), 0)
+
+
+def test_a_new_migration_made_from_the_template_imports(tmp_path: Path, sqlite_url: str) -> None:
+    """``alembic revision`` writes new migrations from script.py.mako: what it writes must import
+    under the installed package names (a migration importing ``storage.models`` would fail on a
+    maintainer's first ``alembic upgrade``)."""
+    import importlib.util
+
+    from alembic import command
+
+    config = migrate.alembic_config(sqlite_url)
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(tmp_path))
+    command.revision(config, message="tried", rev_id="tried")
+    [written] = list(tmp_path.glob("tried_*.py"))
+    spec = importlib.util.spec_from_file_location("tried_migration", written)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.revision == "tried"
+    assert callable(module.upgrade) and callable(module.downgrade)

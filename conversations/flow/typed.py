@@ -153,8 +153,16 @@ class TypedFlow:
     # --- the handlers -------------------------------------------------------------------------
 
     async def _already(self, update: Update, context: BuurtContext, draft: Draft) -> int:
-        """The step was stored, but its confirmation never arrived: say so, and end it."""
+        """The step was stored, but its confirmation never arrived: say so, and end it (a
+        button pressed meanwhile is answered, so its spinner stops)."""
         self.drop(context)
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        await self._say_already(update, context, draft)
+        return ConversationHandler.END
+
+    @staticmethod
+    async def _say_already(update: Update, context: BuurtContext, draft: Draft) -> None:
         message = update.effective_message
         if message is not None:
             await message.reply_text(
@@ -164,7 +172,6 @@ class TypedFlow:
                     reference=str(draft.get("reference", "?")),
                 )
             )
-        return ConversationHandler.END
 
     async def cancel(self, update: Update, context: BuurtContext) -> int:
         """/annuleren while typing: nothing is sent or saved."""
@@ -184,8 +191,9 @@ class TypedFlow:
         async def leave(update: Update, context: BuurtContext) -> State:
             draft = self.drop(context)
             message = update.effective_message
-            unfinished = draft is not None and not draft.get("stored")
-            if draft is not None and unfinished and message is not None and self.unfinished:
+            if draft is not None and draft.get("stored"):  # its confirmation never arrived
+                await self._say_already(update, context, draft)
+            elif draft is not None and message is not None and self.unfinished:
                 await message.reply_text(
                     self.unfinished(context.t, str(draft.get("reference", "?")))
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -28,16 +29,18 @@ def _group_message(
     kind: str,
     text: str,
     markup: InlineKeyboardMarkup | None = None,
+    *,
+    decided: dt.datetime | None = None,
 ) -> Outgoing:
     """A date's announcement or day-before note to its wijk's group; once settled, the hook
     keeps the announcement's id (or undoes the decision when it was refused)."""
     chat = moment.wijk.group_chat_id
     assert chat is not None
     return Outgoing(
-        # The day-before note is about one time: a date moved after it went out gets one
-        # for its new time. The announcement is one message, edited when the date changes.
-        key=f"koffie:{what}:{moment.id}"
-        + (f":{moment.starts_at:%Y%m%d%H%M}" if what == "previewed" else ""),
+        # The day-before note is one per decision (a date moved after it went out, even back
+        # to where it was, is decided and noted again). The announcement is one message,
+        # edited when the date changes.
+        key=f"koffie:{what}:{moment.id}" + (_decision(moment, decided) if decided else ""),
         chat_id=chat,
         kind=kind,
         text=text,
@@ -90,7 +93,9 @@ async def sweep(application: Any) -> None:
                 when=when_text(t, moment, tz),
                 place=moment.place,
             )
-            messages.append(_group_message(moment, "previewed", "koffie:preview", text))
+            messages.append(
+                _group_message(moment, "previewed", "koffie:preview", text, decided=now)
+            )
         await outbox.enqueue(session, *messages, now=now)
     if messages:
         application.outbox.wake()
@@ -112,7 +117,7 @@ async def sweep(application: Any) -> None:
                 marked = await gatherings.mark_reminded(session, ids, kind, now=now)
                 decided |= {(signup_id, kind) for signup_id in marked}
             batch = [
-                _reminder(application, reminder)
+                _reminder(application, reminder, decided=now)
                 for reminder in chunk
                 if (reminder.signup.id, reminder.kind) in decided
             ]
@@ -141,7 +146,16 @@ async def group_message_settled(session: AsyncSession, settled: Settled) -> None
 GROUP_HOOK = "koffie:group"
 
 
-def _reminder(application: BuurtApplication, reminder: gatherings.Reminder) -> Outgoing:
+def _decision(moment: Moment, decided: dt.datetime) -> str:
+    """The part of an outbox key that tells one decision about a date from another: the time
+    it was about and when it was decided (a date moved A to B and back to A is reminded again;
+    the decision's mark in the database keeps two sweeps from deciding it twice)."""
+    return f":{moment.starts_at:%Y%m%d%H%M}:{decided:%Y%m%d%H%M%S%f}"
+
+
+def _reminder(
+    application: BuurtApplication, reminder: gatherings.Reminder, *, decided: dt.datetime
+) -> Outgoing:
     """The reminder of a sign-up, in the resident's language."""
     settings = application.services.settings
     signup = reminder.signup
@@ -163,7 +177,7 @@ def _reminder(application: BuurtApplication, reminder: gatherings.Reminder) -> O
         )
     )
     return Outgoing(
-        key=f"koffie:remind:{signup.id}:{reminder.kind}:{moment.starts_at:%Y%m%d%H%M}",
+        key=f"koffie:remind:{signup.id}:{reminder.kind}{_decision(moment, decided)}",
         chat_id=chat,
         kind="koffie:reminder",
         text=text,

@@ -28,6 +28,7 @@ from buurtsignaal.conversations.koffie.common import (
     pressed_moment,
     when_text,
 )
+from buurtsignaal.conversations.koffie.residents import koffie
 from buurtsignaal.conversations.ui import keyboard, not_allowed
 from buurtsignaal.storage import access, gatherings, outbox, parsing
 from buurtsignaal.storage.models import Moment, Signup
@@ -236,6 +237,11 @@ def _moved_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
     )
 
 
+def _version(moment: Moment) -> str:
+    """A date's time and place, in short: what a notice of its change was about."""
+    return f"{moment.starts_at:%Y%m%d%H%M}:{zlib.crc32(moment.place.encode()):08x}"
+
+
 async def _tell(
     context: BuurtContext,
     session: AsyncSession,
@@ -246,7 +252,7 @@ async def _tell(
     """Write the notice of a cancelled or moved date to everyone who signed up, in the unit
     of work that cancels or moves it (the outbox sends them)."""
     tz = context.settings.tz
-    version = f"{moment.starts_at:%Y%m%d%H%M}:{zlib.crc32(moment.place.encode()):08x}"
+    version = _version(moment)
     notices = []
     for signup in signups:
         if signup.resident.unreachable_since is not None:
@@ -254,9 +260,31 @@ async def _tell(
         chat = signup.resident.telegram_id
         t = context.translator_for(chat)
         text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
-        key = f"koffie:{what}:{moment.id}:{signup.id}" + (":" + version if what == "moved" else "")
+        # A moved date's notice is one per change (moved there and back again: told twice).
+        key = f"koffie:{what}:{moment.id}:{signup.id}" + (
+            f":{version}:{context.now:%Y%m%d%H%M%S%f}" if what == "moved" else ""
+        )
         notices.append(Outgoing(key=key, chat_id=chat, kind=f"koffie:{what}", text=text))
     await outbox.enqueue(session, *notices, now=context.now)
+
+
+async def _correct_note(context: BuurtContext, session: AsyncSession, moment: Moment) -> None:
+    """The group was told the day before about a spreekuur or walk that has now changed: tell
+    it the new time and place (in the unit of work that changes it; the outbox sends it)."""
+    chat = moment.wijk.group_chat_id
+    if chat is None:
+        return
+    t = Translator(context.settings.default_language)
+    text = t(
+        "Changed: {kind} is now {when}, {place}.",
+        kind=kind_label(t, moment.kind),
+        when=when_text(t, moment, context.settings.tz),
+        place=moment.place,
+    )
+    key = f"koffie:noted-change:{moment.id}:{_version(moment)}:{context.now:%Y%m%d%H%M%S%f}"
+    await outbox.enqueue(
+        session, Outgoing(key=key, chat_id=chat, kind="koffie:preview", text=text), now=context.now
+    )
 
 
 # Changing a date or a series: a one-field typed flow (the new time, date and time, or place).
@@ -264,6 +292,10 @@ EDIT_VALUE = "edit_value"
 EDIT_FLOW = TypedFlow(
     name="koffie_edit",
     cancelled=lambda t: t("Nothing changed."),
+    unfinished=lambda t, reference: t(
+        "(You did not finish the change of {reference}; nothing was changed.)",
+        reference=reference,
+    ),
     # An older release kept the change under way under the same key, without an action.
     legacy_action=EDIT_VALUE,
 )
@@ -303,7 +335,7 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
     async with context.db.begin() as session:
         moment = await gatherings.get_moment(session, int(edit["moment"]))
         kept = 0
-        changed: list[tuple[Moment, Sequence[Signup]]] = []
+        changed: list[gatherings.Changed] = []
         if moment is None or moment.wijk_id not in wijken:
             refusal, end = not_allowed(t), True
         else:
@@ -336,15 +368,14 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
                 )
             else:
                 changed = [
-                    (
-                        moment,
-                        await gatherings.move_moment(
-                            session, moment, starts_at=new_start, place=place
-                        ),
+                    await gatherings.move_moment(
+                        session, moment, starts_at=new_start, place=place, now=context.now
                     )
                 ]
-            for changed_moment, signups in changed:
-                await _tell(context, session, signups, changed_moment, "moved")
+            for change in changed:
+                await _tell(context, session, change.signups, change.moment, "moved")
+                if change.noted:
+                    await _correct_note(context, session, change.moment)
     # Answered after the unit of work: no transaction waits for a round trip to Telegram.
     if refusal is not None or moment is None:
         await message.reply_text(refusal or not_allowed(t))
@@ -363,8 +394,8 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
             kept,
         )
     await message.reply_text(answer)
-    for changed_moment, _signups in changed:
-        await refresh_announcement(context.application, changed_moment.id)
+    for change in changed:
+        await refresh_announcement(context.application, change.moment.id)
     if moment.kind in PRESENCE_KINDS:
         await refresh_wijk_announcements(context.application, moment.wijk_id)
     return ConversationHandler.END
@@ -378,4 +409,7 @@ def editing_conversation() -> FlowPart:
             CallbackQueryHandler(ask_edit, pattern=Koffie.matching(action="edits")),
         ],
         [Field(EDIT_VALUE, on_edit_value, None)],  # read as a time, a date and time, or a place
+        # Another koffie command while typing leaves the change: the next text is not read
+        # as a new time or place for the date left behind.
+        leave={"beheer": manage, "koffie": koffie},
     )

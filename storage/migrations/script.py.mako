@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models  # noqa: F401  (custom column types used by migrations)
+import buurtsignaal.storage.models  # noqa: F401  (custom column types used by migrations)
 ${imports if imports else ""}
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
