@@ -58,6 +58,30 @@ async def moments(bot: BotUnderTest) -> list[Moment]:
         return list((await session.scalars(select(Moment).order_by(Moment.starts_at))).all())
 
 
+async def anna_signed_up(bot: BotUnderTest, clock: Clock) -> tuple[Person, Moment]:
+    """Olga (organiser) plans a weekly koffiemoment from ten days on, the group gets it, and
+    Anna signs up for its first date there: (Olga, that date)."""
+    bot.emulator.add_group(GROUP, "Buurtgroep")
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    anna = bot.user(1001, "Anna")
+    await anna.says("/start")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=10)).date())
+    first, *_ = await moments(bot)
+    [announcement] = bot.emulator.messages(GROUP)
+    await in_group(anna).taps("Ik kom", message=announcement)
+    return organiser, first
+
+
+async def change_date(manager: Person, moment: Moment, to: str) -> None:
+    """In /beheer, change one date's time or place to what ``to`` says."""
+    await manager.says("/beheer")
+    await manager.taps(moment.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+    await manager.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await manager.says(to)
+    assert "Gewijzigd: 1 datum." in reply.text
+
+
 async def test_announcement_sign_ups_cancel_reminders_and_names(
     bot: BotUnderTest, clock: Clock
 ) -> None:
@@ -349,22 +373,16 @@ async def test_a_walk_changed_after_the_group_s_note_is_corrected_in_the_group(
 
     assert len(notes()) == 1 and not corrections()
 
-    async def change(to: str) -> None:
-        await agent.says("/beheer")
-        await agent.taps(walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
-        await agent.taps("Plaats of tijd van deze datum wijzigen")
-        reply = await agent.says(to)
-        assert "Gewijzigd: 1 datum." in reply.text
-        await bot.drain_outbox()
-
-    await change("20:30")
+    await change_date(agent, walk, "20:30")
+    await bot.drain_outbox()
     [walk] = await moments(bot)
     assert len(corrections()) == 1 and "20:30" in corrections()[0]
     await run_job(bot, "koffie:sweep")
     assert len(notes()) == 1  # the correction stands for the note of that day
 
     later = walk.starts_at.astimezone(AMS) + dt.timedelta(weeks=1)
-    await change(f"{later:%d-%m-%Y %H:%M}")
+    await change_date(agent, walk, f"{later:%d-%m-%Y %H:%M}")
+    await bot.drain_outbox()
     [walk] = await moments(bot)
     assert len(corrections()) == 2
     await run_job(bot, "koffie:sweep")
@@ -792,27 +810,14 @@ async def test_a_date_moved_after_its_reminder_is_reminded_again_for_its_new_day
     """The day-before reminder went out, then the organiser moves the date a week on: who
     signed up is told, and reminded again the day before the new date (not never again)."""
     emu = bot.emulator
-    emu.add_group(GROUP, "Buurtgroep")
-    organiser = bot.user(4001, "Olga")
-    await grant_role(bot, organiser, "organisator")
-    anna = bot.user(1001, "Anna")
-    await anna.says("/start")
-    await plan_koffie(organiser, (clock.now + dt.timedelta(days=10)).date())
-    first, *_ = await moments(bot)
-    [announcement] = emu.messages(GROUP)
-    await in_group(anna).taps("Ik kom", message=announcement)
-
+    organiser, first = await anna_signed_up(bot, clock)
     clock.now = first.starts_at - dt.timedelta(hours=23)
     await run_job(bot, "koffie:sweep")
     [reminder] = [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
     assert "morgen" in reminder
 
     new_start = (first.starts_at + dt.timedelta(weeks=1)).astimezone(AMS)
-    await organiser.says("/beheer")
-    await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
-    await organiser.taps("Plaats of tijd van deze datum wijzigen")
-    reply = await organiser.says(f"{new_start:%d-%m-%Y %H:%M}")
-    assert "Gewijzigd: 1 datum." in reply.text
+    await change_date(organiser, first, f"{new_start:%d-%m-%Y %H:%M}")
     await run_job(bot, "koffie:sweep")  # nothing due yet for the new date
     assert len([m for m in emu.messages(1001) if "Herinnering" in m.plain_text]) == 1
 
@@ -824,22 +829,14 @@ async def test_a_date_moved_after_its_reminder_is_reminded_again_for_its_new_day
     assert "morgen" in reminders[1]
 
 
-async def test_a_date_moved_away_and_back_is_reminded_and_noted_again(
+async def test_a_date_moved_away_and_back_is_told_and_reminded_again(
     bot: BotUnderTest, clock: Clock
 ) -> None:
     """The reminder went out; the organiser moves the date a week on and then back to where it
     was: who signed up is told both times, and reminded again for the date as it now is (a
     new decision, not the old one's leftovers)."""
     emu = bot.emulator
-    emu.add_group(GROUP, "Buurtgroep")
-    organiser = bot.user(4001, "Olga")
-    await grant_role(bot, organiser, "organisator")
-    anna = bot.user(1001, "Anna")
-    await anna.says("/start")
-    await plan_koffie(organiser, (clock.now + dt.timedelta(days=10)).date())
-    first, *_ = await moments(bot)
-    [announcement] = emu.messages(GROUP)
-    await in_group(anna).taps("Ik kom", message=announcement)
+    organiser, first = await anna_signed_up(bot, clock)
 
     def reminders() -> list[str]:
         return [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]
@@ -853,11 +850,7 @@ async def test_a_date_moved_away_and_back_is_reminded_and_noted_again(
 
     start = first.starts_at.astimezone(AMS)
     for when in (start + dt.timedelta(weeks=1), start):
-        await organiser.says("/beheer")
-        await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
-        await organiser.taps("Plaats of tijd van deze datum wijzigen")
-        reply = await organiser.says(f"{when:%d-%m-%Y %H:%M}")
-        assert "Gewijzigd: 1 datum." in reply.text
+        await change_date(organiser, first, f"{when:%d-%m-%Y %H:%M}")
         [first] = [m for m in await moments(bot) if m.id == first.id]
         clock.now += dt.timedelta(minutes=5)
     await bot.drain_outbox()
