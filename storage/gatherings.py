@@ -304,6 +304,7 @@ class Changed:
     moment: Moment
     signups: Sequence[Signup]
     noted: bool
+    changed: bool = True  # False: the time and place it already had (nothing was changed)
 
 
 async def move_moment(
@@ -320,11 +321,11 @@ async def move_moment(
     out for the old one. The group's day-before note, when it went out, is answered by the
     change itself (``noted``): a date still within its note's day keeps it as given; one
     moved further away gets a new note the day before its new time."""
-    noted = moment.previewed_at is not None and (
-        (starts_at is not None and starts_at != moment.starts_at)
-        or (place is not None and place != moment.place)
-    )
     moved = starts_at is not None and starts_at != moment.starts_at
+    replaced = place is not None and place != moment.place
+    if not (moved or replaced):  # the time and place it already has: nothing to tell
+        return Changed(moment, (), noted=False, changed=False)
+    noted = moment.previewed_at is not None
     if starts_at is not None:
         moment.starts_at = starts_at
     if place is not None:
@@ -380,7 +381,9 @@ async def change_series(
         if starts_at is None and new_place is None:
             kept += 1
             continue
-        changed.append(await move_moment(session, m, starts_at=starts_at, place=new_place, now=now))
+        change = await move_moment(session, m, starts_at=starts_at, place=new_place, now=now)
+        if change.changed:  # a date already at the new time and place is not "changed"
+            changed.append(change)
     return changed, kept
 
 

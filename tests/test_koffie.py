@@ -922,3 +922,61 @@ async def test_another_koffie_command_while_changing_a_date_leaves_the_change(
     assert "Gewijzigd" not in reply.text
     [after] = await moments(bot)
     assert (after.starts_at, after.place) == (before.starts_at, before.place)
+
+
+async def test_a_change_to_what_a_date_already_is_tells_nobody(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The organiser types the time or the place the date already has (twice, even): nothing
+    changed, so nobody is told of a change, however often it is typed."""
+    organiser, first = await anna_signed_up(bot, clock)
+    start = first.starts_at.astimezone(AMS)
+    for same in (f"{start:%H:%M}", f"{start:%H:%M}", "Buurthuis De Mussen"):
+        await organiser.says("/beheer")
+        await organiser.taps(start.strftime("%d-%m-%Y"))
+        await organiser.taps("Plaats of tijd van deze datum wijzigen")
+        reply = await organiser.says(same)
+        assert "Gewijzigd" not in reply.text
+        assert "Er is niets veranderd." in reply.text
+        clock.now += dt.timedelta(minutes=1)
+    await bot.drain_outbox()
+    assert not [m for m in bot.emulator.messages(1001) if "Wijziging" in m.plain_text]
+    [after, *_] = await moments(bot)
+    assert (after.starts_at, after.place) == (first.starts_at, first.place)
+
+
+async def test_a_cancelled_walk_is_not_changed_by_an_older_page_s_button(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The group had its note of a walk; the agent cancels the walk, then presses "change" on
+    the date's page from before: the cancelled walk is not changed, and the group is not told
+    it "is now" at another time."""
+    emu = bot.emulator
+    emu.add_group(GROUP, "Buurtgroep")
+    agent = bot.user(4002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    await agent.says("/aanwezig")
+    await agent.taps("Wandeling")
+    await agent.says("Start bij de speeltuin")
+    await agent.says((clock.now + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
+    await agent.says("19:30")
+    await agent.taps("Eenmalig")
+    await agent.taps("Publiceren")
+    [walk] = await moments(bot)
+    clock.now = walk.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    await agent.says("/beheer")
+    page = await agent.taps(walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+    # The change is begun on the page, the date cancelled on the same page, then typed.
+    await agent.taps("Plaats of tijd van deze datum wijzigen", message=page.last)
+    await agent.taps("Deze datum afzeggen", message=page.last)
+    await agent.taps("Ja, afzeggen")
+    reply = await agent.says("20:30")
+    assert "Gewijzigd" not in reply.text
+    # And pressed again after the cancellation: refused at once.
+    reply = await agent.taps("Plaats of tijd van deze datum wijzigen", message=page.last)
+    assert "al afgezegd" in reply.alert
+    await bot.drain_outbox()
+    assert not [text for text in group_messages(bot) if text.startswith("Gewijzigd")]
+    [after] = await moments(bot)
+    assert after.cancelled_at is not None and after.starts_at == walk.starts_at

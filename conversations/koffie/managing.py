@@ -308,6 +308,9 @@ async def ask_edit(update: Update, context: BuurtContext) -> State:
         return ConversationHandler.END
     query = update.callback_query
     assert query is not None and context.user_data is not None
+    if moment.cancelled_at is not None:  # a button on an older page of a date since cancelled
+        await query.answer(context.t("This date was already cancelled."), show_alert=True)
+        return ConversationHandler.END
     whole = Koffie.of(update).action == "edits"
     reference = f"{moment.starts_at.astimezone(context.settings.tz):%d-%m-%Y}"
     EDIT_FLOW.begin(context, EDIT_VALUE, reference, moment=moment.id, series=whole)
@@ -338,6 +341,8 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
         changed: list[gatherings.Changed] = []
         if moment is None or moment.wijk_id not in wijken:
             refusal, end = not_allowed(t), True
+        elif moment.cancelled_at is not None:  # cancelled while the new value was typed
+            refusal, end = t("This date was already cancelled."), True
         else:
             local = moment.starts_at.astimezone(tz)
             # A date and a time, a time on the same day, or else a place.
@@ -367,11 +372,10 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
                     session, moment.series, place=place, shift=shift, now=context.now, tz=tz
                 )
             else:
-                changed = [
-                    await gatherings.move_moment(
-                        session, moment, starts_at=new_start, place=place, now=context.now
-                    )
-                ]
+                change = await gatherings.move_moment(
+                    session, moment, starts_at=new_start, place=place, now=context.now
+                )
+                changed = [change] if change.changed else []
             for change in changed:
                 await _tell(context, session, change.signups, change.moment, "moved")
                 if change.noted:
@@ -381,6 +385,9 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
         await message.reply_text(refusal or not_allowed(t))
         return ConversationHandler.END if end else None
     EDIT_FLOW.done(context)  # stored: a confirmation that does not arrive changes nothing twice
+    if not changed and not kept:  # the time and place it already had: nobody is told
+        await message.reply_text(t("Nothing changed."))
+        return ConversationHandler.END
     context.outbox.wake()
     answer = t.ngettext(
         "Changed: {n} date. Everyone who signed up has been told.",
