@@ -82,6 +82,25 @@ async def change_date(manager: Person, moment: Moment, to: str) -> None:
     assert "Gewijzigd: 1 datum." in reply.text
 
 
+async def noted_walk(bot: BotUnderTest, clock: Clock) -> tuple[Person, Moment]:
+    """Wim (wijkagent) publishes a walk three days on, and the clock goes to 20 hours before
+    it, when the group gets its "Morgen" note: (Wim, the walk)."""
+    bot.emulator.add_group(GROUP, "Buurtgroep")
+    agent = bot.user(4002, "Wim")
+    await grant_role(bot, agent, "wijkagent")
+    await agent.says("/aanwezig")
+    await agent.taps("Wandeling")
+    await agent.says("Start bij de speeltuin")
+    await agent.says((clock.now + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
+    await agent.says("19:30")
+    await agent.taps("Eenmalig")
+    await agent.taps("Publiceren")
+    [walk] = await moments(bot)
+    clock.now = walk.starts_at - dt.timedelta(hours=20)
+    await run_job(bot, "koffie:sweep")
+    return agent, walk
+
+
 async def test_announcement_sign_ups_cancel_reminders_and_names(
     bot: BotUnderTest, clock: Clock
 ) -> None:
@@ -350,20 +369,7 @@ async def test_a_walk_changed_after_the_group_s_note_is_corrected_in_the_group(
     """The group was told "Morgen: wandeling"; then the agent changes it. The group is told
     the new time (not left with a wrong note): an hour later the same day is the correction
     alone; a week later gets the correction now and a new note the day before."""
-    emu = bot.emulator
-    emu.add_group(GROUP, "Buurtgroep")
-    agent = bot.user(4002, "Wim")
-    await grant_role(bot, agent, "wijkagent")
-    await agent.says("/aanwezig")
-    await agent.taps("Wandeling")
-    await agent.says("Start bij de speeltuin")
-    await agent.says((clock.now + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
-    await agent.says("19:30")
-    await agent.taps("Eenmalig")
-    await agent.taps("Publiceren")
-    [walk] = await moments(bot)
-    clock.now = walk.starts_at - dt.timedelta(hours=20)
-    await run_job(bot, "koffie:sweep")
+    agent, walk = await noted_walk(bot, clock)
 
     def notes() -> list[str]:
         return [text for text in group_messages(bot) if text.startswith("Morgen")]
@@ -951,20 +957,7 @@ async def test_a_cancelled_walk_is_not_changed_by_an_older_page_s_button(
     """The group had its note of a walk; the agent cancels the walk, then presses "change" on
     the date's page from before: the cancelled walk is not changed, and the group is not told
     it "is now" at another time."""
-    emu = bot.emulator
-    emu.add_group(GROUP, "Buurtgroep")
-    agent = bot.user(4002, "Wim")
-    await grant_role(bot, agent, "wijkagent")
-    await agent.says("/aanwezig")
-    await agent.taps("Wandeling")
-    await agent.says("Start bij de speeltuin")
-    await agent.says((clock.now + dt.timedelta(days=3)).strftime("%d-%m-%Y"))
-    await agent.says("19:30")
-    await agent.taps("Eenmalig")
-    await agent.taps("Publiceren")
-    [walk] = await moments(bot)
-    clock.now = walk.starts_at - dt.timedelta(hours=20)
-    await run_job(bot, "koffie:sweep")
+    agent, walk = await noted_walk(bot, clock)
     await agent.says("/beheer")
     page = await agent.taps(walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
     # The change is begun on the page, the date cancelled on the same page, then typed.
@@ -978,5 +971,8 @@ async def test_a_cancelled_walk_is_not_changed_by_an_older_page_s_button(
     assert "al afgezegd" in reply.alert
     await bot.drain_outbox()
     assert not [text for text in group_messages(bot) if text.startswith("Gewijzigd")]
+    # The group, told "Morgen" before, is told it is off.
+    [off] = [text for text in group_messages(bot) if text.startswith("Afgelast")]
+    assert "Wandeling" in off and "speeltuin" in off
     [after] = await moments(bot)
     assert after.cancelled_at is not None and after.starts_at == walk.starts_at

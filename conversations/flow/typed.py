@@ -18,6 +18,7 @@ is stored or sent twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
 from buurtsignaal.bot.context import BuurtContext
@@ -157,7 +159,8 @@ class TypedFlow:
         button pressed meanwhile is answered, so its spinner stops)."""
         self.drop(context)
         if update.callback_query is not None:
-            await update.callback_query.answer()
+            with contextlib.suppress(TelegramError):  # too old to answer: the text still goes
+                await update.callback_query.answer()
         await self._say_already(update, context, draft)
         return ConversationHandler.END
 

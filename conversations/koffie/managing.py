@@ -191,6 +191,8 @@ async def confirm_cancel(update: Update, context: BuurtContext) -> None:
         # organiser gets the answer at once, however many signed up.
         for cancelled, signups in affected:
             await _tell(context, session, signups, cancelled, "cancelled")
+            if cancelled.previewed_at is not None:  # the group was told "tomorrow"
+                await _correct_note(context, session, cancelled, cancelled=True)
     context.outbox.wake()
     if not affected:
         await query.answer(t("This date was already cancelled."), show_alert=True)
@@ -268,20 +270,26 @@ async def _tell(
     await outbox.enqueue(session, *notices, now=context.now)
 
 
-async def _correct_note(context: BuurtContext, session: AsyncSession, moment: Moment) -> None:
-    """The group was told the day before about a spreekuur or walk that has now changed: tell
-    it the new time and place (in the unit of work that changes it; the outbox sends it)."""
+async def _correct_note(
+    context: BuurtContext, session: AsyncSession, moment: Moment, *, cancelled: bool = False
+) -> None:
+    """The group was told the day before about a spreekuur or walk that has now changed or
+    been cancelled: tell it so (in the unit of work that changes it; the outbox sends it)."""
     chat = moment.wijk.group_chat_id
     if chat is None:
         return
     t = Translator(context.settings.default_language)
-    text = t(
-        "Changed: {kind} is now {when}, {place}.",
-        kind=kind_label(t, moment.kind),
-        when=when_text(t, moment, context.settings.tz),
-        place=moment.place,
-    )
-    key = f"koffie:noted-change:{moment.id}:{_version(moment)}:{context.now:%Y%m%d%H%M%S%f}"
+    facts = {
+        "kind": kind_label(t, moment.kind),
+        "when": when_text(t, moment, context.settings.tz),
+        "place": moment.place,
+    }
+    if cancelled:
+        text = t("Cancelled: {kind}, {when}, {place}.", **facts)
+        key = f"koffie:noted-cancel:{moment.id}"
+    else:
+        text = t("Changed: {kind} is now {when}, {place}.", **facts)
+        key = f"koffie:noted-change:{moment.id}:{_version(moment)}:{context.now:%Y%m%d%H%M%S%f}"
     await outbox.enqueue(
         session, Outgoing(key=key, chat_id=chat, kind="koffie:preview", text=text), now=context.now
     )
