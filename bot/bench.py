@@ -6,7 +6,8 @@ Everything runs in one go and ends in one table (and a JSON file):
    the bot's answer before the next step, over a Bot API that answers every call after
    ``latency_ms`` (default 80 ms). Next to it a bare python-telegram-bot echo bot (concurrent
    updates) answering the same number of steps on the same emulator. Then both again without
-   latency: the time per update is then the bot's own cost.
+   latency and with the bot's lanes unpaced (the echo bot has no rate limiter either): the
+   time per update is then the bot's own cost, not Telegram's pace.
 2. **Reminder.** A koffie reminder to R signed-up residents (default 2,000) with Telegram's
    flood limits on, while N residents keep doing /melden: bulk messages a second, 429s, lost
    and doubled messages (what the emulator received per resident) and the residents' p99.
@@ -18,10 +19,11 @@ Everything runs in one go and ends in one table (and a JSON file):
    emulator in another). Its updates go through the application's update queue and update
    processor, at most ``MAX_IN_HAND`` in hand as the inbox allows, and its lanes are not held
    to Telegram's 28 messages a second (its emulator has no flood limits): at that pace the
-   30,000 replies alone would take 18 minutes. It runs beside the reminder and the digest
-   (``--one-at-a-time``: after them); the closed loop always runs alone.
+   30,000 replies alone would take 18 minutes. It starts with the reminder and runs beside
+   whatever part comes next until it is done (``--one-at-a-time``: after all of them); the
+   closed loop always runs alone.
 
-The table ends with each part's wall time.
+The table ends with each part's wall time and what the memory part ran beside.
 
 A step's latency runs from the moment the emulator has the update until the bot finished
 handling it (its replies sent). It is a benchmark: it asserts nothing about speed.
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     # Imported where it is used: the memory part's bot process must not carry the emulator
     # (and aiohttp's server), which the bot itself never loads.
     from buurtsignaal.bot.emulator import BotApiEmulator
+    from buurtsignaal.bot.limiter import Lanes
 
 __all__ = ["Options", "main", "run"]
 
@@ -96,9 +99,9 @@ class Options:
     signals: tuple[int, ...] = (10_000, 1_000_000)
     rss_residents: int = 10_000
     parts: tuple[str, ...] = ("loop", "reminder", "digest", "memory")
-    # The memory part (a bot process of its own, one core) runs beside the reminder and the
-    # digest (the benchmark's own process, at most one core): on two cores neither waits for
-    # the other. The closed loop, the bot's own cost, always runs alone.
+    # The memory part (a bot process of its own, one core) starts with the reminder and runs
+    # beside the parts after it (the benchmark's own process, at most one core): on two cores
+    # neither waits for the other. The closed loop, the bot's own cost, always runs alone.
     overlap: bool = True
     json_path: Path | None = Path("bench.json")
     workdir: Path | None = None
@@ -286,15 +289,19 @@ def _add_residents(emu: BotApiEmulator, first: int, count: int) -> list[int]:
 
 @contextlib.asynccontextmanager
 async def buurtsignaal(
-    emu: BotApiEmulator, settings: Settings
+    emu: BotApiEmulator, settings: Settings, *, rate_limiter: Lanes | None = None
 ) -> AsyncIterator[tuple[Any, Tracker]]:
     """The real bot on a migrated database, polling the emulator through its inbox, as `run`
-    does."""
+    does (with its own lanes unless ``rate_limiter`` is given)."""
     from buurtsignaal.bot.app import build_application
     from buurtsignaal.bot.inbox import polling
 
     application = build_application(
-        settings, token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url
+        settings,
+        token=emu.token,
+        base_url=emu.base_url,
+        base_file_url=emu.base_file_url,
+        rate_limiter=rate_limiter if rate_limiter is not None else True,
     )
     tracker = Tracker(application)
     async with polling(application, wait=5.0):
@@ -335,15 +342,27 @@ async def echo_bot(emu: BotApiEmulator) -> AsyncIterator[Tracker]:
 # ------------------------------------------------------------------------------- sections
 
 
-async def closed_loop(options: Options, folder: Path, latency_ms: float) -> dict[str, Any]:
-    """N residents doing /melden on the bot, and the same number of steps on the echo bot."""
-    from buurtsignaal.bot.emulator import BotApiEmulator
+async def closed_loop(
+    options: Options, folder: Path, latency_ms: float, *, paced: bool = True
+) -> dict[str, Any]:
+    """N residents doing /melden on the bot, and the same number of steps on the echo bot.
 
-    result: dict[str, Any] = {"latency_ms": latency_ms, "residents": options.residents}
+    ``paced=False``: the bot's lanes are not held to Telegram's 28 messages a second (the echo
+    bot has no rate limiter at all), so the time per update is the bot's own cost, not the
+    pace."""
+    from buurtsignaal.bot.emulator import BotApiEmulator
+    from buurtsignaal.bot.limiter import Lanes
+
+    result: dict[str, Any] = {
+        "latency_ms": latency_ms,
+        "residents": options.residents,
+        "paced": paced,
+    }
+    lanes = None if paced else Lanes(overall_per_second=UNPACED, bulk_per_second=UNPACED)
     async with BotApiEmulator(latency_ms=latency_ms) as emu:
         ids = _add_residents(emu, 100_000, options.residents)
         settings = _settings(await _database(folder, f"loop{int(latency_ms)}"))
-        async with buurtsignaal(emu, settings) as (_, tracker):
+        async with buurtsignaal(emu, settings, rate_limiter=lanes) as (_, tracker):
             result["bot"] = (await _residents(emu, tracker, ids, MELDEN)).summary()
         echo_script = [("says", f"echo {n}") for n in range(len(MELDEN))]
         async with echo_bot(emu) as tracker:
@@ -844,6 +863,7 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"Closed loop: {part['residents']} residents, whole /melden flow, "
             f"{part['latency_ms']:g} ms latency"
+            + ("" if part.get("paced", True) else ", lanes unpaced (the bot's own cost)")
         )
         lines.append(_row("", "buurtsignaal", "echo bot", "ratio"))
         lines.append(
@@ -917,15 +937,26 @@ def table(results: dict[str, Any]) -> str:
         lines.append("")
     timings = results.get("timings")
     if timings:
-        beside = results["options"].get("overlap") and "memory" in timings and len(timings) > 1
-        lines.append(
-            "Time per part (s)"
-            + (": memory ran beside the reminder and the digest" if beside else "")
-        )
+        lines.append("Time per part (s)")
         for name, seconds in timings.items():
             lines.append(_row(f"  {name}", seconds))
+        beside = _beside(results.get("spans") or {}, "memory")
+        if beside:
+            lines.append(f"  (memory ran beside {', '.join(beside)})")
     lines.append(f"Total time: {results['seconds']:.0f} s")
     return "\n".join(lines)
+
+
+def _beside(spans: dict[str, list[float]], name: str) -> list[str]:
+    """The parts that ran at the same time as ``name`` for more than a second, in order."""
+    if name not in spans:
+        return []
+    start, end = spans[name]
+    return [
+        other
+        for other, (began, ended) in spans.items()
+        if other != name and min(end, ended) - max(start, began) > 1.0
+    ]
 
 
 # ------------------------------------------------------------------------------ running
@@ -951,18 +982,22 @@ async def run(options: Options) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
         parts: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
             ("loop_latency", lambda: closed_loop(options, folder, options.latency_ms)),
-            ("loop_no_latency", lambda: closed_loop(options, folder, 0.0)),
+            ("loop_no_latency", lambda: closed_loop(options, folder, 0.0, paced=False)),
             ("reminder", lambda: reminder(options, folder)),
             ("reminder_quiet", lambda: reminder(options, folder, quiet=True)),
             ("digest", lambda: digest_and_hotspots(options, folder)),
         ]
         timings: dict[str, float] = {}
         results["timings"] = timings
+        spans: dict[str, list[float]] = {}  # each part's start and end, seconds into the run
+        results["spans"] = spans
 
         async def timed(name: str, part: Callable[[], Awaitable[dict[str, Any]]]) -> None:
             began = time.perf_counter()
             results[name] = await part()
-            timings[name] = round(time.perf_counter() - began, 1)
+            ended = time.perf_counter()
+            timings[name] = round(ended - began, 1)
+            spans[name] = [round(began - started, 1), round(ended - started, 1)]
             print(f"{name}: {timings[name]:.1f} s", file=sys.stderr, flush=True)
 
         memory_part = ("memory", lambda: memory(options, folder))

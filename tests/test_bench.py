@@ -44,6 +44,26 @@ async def test_smoke_run_measures_every_part(
     text = bench.table(results)
     for heading in ("Closed loop", "Reminder to 12", "Digest and hotspot check", "Memory"):
         assert heading in text
+    # Each part's time, and what the memory part really ran beside (from when each ran).
+    assert set(results["spans"]) == set(results["timings"])
+    for name, (began, ended) in results["spans"].items():
+        assert 0 <= began <= ended <= results["seconds"], name
+    assert "Time per part (s)" in text
     assert options.json_path is not None
     bench.write_json(results, options.json_path)
     assert json.loads(options.json_path.read_text())["reminder"]["recipients"] == 12
+
+
+def test_the_table_says_what_the_memory_part_ran_beside() -> None:
+    """Only the parts whose time overlapped the memory part's (by more than a second) are
+    named: a part that began after it ended is not."""
+    spans = {
+        "loop_latency": [0.0, 13.4],
+        "reminder": [22.3, 216.2],
+        "memory": [22.3, 254.3],
+        "reminder_quiet": [216.2, 297.0],
+        "digest": [297.0, 309.6],
+    }
+    assert bench._beside(spans, "memory") == ["reminder", "reminder_quiet"]
+    assert bench._beside({"memory": [0.0, 5.0]}, "memory") == []
+    assert bench._beside({}, "memory") == []
