@@ -37,7 +37,10 @@ from buurtsignaal.bot.emulator import (
 )
 from buurtsignaal.bot.inbox import polling
 from buurtsignaal.bot.settings import Settings
+from buurtsignaal.storage import inbox as stored_inbox
 from buurtsignaal.storage import migrate
+from buurtsignaal.storage.db import Database
+from buurtsignaal.storage.messengers import SIGNAL_BASE
 
 __all__ = ["ShellSession", "quiet_library_logs", "render_text", "run_shell"]
 
@@ -831,10 +834,10 @@ async def run_shell(
     if not settings.admins:
         settings = settings.model_copy(update={"admins": [FALLBACK_ADMIN_ID]})
     interrupted = asyncio.Event()
-    emulator = BotApiEmulator()
     with _ctrl_c_sets(interrupted, enabled=stdin is None), quiet_library_logs():
+        await asyncio.to_thread(migrate.upgrade, settings.database.url)
+        emulator = BotApiEmulator(first_update_id=await _next_update_id(settings.database.url))
         async with emulator:
-            await asyncio.to_thread(migrate.upgrade, settings.database.url)
             application = build_application(
                 settings,
                 token=emulator.token,
@@ -856,6 +859,20 @@ async def run_shell(
                 finally:
                     reader.close()
     return 0
+
+
+async def _next_update_id(url: str) -> int:
+    """Where the emulator's update ids start: after the last one this database received.
+
+    Telegram numbers updates upwards across restarts of a bot; the emulator starts afresh
+    with every shell, so without this the inbox would take the new updates for ones it had
+    handled in an earlier session of the same demo database, and the bot would stay silent."""
+    db = Database(url)
+    try:
+        async with db.begin() as session:
+            return await stored_inbox.last_update_id(session, below=SIGNAL_BASE) + 1
+    finally:
+        await db.dispose()
 
 
 def _load_file(raw: str) -> tuple[str, bytes] | None:

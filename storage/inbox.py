@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from buurtsignaal.storage.models import InboxUpdate
@@ -68,6 +68,14 @@ async def unfinished(session: AsyncSession) -> list[InboxUpdate]:
         select(InboxUpdate).where(InboxUpdate.state == "new").order_by(InboxUpdate.update_id)
     )
     return list(rows.all())
+
+
+async def last_update_id(session: AsyncSession, *, below: int) -> int:
+    """The highest update id received below ``below`` (one messenger's range), else 0."""
+    highest = await session.scalar(
+        select(func.max(InboxUpdate.update_id)).where(InboxUpdate.update_id < below)
+    )
+    return int(highest or 0)
 
 
 async def get(session: AsyncSession, update_id: int) -> InboxUpdate | None:

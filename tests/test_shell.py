@@ -261,3 +261,16 @@ async def test_a_button_answered_with_a_deep_link_says_how_to_go_on(
         "(Telegram opent nu een privégesprek met de bot; in de shell: :chat prive en dan "
         "/start k-7)" in text
     )
+
+
+async def test_a_second_shell_on_the_same_database_is_answered(sqlite_url: str) -> None:
+    """`make demo` again on the demo's database: the bot answers as the first time (the
+    emulator's update ids go on after the ones the database has; Telegram's never restart)."""
+    settings = make_settings(sqlite_url)
+    code, first = await chat(settings, "/start", "1", "/help")
+    assert code == 0 and "(geen reactie van de bot)" not in first
+    code, second = await chat(settings, "/help", "/start")
+    assert code == 0
+    assert "(geen reactie van de bot)" not in second
+    assert "[Buurtsignaal → Anna]" in after(second, "Anna> /help\n")
+    assert "[Buurtsignaal → Anna]" in after(second, "Anna> /start\n")
