@@ -17,6 +17,17 @@ _DATE_FORMATS = ("%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d-%m-%y")
 _TIME = re.compile(r"^(\d{1,2})(?:(?:[:.]|u)(\d{2})|u|\s*uur)?$")
 # "26-11-2026 14:00", "26-11-2026 om 14.00", "26/11/2026 at 14:00".
 _DATETIME = re.compile(r"^(\S+)\s+(?:om\s+|at\s+)?(\S+(?:\s*uur)?)$", re.IGNORECASE)
+_AT = re.compile(r"^(?:om|at)\s+")
+# What reads as a try at a date or a time, even one that is not valid (25:00, 31-02-2026,
+# 11 uur): a time with two-digit minutes, a day-month(-year), a whole hour, or digits alone.
+_WHEN_LIKE = re.compile(
+    r"\b\d{1,2}\s*[:.]\s*\d{2}\b"  # 10:30, 25:00, 10.30
+    # 31-02-2026, 3.12.2026, 3/12 (not 1-3: a house number, as in "Hobbemastraat 1-3")
+    r"|\b\d{1,2}([-/.])\d{1,2}\1\d{2,4}\b|\b\d{1,2}/\d{1,2}\b"
+    r"|\b\d{1,2}\s*uur\b"  # 11 uur
+    r"|^\d+$",  # 25
+    re.IGNORECASE,
+)
 PHONE_CHARACTERS = frozenset("0123456789+ -()")
 PHONE_MAX = 40
 # BS-2026-0042, bs 2026 42, 2026-0042 or just 42 (the current year).
@@ -35,14 +46,21 @@ def local_date(text: str) -> dt.date | None:
 
 
 def local_time(text: str) -> dt.time | None:
-    """A time of day as people type it: 10:00, 10.00, 10u, 10u30, 10 uur or 10."""
-    found = _TIME.match(text.strip().lower())
+    """A time of day as people type it: 10:00, 10.00, 10u, 10u30, 10 uur or 10 (also after
+    "om" or "at": "om 10 uur")."""
+    found = _TIME.match(_AT.sub("", text.strip().lower(), count=1))
     if found is None:
         return None
     hour, minute = int(found.group(1)), int(found.group(2) or 0)
     if hour > 23 or minute > 59:
         return None
     return dt.time(hour, minute)
+
+
+def looks_like_when(text: str) -> bool:
+    """Whether ``text`` reads as a date or a time someone meant to type, valid or not (so it
+    is not taken for something else, such as a place name)."""
+    return _WHEN_LIKE.search(text.strip()) is not None
 
 
 def local_datetime(text: str, tz: dt.tzinfo) -> dt.datetime | None:

@@ -976,3 +976,46 @@ async def test_a_cancelled_walk_is_not_changed_by_an_older_page_s_button(
     assert "Wandeling" in off and "speeltuin" in off
     [after] = await moments(bot)
     assert after.cancelled_at is not None and after.starts_at == walk.starts_at
+
+
+async def test_a_time_that_cannot_be_read_is_refused_not_taken_for_a_place(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Typing 25:00 or 31-02-2027 10:00 as a date's new time is refused with an example (it
+    was taken as the new place name before); "om 11 uur" is read as 11:00, and the answer
+    says what the date now is."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
+    [before] = await moments(bot)
+
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    for typo in ("25:00", "31-02-2027 10:00"):
+        reply = await organiser.says(typo)
+        assert "Dat kan ik niet lezen als tijd of datum" in reply.text
+        example = (clock.now + dt.timedelta(days=7)).astimezone(AMS)
+        assert f"{example:%d-%m-%Y} 10:30" in reply.text
+    [still] = await moments(bot)
+    assert (still.starts_at, still.place) == (before.starts_at, before.place)
+    reply = await organiser.says("om 11 uur")  # the step goes on after a refusal
+    assert "Gewijzigd: 1 datum." in reply.text
+    assert "Nu: " in reply.text and "11:00, Buurthuis De Mussen." in reply.text
+    [after] = await moments(bot)
+    assert f"{local(after):%H:%M}" == "11:00" and after.place == before.place
+
+
+async def test_a_walk_s_change_says_the_group_was_told_not_the_sign_ups(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Nobody signs up for a walk: its change does not claim everyone who signed up was
+    told; when the group had its note, it says the group was told."""
+    agent, walk = await noted_walk(bot, clock)
+    await agent.says("/beheer")
+    await agent.taps(walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+    await agent.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await agent.says("Start bij de kerk")
+    assert "Gewijzigd: 1 datum. De buurtgroep heeft bericht gekregen." in reply.text
+    assert "aanmeldde" not in reply.text
+    assert "Start bij de kerk." in reply.text

@@ -41,6 +41,8 @@ def test_dates(typed: str, expected: dt.date | None) -> None:
         ("10u30", dt.time(10, 30)),
         ("10 uur", dt.time(10)),
         ("10", dt.time(10)),
+        ("om 11 uur", dt.time(11)),
+        ("at 9:30", dt.time(9, 30)),
         ("24:00", None),
         ("10:60", None),
         ("9:5", None),
@@ -50,6 +52,29 @@ def test_dates(typed: str, expected: dt.date | None) -> None:
 )
 def test_times(typed: str, expected: dt.time | None) -> None:
     assert parsing.local_time(typed) == expected
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("25:00", True),
+        ("10.30", True),
+        ("01-01-2027 25:99", True),
+        ("31-02-2026", True),
+        ("3.12.2026", True),
+        ("3/12", True),
+        ("om 11 uur", True),
+        ("25", True),
+        ("Buurthuis De Mussen, Hobbemastraat 56", False),
+        ("Hobbemastraat 1-3", False),
+        ("Zaal 2.1", False),
+        ("☕", False),
+    ],
+)
+def test_what_reads_as_a_date_or_time(typed: str, meant: bool) -> None:
+    """A try at a date or a time, valid or not, is not taken for a place name; an address
+    with a house number or a range of them is."""
+    assert parsing.looks_like_when(typed) is meant
 
 
 def test_date_and_time_in_the_local_zone() -> None:

@@ -358,7 +358,14 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
             if new_start is None and (moment_of_day := parsing.local_time(text)) is not None:
                 new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
             place: str | None = None
-            if new_start is None and 2 <= len(text) <= MAX_PLACE:
+            if new_start is None and parsing.looks_like_when(text):  # 25:00, 31-02-2026
+                example = (context.now + dt.timedelta(days=7)).astimezone(tz)
+                refusal = t(
+                    "I cannot read that as a time or a date. Type for example 10:30, or a date "
+                    "and time like {example}.",
+                    example=f"{example:%d-%m-%Y} 10:30",
+                )
+            elif new_start is None and 2 <= len(text) <= MAX_PLACE:
                 place = text
             elif new_start is None:
                 refusal = t(
@@ -397,11 +404,20 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
         await message.reply_text(t("Nothing changed."))
         return ConversationHandler.END
     context.outbox.wake()
-    answer = t.ngettext(
-        "Changed: {n} date. Everyone who signed up has been told.",
-        "Changed: {n} dates. Everyone who signed up has been told.",
-        len(changed),
-    )
+    if moment.kind in PRESENCE_KINDS:  # nobody signs up for these; the group may have a note
+        answer = t.ngettext("Changed: {n} date.", "Changed: {n} dates.", len(changed))
+        if any(change.noted for change in changed):
+            answer += " " + t("The wijk's group has been told.")
+    else:
+        answer = t.ngettext(
+            "Changed: {n} date. Everyone who signed up has been told.",
+            "Changed: {n} dates. Everyone who signed up has been told.",
+            len(changed),
+        )
+    if not edit["series"]:  # what the date is now, so a typo shows at once
+        answer += "\n" + t(
+            "Now: {when}, {place}.", when=when_text(t, moment, tz), place=moment.place
+        )
     if kept:
         answer += "\n" + t.ngettext(
             "{n} date that was changed on its own keeps its own time and place.",
