@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from buurtsignaal.conversations import koffie
+from buurtsignaal.conversations.callbacks import Koffie
 from buurtsignaal.storage.models import Moment, Signup
 from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, grant_role, rewrite_user_data
@@ -1019,3 +1020,25 @@ async def test_a_walk_s_change_says_the_group_was_told_not_the_sign_ups(
     assert "Gewijzigd: 1 datum. De buurtgroep heeft bericht gekregen." in reply.text
     assert "aanmeldde" not in reply.text
     assert "Start bij de kerk." in reply.text
+
+
+async def test_an_organiser_manages_koffiemomenten_not_the_pair_s_walks(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """Organisers plan koffiemomenten; the walk is the wijkagent's and opbouwwerker's. The
+    organiser's /beheer does not list it, and a forged press on it changes nothing."""
+    agent, walk = await noted_walk(bot, clock)
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
+    reply = await organiser.says("/beheer")
+    labels = [text for row in reply.last.buttons for text, _ in row]
+    assert any("Koffiemoment" in label for label in labels)
+    assert not any("Wandeling" in label for label in labels)
+    for action in ("m", "editm", "cancel-yes"):
+        reply = await organiser.forges(Koffie(action, walk.id).pack())
+        assert reply.alert == "Sorry, dat kan ik niet voor je doen."
+    [still] = [m for m in await moments(bot) if m.id == walk.id]
+    assert still.cancelled_at is None and still.starts_at == walk.starts_at
+    reply = await agent.says("/beheer")  # the pair still manages it
+    assert any("Wandeling" in text for row in reply.last.buttons for text, _ in row)

@@ -39,10 +39,23 @@ log = logging.getLogger(__name__)
 NAMES_SHOWN = 40  # first names on a date's page; the rest is counted (one message)
 
 
-async def _manageable(context: BuurtContext, user_id: int) -> set[int]:
+async def _manageable(context: BuurtContext, user_id: int) -> dict[int, tuple[str, ...]]:
+    """The wijken where someone manages dates, each with the kinds they may manage there:
+    koffiemomenten with the koffie permission (organisers), the pair's spreekuur and walks
+    with the presence permission (the pair). An organiser does not move the pair's walk."""
     async with context.db.begin() as session:
         me = await access.person(session, user_id, context.settings.admins)
-    return me.wijken_for(access.Permission.KOFFIE) | me.wijken_for(access.Permission.PRESENCE)
+    koffie = me.wijken_for(access.Permission.KOFFIE)
+    presence = me.wijken_for(access.Permission.PRESENCE)
+    return {
+        wijk_id: (KOFFIE_KINDS if wijk_id in koffie else ())
+        + (PRESENCE_KINDS if wijk_id in presence else ())
+        for wijk_id in koffie | presence
+    }
+
+
+def _may_manage(manageable: dict[int, tuple[str, ...]], moment: Moment) -> bool:
+    return moment.kind in manageable.get(moment.wijk_id, ())
 
 
 async def manage(update: Update, context: BuurtContext) -> None:
@@ -57,12 +70,8 @@ async def manage(update: Update, context: BuurtContext) -> None:
         return
     async with context.db.begin() as session:
         moments: list[Moment] = []
-        for wijk_id in sorted(wijken):
-            moments.extend(
-                await gatherings.upcoming(
-                    session, wijk_id, KOFFIE_KINDS + PRESENCE_KINDS, now=context.now
-                )
-            )
+        for wijk_id, kinds in sorted(wijken.items()):
+            moments.extend(await gatherings.upcoming(session, wijk_id, kinds, now=context.now))
         numbers = await gatherings.counts(session, [m.id for m in moments])
     if not moments:
         await message.reply_text(t("Nothing is planned. Plan with /koffieplannen or /aanwezig."))
@@ -84,7 +93,7 @@ async def _moment_for_manager(update: Update, context: BuurtContext) -> Moment |
     wijken = await _manageable(context, user.id)
     async with context.db.begin() as session:
         moment = await gatherings.get_moment(session, moment_id)
-    if moment is None or moment.wijk_id not in wijken:
+    if moment is None or not _may_manage(wijken, moment):
         await query.answer(not_allowed(context.t), show_alert=True)
         return None
     return moment
@@ -347,7 +356,7 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
         moment = await gatherings.get_moment(session, int(edit["moment"]))
         kept = 0
         changed: list[gatherings.Changed] = []
-        if moment is None or moment.wijk_id not in wijken:
+        if moment is None or not _may_manage(wijken, moment):
             refusal, end = not_allowed(t), True
         elif moment.cancelled_at is not None:  # cancelled while the new value was typed
             refusal, end = t("This date was already cancelled."), True
