@@ -844,6 +844,9 @@ async def test_a_date_moved_away_and_back_is_told_and_reminded_again(
     new decision, not the old one's leftovers)."""
     emu = bot.emulator
     organiser, first = await anna_signed_up(bot, clock)
+    await organiser.says("/beheer")
+    page = await organiser.taps(first.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
+    assert "Komen: 1 persoon" in page.text
 
     def reminders() -> list[str]:
         return [m.plain_text for m in emu.messages(1001) if "Herinnering" in m.plain_text]

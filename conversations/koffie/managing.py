@@ -124,7 +124,7 @@ async def show_moment(update: Update, context: BuurtContext) -> None:
         # The first names fit one message: a long list is cut short with how many more.
         shown = people[:NAMES_SHOWN]
         names = ", ".join(s.first_name + (f" (+{s.guests})" if s.guests else "") for s in shown)
-        lines.append(t("Coming: {n} people", n=total))
+        lines.append(t.ngettext("Coming: {n} person", "Coming: {n} people", total))
         if names:
             lines.append(t("Who: {names}", names=names))
         if len(people) > len(shown):

@@ -328,10 +328,12 @@ async def on_plan_summary(update: Update, context: BuurtContext, draft: Draft, v
             now=context.now,
             draft_key=PLAN.draft_key(resident.id, draft["nonce"]),
         )
-        dates = len(
-            await gatherings.upcoming(
+        dates = sum(  # this series' dates (others of its kind in the wijk are not its own)
+            1
+            for m in await gatherings.upcoming(
                 session, series.wijk_id, [series.kind], now=context.now, within=gatherings.HORIZON
             )
+            if m.series_id == series.id
         )
     PLAN.drop(context)
     t = context.t
