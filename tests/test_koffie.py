@@ -1045,3 +1045,29 @@ async def test_an_organiser_manages_koffiemomenten_not_the_pair_s_walks(
     assert still.cancelled_at is None and still.starts_at == walk.starts_at
     reply = await agent.says("/beheer")  # the pair still manages it
     assert any("Wandeling" in text for row in reply.last.buttons for text, _ in row)
+
+
+async def test_date_examples_are_a_week_ahead_and_a_date_that_cannot_be_read_says_so(
+    bot: BotUnderTest, clock: Clock
+) -> None:
+    """The examples of a date to type are a week from now (never a date gone by), and a date
+    the bot cannot read (31-02, "morgen") is told how to type one, not that it is in the past."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    week = f"{(clock.now + dt.timedelta(days=7)).astimezone(AMS):%d-%m-%Y}"
+    await organiser.says("/koffieplannen")
+    reply = await organiser.says("Buurthuis De Mussen")
+    assert f"Welke datum? Bijvoorbeeld {week}." in reply.text
+    for unreadable in ("31-02-2030", "morgen"):
+        reply = await organiser.says(unreadable)
+        assert reply.text == "Typ de datum als dag-maand-jaar (dd-mm-jjjj)."
+    gone = f"{(clock.now - dt.timedelta(days=3)).astimezone(AMS):%d-%m-%Y}"
+    reply = await organiser.says(gone)
+    assert reply.text == f"Typ een datum vanaf vandaag, bijvoorbeeld {week}."
+    await organiser.says("/annuleren")
+
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
+    await organiser.says("/beheer")
+    await organiser.taps("Koffiemoment")
+    reply = await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    assert f"(bijvoorbeeld {week} 10:30)" in reply.text

@@ -31,6 +31,12 @@ def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
     return local_datetime(moment.starts_at, tz).render(t.language)
 
 
+def example_day(now: dt.datetime, tz: dt.tzinfo) -> str:
+    """A date to show as an example of what to type: a week from now, so it is never in the
+    past ('10-12-2026')."""
+    return f"{(now + dt.timedelta(days=7)).astimezone(tz):%d-%m-%Y}"
+
+
 def kind_label(t: Translator, kind: str) -> str:
     """The translated name of a kind of gathering."""
     return t(KIND_LABELS[kind])

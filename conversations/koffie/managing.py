@@ -24,6 +24,7 @@ from buurtsignaal.conversations.koffie.common import (
     MAX_AHEAD,
     MAX_PLACE,
     PRESENCE_KINDS,
+    example_day,
     kind_label,
     pressed_moment,
     when_text,
@@ -336,7 +337,8 @@ async def ask_edit(update: Update, context: BuurtContext) -> State:
     await update.effective_message.reply_text(
         context.t(
             "Type the new time (for example 10:30), or the new date and time (for example "
-            "03-12-2026 10:30), or the new place. /annuleren to stop."
+            "{example}), or the new place. /annuleren to stop.",
+            example=f"{example_day(context.now, context.settings.tz)} 10:30",
         )
     )
     return EDIT_VALUE
@@ -368,11 +370,10 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
                 new_start = dt.datetime.combine(local.date(), moment_of_day, tz)
             place: str | None = None
             if new_start is None and parsing.looks_like_when(text):  # 25:00, 31-02-2026
-                example = (context.now + dt.timedelta(days=7)).astimezone(tz)
                 refusal = t(
                     "I cannot read that as a time or a date. Type for example 10:30, or a date "
                     "and time like {example}.",
-                    example=f"{example:%d-%m-%Y} 10:30",
+                    example=f"{example_day(context.now, tz)} 10:30",
                 )
             elif new_start is None and 2 <= len(text) <= MAX_PLACE:
                 place = text

@@ -28,6 +28,7 @@ from buurtsignaal.conversations.koffie.common import (
     MAX_PLACE,
     PRESENCE_KINDS,
     TYPED,
+    example_day,
     kind_label,
 )
 from buurtsignaal.conversations.koffie.jobs import sweep
@@ -76,7 +77,7 @@ PLAN = GuidedFlow(
     ),
     hints={
         PLACE: N_("Please send this as a text message."),
-        DATE: N_("Please type the date, for example 03-12-2026."),
+        DATE: N_("Please type the date as day-month-year (dd-mm-yyyy)."),
         TIME: N_("Please type the time, for example 10:00."),
         CAPACITY_NUMBER: N_("Please type a number, for example 20."),
     },
@@ -103,7 +104,8 @@ async def plan_question(context: BuurtContext, draft: Draft, step: str) -> tuple
     if step == PLACE:
         return t("<b>Where?</b> For example: Buurthuis De Mussen, Hobbemastraat 56."), None
     if step == DATE:
-        return t("<b>Which date?</b> For example 03-12-2026."), None
+        example = example_day(context.now, context.settings.tz)
+        return t("<b>Which date?</b> For example {example}.", example=example), None
     if step == TIME:
         return t("<b>What time does it start?</b> For example 10:00."), None
     if step == REPEAT:
@@ -226,11 +228,14 @@ async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text
     message = update.effective_message
     assert message is not None
     today = context.now.astimezone(context.settings.tz).date()
-    if day is None or day < today:
+    if day is None:  # 31-02-2026, "morgen": not a date it can read, not one in the past
+        await message.reply_text(context.t("Please type the date as day-month-year (dd-mm-yyyy)."))
+        return None
+    if day < today:
         await message.reply_text(
             context.t(
                 "Please type a date from today on, for example {example}.",
-                example=f"{today + dt.timedelta(days=7):%d-%m-%Y}",
+                example=example_day(context.now, context.settings.tz),
             )
         )
         return None
