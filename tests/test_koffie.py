@@ -14,7 +14,7 @@ from buurtsignaal.conversations import koffie
 from buurtsignaal.conversations.callbacks import Koffie
 from buurtsignaal.storage.models import Moment, Signup
 from tests.conftest import ADMIN_ID, Clock
-from tests.harness import BotUnderTest, Person, grant_role, rewrite_user_data
+from tests.harness import BotUnderTest, Person, Reply, grant_role, rewrite_user_data
 
 GROUP = -1001
 AMS = dt.timezone(dt.timedelta(hours=1))  # winter time in Amsterdam
@@ -74,13 +74,29 @@ async def anna_signed_up(bot: BotUnderTest, clock: Clock) -> tuple[Person, Momen
     return organiser, first
 
 
+async def begin_change(manager: Person, label: str) -> Reply:
+    """In /beheer, open the date whose button says ``label`` and begin changing it."""
+    await manager.says("/beheer")
+    await manager.taps(label)
+    return await manager.taps("Plaats of tijd van deze datum wijzigen")
+
+
 async def change_date(manager: Person, moment: Moment, to: str) -> None:
     """In /beheer, change one date's time or place to what ``to`` says."""
-    await manager.says("/beheer")
-    await manager.taps(moment.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
-    await manager.taps("Plaats of tijd van deze datum wijzigen")
+    await begin_change(manager, moment.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
     reply = await manager.says(to)
     assert "Gewijzigd: 1 datum." in reply.text
+
+
+async def olga_changing_a_date(bot: BotUnderTest, clock: Clock) -> tuple[Person, Moment]:
+    """Olga (organiser) plans one koffiemoment two days on and begins changing it: (Olga,
+    the date as it was)."""
+    organiser = bot.user(4001, "Olga")
+    await grant_role(bot, organiser, "organisator")
+    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
+    [before] = await moments(bot)
+    await begin_change(organiser, "Koffiemoment")
+    return organiser, before
 
 
 async def noted_walk(bot: BotUnderTest, clock: Clock) -> tuple[Person, Moment]:
@@ -915,16 +931,7 @@ async def test_another_koffie_command_while_changing_a_date_leaves_the_change(
     """The organiser starts changing a date, then sends /beheer instead of the new time: the
     change is left (she is told), the list is shown, and the next text she types is not read
     as a new time or place for the date she left."""
-    emu = bot.emulator
-    emu.add_group(GROUP, "Buurtgroep")
-    organiser = bot.user(4001, "Olga")
-    await grant_role(bot, organiser, "organisator")
-    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
-    [before] = await moments(bot)
-
-    await organiser.says("/beheer")
-    await organiser.taps("Koffiemoment")
-    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    organiser, before = await olga_changing_a_date(bot, clock)
     reply = await organiser.says("/beheer")
     assert "niet afgemaakt" in reply.text
     assert reply.last.buttons, "the list of dates, to pick from"
@@ -988,14 +995,7 @@ async def test_a_time_that_cannot_be_read_is_refused_not_taken_for_a_place(
     """Typing 25:00 or 31-02-2027 10:00 as a date's new time is refused with an example (it
     was taken as the new place name before); "om 11 uur" is read as 11:00, and the answer
     says what the date now is."""
-    organiser = bot.user(4001, "Olga")
-    await grant_role(bot, organiser, "organisator")
-    await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
-    [before] = await moments(bot)
-
-    await organiser.says("/beheer")
-    await organiser.taps("Koffiemoment")
-    await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    organiser, before = await olga_changing_a_date(bot, clock)
     for typo in ("25:00", "31-02-2027 10:00"):
         reply = await organiser.says(typo)
         assert "Dat kan ik niet lezen als tijd of datum" in reply.text
@@ -1016,9 +1016,7 @@ async def test_a_walk_s_change_says_the_group_was_told_not_the_sign_ups(
     """Nobody signs up for a walk: its change does not claim everyone who signed up was
     told; when the group had its note, it says the group was told."""
     agent, walk = await noted_walk(bot, clock)
-    await agent.says("/beheer")
-    await agent.taps(walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
-    await agent.taps("Plaats of tijd van deze datum wijzigen")
+    await begin_change(agent, walk.starts_at.astimezone(AMS).strftime("%d-%m-%Y"))
     reply = await agent.says("Start bij de kerk")
     assert "Gewijzigd: 1 datum. De buurtgroep heeft bericht gekregen." in reply.text
     assert "aanmeldde" not in reply.text
@@ -1067,7 +1065,5 @@ async def test_date_examples_are_a_week_ahead_and_a_date_that_cannot_be_read_say
     await organiser.says("/annuleren")
 
     await plan_koffie(organiser, (clock.now + dt.timedelta(days=2)).date(), repeat="Eenmalig")
-    await organiser.says("/beheer")
-    await organiser.taps("Koffiemoment")
-    reply = await organiser.taps("Plaats of tijd van deze datum wijzigen")
+    reply = await begin_change(organiser, "Koffiemoment")
     assert f"(bijvoorbeeld {week} 10:30)" in reply.text
