@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_ID, Clock
 from tests.harness import BotUnderTest, Person, Reply, grant_role, rewrite_user_data
 
 GROUP = -1001
-AMS = dt.timezone(dt.timedelta(hours=1))  # winter time in Amsterdam
+AMS = ZoneInfo("Europe/Amsterdam")
 
 
 def in_group(person: Person) -> Person:
