@@ -290,7 +290,7 @@ def _add_residents(emu: BotApiEmulator, first: int, count: int) -> list[int]:
 
 @contextlib.asynccontextmanager
 async def buurtsignaal(
-    emu: BotApiEmulator, settings: Settings, *, rate_limiter: Lanes | None = None
+    emu: BotApiEmulator, settings: Settings, *, rate_limiter: Lanes | bool = True
 ) -> AsyncIterator[tuple[Any, Tracker]]:
     """The real bot on a migrated database, polling the emulator through its inbox, as `run`
     does (with its own lanes unless ``rate_limiter`` is given)."""
@@ -302,7 +302,7 @@ async def buurtsignaal(
         token=emu.token,
         base_url=emu.base_url,
         base_file_url=emu.base_file_url,
-        rate_limiter=rate_limiter if rate_limiter is not None else True,
+        rate_limiter=rate_limiter,
     )
     tracker = Tracker(application)
     async with polling(application, wait=5.0):
@@ -359,7 +359,7 @@ async def closed_loop(
         "residents": options.residents,
         "paced": paced,
     }
-    lanes = None if paced else Lanes(overall_per_second=UNPACED, bulk_per_second=UNPACED)
+    lanes = True if paced else Lanes(overall_per_second=UNPACED, bulk_per_second=UNPACED)
     async with BotApiEmulator(latency_ms=latency_ms) as emu:
         ids = _add_residents(emu, 100_000, options.residents)
         settings = _settings(await _database(folder, f"loop{int(latency_ms)}"))

@@ -304,7 +304,6 @@ class Changed:
     moment: Moment
     signups: Sequence[Signup]
     noted: bool
-    changed: bool = True  # False: the time and place it already had (nothing was changed)
 
 
 async def move_moment(
@@ -314,8 +313,9 @@ async def move_moment(
     starts_at: dt.datetime | None,
     place: str | None,
     now: dt.datetime,
-) -> Changed:
-    """Change one date's time or place; returns the change, with the sign-ups to tell.
+) -> Changed | None:
+    """Change one date's time or place; returns the change, with the sign-ups to tell (None:
+    the time and place it already has, so nothing changed and nobody is told).
 
     A date that moves gets its reminders again for the new time, also when they already went
     out for the old one. The group's day-before note, when it went out, is answered by the
@@ -323,8 +323,8 @@ async def move_moment(
     moved further away gets a new note the day before its new time."""
     moved = starts_at is not None and starts_at != moment.starts_at
     replaced = place is not None and place != moment.place
-    if not (moved or replaced):  # the time and place it already has: nothing to tell
-        return Changed(moment, (), noted=False, changed=False)
+    if not (moved or replaced):
+        return None
     noted = moment.previewed_at is not None
     if starts_at is not None:
         moment.starts_at = starts_at
@@ -382,7 +382,7 @@ async def change_series(
             kept += 1
             continue
         change = await move_moment(session, m, starts_at=starts_at, place=new_place, now=now)
-        if change.changed:  # a date already at the new time and place is not "changed"
+        if change is not None:  # a date already at the new time and place is not "changed"
             changed.append(change)
     return changed, kept
 

@@ -15,9 +15,9 @@ import re
 _DATE_FORMATS = ("%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d-%m-%y")
 # 10:00, 10.00, 10u, 10u30, 10 uur, 9:5 is not a time (minutes take two digits).
 _TIME = re.compile(r"^(\d{1,2})(?:(?:[:.]|u)(\d{2})|u|\s*uur)?$")
-# "26-11-2026 14:00", "26-11-2026 om 14.00", "26/11/2026 at 14:00".
-_DATETIME = re.compile(r"^(\S+)\s+(?:om\s+|at\s+)?(\S+(?:\s*uur)?)$", re.IGNORECASE)
-_AT = re.compile(r"^(?:om|at)\s+")
+# "26-11-2026 14:00", "26-11-2026 om 14.00", "26/11/2026 at 14:00": a date, then a time.
+_DATETIME = re.compile(r"^(\S+)\s+(.+)$")
+_AT = re.compile(r"^(?:om|at)\s+")  # "om 14 uur", "at 14:00": the time after it
 # What reads as a try at a date or a time, even one that is not valid (25:00, 31-02-2026,
 # 11 uur): a time with two-digit minutes, a day-month(-year), a whole hour, or digits alone.
 _WHEN_LIKE = re.compile(

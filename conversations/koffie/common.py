@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 
 from telegram import CallbackQuery, Update, User
 from telegram.ext import filters
@@ -29,6 +30,15 @@ KIND_LABELS = {
 def when_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
     """'donderdag 03-12-2026 10:00' in the reader's language."""
     return local_datetime(moment.starts_at, tz).render(t.language)
+
+
+def decision(moment: Moment, decided: dt.datetime) -> str:
+    """The part of an outbox key that tells one decision about a date from another: the time
+    and place it was about and when it was decided. A date moved A to B and back to A is told
+    and reminded again; the decision's mark in the database keeps two sweeps or two handlers
+    from deciding it twice."""
+    place = zlib.crc32(moment.place.encode())
+    return f":{moment.starts_at:%Y%m%d%H%M}:{place:08x}:{decided:%Y%m%d%H%M%S%f}"
 
 
 def example_day(now: dt.datetime, tz: dt.tzinfo) -> str:

@@ -13,7 +13,7 @@ from buurtsignaal.bot.context import BuurtApplication, BuurtContext
 from buurtsignaal.bot.i18n import Translator
 from buurtsignaal.bot.outbox import Settled
 from buurtsignaal.conversations.koffie.announcement import announcement_text
-from buurtsignaal.conversations.koffie.common import kind_label, when_text
+from buurtsignaal.conversations.koffie.common import decision, kind_label, when_text
 from buurtsignaal.storage import gatherings, outbox
 from buurtsignaal.storage.models import Moment
 from buurtsignaal.storage.outbox import Outgoing
@@ -40,7 +40,7 @@ def _group_message(
         # The day-before note is one per decision (a date moved after it went out, even back
         # to where it was, is decided and noted again). The announcement is one message,
         # edited when the date changes.
-        key=f"koffie:{what}:{moment.id}" + (_decision(moment, decided) if decided else ""),
+        key=f"koffie:{what}:{moment.id}" + (decision(moment, decided) if decided else ""),
         chat_id=chat,
         kind=kind,
         text=text,
@@ -146,13 +146,6 @@ async def group_message_settled(session: AsyncSession, settled: Settled) -> None
 GROUP_HOOK = "koffie:group"
 
 
-def _decision(moment: Moment, decided: dt.datetime) -> str:
-    """The part of an outbox key that tells one decision about a date from another: the time
-    it was about and when it was decided (a date moved A to B and back to A is reminded again;
-    the decision's mark in the database keeps two sweeps from deciding it twice)."""
-    return f":{moment.starts_at:%Y%m%d%H%M}:{decided:%Y%m%d%H%M%S%f}"
-
-
 def _reminder(
     application: BuurtApplication, reminder: gatherings.Reminder, *, decided: dt.datetime
 ) -> Outgoing:
@@ -177,7 +170,7 @@ def _reminder(
         )
     )
     return Outgoing(
-        key=f"koffie:remind:{signup.id}:{reminder.kind}{_decision(moment, decided)}",
+        key=f"koffie:remind:{signup.id}:{reminder.kind}{decision(moment, decided)}",
         chat_id=chat,
         kind="koffie:reminder",
         text=text,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import zlib
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +23,7 @@ from buurtsignaal.conversations.koffie.common import (
     MAX_AHEAD,
     MAX_PLACE,
     PRESENCE_KINDS,
+    decision,
     example_day,
     kind_label,
     pressed_moment,
@@ -249,11 +249,6 @@ def _moved_text(t: Translator, moment: Moment, tz: dt.tzinfo) -> str:
     )
 
 
-def _version(moment: Moment) -> str:
-    """A date's time and place, in short: what a notice of its change was about."""
-    return f"{moment.starts_at:%Y%m%d%H%M}:{zlib.crc32(moment.place.encode()):08x}"
-
-
 async def _tell(
     context: BuurtContext,
     session: AsyncSession,
@@ -264,7 +259,6 @@ async def _tell(
     """Write the notice of a cancelled or moved date to everyone who signed up, in the unit
     of work that cancels or moves it (the outbox sends them)."""
     tz = context.settings.tz
-    version = _version(moment)
     notices = []
     for signup in signups:
         if signup.resident.unreachable_since is not None:
@@ -274,7 +268,7 @@ async def _tell(
         text = _cancel_text(t, moment, tz) if what == "cancelled" else _moved_text(t, moment, tz)
         # A moved date's notice is one per change (moved there and back again: told twice).
         key = f"koffie:{what}:{moment.id}:{signup.id}" + (
-            f":{version}:{context.now:%Y%m%d%H%M%S%f}" if what == "moved" else ""
+            decision(moment, context.now) if what == "moved" else ""
         )
         notices.append(Outgoing(key=key, chat_id=chat, kind=f"koffie:{what}", text=text))
     await outbox.enqueue(session, *notices, now=context.now)
@@ -299,7 +293,7 @@ async def _correct_note(
         key = f"koffie:noted-cancel:{moment.id}"
     else:
         text = t("Changed: {kind} is now {when}, {place}.", **facts)
-        key = f"koffie:noted-change:{moment.id}:{_version(moment)}:{context.now:%Y%m%d%H%M%S%f}"
+        key = f"koffie:noted-change:{moment.id}{decision(moment, context.now)}"
     await outbox.enqueue(
         session, Outgoing(key=key, chat_id=chat, kind="koffie:preview", text=text), now=context.now
     )
@@ -400,7 +394,7 @@ async def on_edit_value(update: Update, context: BuurtContext, edit: Draft, text
                 change = await gatherings.move_moment(
                     session, moment, starts_at=new_start, place=place, now=context.now
                 )
-                changed = [change] if change.changed else []
+                changed = [change] if change is not None else []
             for change in changed:
                 await _tell(context, session, change.signups, change.moment, "moved")
                 if change.noted:
