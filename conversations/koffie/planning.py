@@ -229,7 +229,7 @@ async def on_plan_date(update: Update, context: BuurtContext, draft: Draft, text
     assert message is not None
     today = context.now.astimezone(context.settings.tz).date()
     if day is None:  # 31-02-2026, "morgen": not a date it can read, not one in the past
-        await message.reply_text(context.t("Please type the date as day-month-year (dd-mm-yyyy)."))
+        await message.reply_text(context.t(PLAN.hints[DATE]))  # how to type one
         return None
     if day < today:
         await message.reply_text(
